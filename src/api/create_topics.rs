@@ -1,0 +1,140 @@
+//! CreateTopics (key 19): partitions, replication factor (more than the live brokers is
+//! INVALID_REPLICATION_FACTOR), manual assignments, topic configs and validate_only.
+
+use super::RequestContext;
+use super::error_code;
+use crate::broker::TopicError;
+use crate::config::{topic_config_def, ConfigError};
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use std::collections::{BTreeMap, HashSet};
+
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+fn failure(result: CreatableTopicResult, code: i16, message: String) -> CreatableTopicResult {
+    result
+        .with_error_code(code)
+        .with_error_message(Some(StrBytes::from_string(message)))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+}
+
+/// The resolved value and source of every topic config, as CreateTopics v5+ reports them.
+pub fn resolved_topic_configs(
+    broker: &crate::broker::Broker,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<(&'static str, Option<String>, i8)> {
+    crate::config::TOPIC_CONFIGS
+        .iter()
+        .map(|config| match overrides.get(config.name) {
+            Some(value) => (config.name, Some(value.clone()), SOURCE_DYNAMIC_TOPIC),
+            None => {
+                let broker_value = config.broker_name.and_then(|name| broker.config.value(name));
+                match broker_value {
+                    Some((value, true)) => (config.name, Some(value), SOURCE_STATIC_BROKER),
+                    Some((value, false)) => (config.name, Some(value), SOURCE_DEFAULT),
+                    None => (config.name, None, SOURCE_DEFAULT),
+                }
+            }
+        })
+        .collect()
+}
+
+pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> CreateTopicsResponse {
+    let broker = ctx.broker;
+    let node_id = broker.config.node_id;
+    let mut seen = HashSet::new();
+    let duplicates: HashSet<String> = request
+        .topics
+        .iter()
+        .filter(|topic| !seen.insert(topic.name.to_string()))
+        .map(|topic| topic.name.to_string())
+        .collect();
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.to_string();
+        let result = CreatableTopicResult::default().with_name(topic.name.clone());
+        if duplicates.contains(&name) {
+            results.push(failure(result, error_code::INVALID_REQUEST, format!("topic `{name}` is listed twice")));
+            continue;
+        }
+        let mut configs = BTreeMap::new();
+        let mut config_error = None;
+        for config in &topic.configs {
+            match &config.value {
+                Some(value) => {
+                    configs.insert(config.name.to_string(), value.to_string());
+                }
+                None => config_error = Some(format!("null value for config `{}`", config.name)),
+            }
+        }
+        if let Some(message) = config_error {
+            results.push(failure(result, ResponseError::InvalidConfig.code(), message));
+            continue;
+        }
+        let (mut partitions, mut replication_factor) = (topic.num_partitions, topic.replication_factor);
+        if !topic.assignments.is_empty() {
+            if partitions != -1 || replication_factor != -1 {
+                results.push(failure(
+                    result,
+                    error_code::INVALID_REQUEST,
+                    "both assignments and partitions/replication factor were given".into(),
+                ));
+                continue;
+            }
+            let bad = topic.assignments.iter().enumerate().any(|(index, assignment)| {
+                assignment.partition_index != index as i32
+                    || assignment.broker_ids.is_empty()
+                    || assignment.broker_ids.iter().any(|id| **id != node_id)
+                    || assignment.broker_ids.len() != topic.assignments[0].broker_ids.len()
+            });
+            if bad {
+                results.push(failure(
+                    result,
+                    ResponseError::InvalidReplicaAssignment.code(),
+                    format!("assignments must name partitions 0.. in order, each on broker {node_id}"),
+                ));
+                continue;
+            }
+            partitions = topic.assignments.len() as i32;
+            replication_factor = topic.assignments[0].broker_ids.len() as i16;
+        }
+        match broker
+            .create_topic(&name, partitions, replication_factor, configs, request.validate_only)
+            .await
+        {
+            Ok(created) => {
+                let configs = resolved_topic_configs(broker, &created.configs)
+                    .into_iter()
+                    .map(|(name, value, source)| {
+                        CreatableTopicConfigs::default()
+                            .with_name(StrBytes::from_static_str(name))
+                            .with_value(value.map(StrBytes::from_string))
+                            .with_config_source(source)
+                    })
+                    .collect();
+                results.push(
+                    result
+                        .with_topic_id(created.topic_id)
+                        .with_num_partitions(created.partitions)
+                        .with_replication_factor(created.replication_factor)
+                        .with_configs(Some(configs)),
+                );
+            }
+            Err(error) => {
+                let message = match &error {
+                    TopicError::InvalidConfig(ConfigError::UnknownKey { key }) if topic_config_def(key).is_none() => {
+                        format!("unknown topic config `{key}`")
+                    }
+                    other => other.to_string(),
+                };
+                results.push(failure(result, error_code::topic_error(&error), message));
+            }
+        }
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}

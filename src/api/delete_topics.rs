@@ -1,0 +1,36 @@
+//! DeleteTopics (key 20): by name (v1-5) or by name or id (v6).
+
+use super::{error_code, RequestContext};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+pub async fn handle(ctx: &RequestContext<'_>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let broker = ctx.broker;
+    let wanted: Vec<(Option<TopicName>, uuid::Uuid)> = if ctx.version >= 6 {
+        request.topics.into_iter().map(|topic| (topic.name, topic.topic_id)).collect()
+    } else {
+        request.topic_names.into_iter().map(|name| (Some(name), uuid::Uuid::nil())).collect()
+    };
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, topic_id) in wanted {
+        let result = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(topic_id);
+        let resolved = match &name {
+            Some(name) => broker.topic(name).ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION),
+            None => broker.topic_by_id(topic_id).ok_or(error_code::UNKNOWN_TOPIC_ID),
+        };
+        let result = match resolved {
+            Err(code) => result.with_error_code(code),
+            Ok(topic) => match broker.delete_topic(&topic.name).await {
+                Ok(deleted) => result
+                    .with_name(Some(TopicName(StrBytes::from_string(deleted.name))))
+                    .with_topic_id(deleted.topic_id),
+                Err(error) => result
+                    .with_error_code(error_code::topic_error(&error))
+                    .with_error_message(Some(StrBytes::from_string(error.to_string()))),
+            },
+        };
+        responses.push(result);
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}

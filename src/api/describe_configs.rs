@@ -1,0 +1,122 @@
+//! DescribeConfigs (key 32): topic configs (override, broker-set or default, with
+//! synonyms on request) and the broker's static configs.
+
+use super::create_topics::resolved_topic_configs;
+use super::{error_code, RequestContext};
+use crate::config::{ConfigKind, BROKER_CONFIGS, TOPIC_CONFIGS};
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+/// Kafka's ConfigType codes.
+fn config_type(kind: ConfigKind) -> i8 {
+    match kind {
+        ConfigKind::Bool => 1,
+        ConfigKind::Text | ConfigKind::Choice(_) => 2,
+        ConfigKind::Int { .. } => 3,
+        ConfigKind::Long { .. } => 5,
+        ConfigKind::ChoiceList(_) => 7,
+    }
+}
+
+fn wanted(keys: &Option<Vec<StrBytes>>, name: &str) -> bool {
+    keys.as_ref().is_none_or(|keys| keys.iter().any(|key| key.as_str() == name))
+}
+
+fn entry(name: &str, value: Option<String>, source: i8, kind: ConfigKind, read_only: bool) -> DescribeConfigsResourceResult {
+    DescribeConfigsResourceResult::default()
+        .with_name(StrBytes::from_string(name.to_string()))
+        .with_value(value.map(StrBytes::from_string))
+        .with_config_source(source)
+        .with_read_only(read_only)
+        .with_config_type(config_type(kind))
+}
+
+pub fn handle(ctx: &RequestContext<'_>, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let broker = ctx.broker;
+    let results = request
+        .resources
+        .into_iter()
+        .map(|resource| {
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone());
+            match resource.resource_type {
+                RESOURCE_TOPIC => {
+                    let Some(topic) = broker.topic(&resource.resource_name) else {
+                        return result
+                            .with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION)
+                            .with_error_message(Some(StrBytes::from_string(format!(
+                                "unknown topic `{}`",
+                                resource.resource_name
+                            ))));
+                    };
+                    let configs = resolved_topic_configs(broker, &topic.configs)
+                        .into_iter()
+                        .zip(TOPIC_CONFIGS)
+                        .filter(|((name, _, _), _)| wanted(&resource.configuration_keys, name))
+                        .map(|((name, value, source), config)| {
+                            let mut item = entry(name, value.clone(), source, config.kind, false);
+                            if request.include_synonyms {
+                                let mut synonyms = Vec::new();
+                                if let Some(value) = topic.configs.get(name) {
+                                    synonyms.push((name.to_string(), Some(value.clone()), 1));
+                                }
+                                if let Some(broker_name) = config.broker_name
+                                    && let Some((value, explicit)) = broker.config.value(broker_name)
+                                {
+                                    let source = if explicit { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
+                                    synonyms.push((broker_name.to_string(), Some(value), source));
+                                }
+                                item = item.with_synonyms(
+                                    synonyms
+                                        .into_iter()
+                                        .map(|(name, value, source)| {
+                                            DescribeConfigsSynonym::default()
+                                                .with_name(StrBytes::from_string(name))
+                                                .with_value(value.map(StrBytes::from_string))
+                                                .with_source(source)
+                                        })
+                                        .collect(),
+                                );
+                            }
+                            item
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                }
+                RESOURCE_BROKER
+                    if resource.resource_name.is_empty()
+                        || resource.resource_name.as_str() == broker.config.node_id.to_string() =>
+                {
+                    let configs = BROKER_CONFIGS
+                        .iter()
+                        .filter(|config| wanted(&resource.configuration_keys, config.name))
+                        .map(|config| {
+                            let (value, source) = match broker.config.value(config.name) {
+                                Some((value, true)) => (Some(value), SOURCE_STATIC_BROKER),
+                                Some((value, false)) => (Some(value), SOURCE_DEFAULT),
+                                None => (None, SOURCE_DEFAULT),
+                            };
+                            entry(config.name, value, source, config.kind, true)
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                }
+                _ => result
+                    .with_error_code(error_code::INVALID_REQUEST)
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "only topic configs and this broker's configs can be described",
+                    ))),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}

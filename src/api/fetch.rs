@@ -1,0 +1,138 @@
+//! Fetch (key 1): whole record batches up to the high watermark, long-polling on
+//! `max_wait_ms`/`min_bytes`, bounded by `max_bytes` and `partition_max_bytes`.
+//!
+//! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells
+//! clients to keep sending full fetch requests. Record data is read from the segment
+//! files into the response here (the copying path).
+
+use super::{check_leader_epoch, error_code, lookup_topic, RequestContext};
+use crate::log::segment::FileSlice;
+use crate::log::TopicPartition;
+use crate::replication::Partition;
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One requested partition, resolved once per request.
+struct Wanted {
+    topic_index: usize,
+    partition_index: i32,
+    fetch_offset: i64,
+    partition_max_bytes: i32,
+    current_leader_epoch: i32,
+    partition: Result<Arc<Partition>, i16>,
+}
+
+fn read_partition(wanted: &Wanted, read_committed: bool, remaining: u64, min_one: bool) -> (PartitionData, Option<FileSlice>) {
+    let _ = read_committed; // No transactions yet: the last stable offset is the high watermark.
+    let base = PartitionData::default()
+        .with_partition_index(wanted.partition_index)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_records(Some(Bytes::new()));
+    let partition = match &wanted.partition {
+        Ok(partition) => partition,
+        Err(code) => return (base.with_error_code(*code), None),
+    };
+    partition.with_log(|log| {
+        let high_watermark = log.high_watermark();
+        let base = base
+            .with_high_watermark(high_watermark)
+            .with_last_stable_offset(high_watermark)
+            .with_log_start_offset(log.log_start_offset());
+        if let Err(code) = check_leader_epoch(wanted.current_leader_epoch, log.leader_epoch()) {
+            return (base.with_error_code(code), None);
+        }
+        let max_bytes = (wanted.partition_max_bytes.max(0) as u64).min(remaining);
+        if max_bytes == 0 && !min_one {
+            return (base, None);
+        }
+        match log.read(wanted.fetch_offset, high_watermark, max_bytes, min_one) {
+            Ok(slice) => (base, slice),
+            Err(error) => (base.with_error_code(error_code::log_error(&error)), None),
+        }
+    })
+}
+
+pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
+    let by_id = ctx.version >= 13;
+    let read_committed = request.isolation_level == 1;
+    let mut wanted = Vec::new();
+    for (topic_index, topic) in request.topics.iter().enumerate() {
+        let record = lookup_topic(ctx.broker, &topic.topic, topic.topic_id, by_id);
+        for partition in &topic.partitions {
+            let resolved = match &record {
+                Ok(record) => ctx
+                    .broker
+                    .partition(&TopicPartition::new(record.name.clone(), partition.partition))
+                    .ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION),
+                Err(code) => Err(*code),
+            };
+            wanted.push(Wanted {
+                topic_index,
+                partition_index: partition.partition,
+                fetch_offset: partition.fetch_offset,
+                partition_max_bytes: partition.partition_max_bytes,
+                current_leader_epoch: partition.current_leader_epoch,
+                partition: resolved,
+            });
+        }
+    }
+    let max_bytes = if request.max_bytes <= 0 { i32::MAX as u64 } else { request.max_bytes as u64 };
+    let min_bytes = request.min_bytes.max(0) as u64;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+
+    let results = loop {
+        // Register for wake-ups before reading, so an append in between is not missed.
+        let mut waits: Vec<_> = wanted
+            .iter()
+            .filter_map(|item| item.partition.as_ref().ok())
+            .map(|partition| Box::pin(partition.appended()))
+            .collect();
+        for wait in &mut waits {
+            wait.as_mut().enable();
+        }
+        let mut results = Vec::with_capacity(wanted.len());
+        let mut total: u64 = 0;
+        let mut any_error = false;
+        for item in &wanted {
+            let (data, slice) = read_partition(item, read_committed, max_bytes - total.min(max_bytes), total == 0);
+            total += slice.as_ref().map_or(0, |slice| slice.len);
+            any_error |= data.error_code != error_code::NONE;
+            results.push((data, slice));
+        }
+        let expired = tokio::time::Instant::now() >= deadline;
+        if total >= min_bytes || any_error || expired || waits.is_empty() {
+            break results;
+        }
+        drop(results);
+        let _ = tokio::time::timeout_at(deadline, futures::future::select_all(waits)).await;
+    };
+
+    let mut responses: Vec<FetchableTopicResponse> = request
+        .topics
+        .iter()
+        .map(|topic| {
+            FetchableTopicResponse::default()
+                .with_topic(topic.topic.clone())
+                .with_topic_id(topic.topic_id)
+        })
+        .collect();
+    for (item, (data, slice)) in wanted.iter().zip(results) {
+        let data = match slice {
+            None => data,
+            Some(slice) => match slice.read_to_vec() {
+                Ok(bytes) => data.with_records(Some(Bytes::from(bytes))),
+                Err(error) => {
+                    tracing::error!(%error, "reading segment for fetch failed");
+                    data.with_error_code(kafka_protocol::ResponseError::KafkaStorageError.code())
+                }
+            },
+        };
+        responses[item.topic_index].partitions.push(data);
+    }
+    FetchResponse::default().with_responses(responses)
+}

@@ -1,0 +1,129 @@
+//! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on topic configs.
+//! Broker configs are static (set at start-up) and cannot be altered.
+
+use super::describe_configs::RESOURCE_TOPIC;
+use super::{error_code, RequestContext};
+use crate::config::{topic_config_def, ConfigKind};
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use std::collections::BTreeMap;
+
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+/// Applies the operations to a copy of the overrides; the error is a message for the client.
+fn apply(
+    current: &BTreeMap<String, String>,
+    operations: &[(String, i8, Option<String>)],
+) -> Result<BTreeMap<String, String>, String> {
+    let mut configs = current.clone();
+    for (name, operation, value) in operations {
+        let Some(config) = topic_config_def(name) else {
+            return Err(format!("unknown topic config `{name}`"));
+        };
+        let is_list = matches!(config.kind, ConfigKind::ChoiceList(_));
+        let list_of = |configs: &BTreeMap<String, String>| -> Vec<String> {
+            configs
+                .get(name)
+                .map(|value| value.split(',').map(|item| item.trim().to_string()).filter(|item| !item.is_empty()).collect())
+                .unwrap_or_default()
+        };
+        match (*operation, value) {
+            (SET, Some(value)) => {
+                configs.insert(name.clone(), value.clone());
+            }
+            (DELETE, _) => {
+                configs.remove(name);
+            }
+            (APPEND, Some(value)) if is_list => {
+                let mut items = list_of(&configs);
+                for item in value.split(',').map(str::trim) {
+                    if !items.iter().any(|existing| existing == item) {
+                        items.push(item.to_string());
+                    }
+                }
+                configs.insert(name.clone(), items.join(","));
+            }
+            (SUBTRACT, Some(value)) if is_list => {
+                let removed: Vec<&str> = value.split(',').map(str::trim).collect();
+                let items: Vec<String> = list_of(&configs).into_iter().filter(|item| !removed.contains(&item.as_str())).collect();
+                configs.insert(name.clone(), items.join(","));
+            }
+            (APPEND | SUBTRACT, _) => return Err(format!("`{name}` is not a list config")),
+            _ => return Err(format!("operation {operation} on `{name}` needs a value")),
+        }
+    }
+    Ok(configs)
+}
+
+pub async fn handle(ctx: &RequestContext<'_>, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+    let broker = ctx.broker;
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let response = AlterConfigsResourceResponse::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name.clone());
+        let fail = |code: i16, message: String| {
+            response
+                .clone()
+                .with_error_code(code)
+                .with_error_message(Some(StrBytes::from_string(message)))
+        };
+        if resource.resource_type != RESOURCE_TOPIC {
+            responses.push(fail(
+                error_code::INVALID_REQUEST,
+                "only topic configs can be altered; broker configs are static".into(),
+            ));
+            continue;
+        }
+        let name = resource.resource_name.to_string();
+        let Some(topic) = broker.topic(&name) else {
+            responses.push(fail(error_code::UNKNOWN_TOPIC_OR_PARTITION, format!("unknown topic `{name}`")));
+            continue;
+        };
+        let operations: Vec<(String, i8, Option<String>)> = resource
+            .configs
+            .iter()
+            .map(|config| (config.name.to_string(), config.config_operation, config.value.as_ref().map(|v| v.to_string())))
+            .collect();
+        let configs = match apply(&topic.configs, &operations) {
+            Ok(configs) => configs,
+            Err(message) => {
+                responses.push(fail(ResponseError::InvalidConfig.code(), message));
+                continue;
+            }
+        };
+        match broker.set_topic_configs(&name, configs, request.validate_only).await {
+            Ok(()) => responses.push(response),
+            Err(error) => responses.push(fail(error_code::topic_error(&error), error.to_string())),
+        }
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_apply_in_order() {
+        let current = BTreeMap::from([("retention.ms".to_string(), "5".to_string())]);
+        let result = apply(
+            &current,
+            &[
+                ("segment.bytes".into(), SET, Some("1000".into())),
+                ("retention.ms".into(), DELETE, None),
+            ],
+        )
+        .unwrap();
+        assert_eq!(result, BTreeMap::from([("segment.bytes".to_string(), "1000".to_string())]));
+        assert!(apply(&current, &[("retention.ms".into(), APPEND, Some("1".into()))]).is_err());
+        assert!(apply(&current, &[("no.such".into(), SET, Some("1".into()))]).is_err());
+        let appended = apply(&BTreeMap::new(), &[("cleanup.policy".into(), APPEND, Some("delete".into()))]).unwrap();
+        assert_eq!(appended.get("cleanup.policy").map(String::as_str), Some("delete"));
+    }
+}

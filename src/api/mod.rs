@@ -1,0 +1,198 @@
+//! The Kafka APIs: the handler table with its version ranges, request decoding, response
+//! encoding, and one file per API. The only module that knows `kafka_protocol` messages.
+//!
+//! [`SUPPORTED_APIS`] is the single list of what the broker serves; ApiVersions answers
+//! from it and [`handle_frame`] refuses anything outside it.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_configs;
+pub mod error_code;
+pub mod fetch;
+pub mod incremental_alter_configs;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use crate::broker::Broker;
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
+    DescribeConfigsRequest, FetchRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest, MetadataRequest,
+    ProduceRequest, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use std::sync::Arc;
+
+/// Every API the broker serves, with the versions it serves (the handler table).
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 18),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 13),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+];
+
+pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(key, _, _)| *key == api_key)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+/// What the connection does with a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send this frame (length prefix included).
+    Respond(BytesMut),
+    /// Send nothing (produce with acks=0).
+    NoResponse,
+    /// Send this frame, if any, then close the connection: the request cannot be served.
+    Close(Option<BytesMut>),
+}
+
+/// What a handler gets besides its request.
+pub struct RequestContext<'a> {
+    pub broker: &'a Arc<Broker>,
+    pub header: &'a RequestHeader,
+    pub version: i16,
+}
+
+fn encode_frame<R: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, body: &R) -> anyhow::Result<BytesMut> {
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_i32(0);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    header.encode(&mut buf, api_key.response_header_version(version))?;
+    body.encode(&mut buf, version)?;
+    let length = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&length.to_be_bytes());
+    Ok(buf)
+}
+
+/// Decodes a request of type `Req`, runs the handler, encodes its response.
+async fn serve<Req, Resp, F, Fut>(api_key: ApiKey, version: i16, correlation_id: i32, mut body: Bytes, handler: F) -> Outcome
+where
+    Req: Decodable,
+    Resp: Encodable,
+    F: FnOnce(Req) -> Fut,
+    Fut: std::future::Future<Output = Option<Resp>>,
+{
+    let request = match Req::decode(&mut body, version) {
+        Ok(request) => request,
+        Err(error) => {
+            tracing::debug!(?api_key, version, %error, "malformed request; closing connection");
+            return Outcome::Close(None);
+        }
+    };
+    match handler(request).await {
+        None => Outcome::NoResponse,
+        Some(response) => match encode_frame(api_key, version, correlation_id, &response) {
+            Ok(frame) => Outcome::Respond(frame),
+            Err(error) => {
+                tracing::error!(?api_key, version, %error, "could not encode response; closing connection");
+                Outcome::Close(None)
+            }
+        },
+    }
+}
+
+/// Serves one request frame (without its length prefix).
+pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
+    if frame.len() < 8 {
+        return Outcome::Close(None);
+    }
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let api_key = ApiKey::try_from(raw_key).ok();
+    let supported = api_key
+        .and_then(supported_versions)
+        .is_some_and(|(min, max)| (min..=max).contains(&version));
+    if !supported {
+        if api_key == Some(ApiKey::ApiVersions) {
+            // Kafka answers an unknown ApiVersions version with a v0 response carrying
+            // UNSUPPORTED_VERSION and the supported ranges, so the client can retry.
+            let response = api_versions::unsupported_version_response();
+            return match encode_frame(ApiKey::ApiVersions, 0, correlation_id, &response) {
+                Ok(frame) => Outcome::Respond(frame),
+                Err(_) => Outcome::Close(None),
+            };
+        }
+        tracing::debug!(raw_key, version, "unsupported API key or version; closing connection");
+        // A v0-style error body (UNSUPPORTED_VERSION) before closing, for clients that read it.
+        let mut buf = BytesMut::with_capacity(10);
+        buf.put_i32(6);
+        buf.put_i32(correlation_id);
+        buf.put_i16(error_code::UNSUPPORTED_VERSION);
+        return Outcome::Close(Some(buf));
+    }
+    let Some(api_key) = api_key else {
+        return Outcome::Close(None);
+    };
+    let mut body = frame;
+    let header = match RequestHeader::decode(&mut body, api_key.request_header_version(version)) {
+        Ok(header) => header,
+        Err(_) => return Outcome::Close(None),
+    };
+    let ctx = RequestContext {
+        broker,
+        header: &header,
+        version,
+    };
+    let ctx = &ctx;
+    macro_rules! route {
+        ($request:ty, |$r:ident| $body:expr) => {
+            serve(api_key, version, correlation_id, body, |$r: $request| async move { $body }).await
+        };
+    }
+    match api_key {
+        ApiKey::ApiVersions => route!(ApiVersionsRequest, |r| Some(api_versions::handle(ctx, r))),
+        ApiKey::Metadata => route!(MetadataRequest, |r| Some(metadata::handle(ctx, r).await)),
+        ApiKey::Produce => route!(ProduceRequest, |r| produce::handle(ctx, r).await),
+        ApiKey::Fetch => route!(FetchRequest, |r| Some(fetch::handle(ctx, r).await)),
+        ApiKey::ListOffsets => route!(ListOffsetsRequest, |r| Some(list_offsets::handle(ctx, r))),
+        ApiKey::CreateTopics => route!(CreateTopicsRequest, |r| Some(create_topics::handle(ctx, r).await)),
+        ApiKey::DeleteTopics => route!(DeleteTopicsRequest, |r| Some(delete_topics::handle(ctx, r).await)),
+        ApiKey::CreatePartitions => {
+            route!(CreatePartitionsRequest, |r| Some(create_partitions::handle(ctx, r).await))
+        }
+        ApiKey::DescribeConfigs => route!(DescribeConfigsRequest, |r| Some(describe_configs::handle(ctx, r))),
+        ApiKey::IncrementalAlterConfigs => route!(IncrementalAlterConfigsRequest, |r| Some(
+            incremental_alter_configs::handle(ctx, r).await
+        )),
+        _ => Outcome::Close(None),
+    }
+}
+
+/// Finds a topic by id (newer request versions) or by name; the error is the Kafka code.
+pub fn lookup_topic(
+    broker: &Broker,
+    name: &str,
+    topic_id: uuid::Uuid,
+    by_id: bool,
+) -> Result<crate::cluster::metadata::TopicRecord, i16> {
+    if by_id {
+        broker.topic_by_id(topic_id).ok_or(error_code::UNKNOWN_TOPIC_ID)
+    } else {
+        broker.topic(name).ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION)
+    }
+}
+
+/// Checks a client's `current_leader_epoch` (-1 means "don't check") against ours.
+pub fn check_leader_epoch(current_leader_epoch: i32, leader_epoch: i32) -> Result<(), i16> {
+    use kafka_protocol::ResponseError;
+    if current_leader_epoch < 0 || current_leader_epoch == leader_epoch {
+        Ok(())
+    } else if current_leader_epoch < leader_epoch {
+        Err(ResponseError::FencedLeaderEpoch.code())
+    } else {
+        Err(ResponseError::UnknownLeaderEpoch.code())
+    }
+}

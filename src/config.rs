@@ -1,0 +1,494 @@
+//! Broker and topic configuration under Kafka's own names.
+//!
+//! A configuration is built in layers: the embedded `config/broker.yaml`, then an
+//! optional `--config FILE`, then each `--set KEY=VALUE`. Every key must be one of
+//! [`BROKER_CONFIGS`]; every value is checked against the key's kind and range, and
+//! an error names the key. Topic configs ([`TOPIC_CONFIGS`]) take their default from
+//! a broker config, as Kafka's do (`retention.ms` from `log.retention.ms`, ...).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The embedded default: one node on 127.0.0.1:9092 with data in `./data`.
+pub const EMBEDDED_BROKER_YAML: &str = include_str!("../config/broker.yaml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown config key `{key}`")]
+    UnknownKey { key: String },
+    #[error("invalid value `{value}` for config `{key}`: {reason}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not a YAML mapping of config names to values: {reason}")]
+    Syntax { path: PathBuf, reason: String },
+}
+
+/// What kind of value a config takes, with its allowed range.
+#[derive(Debug, Clone, Copy)]
+pub enum ConfigKind {
+    Int { min: i64, max: i64 },
+    Long { min: i64 },
+    Bool,
+    /// One of the listed strings.
+    Choice(&'static [&'static str]),
+    /// A comma-separated list whose items are each one of the listed strings.
+    ChoiceList(&'static [&'static str]),
+    /// Free text, checked by the code that uses it (listeners, paths).
+    Text,
+}
+
+/// One known config: its Kafka name, its default (None: unset) and its kind.
+#[derive(Debug)]
+pub struct ConfigDef {
+    pub name: &'static str,
+    pub default: Option<&'static str>,
+    pub kind: ConfigKind,
+    /// For a topic config: the broker config its default comes from.
+    pub broker_name: Option<&'static str>,
+}
+
+const fn def(name: &'static str, default: Option<&'static str>, kind: ConfigKind) -> ConfigDef {
+    ConfigDef {
+        name,
+        default,
+        kind,
+        broker_name: None,
+    }
+}
+
+const INT: ConfigKind = ConfigKind::Int {
+    min: 0,
+    max: i32::MAX as i64,
+};
+const LONG_ANY: ConfigKind = ConfigKind::Long { min: i64::MIN };
+const CLEANUP_POLICIES: &[&str] = &["delete"];
+const COMPRESSION_TYPES: &[&str] = &["producer"];
+
+/// Every broker config the broker understands, with Kafka's defaults.
+pub const BROKER_CONFIGS: &[ConfigDef] = &[
+    def("node.id", Some("0"), INT),
+    def("listeners", Some("PLAINTEXT://127.0.0.1:9092"), ConfigKind::Text),
+    def("advertised.listeners", None, ConfigKind::Text),
+    def("log.dirs", Some("/tmp/kafka-logs"), ConfigKind::Text),
+    def("log.dir", None, ConfigKind::Text),
+    def("num.partitions", Some("1"), ConfigKind::Int { min: 1, max: i32::MAX as i64 }),
+    def("auto.create.topics.enable", Some("true"), ConfigKind::Bool),
+    def("default.replication.factor", Some("1"), ConfigKind::Int { min: 1, max: i16::MAX as i64 }),
+    def("min.insync.replicas", Some("1"), ConfigKind::Int { min: 1, max: i32::MAX as i64 }),
+    def("max.connections", Some("2147483647"), INT),
+    def("message.max.bytes", Some("1048588"), INT),
+    def("socket.request.max.bytes", Some("104857600"), ConfigKind::Int { min: 1, max: i32::MAX as i64 }),
+    def("log.retention.ms", None, LONG_ANY),
+    def("log.retention.minutes", None, INT),
+    def("log.retention.hours", Some("168"), INT),
+    def("log.retention.bytes", Some("-1"), LONG_ANY),
+    def("log.retention.check.interval.ms", Some("300000"), ConfigKind::Long { min: 1 }),
+    def("log.segment.bytes", Some("1073741824"), ConfigKind::Int { min: 14, max: i32::MAX as i64 }),
+    def("log.roll.ms", None, ConfigKind::Long { min: 1 }),
+    def("log.roll.hours", Some("168"), ConfigKind::Int { min: 1, max: i32::MAX as i64 }),
+    def("log.index.interval.bytes", Some("4096"), INT),
+    def("log.index.size.max.bytes", Some("10485760"), ConfigKind::Int { min: 4, max: i32::MAX as i64 }),
+    def("log.flush.interval.messages", Some("9223372036854775807"), ConfigKind::Long { min: 1 }),
+    def("log.flush.interval.ms", None, ConfigKind::Long { min: 0 }),
+    def("log.flush.scheduler.interval.ms", Some("1000"), ConfigKind::Long { min: 1 }),
+    def("log.cleanup.policy", Some("delete"), ConfigKind::ChoiceList(CLEANUP_POLICIES)),
+    def("compression.type", Some("producer"), ConfigKind::Choice(COMPRESSION_TYPES)),
+];
+
+const fn topic(name: &'static str, broker_name: &'static str, kind: ConfigKind) -> ConfigDef {
+    ConfigDef {
+        name,
+        default: None,
+        kind,
+        broker_name: Some(broker_name),
+    }
+}
+
+/// Every topic config the broker understands; the default is the broker config's value.
+pub const TOPIC_CONFIGS: &[ConfigDef] = &[
+    topic("cleanup.policy", "log.cleanup.policy", ConfigKind::ChoiceList(CLEANUP_POLICIES)),
+    topic("compression.type", "compression.type", ConfigKind::Choice(COMPRESSION_TYPES)),
+    topic("flush.messages", "log.flush.interval.messages", ConfigKind::Long { min: 1 }),
+    topic("flush.ms", "log.flush.interval.ms", ConfigKind::Long { min: 0 }),
+    topic("index.interval.bytes", "log.index.interval.bytes", INT),
+    topic("max.message.bytes", "message.max.bytes", INT),
+    topic("min.insync.replicas", "min.insync.replicas", ConfigKind::Int { min: 1, max: i32::MAX as i64 }),
+    topic("retention.bytes", "log.retention.bytes", LONG_ANY),
+    topic("retention.ms", "log.retention.ms", ConfigKind::Long { min: -1 }),
+    topic("segment.bytes", "log.segment.bytes", ConfigKind::Int { min: 14, max: i32::MAX as i64 }),
+    topic("segment.ms", "log.roll.ms", ConfigKind::Long { min: 1 }),
+];
+
+pub fn broker_config_def(name: &str) -> Option<&'static ConfigDef> {
+    BROKER_CONFIGS.iter().find(|config| config.name == name)
+}
+
+pub fn topic_config_def(name: &str) -> Option<&'static ConfigDef> {
+    TOPIC_CONFIGS.iter().find(|config| config.name == name)
+}
+
+/// Checks one value against its config's kind; the error names the key.
+pub fn validate_value(config: &ConfigDef, value: &str) -> Result<(), ConfigError> {
+    let invalid = |reason: String| ConfigError::InvalidValue {
+        key: config.name.to_string(),
+        value: value.to_string(),
+        reason,
+    };
+    match config.kind {
+        ConfigKind::Int { min, max } => {
+            let parsed: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| invalid("not an integer".into()))?;
+            if parsed < min || parsed > max {
+                return Err(invalid(format!("must be in [{min}, {max}]")));
+            }
+        }
+        ConfigKind::Long { min } => {
+            let parsed: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| invalid("not an integer".into()))?;
+            if parsed < min {
+                return Err(invalid(format!("must be at least {min}")));
+            }
+        }
+        ConfigKind::Bool => {
+            if !matches!(value.trim(), "true" | "false") {
+                return Err(invalid("must be true or false".into()));
+            }
+        }
+        ConfigKind::Choice(choices) => {
+            if !choices.contains(&value.trim()) {
+                return Err(invalid(format!("supported values: {}", choices.join(", "))));
+            }
+        }
+        ConfigKind::ChoiceList(choices) => {
+            for item in value.split(',').map(str::trim) {
+                if !choices.contains(&item) {
+                    return Err(invalid(format!("supported values: {}", choices.join(", "))));
+                }
+            }
+        }
+        ConfigKind::Text => {}
+    }
+    Ok(())
+}
+
+/// The settings of one partition's log, resolved from broker defaults and topic overrides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    /// `retention.ms`; -1 keeps segments forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`; -1 means no size limit.
+    pub retention_bytes: i64,
+    /// `segment.bytes`: roll once the active segment would grow past this.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll once the active segment is this old.
+    pub segment_ms: i64,
+    /// `flush.messages`: fsync once this many messages are unflushed (1 = sync flush).
+    pub flush_messages: i64,
+    /// `flush.ms`: fsync once the oldest unflushed message is this old (None = never by time).
+    pub flush_ms: Option<i64>,
+    /// `index.interval.bytes`: bytes between offset index entries.
+    pub index_interval_bytes: u64,
+    /// `log.index.size.max.bytes`: the preallocated size of each index file.
+    pub max_index_size: u64,
+    /// `max.message.bytes`: the largest record batch accepted.
+    pub max_message_bytes: i32,
+    /// `min.insync.replicas` for acks=all.
+    pub min_insync_replicas: i32,
+}
+
+/// The broker's whole configuration: every known key with its value, and typed views.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Every key that was set explicitly (from the YAML layers or --set).
+    pub explicit: BTreeMap<String, String>,
+    pub node_id: i32,
+    pub listener: SocketAddr,
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub log_dirs: Vec<PathBuf>,
+    pub num_partitions: i32,
+    pub auto_create_topics_enable: bool,
+    pub default_replication_factor: i16,
+    pub max_connections: usize,
+    pub socket_request_max_bytes: usize,
+    pub retention_check_interval_ms: u64,
+    pub flush_scheduler_interval_ms: u64,
+    pub log: LogConfig,
+}
+
+impl BrokerConfig {
+    /// The embedded default, then the file, then each `KEY=VALUE` override.
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Self, ConfigError> {
+        let mut explicit = parse_yaml(Path::new("<embedded config/broker.yaml>"), EMBEDDED_BROKER_YAML)?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            explicit.extend(parse_yaml(path, &text)?);
+        }
+        for pair in overrides {
+            let (key, value) = pair.split_once('=').ok_or_else(|| ConfigError::InvalidValue {
+                key: pair.clone(),
+                value: String::new(),
+                reason: "expected KEY=VALUE".into(),
+            })?;
+            explicit.insert(key.trim().to_string(), value.trim().to_string());
+        }
+        Self::from_explicit(explicit)
+    }
+
+    /// Kafka's defaults with these keys set over them (used by tests and `load`).
+    pub fn from_explicit(explicit: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        for (key, value) in &explicit {
+            let config = broker_config_def(key).ok_or_else(|| ConfigError::UnknownKey { key: key.clone() })?;
+            validate_value(config, value)?;
+        }
+        let get = |key: &str| -> Option<String> {
+            explicit
+                .get(key)
+                .cloned()
+                .or_else(|| broker_config_def(key).and_then(|config| config.default.map(str::to_string)))
+        };
+        let int = |key: &str| -> i64 { get(key).and_then(|value| value.trim().parse().ok()).unwrap_or(0) };
+
+        let listeners = get("listeners").unwrap_or_default();
+        let listener = parse_listener("listeners", &listeners)?;
+        let (advertised_host, advertised_port) = match get("advertised.listeners") {
+            Some(advertised) => parse_host_port("advertised.listeners", &advertised)?,
+            None => {
+                let host = if listener.ip().is_unspecified() {
+                    "127.0.0.1".to_string()
+                } else {
+                    listener.ip().to_string()
+                };
+                (host, listener.port())
+            }
+        };
+        let dirs = get("log.dirs")
+            .filter(|_| explicit.contains_key("log.dirs") || !explicit.contains_key("log.dir"))
+            .or_else(|| get("log.dir"))
+            .unwrap_or_default();
+        let log_dirs: Vec<PathBuf> = dirs
+            .split(',')
+            .map(str::trim)
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if log_dirs.is_empty() {
+            return Err(ConfigError::InvalidValue {
+                key: "log.dirs".into(),
+                value: dirs,
+                reason: "needs at least one directory".into(),
+            });
+        }
+        let retention_ms = match (get("log.retention.ms"), get("log.retention.minutes")) {
+            (Some(ms), _) => ms.trim().parse().unwrap_or(-1),
+            (None, Some(minutes)) => minutes.trim().parse::<i64>().unwrap_or(0) * 60_000,
+            (None, None) => int("log.retention.hours") * 3_600_000,
+        };
+        let segment_ms = match get("log.roll.ms") {
+            Some(ms) => ms.trim().parse().unwrap_or(i64::MAX),
+            None => int("log.roll.hours") * 3_600_000,
+        };
+        let log = LogConfig {
+            retention_ms,
+            retention_bytes: int("log.retention.bytes"),
+            segment_bytes: int("log.segment.bytes") as u64,
+            segment_ms,
+            flush_messages: int("log.flush.interval.messages"),
+            flush_ms: get("log.flush.interval.ms").and_then(|value| value.trim().parse().ok()),
+            index_interval_bytes: int("log.index.interval.bytes") as u64,
+            max_index_size: int("log.index.size.max.bytes") as u64,
+            max_message_bytes: int("message.max.bytes") as i32,
+            min_insync_replicas: int("min.insync.replicas") as i32,
+        };
+        Ok(BrokerConfig {
+            node_id: int("node.id") as i32,
+            listener,
+            advertised_host,
+            advertised_port,
+            log_dirs,
+            num_partitions: int("num.partitions") as i32,
+            auto_create_topics_enable: get("auto.create.topics.enable").as_deref() == Some("true"),
+            default_replication_factor: int("default.replication.factor") as i16,
+            max_connections: int("max.connections") as usize,
+            socket_request_max_bytes: int("socket.request.max.bytes") as usize,
+            retention_check_interval_ms: int("log.retention.check.interval.ms") as u64,
+            flush_scheduler_interval_ms: int("log.flush.scheduler.interval.ms") as u64,
+            log,
+            explicit,
+        })
+    }
+
+    /// The value of a broker config as Kafka would describe it, with whether it was set.
+    pub fn value(&self, name: &str) -> Option<(String, bool)> {
+        if let Some(value) = self.explicit.get(name) {
+            return Some((value.clone(), true));
+        }
+        let derived = match name {
+            "log.retention.ms" => Some(self.log.retention_ms.to_string()),
+            "log.roll.ms" => Some(self.log.segment_ms.to_string()),
+            "log.flush.interval.ms" => self.log.flush_ms.map(|ms| ms.to_string()),
+            _ => None,
+        };
+        derived
+            .or_else(|| broker_config_def(name).and_then(|config| config.default.map(str::to_string)))
+            .map(|value| (value, false))
+    }
+
+    /// The log config of a topic with these overrides (already validated).
+    pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
+        let mut log = self.log.clone();
+        for (key, value) in overrides {
+            let value = value.trim();
+            let long = value.parse::<i64>().ok();
+            match (key.as_str(), long) {
+                ("retention.ms", Some(v)) => log.retention_ms = v,
+                ("retention.bytes", Some(v)) => log.retention_bytes = v,
+                ("segment.bytes", Some(v)) => log.segment_bytes = v as u64,
+                ("segment.ms", Some(v)) => log.segment_ms = v,
+                ("flush.messages", Some(v)) => log.flush_messages = v,
+                ("flush.ms", Some(v)) => log.flush_ms = Some(v),
+                ("index.interval.bytes", Some(v)) => log.index_interval_bytes = v as u64,
+                ("max.message.bytes", Some(v)) => log.max_message_bytes = v as i32,
+                ("min.insync.replicas", Some(v)) => log.min_insync_replicas = v as i32,
+                _ => {}
+            }
+        }
+        log
+    }
+}
+
+fn parse_yaml(path: &Path, text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let syntax = |reason: String| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|error| syntax(error.to_string()))?;
+    let mut out = BTreeMap::new();
+    let mapping = match value {
+        serde_yaml_ng::Value::Null => return Ok(out),
+        serde_yaml_ng::Value::Mapping(mapping) => mapping,
+        _ => return Err(syntax("top level is not a mapping".into())),
+    };
+    for (key, value) in mapping {
+        let key = match key {
+            serde_yaml_ng::Value::String(key) => key,
+            other => return Err(syntax(format!("key {other:?} is not a string"))),
+        };
+        let value = match value {
+            serde_yaml_ng::Value::String(text) => text,
+            serde_yaml_ng::Value::Number(number) => number.to_string(),
+            serde_yaml_ng::Value::Bool(flag) => flag.to_string(),
+            serde_yaml_ng::Value::Sequence(items) => items
+                .iter()
+                .map(|item| match item {
+                    serde_yaml_ng::Value::String(text) => Ok(text.clone()),
+                    other => Err(syntax(format!("`{key}` has a list item {other:?} that is not a string"))),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            other => return Err(syntax(format!("`{key}` has a value {other:?} that is not a scalar"))),
+        };
+        out.insert(key, value);
+    }
+    Ok(out)
+}
+
+fn parse_host_port(key: &str, value: &str) -> Result<(String, u16), ConfigError> {
+    let invalid = |reason: &str| ConfigError::InvalidValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    let first = value.split(',').next().unwrap_or_default().trim();
+    let address = match first.split_once("://") {
+        Some(("PLAINTEXT", rest)) => rest,
+        Some(_) => return Err(invalid("only the PLAINTEXT protocol is supported")),
+        None => first,
+    };
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| invalid("expected PLAINTEXT://HOST:PORT"))?;
+    let port: u16 = port.parse().map_err(|_| invalid("bad port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((host.to_string(), port))
+}
+
+fn parse_listener(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    let (host, port) = parse_host_port(key, value)?;
+    let host = if host.is_empty() { "0.0.0.0".to_string() } else { host };
+    let literal = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    use std::net::ToSocketAddrs;
+    literal
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .ok_or_else(|| ConfigError::InvalidValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: "cannot resolve host".into(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_single_node_on_9092() {
+        let config = BrokerConfig::load(None, &[]).expect("embedded config loads");
+        assert_eq!(config.listener.to_string(), "127.0.0.1:9092");
+        assert_eq!(config.log_dirs, vec![PathBuf::from("./data")]);
+        assert_eq!(config.log.retention_ms, 168 * 3_600_000);
+        assert_eq!(config.log.segment_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let error = BrokerConfig::load(None, &["log.segmnet.bytes=5".into()]).unwrap_err();
+        assert!(error.to_string().contains("log.segmnet.bytes"), "{error}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let error = BrokerConfig::load(None, &["log.segment.bytes=3".into()]).unwrap_err();
+        assert!(error.to_string().contains("log.segment.bytes"), "{error}");
+        let error = BrokerConfig::load(None, &["num.partitions=many".into()]).unwrap_err();
+        assert!(error.to_string().contains("num.partitions"), "{error}");
+    }
+
+    #[test]
+    fn retention_precedence_is_ms_then_minutes_then_hours() {
+        let config = BrokerConfig::load(None, &["log.retention.minutes=2".into()]).unwrap();
+        assert_eq!(config.log.retention_ms, 120_000);
+        let config =
+            BrokerConfig::load(None, &["log.retention.minutes=2".into(), "log.retention.ms=5".into()]).unwrap();
+        assert_eq!(config.log.retention_ms, 5);
+    }
+
+    #[test]
+    fn topic_overrides_apply() {
+        let config = BrokerConfig::load(None, &[]).unwrap();
+        let overrides = BTreeMap::from([("segment.bytes".to_string(), "1000".to_string())]);
+        assert_eq!(config.log_config(&overrides).segment_bytes, 1000);
+    }
+}

@@ -1,0 +1,11 @@
+//! ferrolog: a Kafka-wire-compatible partitioned log broker.
+//!
+//! See ARCHITECTURE.md for the map of modules and their invariants.
+
+pub mod api;
+pub mod broker;
+pub mod cluster;
+pub mod config;
+pub mod log;
+pub mod replication;
+pub mod server;

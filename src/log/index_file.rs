@@ -1,0 +1,166 @@
+//! A memory-mapped file of fixed-size entries, the storage under both index kinds.
+//!
+//! While a segment is active its index file is preallocated to `max_size` bytes and
+//! mapped read-write; entries past `entries` are zero and meaningless. When the segment
+//! is sealed (rolled or closed) the file is trimmed to exactly `entries * entry_size`, so
+//! a sealed index's length says how many entries it holds.
+//!
+//! Crash rule: indexes are not checksummed. After an unclean shutdown the indexes of every
+//! segment past the recovery point are rebuilt from the log, and any index whose size or
+//! contents fail a sanity check is rebuilt too.
+
+use memmap2::MmapMut;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub struct IndexFile {
+    path: PathBuf,
+    file: File,
+    /// None when the file is empty (a zero-length file cannot be mapped).
+    mmap: Option<MmapMut>,
+    entry_size: usize,
+    entries: usize,
+}
+
+impl IndexFile {
+    /// Opens (or creates) the file, keeping its entries when `keep_entries` is true and
+    /// the file length is a whole number of entries; otherwise it starts empty.
+    /// An active index is then grown to `max_size` bytes.
+    pub fn open(
+        path: &Path,
+        entry_size: usize,
+        max_size: u64,
+        keep_entries: bool,
+        active: bool,
+    ) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let length = file.metadata()?.len();
+        let entries = if keep_entries && length % entry_size as u64 == 0 {
+            (length / entry_size as u64) as usize
+        } else {
+            0
+        };
+        if !keep_entries {
+            file.set_len(0)?;
+        }
+        let mut index = IndexFile {
+            path: path.to_path_buf(),
+            file,
+            mmap: None,
+            entry_size,
+            entries,
+        };
+        if active {
+            index.resize((max_size / entry_size as u64) * entry_size as u64)?;
+        } else {
+            index.remap()?;
+        }
+        Ok(index)
+    }
+
+    fn remap(&mut self) -> io::Result<()> {
+        let length = self.file.metadata()?.len();
+        self.mmap = if length == 0 {
+            None
+        } else {
+            // SAFETY: the broker is the only writer of its index files, and every access
+            // stays within `length`, which only changes through `resize` on this struct.
+            Some(unsafe { MmapMut::map_mut(&self.file)? })
+        };
+        Ok(())
+    }
+
+    fn resize(&mut self, length: u64) -> io::Result<()> {
+        let length = length.max((self.entries * self.entry_size) as u64);
+        self.mmap = None;
+        self.file.set_len(length)?;
+        self.remap()
+    }
+
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.mmap.as_ref().map_or(0, |mmap| mmap.len() / self.entry_size)
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.entries >= self.capacity()
+    }
+
+    pub fn entry(&self, index: usize) -> &[u8] {
+        match &self.mmap {
+            Some(mmap) if index < self.entries => &mmap[index * self.entry_size..(index + 1) * self.entry_size],
+            _ => &[],
+        }
+    }
+
+    /// Appends one entry; returns false when the file is full.
+    pub fn push(&mut self, entry: &[u8]) -> bool {
+        debug_assert_eq!(entry.len(), self.entry_size);
+        if self.is_full() {
+            return false;
+        }
+        let start = self.entries * self.entry_size;
+        if let Some(mmap) = self.mmap.as_mut() {
+            mmap[start..start + self.entry_size].copy_from_slice(entry);
+            self.entries += 1;
+            return true;
+        }
+        false
+    }
+
+    /// Forgets entries from `count` on.
+    pub fn truncate_entries(&mut self, count: usize) {
+        self.entries = self.entries.min(count);
+    }
+
+    /// The largest entry index `i` with `key(entry(i)) <= target`, by binary search.
+    pub fn floor_by<F: Fn(&[u8]) -> i64>(&self, target: i64, key: F) -> Option<usize> {
+        let (mut low, mut high) = (0usize, self.entries);
+        while low < high {
+            let middle = (low + high) / 2;
+            if key(self.entry(middle)) <= target {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low.checked_sub(1)
+    }
+
+    pub fn flush(&self) -> io::Result<()> {
+        match &self.mmap {
+            Some(mmap) => mmap.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// Trims the file to its entries (the sealed form).
+    pub fn seal(&mut self) -> io::Result<()> {
+        self.flush()?;
+        self.mmap = None;
+        self.file.set_len((self.entries * self.entry_size) as u64)?;
+        self.file.sync_all()?;
+        self.remap()
+    }
+
+    pub fn delete(self) -> io::Result<()> {
+        let path = self.path.clone();
+        drop(self);
+        remove_if_exists(&path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+pub fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,443 @@
+//! One segment of a partition's log: `<base_offset>.log` with its `.index` and `.timeindex`.
+//!
+//! The `.log` file is a plain sequence of record batches exactly as served to consumers.
+//! Appends go through one vectored write per produce request: the stamped 17-byte prefix
+//! of each batch from memory, then the rest of the batch straight from the request buffer.
+//!
+//! Crash rule: the `.log` is the truth. `recover` rereads it from the start, checks each
+//! batch's length and CRC, truncates at the first bad or torn batch and rebuilds both
+//! indexes from what remains.
+
+use super::batch::{self, BatchHeader, IncomingBatch, HEADER_LEN, LOG_OVERHEAD, STAMPED_PREFIX_LEN};
+use super::offset_index::OffsetIndex;
+use super::time_index::TimeIndex;
+use super::LogError;
+use std::fs::{File, OpenOptions};
+use std::io::{IoSlice, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A byte range of a segment file. The file handle is held, so the range stays readable
+/// even if the segment is deleted by retention while a fetch is sending it.
+#[derive(Clone, Debug)]
+pub struct FileSlice {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: u64,
+}
+
+impl FileSlice {
+    /// Reads the range into memory (the copying path).
+    pub fn read_to_vec(&self) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.len as usize];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf)
+    }
+}
+
+pub fn file_name(dir: &Path, base_offset: i64, extension: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{extension}"))
+}
+
+pub struct LogSegment {
+    pub base_offset: i64,
+    path: PathBuf,
+    file: Arc<File>,
+    /// Bytes of valid batches in the file.
+    size: u64,
+    /// The offset after the last batch in this segment.
+    next_offset: i64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    bytes_since_last_index_entry: u64,
+    /// The largest batch max_timestamp in the segment (-1 when empty).
+    pub max_timestamp: i64,
+    /// Timestamp of the first batch, used by `segment.ms` rolling (None when empty).
+    pub first_batch_timestamp: Option<i64>,
+    /// Wall-clock creation time, for `segment.ms` when batches carry no usable timestamp.
+    pub created_at_ms: i64,
+    index_interval_bytes: u64,
+}
+
+impl LogSegment {
+    /// Creates a new, empty, active segment.
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        max_index_size: u64,
+        now_ms: i64,
+    ) -> Result<Self, LogError> {
+        let path = file_name(dir, base_offset, "log");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|source| LogError::io(&path, "create segment", source))?;
+        let offset_index = OffsetIndex::open(&file_name(dir, base_offset, "index"), base_offset, max_index_size, false, true)
+            .map_err(|source| LogError::io(&path, "create offset index", source))?;
+        let time_index =
+            TimeIndex::open(&file_name(dir, base_offset, "timeindex"), base_offset, max_index_size, false, true)
+                .map_err(|source| LogError::io(&path, "create time index", source))?;
+        Ok(LogSegment {
+            base_offset,
+            path,
+            file: Arc::new(file),
+            size: 0,
+            next_offset: base_offset,
+            offset_index,
+            time_index,
+            bytes_since_last_index_entry: 0,
+            max_timestamp: -1,
+            first_batch_timestamp: None,
+            created_at_ms: now_ms,
+            index_interval_bytes,
+        })
+    }
+
+    /// Opens an existing segment. When `recover` is false its indexes are trusted if sane
+    /// and only the last batch is read to learn the next offset; when true (or when an
+    /// index looks wrong) the whole file is checked and the indexes rebuilt.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        max_index_size: u64,
+        recover: bool,
+        active: bool,
+    ) -> Result<(Self, RecoveryReport), LogError> {
+        let path = file_name(dir, base_offset, "log");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|source| LogError::io(&path, "open segment", source))?;
+        let size = file
+            .metadata()
+            .map_err(|source| LogError::io(&path, "stat segment", source))?
+            .len();
+        let created_at_ms = file
+            .metadata()
+            .ok()
+            .and_then(|meta| meta.modified().ok())
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |duration| duration.as_millis() as i64);
+        let index_path = file_name(dir, base_offset, "index");
+        let time_path = file_name(dir, base_offset, "timeindex");
+        let keep = !recover && index_path.exists() && time_path.exists();
+        let offset_index = OffsetIndex::open(&index_path, base_offset, max_index_size, keep, true)
+            .map_err(|source| LogError::io(&index_path, "open offset index", source))?;
+        let time_index = TimeIndex::open(&time_path, base_offset, max_index_size, keep, true)
+            .map_err(|source| LogError::io(&time_path, "open time index", source))?;
+        let mut segment = LogSegment {
+            base_offset,
+            path,
+            file: Arc::new(file),
+            size,
+            next_offset: base_offset,
+            offset_index,
+            time_index,
+            bytes_since_last_index_entry: 0,
+            max_timestamp: -1,
+            first_batch_timestamp: None,
+            created_at_ms,
+            index_interval_bytes,
+        };
+        let trusted = keep && segment.offset_index.is_sane(size) && segment.time_index.is_sane();
+        let report = if trusted {
+            segment.load_tail()?;
+            RecoveryReport::default()
+        } else {
+            segment.recover()?
+        };
+        if !active {
+            segment.seal()?;
+        }
+        Ok((segment, report))
+    }
+
+    /// Learns next offset, timestamps and index bookkeeping by scanning from the last
+    /// indexed batch to the end (trusting the file, as after a clean shutdown).
+    fn load_tail(&mut self) -> Result<(), LogError> {
+        let (_, start) = self.offset_index.last_entry().unwrap_or((self.base_offset, 0));
+        self.first_batch_timestamp = self.read_header(0)?.map(|header| header.max_timestamp);
+        self.max_timestamp = self.time_index.last_entry().map_or(-1, |(timestamp, _)| timestamp);
+        let mut position = start;
+        while let Some(header) = self.read_header(position)? {
+            let end = position + header.size() as u64;
+            if end > self.size {
+                break;
+            }
+            self.next_offset = header.last_offset() + 1;
+            self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+            position = end;
+        }
+        if position != self.size {
+            // The file disagrees with a clean shutdown's promise: check it all.
+            self.recover()?;
+        }
+        Ok(())
+    }
+
+    /// Reads and checks every batch, truncates at the first bad one, rebuilds the indexes.
+    pub fn recover(&mut self) -> Result<RecoveryReport, LogError> {
+        self.offset_index.truncate_to(self.base_offset);
+        self.time_index.truncate_to(self.base_offset);
+        self.bytes_since_last_index_entry = 0;
+        self.max_timestamp = -1;
+        self.first_batch_timestamp = None;
+        self.next_offset = self.base_offset;
+        let mut position = 0u64;
+        let mut report = RecoveryReport::default();
+        let mut buf = Vec::new();
+        loop {
+            let mut prefix = [0u8; LOG_OVERHEAD];
+            if position + LOG_OVERHEAD as u64 > self.size {
+                break;
+            }
+            self.read_exact(&mut prefix, position)?;
+            let Ok((_, size)) = BatchHeader::peek_size(&prefix) else {
+                break;
+            };
+            if position + size as u64 > self.size {
+                break;
+            }
+            buf.resize(size, 0);
+            self.read_exact(&mut buf, position)?;
+            let header = match batch::validate(&buf) {
+                Ok(header) if header.base_offset >= self.next_offset => header,
+                _ => break,
+            };
+            self.index_batch(&header, position);
+            self.next_offset = header.last_offset() + 1;
+            position += size as u64;
+            report.batches += 1;
+        }
+        if position < self.size {
+            report.truncated_bytes = self.size - position;
+            self.file
+                .set_len(position)
+                .map_err(|source| LogError::io(&self.path, "truncate torn tail", source))?;
+            self.size = position;
+        }
+        Ok(report)
+    }
+
+    fn read_exact(&self, buf: &mut [u8], position: u64) -> Result<(), LogError> {
+        self.file
+            .read_exact_at(buf, position)
+            .map_err(|source| LogError::io(&self.path, "read segment", source))
+    }
+
+    /// The header of the batch at `position`, or None at (or past) the end.
+    pub fn read_header(&self, position: u64) -> Result<Option<BatchHeader>, LogError> {
+        if position + HEADER_LEN as u64 > self.size {
+            return Ok(None);
+        }
+        let mut buf = [0u8; HEADER_LEN];
+        self.read_exact(&mut buf, position)?;
+        BatchHeader::parse(&buf)
+            .map(Some)
+            .map_err(|_| LogError::Corrupt {
+                path: self.path.clone(),
+                position,
+            })
+    }
+
+    fn index_batch(&mut self, header: &BatchHeader, position: u64) {
+        if self.first_batch_timestamp.is_none() {
+            self.first_batch_timestamp = Some(header.max_timestamp);
+        }
+        if self.bytes_since_last_index_entry >= self.index_interval_bytes || self.offset_index.entries() == 0 {
+            self.offset_index.append(header.base_offset, position);
+            if header.max_timestamp > self.max_timestamp {
+                self.time_index.maybe_append(header.max_timestamp, header.base_offset);
+            }
+            self.bytes_since_last_index_entry = 0;
+        }
+        self.bytes_since_last_index_entry += header.size() as u64;
+        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+    }
+
+    /// Appends batches whose offsets were assigned by the caller (`first_offset` onwards),
+    /// stamping base offsets and the leader epoch. One vectored write, no copy of the records.
+    pub fn append(&mut self, batches: &[IncomingBatch], first_offset: i64, leader_epoch: i32) -> Result<(), LogError> {
+        let mut prefixes = Vec::with_capacity(batches.len());
+        let mut next = first_offset;
+        for incoming in batches {
+            prefixes.push(batch::stamped_prefix(&incoming.bytes, next, leader_epoch));
+            next += incoming.header.last_offset_delta as i64 + 1;
+        }
+        let mut slices = Vec::with_capacity(batches.len() * 2);
+        for (prefix, incoming) in prefixes.iter().zip(batches) {
+            slices.push(IoSlice::new(prefix));
+            slices.push(IoSlice::new(&incoming.bytes[STAMPED_PREFIX_LEN..]));
+        }
+        let start = self.size;
+        if let Err(source) = write_all_vectored(&self.file, start, &mut slices) {
+            // Undo a partial write so the file ends on a batch boundary again.
+            let _ = self.file.set_len(start);
+            return Err(LogError::io(&self.path, "append", source));
+        }
+        let mut position = start;
+        let mut offset = first_offset;
+        for incoming in batches {
+            let mut header = incoming.header;
+            header.base_offset = offset;
+            self.index_batch(&header, position);
+            position += header.size() as u64;
+            offset = header.last_offset() + 1;
+        }
+        self.size = position;
+        self.next_offset = offset;
+        Ok(())
+    }
+
+    /// The position of the batch that holds `offset` (the first batch whose last offset is
+    /// at least `offset`), scanning from the nearest index entry. None past the end.
+    pub fn find_position(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, LogError> {
+        let (_, mut position) = self.offset_index.lookup(offset);
+        while let Some(header) = self.read_header(position)? {
+            if header.last_offset() >= offset {
+                return Ok(Some((position, header)));
+            }
+            position += header.size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Whole batches from the one holding `start_offset`, stopping before `max_offset`
+    /// (exclusive) and within `max_bytes`; with `min_one` the first batch is returned even
+    /// when it alone is larger (KIP-74), so a consumer can always make progress.
+    pub fn read(
+        &self,
+        start_offset: i64,
+        max_offset: i64,
+        max_bytes: u64,
+        min_one: bool,
+    ) -> Result<Option<FileSlice>, LogError> {
+        let Some((start, first)) = self.find_position(start_offset)? else {
+            return Ok(None);
+        };
+        if first.base_offset >= max_offset || (!min_one && first.size() as u64 > max_bytes) {
+            return Ok(None);
+        }
+        let mut end = start + first.size() as u64;
+        while let Some(header) = self.read_header(end)? {
+            let next_end = end + header.size() as u64;
+            if header.base_offset >= max_offset || next_end - start > max_bytes || next_end > self.size {
+                break;
+            }
+            end = next_end;
+        }
+        Ok(Some(FileSlice {
+            file: self.file.clone(),
+            position: start,
+            len: end - start,
+        }))
+    }
+
+    /// The first batch whose max timestamp is at least `timestamp`, with its position.
+    pub fn find_by_timestamp(&self, timestamp: i64) -> Result<Option<(u64, BatchHeader)>, LogError> {
+        let scan_from = self.time_index.lookup(timestamp);
+        let (_, mut position) = self.offset_index.lookup(scan_from);
+        while let Some(header) = self.read_header(position)? {
+            if header.max_timestamp >= timestamp {
+                return Ok(Some((position, header)));
+            }
+            position += header.size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Reads one whole batch at `position`.
+    pub fn read_batch(&self, position: u64, header: &BatchHeader) -> Result<Vec<u8>, LogError> {
+        let mut buf = vec![0u8; header.size()];
+        self.read_exact(&mut buf, position)?;
+        Ok(buf)
+    }
+
+    /// Drops every batch at or past `offset` (used by recovery of later replicas).
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        let Some((position, _)) = self.find_position(offset)? else {
+            return Ok(());
+        };
+        self.file
+            .set_len(position)
+            .map_err(|source| LogError::io(&self.path, "truncate", source))?;
+        self.size = position;
+        self.offset_index.truncate_to(offset);
+        self.time_index.truncate_to(offset);
+        self.next_offset = offset.max(self.base_offset);
+        Ok(())
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    pub fn is_index_full(&self) -> bool {
+        self.offset_index.is_full() || self.time_index.is_full()
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<(), LogError> {
+        self.file
+            .sync_data()
+            .map_err(|source| LogError::io(&self.path, "fsync", source))?;
+        self.offset_index
+            .flush()
+            .and_then(|_| self.time_index.flush())
+            .map_err(|source| LogError::io(&self.path, "flush index", source))
+    }
+
+    /// A handle that can fsync the log file without holding the segment.
+    pub fn file_handle(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
+    /// Trims the indexes to their entries; the segment takes no more appends.
+    pub fn seal(&mut self) -> Result<(), LogError> {
+        self.offset_index
+            .seal()
+            .and_then(|_| self.time_index.seal())
+            .map_err(|source| LogError::io(&self.path, "seal index", source))
+    }
+
+    pub fn delete(self) -> Result<(), LogError> {
+        let path = self.path.clone();
+        self.offset_index
+            .delete()
+            .and_then(|_| self.time_index.delete())
+            .and_then(|_| super::index_file::remove_if_exists(&path))
+            .map_err(|source| LogError::io(&path, "delete segment", source))
+    }
+}
+
+/// What recovery found in one segment.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub batches: u64,
+    pub truncated_bytes: u64,
+}
+
+fn write_all_vectored(file: &File, position: u64, slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    let mut handle = file;
+    handle.seek(SeekFrom::Start(position))?;
+    let mut remaining: &mut [IoSlice<'_>] = slices;
+    while !remaining.is_empty() {
+        let written = handle.write_vectored(remaining)?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut remaining, written);
+    }
+    Ok(())
+}

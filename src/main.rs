@@ -1,0 +1,78 @@
+use anyhow::Context;
+use clap::Parser;
+use ferrolog::broker::Broker;
+use ferrolog::config::BrokerConfig;
+use std::path::PathBuf;
+
+/// A Kafka-wire-compatible partitioned log broker.
+#[derive(Parser, Debug)]
+#[command(name = "ferrolog", version)]
+struct Args {
+    /// A YAML file of Kafka broker configs, layered over the embedded config/broker.yaml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Set one broker config, e.g. --set log.dirs=/var/lib/ferrolog (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let config = match BrokerConfig::load(args.config.as_deref(), &args.set) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("ferrolog: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ferrolog: cannot start runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ferrolog: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: BrokerConfig) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listener)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listener))?;
+    let broker = Broker::open(config).context("cannot open broker storage")?;
+    broker.spawn_background();
+    tracing::info!(address = %listener.local_addr()?, "ferrolog listening");
+    ferrolog::server::run(listener, broker.clone(), shutdown_signal()).await;
+    let broker_for_close = broker.clone();
+    tokio::task::spawn_blocking(move || broker_for_close.shutdown()).await??;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
