@@ -1,12 +1,12 @@
 //! The broker: owns the config, the cluster metadata, the log manager and every partition,
 //! and runs the background work (retention, time-based flushing, checkpoints).
 
-use crate::cluster::metadata::{validate_topic_name, MetadataError, MetadataStore, TopicRecord};
-use crate::config::{topic_config_def, validate_value, BrokerConfig, ConfigError};
+use crate::cluster::metadata::{MetadataError, MetadataStore, TopicRecord, validate_topic_name};
+use crate::config::{BrokerConfig, ConfigError, topic_config_def, validate_value};
 use crate::log::manager::LogManager;
 use crate::log::{LogError, TopicPartition};
-use crate::replication::partition::now_ms;
 use crate::replication::Partition;
+use crate::replication::partition::now_ms;
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -78,9 +78,16 @@ impl Broker {
         for topic in metadata.topics() {
             for index in 0..topic.partitions {
                 let topic_partition = TopicPartition::new(topic.name.clone(), index);
-                if let std::collections::hash_map::Entry::Vacant(slot) = partitions.entry(topic_partition.clone()) {
+                if let std::collections::hash_map::Entry::Vacant(slot) =
+                    partitions.entry(topic_partition.clone())
+                {
                     tracing::warn!(%topic_partition, "partition missing on disk; creating it empty");
-                    let log = logs.create_log(topic_partition, config.log_config(&topic.configs), topic.leader_epoch, now)?;
+                    let log = logs.create_log(
+                        topic_partition,
+                        config.log_config(&topic.configs),
+                        topic.leader_epoch,
+                        now,
+                    )?;
                     slot.insert(Arc::new(Partition::new(log, topic.topic_id, config.node_id)));
                 }
             }
@@ -149,7 +156,11 @@ impl Broker {
         if self.metadata.read().topic(name).is_some() {
             return Err(TopicError::AlreadyExists(name.to_string()));
         }
-        let partitions = if partitions == -1 { self.config.num_partitions } else { partitions };
+        let partitions = if partitions == -1 {
+            self.config.num_partitions
+        } else {
+            partitions
+        };
         if partitions < 1 {
             return Err(TopicError::InvalidPartitions(format!(
                 "number of partitions must be at least 1, got {partitions}"
@@ -189,11 +200,13 @@ impl Broker {
         let now = now_ms();
         for index in from..topic.partitions {
             let topic_partition = TopicPartition::new(topic.name.clone(), index);
-            let log = self
-                .logs
-                .create_log(topic_partition.clone(), config.clone(), topic.leader_epoch, now)?;
+            let log =
+                self.logs
+                    .create_log(topic_partition.clone(), config.clone(), topic.leader_epoch, now)?;
             let partition = Partition::new(log, topic.topic_id, self.config.node_id);
-            self.partitions.write().insert(topic_partition, Arc::new(partition));
+            self.partitions
+                .write()
+                .insert(topic_partition, Arc::new(partition));
         }
         Ok(())
     }
@@ -226,9 +239,16 @@ impl Broker {
     }
 
     /// Raises a topic's partition count (never lowers it).
-    pub async fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
         let _admin = self.admin.lock().await;
-        let mut topic = self.topic(name).ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let mut topic = self
+            .topic(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         if count <= topic.partitions {
             return Err(TopicError::InvalidPartitions(format!(
                 "topic currently has {} partitions, {count} would not be an increase",
@@ -253,7 +273,9 @@ impl Broker {
         validate_only: bool,
     ) -> Result<(), TopicError> {
         let _admin = self.admin.lock().await;
-        let mut topic = self.topic(name).ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let mut topic = self
+            .topic(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         Self::validate_topic_configs(&configs)?;
         if validate_only {
             return Ok(());
@@ -295,7 +317,13 @@ impl Broker {
             .all_partitions()
             .iter()
             .map(|partition| {
-                partition.with_log(|log| (log.dir().to_path_buf(), log.topic_partition.clone(), log.recovery_point()))
+                partition.with_log(|log| {
+                    (
+                        log.dir().to_path_buf(),
+                        log.topic_partition.clone(),
+                        log.recovery_point(),
+                    )
+                })
             })
             .collect();
         if let Err(error) = self.logs.write_recovery_points(&points) {

@@ -24,10 +24,7 @@ pub enum ConfigError {
         reason: String,
     },
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is not a YAML mapping of config names to values: {reason}")]
     Syntax { path: PathBuf, reason: String },
 }
@@ -35,8 +32,13 @@ pub enum ConfigError {
 /// What kind of value a config takes, with its allowed range.
 #[derive(Debug, Clone, Copy)]
 pub enum ConfigKind {
-    Int { min: i64, max: i64 },
-    Long { min: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Long {
+        min: i64,
+    },
     Bool,
     /// One of the listed strings.
     Choice(&'static [&'static str]),
@@ -80,28 +82,97 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("advertised.listeners", None, ConfigKind::Text),
     def("log.dirs", Some("/tmp/kafka-logs"), ConfigKind::Text),
     def("log.dir", None, ConfigKind::Text),
-    def("num.partitions", Some("1"), ConfigKind::Int { min: 1, max: i32::MAX as i64 }),
+    def(
+        "num.partitions",
+        Some("1"),
+        ConfigKind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+    ),
     def("auto.create.topics.enable", Some("true"), ConfigKind::Bool),
-    def("default.replication.factor", Some("1"), ConfigKind::Int { min: 1, max: i16::MAX as i64 }),
-    def("min.insync.replicas", Some("1"), ConfigKind::Int { min: 1, max: i32::MAX as i64 }),
+    def(
+        "default.replication.factor",
+        Some("1"),
+        ConfigKind::Int {
+            min: 1,
+            max: i16::MAX as i64,
+        },
+    ),
+    def(
+        "min.insync.replicas",
+        Some("1"),
+        ConfigKind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+    ),
     def("max.connections", Some("2147483647"), INT),
     def("message.max.bytes", Some("1048588"), INT),
-    def("socket.request.max.bytes", Some("104857600"), ConfigKind::Int { min: 1, max: i32::MAX as i64 }),
+    def(
+        "socket.request.max.bytes",
+        Some("104857600"),
+        ConfigKind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+    ),
     def("log.retention.ms", None, LONG_ANY),
     def("log.retention.minutes", None, INT),
     def("log.retention.hours", Some("168"), INT),
     def("log.retention.bytes", Some("-1"), LONG_ANY),
-    def("log.retention.check.interval.ms", Some("300000"), ConfigKind::Long { min: 1 }),
-    def("log.segment.bytes", Some("1073741824"), ConfigKind::Int { min: 14, max: i32::MAX as i64 }),
+    def(
+        "log.retention.check.interval.ms",
+        Some("300000"),
+        ConfigKind::Long { min: 1 },
+    ),
+    def(
+        "log.segment.bytes",
+        Some("1073741824"),
+        ConfigKind::Int {
+            min: 14,
+            max: i32::MAX as i64,
+        },
+    ),
     def("log.roll.ms", None, ConfigKind::Long { min: 1 }),
-    def("log.roll.hours", Some("168"), ConfigKind::Int { min: 1, max: i32::MAX as i64 }),
+    def(
+        "log.roll.hours",
+        Some("168"),
+        ConfigKind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+    ),
     def("log.index.interval.bytes", Some("4096"), INT),
-    def("log.index.size.max.bytes", Some("10485760"), ConfigKind::Int { min: 4, max: i32::MAX as i64 }),
-    def("log.flush.interval.messages", Some("9223372036854775807"), ConfigKind::Long { min: 1 }),
+    def(
+        "log.index.size.max.bytes",
+        Some("10485760"),
+        ConfigKind::Int {
+            min: 4,
+            max: i32::MAX as i64,
+        },
+    ),
+    def(
+        "log.flush.interval.messages",
+        Some("9223372036854775807"),
+        ConfigKind::Long { min: 1 },
+    ),
     def("log.flush.interval.ms", None, ConfigKind::Long { min: 0 }),
-    def("log.flush.scheduler.interval.ms", Some("1000"), ConfigKind::Long { min: 1 }),
-    def("log.cleanup.policy", Some("delete"), ConfigKind::ChoiceList(CLEANUP_POLICIES)),
-    def("compression.type", Some("producer"), ConfigKind::Choice(COMPRESSION_TYPES)),
+    def(
+        "log.flush.scheduler.interval.ms",
+        Some("1000"),
+        ConfigKind::Long { min: 1 },
+    ),
+    def(
+        "log.cleanup.policy",
+        Some("delete"),
+        ConfigKind::ChoiceList(CLEANUP_POLICIES),
+    ),
+    def(
+        "compression.type",
+        Some("producer"),
+        ConfigKind::Choice(COMPRESSION_TYPES),
+    ),
 ];
 
 const fn topic(name: &'static str, broker_name: &'static str, kind: ConfigKind) -> ConfigDef {
@@ -115,16 +186,42 @@ const fn topic(name: &'static str, broker_name: &'static str, kind: ConfigKind) 
 
 /// Every topic config the broker understands; the default is the broker config's value.
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
-    topic("cleanup.policy", "log.cleanup.policy", ConfigKind::ChoiceList(CLEANUP_POLICIES)),
-    topic("compression.type", "compression.type", ConfigKind::Choice(COMPRESSION_TYPES)),
-    topic("flush.messages", "log.flush.interval.messages", ConfigKind::Long { min: 1 }),
+    topic(
+        "cleanup.policy",
+        "log.cleanup.policy",
+        ConfigKind::ChoiceList(CLEANUP_POLICIES),
+    ),
+    topic(
+        "compression.type",
+        "compression.type",
+        ConfigKind::Choice(COMPRESSION_TYPES),
+    ),
+    topic(
+        "flush.messages",
+        "log.flush.interval.messages",
+        ConfigKind::Long { min: 1 },
+    ),
     topic("flush.ms", "log.flush.interval.ms", ConfigKind::Long { min: 0 }),
     topic("index.interval.bytes", "log.index.interval.bytes", INT),
     topic("max.message.bytes", "message.max.bytes", INT),
-    topic("min.insync.replicas", "min.insync.replicas", ConfigKind::Int { min: 1, max: i32::MAX as i64 }),
+    topic(
+        "min.insync.replicas",
+        "min.insync.replicas",
+        ConfigKind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+    ),
     topic("retention.bytes", "log.retention.bytes", LONG_ANY),
     topic("retention.ms", "log.retention.ms", ConfigKind::Long { min: -1 }),
-    topic("segment.bytes", "log.segment.bytes", ConfigKind::Int { min: 14, max: i32::MAX as i64 }),
+    topic(
+        "segment.bytes",
+        "log.segment.bytes",
+        ConfigKind::Int {
+            min: 14,
+            max: i32::MAX as i64,
+        },
+    ),
     topic("segment.ms", "log.roll.ms", ConfigKind::Long { min: 1 }),
 ];
 
@@ -254,7 +351,8 @@ impl BrokerConfig {
     /// Kafka's defaults with these keys set over them (used by tests and `load`).
     pub fn from_explicit(explicit: BTreeMap<String, String>) -> Result<Self, ConfigError> {
         for (key, value) in &explicit {
-            let config = broker_config_def(key).ok_or_else(|| ConfigError::UnknownKey { key: key.clone() })?;
+            let config =
+                broker_config_def(key).ok_or_else(|| ConfigError::UnknownKey { key: key.clone() })?;
             validate_value(config, value)?;
         }
         let get = |key: &str| -> Option<String> {
@@ -378,7 +476,8 @@ fn parse_yaml(path: &Path, text: &str) -> Result<BTreeMap<String, String>, Confi
         path: path.to_path_buf(),
         reason,
     };
-    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|error| syntax(error.to_string()))?;
+    let value: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(text).map_err(|error| syntax(error.to_string()))?;
     let mut out = BTreeMap::new();
     let mapping = match value {
         serde_yaml_ng::Value::Null => return Ok(out),
@@ -398,11 +497,17 @@ fn parse_yaml(path: &Path, text: &str) -> Result<BTreeMap<String, String>, Confi
                 .iter()
                 .map(|item| match item {
                     serde_yaml_ng::Value::String(text) => Ok(text.clone()),
-                    other => Err(syntax(format!("`{key}` has a list item {other:?} that is not a string"))),
+                    other => Err(syntax(format!(
+                        "`{key}` has a list item {other:?} that is not a string"
+                    ))),
                 })
                 .collect::<Result<Vec<_>, _>>()?
                 .join(","),
-            other => return Err(syntax(format!("`{key}` has a value {other:?} that is not a scalar"))),
+            other => {
+                return Err(syntax(format!(
+                    "`{key}` has a value {other:?} that is not a scalar"
+                )));
+            }
         };
         out.insert(key, value);
     }
@@ -431,7 +536,11 @@ fn parse_host_port(key: &str, value: &str) -> Result<(String, u16), ConfigError>
 
 fn parse_listener(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
     let (host, port) = parse_host_port(key, value)?;
-    let host = if host.is_empty() { "0.0.0.0".to_string() } else { host };
+    let host = if host.is_empty() {
+        "0.0.0.0".to_string()
+    } else {
+        host
+    };
     let literal = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
@@ -480,8 +589,11 @@ mod tests {
     fn retention_precedence_is_ms_then_minutes_then_hours() {
         let config = BrokerConfig::load(None, &["log.retention.minutes=2".into()]).unwrap();
         assert_eq!(config.log.retention_ms, 120_000);
-        let config =
-            BrokerConfig::load(None, &["log.retention.minutes=2".into(), "log.retention.ms=5".into()]).unwrap();
+        let config = BrokerConfig::load(
+            None,
+            &["log.retention.minutes=2".into(), "log.retention.ms=5".into()],
+        )
+        .unwrap();
         assert_eq!(config.log.retention_ms, 5);
     }
 

@@ -3,7 +3,7 @@
 //! Tagged fields keep their defaults (no features, epoch -1), so none are written:
 //! librdkafka before 2.2 misreads a v3 response that carries tagged fields.
 
-use super::{error_code, RequestContext, SUPPORTED_APIS};
+use super::{RequestContext, SUPPORTED_APIS, error_code};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 

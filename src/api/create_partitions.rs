@@ -1,10 +1,10 @@
 //! CreatePartitions (key 37): raise a topic's partition count.
 
-use super::{error_code, RequestContext};
+use super::{RequestContext, error_code};
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
 
 pub async fn handle(ctx: &RequestContext<'_>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let node_id = ctx.broker.config.node_id;
@@ -12,9 +12,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreatePartitionsRequest) 
     for topic in request.topics {
         let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
         let bad_assignment = topic.assignments.as_ref().is_some_and(|assignments| {
-            assignments
-                .iter()
-                .any(|assignment| assignment.broker_ids.is_empty() || assignment.broker_ids.iter().any(|id| **id != node_id))
+            assignments.iter().any(|assignment| {
+                assignment.broker_ids.is_empty() || assignment.broker_ids.iter().any(|id| **id != node_id)
+            })
         });
         let result = if bad_assignment {
             result

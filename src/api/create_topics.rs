@@ -4,11 +4,11 @@
 use super::RequestContext;
 use super::error_code;
 use crate::broker::TopicError;
-use crate::config::{topic_config_def, ConfigError};
+use crate::config::{ConfigError, topic_config_def};
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
 use std::collections::{BTreeMap, HashSet};
 
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
@@ -59,7 +59,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
         let name = topic.name.to_string();
         let result = CreatableTopicResult::default().with_name(topic.name.clone());
         if duplicates.contains(&name) {
-            results.push(failure(result, error_code::INVALID_REQUEST, format!("topic `{name}` is listed twice")));
+            results.push(failure(
+                result,
+                error_code::INVALID_REQUEST,
+                format!("topic `{name}` is listed twice"),
+            ));
             continue;
         }
         let mut configs = BTreeMap::new();
@@ -104,7 +108,13 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
             replication_factor = topic.assignments[0].broker_ids.len() as i16;
         }
         match broker
-            .create_topic(&name, partitions, replication_factor, configs, request.validate_only)
+            .create_topic(
+                &name,
+                partitions,
+                replication_factor,
+                configs,
+                request.validate_only,
+            )
             .await
         {
             Ok(created) => {
@@ -122,12 +132,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
                         .with_topic_id(created.topic_id)
                         .with_num_partitions(created.partitions)
                         .with_replication_factor(created.replication_factor)
-                        .with_configs(Some(configs)),
+                        .with_configs((ctx.version >= 5).then_some(configs)),
                 );
             }
             Err(error) => {
                 let message = match &error {
-                    TopicError::InvalidConfig(ConfigError::UnknownKey { key }) if topic_config_def(key).is_none() => {
+                    TopicError::InvalidConfig(ConfigError::UnknownKey { key })
+                        if topic_config_def(key).is_none() =>
+                    {
                         format!("unknown topic config `{key}`")
                     }
                     other => other.to_string(),

@@ -1,6 +1,6 @@
 //! DeleteTopics (key 20): by name (v1-5) or by name or id (v6).
 
-use super::{error_code, RequestContext};
+use super::{RequestContext, error_code};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -8,13 +8,23 @@ use kafka_protocol::protocol::StrBytes;
 pub async fn handle(ctx: &RequestContext<'_>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let broker = ctx.broker;
     let wanted: Vec<(Option<TopicName>, uuid::Uuid)> = if ctx.version >= 6 {
-        request.topics.into_iter().map(|topic| (topic.name, topic.topic_id)).collect()
+        request
+            .topics
+            .into_iter()
+            .map(|topic| (topic.name, topic.topic_id))
+            .collect()
     } else {
-        request.topic_names.into_iter().map(|name| (Some(name), uuid::Uuid::nil())).collect()
+        request
+            .topic_names
+            .into_iter()
+            .map(|name| (Some(name), uuid::Uuid::nil()))
+            .collect()
     };
     let mut responses = Vec::with_capacity(wanted.len());
     for (name, topic_id) in wanted {
-        let result = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(topic_id);
+        let result = DeletableTopicResult::default()
+            .with_name(name.clone())
+            .with_topic_id(topic_id);
         let resolved = match &name {
             Some(name) => broker.topic(name).ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION),
             None => broker.topic_by_id(topic_id).ok_or(error_code::UNKNOWN_TOPIC_ID),

@@ -2,8 +2,8 @@
 //! synonyms on request) and the broker's static configs.
 
 use super::create_topics::resolved_topic_configs;
-use super::{error_code, RequestContext};
-use crate::config::{ConfigKind, BROKER_CONFIGS, TOPIC_CONFIGS};
+use super::{RequestContext, error_code};
+use crate::config::{BROKER_CONFIGS, ConfigKind, TOPIC_CONFIGS};
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
@@ -27,10 +27,17 @@ fn config_type(kind: ConfigKind) -> i8 {
 }
 
 fn wanted(keys: &Option<Vec<StrBytes>>, name: &str) -> bool {
-    keys.as_ref().is_none_or(|keys| keys.iter().any(|key| key.as_str() == name))
+    keys.as_ref()
+        .is_none_or(|keys| keys.iter().any(|key| key.as_str() == name))
 }
 
-fn entry(name: &str, value: Option<String>, source: i8, kind: ConfigKind, read_only: bool) -> DescribeConfigsResourceResult {
+fn entry(
+    name: &str,
+    value: Option<String>,
+    source: i8,
+    kind: ConfigKind,
+    read_only: bool,
+) -> DescribeConfigsResourceResult {
     DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_string(name.to_string()))
         .with_value(value.map(StrBytes::from_string))
@@ -72,7 +79,11 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeConfigsRequest) -> Desc
                                 if let Some(broker_name) = config.broker_name
                                     && let Some((value, explicit)) = broker.config.value(broker_name)
                                 {
-                                    let source = if explicit { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
+                                    let source = if explicit {
+                                        SOURCE_STATIC_BROKER
+                                    } else {
+                                        SOURCE_DEFAULT
+                                    };
                                     synonyms.push((broker_name.to_string(), Some(value), source));
                                 }
                                 item = item.with_synonyms(

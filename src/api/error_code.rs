@@ -3,8 +3,8 @@
 //! Anything unexpected becomes UNKNOWN_SERVER_ERROR and is logged at error level.
 
 use crate::broker::TopicError;
-use crate::log::batch::BatchError;
 use crate::log::LogError;
+use crate::log::batch::BatchError;
 use crate::replication::partition::AppendError;
 use kafka_protocol::ResponseError;
 

@@ -5,9 +5,9 @@
 //! clients to keep sending full fetch requests. Record data is read from the segment
 //! files into the response here (the copying path).
 
-use super::{check_leader_epoch, error_code, lookup_topic, RequestContext};
-use crate::log::segment::FileSlice;
+use super::{RequestContext, check_leader_epoch, error_code, lookup_topic};
 use crate::log::TopicPartition;
+use crate::log::segment::FileSlice;
 use crate::replication::Partition;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -25,7 +25,12 @@ struct Wanted {
     partition: Result<Arc<Partition>, i16>,
 }
 
-fn read_partition(wanted: &Wanted, read_committed: bool, remaining: u64, min_one: bool) -> (PartitionData, Option<FileSlice>) {
+fn read_partition(
+    wanted: &Wanted,
+    read_committed: bool,
+    remaining: u64,
+    min_one: bool,
+) -> (PartitionData, Option<FileSlice>) {
     let _ = read_committed; // No transactions yet: the last stable offset is the high watermark.
     let base = PartitionData::default()
         .with_partition_index(wanted.partition_index)
@@ -81,7 +86,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRes
             });
         }
     }
-    let max_bytes = if request.max_bytes <= 0 { i32::MAX as u64 } else { request.max_bytes as u64 };
+    let max_bytes = if request.max_bytes <= 0 {
+        i32::MAX as u64
+    } else {
+        request.max_bytes as u64
+    };
     let min_bytes = request.min_bytes.max(0) as u64;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
 
@@ -99,7 +108,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRes
         let mut total: u64 = 0;
         let mut any_error = false;
         for item in &wanted {
-            let (data, slice) = read_partition(item, read_committed, max_bytes - total.min(max_bytes), total == 0);
+            let (data, slice) =
+                read_partition(item, read_committed, max_bytes - total.min(max_bytes), total == 0);
             total += slice.as_ref().map_or(0, |slice| slice.len);
             any_error |= data.error_code != error_code::NONE;
             results.push((data, slice));

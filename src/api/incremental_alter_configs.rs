@@ -2,12 +2,12 @@
 //! Broker configs are static (set at start-up) and cannot be altered.
 
 use super::describe_configs::RESOURCE_TOPIC;
-use super::{error_code, RequestContext};
-use crate::config::{topic_config_def, ConfigKind};
+use super::{RequestContext, error_code};
+use crate::config::{ConfigKind, topic_config_def};
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 
 const SET: i8 = 0;
@@ -29,7 +29,13 @@ fn apply(
         let list_of = |configs: &BTreeMap<String, String>| -> Vec<String> {
             configs
                 .get(name)
-                .map(|value| value.split(',').map(|item| item.trim().to_string()).filter(|item| !item.is_empty()).collect())
+                .map(|value| {
+                    value
+                        .split(',')
+                        .map(|item| item.trim().to_string())
+                        .filter(|item| !item.is_empty())
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         match (*operation, value) {
@@ -50,7 +56,10 @@ fn apply(
             }
             (SUBTRACT, Some(value)) if is_list => {
                 let removed: Vec<&str> = value.split(',').map(str::trim).collect();
-                let items: Vec<String> = list_of(&configs).into_iter().filter(|item| !removed.contains(&item.as_str())).collect();
+                let items: Vec<String> = list_of(&configs)
+                    .into_iter()
+                    .filter(|item| !removed.contains(&item.as_str()))
+                    .collect();
                 configs.insert(name.clone(), items.join(","));
             }
             (APPEND | SUBTRACT, _) => return Err(format!("`{name}` is not a list config")),
@@ -60,7 +69,10 @@ fn apply(
     Ok(configs)
 }
 
-pub async fn handle(ctx: &RequestContext<'_>, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+pub async fn handle(
+    ctx: &RequestContext<'_>,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
     let broker = ctx.broker;
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
@@ -82,13 +94,22 @@ pub async fn handle(ctx: &RequestContext<'_>, request: IncrementalAlterConfigsRe
         }
         let name = resource.resource_name.to_string();
         let Some(topic) = broker.topic(&name) else {
-            responses.push(fail(error_code::UNKNOWN_TOPIC_OR_PARTITION, format!("unknown topic `{name}`")));
+            responses.push(fail(
+                error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("unknown topic `{name}`"),
+            ));
             continue;
         };
         let operations: Vec<(String, i8, Option<String>)> = resource
             .configs
             .iter()
-            .map(|config| (config.name.to_string(), config.config_operation, config.value.as_ref().map(|v| v.to_string())))
+            .map(|config| {
+                (
+                    config.name.to_string(),
+                    config.config_operation,
+                    config.value.as_ref().map(|v| v.to_string()),
+                )
+            })
             .collect();
         let configs = match apply(&topic.configs, &operations) {
             Ok(configs) => configs,
@@ -97,7 +118,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: IncrementalAlterConfigsRe
                 continue;
             }
         };
-        match broker.set_topic_configs(&name, configs, request.validate_only).await {
+        match broker
+            .set_topic_configs(&name, configs, request.validate_only)
+            .await
+        {
             Ok(()) => responses.push(response),
             Err(error) => responses.push(fail(error_code::topic_error(&error), error.to_string())),
         }
@@ -120,10 +144,17 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(result, BTreeMap::from([("segment.bytes".to_string(), "1000".to_string())]));
+        assert_eq!(
+            result,
+            BTreeMap::from([("segment.bytes".to_string(), "1000".to_string())])
+        );
         assert!(apply(&current, &[("retention.ms".into(), APPEND, Some("1".into()))]).is_err());
         assert!(apply(&current, &[("no.such".into(), SET, Some("1".into()))]).is_err());
-        let appended = apply(&BTreeMap::new(), &[("cleanup.policy".into(), APPEND, Some("delete".into()))]).unwrap();
+        let appended = apply(
+            &BTreeMap::new(),
+            &[("cleanup.policy".into(), APPEND, Some("delete".into()))],
+        )
+        .unwrap();
         assert_eq!(appended.get("cleanup.policy").map(String::as_str), Some("delete"));
     }
 }

@@ -1,9 +1,11 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), earliest local
 //! (-4), latest tiered (-5, none here) and by timestamp through the time index.
 
-use super::{check_leader_epoch, error_code, RequestContext};
+use super::{RequestContext, check_leader_epoch, error_code};
 use crate::log::TopicPartition;
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 const LATEST: i64 = -1;
@@ -25,8 +27,10 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffs
                         .with_partition_index(wanted.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1);
-                    let Some(partition) = ctx.broker.partition(&TopicPartition::new(topic.name.to_string(), wanted.partition_index))
-                    else {
+                    let Some(partition) = ctx.broker.partition(&TopicPartition::new(
+                        topic.name.to_string(),
+                        wanted.partition_index,
+                    )) else {
                         return response.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION);
                     };
                     partition.with_log(|log| {
@@ -34,7 +38,12 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffs
                         if let Err(code) = check_leader_epoch(wanted.current_leader_epoch, epoch) {
                             return response.with_error_code(code);
                         }
-                        let response = response.with_leader_epoch(epoch);
+                        // The leader epoch field exists from v4 on.
+                        let response = if ctx.version >= 4 {
+                            response.with_leader_epoch(epoch)
+                        } else {
+                            response
+                        };
                         let found = match wanted.timestamp {
                             LATEST => Ok(Some((log.high_watermark(), -1))),
                             EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
@@ -44,7 +53,9 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffs
                             _ => return response.with_error_code(error_code::INVALID_REQUEST),
                         };
                         match found {
-                            Ok(Some((offset, timestamp))) => response.with_offset(offset).with_timestamp(timestamp),
+                            Ok(Some((offset, timestamp))) => {
+                                response.with_offset(offset).with_timestamp(timestamp)
+                            }
                             Ok(None) => response,
                             Err(error) => response.with_error_code(error_code::log_error(&error)),
                         }

@@ -1,7 +1,7 @@
 //! Metadata (key 3): brokers, cluster id, controller and topic partitions, creating
 //! requested topics when `auto.create.topics.enable` and the client allow it.
 
-use super::{error_code, RequestContext};
+use super::{RequestContext, error_code};
 use crate::cluster::metadata::TopicRecord;
 use crate::log::TopicPartition;
 use kafka_protocol::messages::metadata_response::{
@@ -15,7 +15,9 @@ fn describe_topic(ctx: &RequestContext<'_>, topic: &TopicRecord) -> MetadataResp
     let node_id = ctx.broker.config.node_id;
     let partitions = (0..topic.partitions)
         .map(|index| {
-            let partition = ctx.broker.partition(&TopicPartition::new(topic.name.clone(), index));
+            let partition = ctx
+                .broker
+                .partition(&TopicPartition::new(topic.name.clone(), index));
             let (error, leader_epoch, isr) = match &partition {
                 Some(partition) => (
                     error_code::NONE,
@@ -57,9 +59,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
         Some(topics) if !(ctx.version == 0 && topics.is_empty()) => Some(topics),
         _ => None,
     };
-    let allow_auto_create = (ctx.version < 4 || request.allow_auto_topic_creation) && config.auto_create_topics_enable;
+    let allow_auto_create =
+        (ctx.version < 4 || request.allow_auto_topic_creation) && config.auto_create_topics_enable;
     let topics = match requested {
-        None => broker.topics().iter().map(|topic| describe_topic(ctx, topic)).collect(),
+        None => broker
+            .topics()
+            .iter()
+            .map(|topic| describe_topic(ctx, topic))
+            .collect(),
         Some(requested) => {
             let mut out = Vec::with_capacity(requested.len());
             for wanted in requested {
@@ -69,14 +76,27 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
                         None if allow_auto_create => {
                             match broker.create_topic(&name, -1, -1, BTreeMap::new(), false).await {
                                 Ok(topic) => describe_topic(ctx, &topic),
-                                Err(crate::broker::TopicError::AlreadyExists(_)) => match broker.topic(&name) {
+                                Err(crate::broker::TopicError::AlreadyExists(_)) => match broker.topic(&name)
+                                {
                                     Some(topic) => describe_topic(ctx, &topic),
-                                    None => unknown_topic(Some(name), uuid::Uuid::nil(), error_code::UNKNOWN_TOPIC_OR_PARTITION),
+                                    None => unknown_topic(
+                                        Some(name),
+                                        uuid::Uuid::nil(),
+                                        error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                                    ),
                                 },
-                                Err(error) => unknown_topic(Some(name), uuid::Uuid::nil(), error_code::topic_error(&error)),
+                                Err(error) => unknown_topic(
+                                    Some(name),
+                                    uuid::Uuid::nil(),
+                                    error_code::topic_error(&error),
+                                ),
                             }
                         }
-                        None => unknown_topic(Some(name), uuid::Uuid::nil(), error_code::UNKNOWN_TOPIC_OR_PARTITION),
+                        None => unknown_topic(
+                            Some(name),
+                            uuid::Uuid::nil(),
+                            error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                        ),
                     },
                     None => match broker.topic_by_id(wanted.topic_id) {
                         Some(topic) => describe_topic(ctx, &topic),
@@ -89,10 +109,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
         }
     };
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(config.node_id))
-            .with_host(StrBytes::from_string(config.advertised_host.clone()))
-            .with_port(config.advertised_port as i32)])
+        .with_brokers(vec![
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(config.node_id))
+                .with_host(StrBytes::from_string(config.advertised_host.clone()))
+                .with_port(config.advertised_port as i32),
+        ])
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(config.node_id))
         .with_topics(topics)

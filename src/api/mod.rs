@@ -20,8 +20,8 @@ use crate::broker::Broker;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeConfigsRequest, FetchRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest, MetadataRequest,
-    ProduceRequest, RequestHeader, ResponseHeader,
+    DescribeConfigsRequest, FetchRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest,
+    MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::sync::Arc;
@@ -65,7 +65,12 @@ pub struct RequestContext<'a> {
     pub version: i16,
 }
 
-fn encode_frame<R: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, body: &R) -> anyhow::Result<BytesMut> {
+fn encode_frame<R: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> anyhow::Result<BytesMut> {
     let mut buf = BytesMut::with_capacity(64);
     buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
@@ -77,7 +82,13 @@ fn encode_frame<R: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32
 }
 
 /// Decodes a request of type `Req`, runs the handler, encodes its response.
-async fn serve<Req, Resp, F, Fut>(api_key: ApiKey, version: i16, correlation_id: i32, mut body: Bytes, handler: F) -> Outcome
+async fn serve<Req, Resp, F, Fut>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    mut body: Bytes,
+    handler: F,
+) -> Outcome
 where
     Req: Decodable,
     Resp: Encodable,
@@ -125,7 +136,11 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
                 Err(_) => Outcome::Close(None),
             };
         }
-        tracing::debug!(raw_key, version, "unsupported API key or version; closing connection");
+        tracing::debug!(
+            raw_key,
+            version,
+            "unsupported API key or version; closing connection"
+        );
         // A v0-style error body (UNSUPPORTED_VERSION) before closing, for clients that read it.
         let mut buf = BytesMut::with_capacity(10);
         buf.put_i32(6);
@@ -149,7 +164,14 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
     let ctx = &ctx;
     macro_rules! route {
         ($request:ty, |$r:ident| $body:expr) => {
-            serve(api_key, version, correlation_id, body, |$r: $request| async move { $body }).await
+            serve(
+                api_key,
+                version,
+                correlation_id,
+                body,
+                |$r: $request| async move { $body },
+            )
+            .await
         };
     }
     match api_key {
@@ -161,7 +183,9 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
         ApiKey::CreateTopics => route!(CreateTopicsRequest, |r| Some(create_topics::handle(ctx, r).await)),
         ApiKey::DeleteTopics => route!(DeleteTopicsRequest, |r| Some(delete_topics::handle(ctx, r).await)),
         ApiKey::CreatePartitions => {
-            route!(CreatePartitionsRequest, |r| Some(create_partitions::handle(ctx, r).await))
+            route!(CreatePartitionsRequest, |r| Some(
+                create_partitions::handle(ctx, r).await
+            ))
         }
         ApiKey::DescribeConfigs => route!(DescribeConfigsRequest, |r| Some(describe_configs::handle(ctx, r))),
         ApiKey::IncrementalAlterConfigs => route!(IncrementalAlterConfigsRequest, |r| Some(

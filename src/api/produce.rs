@@ -2,14 +2,14 @@
 //! it as sent. Partitions of one request are appended concurrently, so a sync-flush topic
 //! waits for one group commit per partition, not one per batch. acks=0 gets no response.
 
-use super::{error_code, lookup_topic, RequestContext};
-use crate::log::batch::{self, BatchError};
+use super::{RequestContext, error_code, lookup_topic};
 use crate::log::TopicPartition;
+use crate::log::batch::{self, BatchError};
 use crate::replication::partition::AppendError;
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
 
 fn partition_error(index: i32, code: i16, message: String) -> PartitionProduceResponse {
     PartitionProduceResponse::default()

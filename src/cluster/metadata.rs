@@ -99,7 +99,11 @@ impl MetadataStore {
         Ok(MetadataStore {
             dir: dir.to_path_buf(),
             cluster_id,
-            topics: file.topics.into_iter().map(|topic| (topic.name.clone(), topic)).collect(),
+            topics: file
+                .topics
+                .into_iter()
+                .map(|topic| (topic.name.clone(), topic))
+                .collect(),
         })
     }
 

@@ -36,7 +36,10 @@ pub enum BatchError {
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
     TooLarge { size: usize, max: usize },
     #[error("record batch claims {records_count} records but last offset delta {last_offset_delta}")]
-    InconsistentCount { records_count: i32, last_offset_delta: i32 },
+    InconsistentCount {
+        records_count: i32,
+        last_offset_delta: i32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,7 +177,10 @@ pub struct IncomingBatch {
 }
 
 /// Splits a produce payload into batches and checks each one.
-pub fn split_and_validate(records: &Bytes, max_message_bytes: usize) -> Result<Vec<IncomingBatch>, BatchError> {
+pub fn split_and_validate(
+    records: &Bytes,
+    max_message_bytes: usize,
+) -> Result<Vec<IncomingBatch>, BatchError> {
     let mut batches = Vec::new();
     let mut position = 0;
     while position < records.len() {
@@ -185,12 +191,13 @@ pub fn split_and_validate(records: &Bytes, max_message_bytes: usize) -> Result<V
                 max: max_message_bytes,
             });
         }
-        let end = position.checked_add(size).filter(|end| *end <= records.len()).ok_or(
-            BatchError::Truncated {
+        let end = position
+            .checked_add(size)
+            .filter(|end| *end <= records.len())
+            .ok_or(BatchError::Truncated {
                 needed: size,
                 available: records.len() - position,
-            },
-        )?;
+            })?;
         let bytes = records.slice(position..end);
         let header = validate(&bytes)?;
         batches.push(IncomingBatch { header, bytes });

@@ -34,7 +34,12 @@ impl IndexFile {
         keep_entries: bool,
         active: bool,
     ) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         let length = file.metadata()?.len();
         let entries = if keep_entries && length % entry_size as u64 == 0 {
             (length / entry_size as u64) as usize
@@ -92,7 +97,9 @@ impl IndexFile {
 
     pub fn entry(&self, index: usize) -> &[u8] {
         match &self.mmap {
-            Some(mmap) if index < self.entries => &mmap[index * self.entry_size..(index + 1) * self.entry_size],
+            Some(mmap) if index < self.entries => {
+                &mmap[index * self.entry_size..(index + 1) * self.entry_size]
+            }
             _ => &[],
         }
     }

@@ -52,14 +52,16 @@ impl LogManager {
             let marker = dir.join(CLEAN_SHUTDOWN_FILE);
             let clean_shutdown = marker.exists();
             let recovery_points = checkpoint::read(&dir.join(RECOVERY_POINT_FILE));
-            let entries = std::fs::read_dir(dir).map_err(|source| LogError::io(dir, "list log dir", source))?;
+            let entries =
+                std::fs::read_dir(dir).map_err(|source| LogError::io(dir, "list log dir", source))?;
             for entry in entries {
                 let entry = entry.map_err(|source| LogError::io(dir, "list log dir", source))?;
                 let path = entry.path();
                 if !path.is_dir() {
                     continue;
                 }
-                let Some(topic_partition) = TopicPartition::from_dir_name(&entry.file_name().to_string_lossy())
+                let Some(topic_partition) =
+                    TopicPartition::from_dir_name(&entry.file_name().to_string_lossy())
                 else {
                     continue;
                 };
@@ -91,7 +93,8 @@ impl LogManager {
                 loaded.push(LoadedLog { log, report });
             }
             if clean_shutdown {
-                std::fs::remove_file(&marker).map_err(|source| LogError::io(&marker, "remove marker", source))?;
+                std::fs::remove_file(&marker)
+                    .map_err(|source| LogError::io(&marker, "remove marker", source))?;
             }
         }
         Ok(loaded)
@@ -103,7 +106,9 @@ impl LogManager {
             std::fs::read_dir(dir).map_or(0, |entries| {
                 entries
                     .filter_map(Result::ok)
-                    .filter(|entry| TopicPartition::from_dir_name(&entry.file_name().to_string_lossy()).is_some())
+                    .filter(|entry| {
+                        TopicPartition::from_dir_name(&entry.file_name().to_string_lossy()).is_some()
+                    })
                     .count()
             })
         };
@@ -123,7 +128,8 @@ impl LogManager {
         let dir = self.least_loaded_dir().join(topic_partition.dir_name());
         if dir.exists() {
             // A leftover from an earlier topic of the same name: start clean.
-            std::fs::remove_dir_all(&dir).map_err(|source| LogError::io(&dir, "remove stale partition", source))?;
+            std::fs::remove_dir_all(&dir)
+                .map_err(|source| LogError::io(&dir, "remove stale partition", source))?;
         }
         PartitionLog::create(&dir, topic_partition, config, leader_epoch, now_ms)
     }
@@ -134,10 +140,13 @@ impl LogManager {
             let entries: Vec<(String, i32, i64)> = points
                 .iter()
                 .filter(|(partition_dir, _, _)| partition_dir.parent() == Some(dir.as_path()))
-                .map(|(_, topic_partition, point)| (topic_partition.topic.clone(), topic_partition.partition, *point))
+                .map(|(_, topic_partition, point)| {
+                    (topic_partition.topic.clone(), topic_partition.partition, *point)
+                })
                 .collect();
             let path = dir.join(RECOVERY_POINT_FILE);
-            checkpoint::write(&path, &entries).map_err(|source| LogError::io(&path, "write checkpoint", source))?;
+            checkpoint::write(&path, &entries)
+                .map_err(|source| LogError::io(&path, "write checkpoint", source))?;
         }
         Ok(())
     }
@@ -146,7 +155,8 @@ impl LogManager {
     pub fn mark_clean_shutdown(&self) -> Result<(), LogError> {
         for dir in &self.log_dirs {
             let path = dir.join(CLEAN_SHUTDOWN_FILE);
-            checkpoint::write_atomically(&path, b"").map_err(|source| LogError::io(&path, "write marker", source))?;
+            checkpoint::write_atomically(&path, b"")
+                .map_err(|source| LogError::io(&path, "write marker", source))?;
         }
         Ok(())
     }

@@ -99,7 +99,10 @@ mod tests {
     fn dir_names_round_trip() {
         let tp = TopicPartition::new("my-topic", 12);
         assert_eq!(TopicPartition::from_dir_name(&tp.dir_name()), Some(tp));
-        assert_eq!(TopicPartition::from_dir_name("recovery-point-offset-checkpoint"), None);
+        assert_eq!(
+            TopicPartition::from_dir_name("recovery-point-offset-checkpoint"),
+            None
+        );
         assert_eq!(TopicPartition::from_dir_name("nodash"), None);
     }
 }

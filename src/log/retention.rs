@@ -18,7 +18,12 @@ pub struct SegmentSummary {
 
 /// How many segments, counted from the oldest, retention deletes.
 /// `segments` are in offset order and the last one is the active segment.
-pub fn segments_to_delete(segments: &[SegmentSummary], retention_ms: i64, retention_bytes: i64, now_ms: i64) -> usize {
+pub fn segments_to_delete(
+    segments: &[SegmentSummary],
+    retention_ms: i64,
+    retention_bytes: i64,
+    now_ms: i64,
+) -> usize {
     let deletable = segments.len().saturating_sub(1);
     let by_time = if retention_ms < 0 {
         0
@@ -85,7 +90,12 @@ mod tests {
 
     #[test]
     fn size_deletes_oldest_while_over_limit() {
-        let segments = [segment(0, 100, 0), segment(1, 100, 0), segment(2, 100, 0), segment(3, 50, 0)];
+        let segments = [
+            segment(0, 100, 0),
+            segment(1, 100, 0),
+            segment(2, 100, 0),
+            segment(3, 50, 0),
+        ];
         // 350 bytes, limit 200: deleting one leaves 250; a second would leave 150, under
         // the limit, so (as in Kafka) only one goes.
         assert_eq!(segments_to_delete(&segments, -1, 200, 0), 1);

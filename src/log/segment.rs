@@ -8,10 +8,10 @@
 //! batch's length and CRC, truncates at the first bad or torn batch and rebuilds both
 //! indexes from what remains.
 
-use super::batch::{self, BatchHeader, IncomingBatch, HEADER_LEN, LOG_OVERHEAD, STAMPED_PREFIX_LEN};
+use super::LogError;
+use super::batch::{self, BatchHeader, HEADER_LEN, IncomingBatch, LOG_OVERHEAD, STAMPED_PREFIX_LEN};
 use super::offset_index::OffsetIndex;
 use super::time_index::TimeIndex;
-use super::LogError;
 use std::fs::{File, OpenOptions};
 use std::io::{IoSlice, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -77,11 +77,22 @@ impl LogSegment {
             .truncate(true)
             .open(&path)
             .map_err(|source| LogError::io(&path, "create segment", source))?;
-        let offset_index = OffsetIndex::open(&file_name(dir, base_offset, "index"), base_offset, max_index_size, false, true)
-            .map_err(|source| LogError::io(&path, "create offset index", source))?;
-        let time_index =
-            TimeIndex::open(&file_name(dir, base_offset, "timeindex"), base_offset, max_index_size, false, true)
-                .map_err(|source| LogError::io(&path, "create time index", source))?;
+        let offset_index = OffsetIndex::open(
+            &file_name(dir, base_offset, "index"),
+            base_offset,
+            max_index_size,
+            false,
+            true,
+        )
+        .map_err(|source| LogError::io(&path, "create offset index", source))?;
+        let time_index = TimeIndex::open(
+            &file_name(dir, base_offset, "timeindex"),
+            base_offset,
+            max_index_size,
+            false,
+            true,
+        )
+        .map_err(|source| LogError::io(&path, "create time index", source))?;
         Ok(LogSegment {
             base_offset,
             path,
@@ -164,7 +175,10 @@ impl LogSegment {
     fn load_tail(&mut self) -> Result<(), LogError> {
         let (_, start) = self.offset_index.last_entry().unwrap_or((self.base_offset, 0));
         self.first_batch_timestamp = self.read_header(0)?.map(|header| header.max_timestamp);
-        self.max_timestamp = self.time_index.last_entry().map_or(-1, |(timestamp, _)| timestamp);
+        self.max_timestamp = self
+            .time_index
+            .last_entry()
+            .map_or(-1, |(timestamp, _)| timestamp);
         let mut position = start;
         while let Some(header) = self.read_header(position)? {
             let end = position + header.size() as u64;
@@ -239,22 +253,22 @@ impl LogSegment {
         }
         let mut buf = [0u8; HEADER_LEN];
         self.read_exact(&mut buf, position)?;
-        BatchHeader::parse(&buf)
-            .map(Some)
-            .map_err(|_| LogError::Corrupt {
-                path: self.path.clone(),
-                position,
-            })
+        BatchHeader::parse(&buf).map(Some).map_err(|_| LogError::Corrupt {
+            path: self.path.clone(),
+            position,
+        })
     }
 
     fn index_batch(&mut self, header: &BatchHeader, position: u64) {
         if self.first_batch_timestamp.is_none() {
             self.first_batch_timestamp = Some(header.max_timestamp);
         }
-        if self.bytes_since_last_index_entry >= self.index_interval_bytes || self.offset_index.entries() == 0 {
+        if self.bytes_since_last_index_entry >= self.index_interval_bytes || self.offset_index.entries() == 0
+        {
             self.offset_index.append(header.base_offset, position);
             if header.max_timestamp > self.max_timestamp {
-                self.time_index.maybe_append(header.max_timestamp, header.base_offset);
+                self.time_index
+                    .maybe_append(header.max_timestamp, header.base_offset);
             }
             self.bytes_since_last_index_entry = 0;
         }
@@ -264,7 +278,12 @@ impl LogSegment {
 
     /// Appends batches whose offsets were assigned by the caller (`first_offset` onwards),
     /// stamping base offsets and the leader epoch. One vectored write, no copy of the records.
-    pub fn append(&mut self, batches: &[IncomingBatch], first_offset: i64, leader_epoch: i32) -> Result<(), LogError> {
+    pub fn append(
+        &mut self,
+        batches: &[IncomingBatch],
+        first_offset: i64,
+        leader_epoch: i32,
+    ) -> Result<(), LogError> {
         let mut prefixes = Vec::with_capacity(batches.len());
         let mut next = first_offset;
         for incoming in batches {

@@ -67,7 +67,11 @@ impl Partition {
 
     /// Appends checked batches; for acks=-1 first checks the ISR against
     /// `min.insync.replicas`. Returns once the data is as durable as the flush policy asks.
-    pub async fn append(&self, batches: &[IncomingBatch], required_acks: i16) -> Result<AppendInfo, AppendError> {
+    pub async fn append(
+        &self,
+        batches: &[IncomingBatch],
+        required_acks: i16,
+    ) -> Result<AppendInfo, AppendError> {
         let now = now_ms();
         let (info, needs_flush) = {
             let mut log = self.log.lock();
@@ -103,7 +107,8 @@ impl Partition {
             }
             log.unflushed_files()
         };
-        let result = tokio::task::spawn_blocking(move || files.iter().try_for_each(|file| file.sync_data())).await;
+        let result =
+            tokio::task::spawn_blocking(move || files.iter().try_for_each(|file| file.sync_data())).await;
         let mut log = self.log.lock();
         match result {
             Ok(Ok(())) => {
@@ -118,7 +123,11 @@ impl Partition {
             }
             Err(join_error) => {
                 log.take_offline();
-                Err(LogError::io(log.dir(), "fsync", std::io::Error::other(join_error.to_string())))
+                Err(LogError::io(
+                    log.dir(),
+                    "fsync",
+                    std::io::Error::other(join_error.to_string()),
+                ))
             }
         }
     }

@@ -1,0 +1,203 @@
+//! Test support: an in-process broker on an ephemeral port and a raw Kafka client.
+#![allow(dead_code)]
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use ferrolog::broker::Broker;
+use ferrolog::config::BrokerConfig;
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub struct TestBroker {
+    pub address: SocketAddr,
+    pub broker: Arc<Broker>,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestBroker {
+    pub async fn start(settings: &[(&str, &str)]) -> TestBroker {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, settings).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, settings: &[(&str, &str)]) -> TestBroker {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let mut explicit = BTreeMap::from([
+            ("listeners".to_string(), format!("PLAINTEXT://{address}")),
+            ("log.dirs".to_string(), dir.path().display().to_string()),
+        ]);
+        for (key, value) in settings {
+            explicit.insert(key.to_string(), value.to_string());
+        }
+        let config = BrokerConfig::from_explicit(explicit).expect("config");
+        let broker = Broker::open(config).expect("broker opens");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(ferrolog::server::run(listener, broker.clone(), async move {
+            let _ = stopped.await;
+        }));
+        TestBroker {
+            address,
+            broker,
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops serving and shuts the broker down cleanly, handing back its data dir.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.broker.shutdown().expect("clean shutdown");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.address).await
+    }
+}
+
+pub struct Client {
+    pub stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Client {
+    pub async fn connect(address: SocketAddr) -> Client {
+        Client {
+            stream: TcpStream::connect(address).await.expect("connect"),
+            correlation_id: 0,
+        }
+    }
+
+    pub fn encode_request<R: Request>(&mut self, request: &R, version: i16) -> BytesMut {
+        self.correlation_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("test")));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        let api_key = ApiKey::try_from(R::KEY).expect("key");
+        header
+            .encode(&mut buf, api_key.request_header_version(version))
+            .expect("header");
+        request.encode(&mut buf, version).expect("encode request");
+        let length = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&length.to_be_bytes());
+        buf
+    }
+
+    pub async fn read_frame(&mut self) -> std::io::Result<Bytes> {
+        let size = self.stream.read_i32().await?;
+        let mut frame = vec![0u8; size as usize];
+        self.stream.read_exact(&mut frame).await?;
+        Ok(Bytes::from(frame))
+    }
+
+    /// Sends one request and decodes its response.
+    pub async fn send<R: Request>(&mut self, request: R, version: i16) -> anyhow::Result<R::Response> {
+        let frame = self.encode_request(&request, version);
+        self.stream.write_all(&frame).await?;
+        let mut response = self.read_frame().await?;
+        let api_key = ApiKey::try_from(R::KEY).expect("key");
+        let header = ResponseHeader::decode(&mut response, api_key.response_header_version(version))?;
+        anyhow::ensure!(
+            header.correlation_id == self.correlation_id,
+            "correlation id mismatch"
+        );
+        let body = R::Response::decode(&mut response, version)?;
+        anyhow::ensure!(
+            !response.has_remaining(),
+            "{} bytes left after the response",
+            response.remaining()
+        );
+        Ok(body)
+    }
+}
+
+/// Valid record batches with `count` records `value-<i>` (through the crate's encoder,
+/// which writes one batch per record when uncompressed).
+pub fn record_batch(
+    count: usize,
+    compression: kafka_protocol::records::Compression,
+    timestamp: i64,
+) -> Bytes {
+    record_batch_with(count, compression, timestamp, |index| {
+        Bytes::from(format!("value-{index}"))
+    })
+}
+
+/// One compressed batch whose values are `value_len` incompressible bytes each.
+pub fn large_batch(count: usize, value_len: usize) -> Bytes {
+    let mut state: u32 = 12345;
+    record_batch_with(count, kafka_protocol::records::Compression::Gzip, 1, |_| {
+        Bytes::from(
+            (0..value_len)
+                .map(|_| {
+                    state = state.wrapping_mul(1103515245).wrapping_add(12345);
+                    (state >> 16) as u8
+                })
+                .collect::<Vec<u8>>(),
+        )
+    })
+}
+
+/// Splits a records payload into its batches.
+pub fn split_batches(records: &Bytes) -> Vec<Bytes> {
+    ferrolog::log::batch::split_and_validate(records, usize::MAX)
+        .expect("valid batches")
+        .into_iter()
+        .map(|batch| batch.bytes)
+        .collect()
+}
+
+fn record_batch_with(
+    count: usize,
+    compression: kafka_protocol::records::Compression,
+    timestamp: i64,
+    mut value: impl FnMut(usize) -> Bytes,
+) -> Bytes {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = (0..count)
+        .map(|index| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: index as i64,
+            sequence: -1,
+            timestamp: timestamp + index as i64,
+            key: Some(Bytes::from(format!("key-{index}"))),
+            value: Some(value(index)),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode batch");
+    buf.freeze()
+}

@@ -1,0 +1,434 @@
+//! The wire protocol over real TCP: every API at every advertised version, framing
+//! limits, malformed input, and unsupported versions.
+
+mod common;
+
+use bytes::Bytes;
+use common::{Client, TestBroker, large_batch, record_batch, split_batches};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+use tokio::io::AsyncWriteExt;
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+async fn create_topic(client: &mut Client, name: &str, partitions: i32) {
+    let request = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(topic_name(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1),
+    ]);
+    let response = client.send(request, 7).await.unwrap();
+    assert_eq!(
+        response.topics[0].error_code, 0,
+        "{:?}",
+        response.topics[0].error_message
+    );
+}
+
+fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            produce_request::TopicProduceData::default()
+                .with_name(topic_name(topic))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(records)),
+                ]),
+        ])
+}
+
+fn fetch_request(topic: &str, partition: i32, offset: i64) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            fetch_request::FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![
+                    fetch_request::FetchPartition::default()
+                        .with_partition(partition)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ])
+}
+
+#[tokio::test]
+async fn api_versions_lists_the_handler_table_at_every_version() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = broker.client().await;
+    for version in 0..=4 {
+        let response = client.send(ApiVersionsRequest::default(), version).await.unwrap();
+        assert_eq!(response.error_code, 0);
+        let produce = response.api_keys.iter().find(|key| key.api_key == 0).unwrap();
+        assert_eq!((produce.min_version, produce.max_version), (3, 13));
+        assert_eq!(response.api_keys.len(), ferrolog::api::SUPPORTED_APIS.len());
+    }
+}
+
+#[tokio::test]
+async fn unsupported_api_versions_version_gets_v0_error_with_ranges() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = broker.client().await;
+    let mut frame = client.encode_request(&ApiVersionsRequest::default(), 3);
+    frame[6..8].copy_from_slice(&99i16.to_be_bytes());
+    client.stream.write_all(&frame).await.unwrap();
+    let mut response = client.read_frame().await.unwrap();
+    let _header = <ResponseHeader as kafka_protocol::protocol::Decodable>::decode(&mut response, 0).unwrap();
+    let body =
+        <ApiVersionsResponse as kafka_protocol::protocol::Decodable>::decode(&mut response, 0).unwrap();
+    assert_eq!(body.error_code, 35);
+    assert!(!body.api_keys.is_empty());
+}
+
+#[tokio::test]
+async fn every_api_answers_every_advertised_version() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "all-versions", 1).await;
+    let topic_id = broker.broker.topic("all-versions").unwrap().topic_id;
+    for (api_key, min, max) in ferrolog::api::SUPPORTED_APIS {
+        for version in *min..=*max {
+            let outcome = match api_key {
+                ApiKey::ApiVersions => client
+                    .send(ApiVersionsRequest::default(), version)
+                    .await
+                    .map(|_| ()),
+                ApiKey::Metadata => client.send(MetadataRequest::default(), version).await.map(|_| ()),
+                ApiKey::Produce => {
+                    let mut request =
+                        produce_request("all-versions", 0, record_batch(2, Compression::None, 1), 1);
+                    if version >= 13 {
+                        request.topic_data[0].name = TopicName::default();
+                        request.topic_data[0].topic_id = topic_id;
+                    }
+                    client.send(request, version).await.map(|response| {
+                        assert_eq!(
+                            response.responses[0].partition_responses[0].error_code, 0,
+                            "v{version}"
+                        );
+                    })
+                }
+                ApiKey::Fetch => {
+                    let mut request = fetch_request("all-versions", 0, 0);
+                    if version >= 13 {
+                        request.topics[0].topic = TopicName::default();
+                        request.topics[0].topic_id = topic_id;
+                    }
+                    client.send(request, version).await.map(|response| {
+                        let partition = &response.responses[0].partitions[0];
+                        assert_eq!(partition.error_code, 0, "v{version}");
+                        assert!(!partition.records.as_ref().unwrap().is_empty(), "v{version}");
+                    })
+                }
+                ApiKey::ListOffsets => client
+                    .send(
+                        ListOffsetsRequest::default()
+                            .with_replica_id(BrokerId(-1))
+                            .with_topics(vec![
+                                list_offsets_request::ListOffsetsTopic::default()
+                                    .with_name(topic_name("all-versions"))
+                                    .with_partitions(vec![
+                                        list_offsets_request::ListOffsetsPartition::default()
+                                            .with_timestamp(-1),
+                                    ]),
+                            ]),
+                        version,
+                    )
+                    .await
+                    .map(|response| assert_eq!(response.topics[0].partitions[0].error_code, 0)),
+                ApiKey::CreateTopics => client
+                    .send(
+                        CreateTopicsRequest::default()
+                            .with_validate_only(true)
+                            .with_topics(vec![
+                                create_topics_request::CreatableTopic::default()
+                                    .with_name(topic_name("validate-only"))
+                                    .with_num_partitions(1)
+                                    .with_replication_factor(1),
+                            ]),
+                        version,
+                    )
+                    .await
+                    .map(|response| assert_eq!(response.topics[0].error_code, 0)),
+                ApiKey::DeleteTopics => client
+                    .send(DeleteTopicsRequest::default(), version)
+                    .await
+                    .map(|_| ()),
+                ApiKey::DescribeConfigs => client
+                    .send(
+                        DescribeConfigsRequest::default().with_resources(vec![
+                            describe_configs_request::DescribeConfigsResource::default()
+                                .with_resource_type(2)
+                                .with_resource_name(StrBytes::from_static_str("all-versions")),
+                        ]),
+                        version,
+                    )
+                    .await
+                    .map(|response| assert_eq!(response.results[0].error_code, 0)),
+                ApiKey::CreatePartitions => client
+                    .send(CreatePartitionsRequest::default(), version)
+                    .await
+                    .map(|_| ()),
+                ApiKey::IncrementalAlterConfigs => client
+                    .send(IncrementalAlterConfigsRequest::default(), version)
+                    .await
+                    .map(|_| ()),
+                other => panic!("no test for {other:?}"),
+            };
+            outcome.unwrap_or_else(|error| panic!("{api_key:?} v{version}: {error}"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn produce_then_fetch_returns_the_same_batches_with_offsets() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "round-trip", 2).await;
+    for (index, compression) in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let batch = record_batch(10, compression, 1000);
+        let response = client
+            .send(produce_request("round-trip", 1, batch.clone(), -1), 9)
+            .await
+            .unwrap();
+        let partition = &response.responses[0].partition_responses[0];
+        assert_eq!(partition.error_code, 0);
+        assert_eq!(partition.base_offset, index as i64 * 10);
+        let fetched = client
+            .send(fetch_request("round-trip", 1, index as i64 * 10), 11)
+            .await
+            .unwrap();
+        let records = fetched.responses[0].partitions[0].records.clone().unwrap();
+        // Stored as sent: identical except the stamped base offset and leader epoch.
+        assert_eq!(records.len(), batch.len());
+        let (sent, stored) = (split_batches(&batch), split_batches(&records));
+        assert_eq!(sent.len(), stored.len());
+        for (sent, stored) in sent.iter().zip(&stored) {
+            assert_eq!(&sent[8..12], &stored[8..12]);
+            assert_eq!(&sent[16..], &stored[16..]);
+        }
+        assert_eq!(
+            i64::from_be_bytes(records[..8].try_into().unwrap()),
+            index as i64 * 10
+        );
+        let mut buf = records.clone();
+        let decoded: Vec<_> = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf)
+            .unwrap()
+            .into_iter()
+            .flat_map(|set| set.records)
+            .collect();
+        assert_eq!(decoded.len(), 10);
+        assert_eq!(decoded[3].value.as_deref(), Some(&b"value-3"[..]));
+        assert_eq!(decoded[3].offset, index as i64 * 10 + 3);
+    }
+    // Past the end: OFFSET_OUT_OF_RANGE.
+    let fetched = client
+        .send(fetch_request("round-trip", 1, 1000), 11)
+        .await
+        .unwrap();
+    assert_eq!(fetched.responses[0].partitions[0].error_code, 1);
+}
+
+#[tokio::test]
+async fn corrupt_and_oversized_batches_get_error_codes() {
+    let broker = TestBroker::start(&[("message.max.bytes", "2000")]).await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "checks", 1).await;
+    let mut corrupt = record_batch(3, Compression::None, 1).to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    let response = client
+        .send(produce_request("checks", 0, Bytes::from(corrupt), 1), 9)
+        .await
+        .unwrap();
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code, 2,
+        "CORRUPT_MESSAGE"
+    );
+    let big = large_batch(1, 3000);
+    assert!(big.len() > 2000);
+    let response = client
+        .send(produce_request("checks", 0, big, 1), 9)
+        .await
+        .unwrap();
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code, 10,
+        "MESSAGE_TOO_LARGE"
+    );
+    let response = client
+        .send(
+            produce_request("nope", 0, record_batch(1, Compression::None, 1), 1),
+            9,
+        )
+        .await;
+    // Auto-creation happens through Metadata, not Produce.
+    assert_eq!(
+        response.unwrap().responses[0].partition_responses[0].error_code,
+        3
+    );
+    let response = client
+        .send(
+            produce_request("checks", 0, record_batch(1, Compression::None, 1), 5),
+            9,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code, 21,
+        "INVALID_REQUIRED_ACKS"
+    );
+}
+
+#[tokio::test]
+async fn acks_all_is_refused_below_min_insync_replicas() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = broker.client().await;
+    let request = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(topic_name("strict"))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(vec![
+                create_topics_request::CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("min.insync.replicas"))
+                    .with_value(Some(StrBytes::from_static_str("2"))),
+            ]),
+    ]);
+    assert_eq!(client.send(request, 7).await.unwrap().topics[0].error_code, 0);
+    let batch = record_batch(1, Compression::None, 1);
+    let response = client
+        .send(produce_request("strict", 0, batch.clone(), -1), 9)
+        .await
+        .unwrap();
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code, 19,
+        "NOT_ENOUGH_REPLICAS"
+    );
+    let response = client
+        .send(produce_request("strict", 0, batch, 1), 9)
+        .await
+        .unwrap();
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code, 0,
+        "acks=1 is fine"
+    );
+}
+
+#[tokio::test]
+async fn bad_frames_close_only_their_connection() {
+    let broker = TestBroker::start(&[("socket.request.max.bytes", "1048576")]).await;
+    let mut healthy = broker.client().await;
+    // An oversized frame: the length prefix alone is enough to refuse it.
+    let mut oversized = broker.client().await;
+    oversized
+        .stream
+        .write_all(&(10 * 1024 * 1024i32).to_be_bytes())
+        .await
+        .unwrap();
+    assert!(oversized.read_frame().await.is_err(), "connection must be closed");
+    // Random garbage: some closed connection, no panic.
+    let mut garbage = broker.client().await;
+    let bytes: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let _ = garbage.stream.write_all(&bytes).await;
+    let _ = garbage.read_frame().await;
+    // A well-sized frame with an unknown API key.
+    let mut unknown = broker.client().await;
+    unknown
+        .stream
+        .write_all(&[0, 0, 0, 8, 0x7f, 0x7f, 0, 0, 0, 0, 0, 1])
+        .await
+        .unwrap();
+    let frame = unknown.read_frame().await.unwrap();
+    assert_eq!(
+        &frame[4..6],
+        &35i16.to_be_bytes(),
+        "UNSUPPORTED_VERSION before closing"
+    );
+    assert!(unknown.read_frame().await.is_err());
+    // The broker still serves everyone else.
+    let response = healthy.send(MetadataRequest::default(), 12).await.unwrap();
+    assert_eq!(response.brokers.len(), 1);
+    let mut fresh = broker.client().await;
+    assert!(fresh.send(ApiVersionsRequest::default(), 3).await.is_ok());
+}
+
+#[tokio::test]
+async fn fetch_long_polls_until_data_arrives() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "poll", 1).await;
+    let mut waiting = broker.client().await;
+    let fetch = tokio::spawn(async move {
+        let request = fetch_request("poll", 0, 0)
+            .with_max_wait_ms(30_000)
+            .with_min_bytes(1);
+        waiting.send(request, 12).await.unwrap()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!fetch.is_finished(), "fetch must wait for data");
+    client
+        .send(
+            produce_request("poll", 0, record_batch(1, Compression::None, 1), 1),
+            9,
+        )
+        .await
+        .unwrap();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(10), fetch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !response.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn data_topics_and_configs_survive_restart() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "durable", 1).await;
+    for _ in 0..5 {
+        client
+            .send(
+                produce_request("durable", 0, record_batch(4, Compression::Lz4, 7), 1),
+                9,
+            )
+            .await
+            .unwrap();
+    }
+    drop(client);
+    let dir = broker.stop().await;
+    let broker = TestBroker::start_in(dir, &[]).await;
+    let mut client = broker.client().await;
+    let fetched = client.send(fetch_request("durable", 0, 8), 11).await.unwrap();
+    let partition = &fetched.responses[0].partitions[0];
+    assert_eq!(partition.high_watermark, 20);
+    let mut buf = partition.records.clone().unwrap();
+    let decoded = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf).unwrap();
+    assert_eq!(decoded[0].records[0].offset, 8);
+}
