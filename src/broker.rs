@@ -41,7 +41,12 @@ pub struct Broker {
     logs: LogManager,
     /// Serializes topic creation, deletion and changes.
     admin: tokio::sync::Mutex<()>,
+    /// The unused part of the current block of producer ids: [next, end).
+    producer_ids: parking_lot::Mutex<(i64, i64)>,
 }
+
+/// How many producer ids are reserved in the metadata at a time.
+const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl Broker {
     /// Opens the metadata and every partition log, recovering after an unclean shutdown.
@@ -104,6 +109,7 @@ impl Broker {
             partitions: RwLock::new(partitions),
             logs,
             admin: tokio::sync::Mutex::new(()),
+            producer_ids: parking_lot::Mutex::new((0, 0)),
         }))
     }
 
@@ -125,6 +131,18 @@ impl Broker {
 
     pub fn topics(&self) -> Vec<TopicRecord> {
         self.metadata.read().topics().cloned().collect()
+    }
+
+    /// A producer id never handed out before.
+    pub fn new_producer_id(&self) -> Result<i64, MetadataError> {
+        let mut ids = self.producer_ids.lock();
+        if ids.0 >= ids.1 {
+            let start = self.metadata.write().allocate_producer_ids(PRODUCER_ID_BLOCK)?;
+            *ids = (start, start + PRODUCER_ID_BLOCK);
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
     }
 
     /// Live brokers, for replication-factor checks.

@@ -183,6 +183,18 @@ async fn every_api_answers_every_advertised_version() {
                     .send(IncrementalAlterConfigsRequest::default(), version)
                     .await
                     .map(|_| ()),
+                ApiKey::InitProducerId => client
+                    .send(
+                        InitProducerIdRequest::default()
+                            .with_transactional_id(None)
+                            .with_producer_id(ProducerId(-1)),
+                        version,
+                    )
+                    .await
+                    .map(|response| {
+                        assert_eq!(response.error_code, 0);
+                        assert!(*response.producer_id >= 0);
+                    }),
                 other => panic!("no test for {other:?}"),
             };
             outcome.unwrap_or_else(|error| panic!("{api_key:?} v{version}: {error}"));

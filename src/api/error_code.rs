@@ -39,6 +39,9 @@ pub fn batch_error(error: &BatchError) -> i16 {
 pub fn append_error(error: &AppendError) -> i16 {
     match error {
         AppendError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas.code(),
+        AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
+        AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
+        AppendError::InvalidRecord => ResponseError::InvalidRecord.code(),
         AppendError::Log(error) => log_error(error),
     }
 }

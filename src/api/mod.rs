@@ -12,6 +12,7 @@ pub mod describe_configs;
 pub mod error_code;
 pub mod fetch;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -20,8 +21,8 @@ use crate::broker::Broker;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeConfigsRequest, FetchRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest,
-    MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    DescribeConfigsRequest, FetchRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
+    ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -191,6 +193,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
         ApiKey::IncrementalAlterConfigs => route!(IncrementalAlterConfigsRequest, |r| Some(
             incremental_alter_configs::handle(ctx, r).await
         )),
+        ApiKey::InitProducerId => route!(InitProducerIdRequest, |r| Some(init_producer_id::handle(ctx, r))),
         _ => Outcome::Close(None),
     }
 }

@@ -31,6 +31,9 @@ pub struct TopicRecord {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct MetadataFile {
     topics: Vec<TopicRecord>,
+    /// Producer ids below this were handed out (in blocks) and are never reused.
+    #[serde(default)]
+    next_producer_id: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +52,7 @@ pub struct MetadataStore {
     dir: PathBuf,
     pub cluster_id: String,
     topics: BTreeMap<String, TopicRecord>,
+    next_producer_id: i64,
 }
 
 impl MetadataStore {
@@ -104,6 +108,7 @@ impl MetadataStore {
                 .into_iter()
                 .map(|topic| (topic.name.clone(), topic))
                 .collect(),
+            next_producer_id: file.next_producer_id,
         })
     }
 
@@ -111,6 +116,7 @@ impl MetadataStore {
         let path = self.dir.join(METADATA_FILE);
         let file = MetadataFile {
             topics: self.topics.values().cloned().collect(),
+            next_producer_id: self.next_producer_id,
         };
         let text = serde_yaml_ng::to_string(&file).map_err(|error| MetadataError::Invalid {
             path: path.clone(),
@@ -121,6 +127,15 @@ impl MetadataStore {
             op: "write",
             source,
         })
+    }
+
+    /// Reserves `size` producer ids and persists the reservation before returning the
+    /// first, so no id is handed out twice, even across restarts.
+    pub fn allocate_producer_ids(&mut self, size: i64) -> Result<i64, MetadataError> {
+        let start = self.next_producer_id;
+        self.next_producer_id = start + size;
+        self.save().inspect_err(|_| self.next_producer_id = start)?;
+        Ok(start)
     }
 
     pub fn topic(&self, name: &str) -> Option<&TopicRecord> {

@@ -2,5 +2,6 @@
 //! high watermark, and the durability rules of acks and flushing.
 
 pub mod partition;
+pub mod producer_state;
 
 pub use partition::Partition;

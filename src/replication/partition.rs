@@ -6,6 +6,7 @@
 //! against the ISR, so a topic asking for more in-sync replicas than exist is refused
 //! with NOT_ENOUGH_REPLICAS, as Kafka does.
 
+use super::producer_state::{BatchIdentity, Decision, ProducerStateTable};
 use crate::log::batch::IncomingBatch;
 use crate::log::partition_log::AppendInfo;
 use crate::log::{LogError, PartitionLog, TopicPartition};
@@ -16,8 +17,24 @@ use tokio::sync::Notify;
 pub enum AppendError {
     #[error("only {isr} in-sync replicas, min.insync.replicas is {required}")]
     NotEnoughReplicas { isr: usize, required: i32 },
+    #[error("out of order sequence number from producer {producer_id}")]
+    OutOfOrderSequence { producer_id: i64 },
+    #[error("producer {producer_id} used an old epoch")]
+    InvalidProducerEpoch { producer_id: i64 },
+    #[error("an idempotent produce must carry exactly one record batch per partition")]
+    InvalidRecord,
     #[error(transparent)]
     Log(#[from] LogError),
+}
+
+fn identity(batch: &IncomingBatch) -> Option<BatchIdentity> {
+    let header = &batch.header;
+    (header.producer_id >= 0).then(|| BatchIdentity {
+        producer_id: header.producer_id,
+        producer_epoch: header.producer_epoch,
+        first_sequence: header.base_sequence,
+        last_sequence: header.base_sequence.wrapping_add(header.last_offset_delta),
+    })
 }
 
 pub struct Partition {
@@ -26,6 +43,8 @@ pub struct Partition {
     pub replicas: Vec<i32>,
     isr: Mutex<Vec<i32>>,
     log: Mutex<PartitionLog>,
+    /// Idempotent-producer state; locked only while `log` is held.
+    producers: Mutex<ProducerStateTable>,
     /// Serializes fsyncs so concurrent producers share one (group commit).
     flush_lock: tokio::sync::Mutex<()>,
     /// Woken after every append, for fetches waiting on `min_bytes`.
@@ -46,6 +65,7 @@ impl Partition {
             replicas: vec![node_id],
             isr: Mutex::new(vec![node_id]),
             log: Mutex::new(log),
+            producers: Mutex::new(ProducerStateTable::default()),
             flush_lock: tokio::sync::Mutex::new(()),
             appended: Notify::new(),
         }
@@ -72,27 +92,72 @@ impl Partition {
         batches: &[IncomingBatch],
         required_acks: i16,
     ) -> Result<AppendInfo, AppendError> {
-        let now = now_ms();
-        let (info, needs_flush) = {
-            let mut log = self.log.lock();
-            if required_acks == -1 {
-                let isr = self.isr.lock().len();
-                let required = log.config().min_insync_replicas;
-                if (isr as i64) < required as i64 {
-                    return Err(AppendError::NotEnoughReplicas { isr, required });
-                }
-            }
-            let info = log.append(batches, now)?;
-            // The ISR is this broker alone: everything appended is replicated.
-            let log_end_offset = log.log_end_offset();
-            log.set_high_watermark(log_end_offset);
-            (info, log.needs_flush(now))
-        };
+        let (info, needs_flush) = self.append_locked(batches, required_acks)?;
         self.appended.notify_waiters();
         if needs_flush {
             self.flush_to(info.last_offset + 1).await?;
         }
         Ok(info)
+    }
+
+    /// The synchronous part of an append, under the log lock: ISR check, idempotence
+    /// check, write, high watermark. Returns where the batches are and whether the flush
+    /// policy wants an fsync before the ack.
+    fn append_locked(
+        &self,
+        batches: &[IncomingBatch],
+        required_acks: i16,
+    ) -> Result<(AppendInfo, bool), AppendError> {
+        let now = now_ms();
+        let mut log = self.log.lock();
+        if required_acks == -1 {
+            let isr = self.isr.lock().len();
+            let required = log.config().min_insync_replicas;
+            if (isr as i64) < required as i64 {
+                return Err(AppendError::NotEnoughReplicas { isr, required });
+            }
+        }
+        let identity = match batches {
+            [single] => identity(single),
+            _ if batches.iter().any(|batch| identity(batch).is_some()) => {
+                return Err(AppendError::InvalidRecord);
+            }
+            _ => None,
+        };
+        let mut producers = self.producers.lock();
+        if let Some(identity) = &identity {
+            let producer_id = identity.producer_id;
+            match producers.check(identity) {
+                Decision::Append => {}
+                Decision::Duplicate {
+                    base_offset,
+                    last_offset,
+                } => {
+                    // Answer a retry with the original offsets; make sure they are as
+                    // durable as a first attempt would have been.
+                    let needs_flush = log.config().flush_messages <= 1 && log.recovery_point() <= last_offset;
+                    return Ok((
+                        AppendInfo {
+                            base_offset,
+                            last_offset,
+                        },
+                        needs_flush,
+                    ));
+                }
+                Decision::OutOfOrderSequence => return Err(AppendError::OutOfOrderSequence { producer_id }),
+                Decision::InvalidProducerEpoch => {
+                    return Err(AppendError::InvalidProducerEpoch { producer_id });
+                }
+            }
+        }
+        let info = log.append(batches, now)?;
+        if let Some(identity) = &identity {
+            producers.record(identity, info.base_offset, info.last_offset);
+        }
+        // The ISR is this broker alone: everything appended is replicated.
+        let log_end_offset = log.log_end_offset();
+        log.set_high_watermark(log_end_offset);
+        Ok((info, log.needs_flush(now)))
     }
 
     /// Makes every offset below `offset` durable. Concurrent callers share one fsync:

@@ -1,0 +1,81 @@
+"""Fixtures: a real broker process on an ephemeral port with its own data dir."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BINARY = Path(os.environ.get("FERROLOG_BIN", REPO / "target" / "release" / "ferrolog"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BrokerProcess:
+    """The broker binary, started and stopped by PID."""
+
+    def __init__(self, data_dir, settings=()):
+        self.data_dir = Path(data_dir)
+        self.port = free_port()
+        self.settings = list(settings)
+        self.process = None
+        self.log = open(self.data_dir.with_suffix(".log"), "ab")
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        args = [str(BINARY), "--set", f"log.dirs={self.data_dir}",
+                "--set", f"listeners=PLAINTEXT://127.0.0.1:{self.port}"]
+        for setting in self.settings:
+            args += ["--set", setting]
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"broker exited with {self.process.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("broker did not start")
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=30)
+
+    def kill(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def broker_factory(tmp_path):
+    started = []
+
+    def make(settings=(), name="data"):
+        broker = BrokerProcess(tmp_path / name, settings)
+        broker.data_dir.mkdir(exist_ok=True)
+        started.append(broker)
+        return broker.start()
+
+    yield make
+    for broker in started:
+        broker.kill()
+
+
+@pytest.fixture
+def broker(broker_factory):
+    return broker_factory()
