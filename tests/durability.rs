@@ -1,0 +1,177 @@
+//! Flush policy and idempotent producers over real TCP.
+
+mod common;
+
+use bytes::Bytes;
+use common::{TestBroker, record_batch};
+use ferrolog::log::TopicPartition;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+
+fn produce(topic: &str, records: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            produce_request::TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(records)),
+                ]),
+        ])
+}
+
+async fn create(client: &mut common::Client, topic: &str, configs: &[(&str, &str)]) {
+    let request = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(name, value)| {
+                        create_topics_request::CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(name.to_string()))
+                            .with_value(Some(StrBytes::from_string(value.to_string())))
+                    })
+                    .collect(),
+            ),
+    ]);
+    assert_eq!(client.send(request, 7).await.unwrap().topics[0].error_code, 0);
+}
+
+#[tokio::test]
+async fn sync_flush_fsyncs_before_the_ack() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = broker.client().await;
+    create(&mut client, "sync", &[("flush.messages", "1")]).await;
+    create(&mut client, "async", &[]).await;
+    for topic in ["sync", "async"] {
+        let response = client
+            .send(produce(topic, record_batch(3, Compression::Zstd, 1), 1), 9)
+            .await
+            .unwrap();
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    let recovery_point = |topic: &str| {
+        broker
+            .broker
+            .partition(&TopicPartition::new(topic, 0))
+            .unwrap()
+            .with_log(|log| (log.recovery_point(), log.log_end_offset()))
+    };
+    // With flush.messages=1 the recovery point (moved only after a successful fsync)
+    // already covers the acknowledged batch; with the default policy it does not.
+    assert_eq!(recovery_point("sync"), (3, 3));
+    assert_eq!(recovery_point("async"), (0, 3));
+}
+
+#[tokio::test]
+async fn concurrent_sync_producers_are_all_durable_when_acked() {
+    let broker = TestBroker::start(&[("log.flush.interval.messages", "1")]).await;
+    let mut admin = broker.client().await;
+    create(&mut admin, "group-commit", &[]).await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let mut client = broker.client().await;
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..20 {
+                let response = client
+                    .send(
+                        produce("group-commit", record_batch(1, Compression::Lz4, 1), 1),
+                        9,
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let (recovery_point, log_end_offset) = broker
+        .broker
+        .partition(&TopicPartition::new("group-commit", 0))
+        .unwrap()
+        .with_log(|log| (log.recovery_point(), log.log_end_offset()));
+    assert_eq!(log_end_offset, 160);
+    assert_eq!(recovery_point, 160);
+}
+
+/// Rewrites an encoded batch's producer id, epoch and base sequence and fixes its CRC.
+fn with_producer(batch: &Bytes, producer_id: i64, epoch: i16, base_sequence: i32) -> Bytes {
+    let mut bytes = batch.to_vec();
+    bytes[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    bytes[51..53].copy_from_slice(&epoch.to_be_bytes());
+    bytes[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&bytes[21..]);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(bytes)
+}
+
+#[tokio::test]
+async fn idempotent_retries_are_not_appended_twice() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = broker.client().await;
+    create(&mut client, "idem", &[]).await;
+    let init = client
+        .send(
+            InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+            4,
+        )
+        .await
+        .unwrap();
+    assert_eq!(init.error_code, 0);
+    let producer_id = *init.producer_id;
+    // (The crate's encoder writes one batch per record, so each request holds one record.)
+    let first = with_producer(&record_batch(1, Compression::Snappy, 1), producer_id, 0, 0);
+    let second = with_producer(&record_batch(1, Compression::Snappy, 1), producer_id, 0, 1);
+    let offsets = |response: ProduceResponse| {
+        let partition = &response.responses[0].partition_responses[0];
+        (partition.error_code, partition.base_offset)
+    };
+    assert_eq!(
+        offsets(client.send(produce("idem", first.clone(), -1), 9).await.unwrap()),
+        (0, 0)
+    );
+    assert_eq!(
+        offsets(client.send(produce("idem", second, -1), 9).await.unwrap()),
+        (0, 1)
+    );
+    // A retry of the first batch gets its original offset and appends nothing.
+    assert_eq!(
+        offsets(client.send(produce("idem", first, -1), 9).await.unwrap()),
+        (0, 0)
+    );
+    // A gap in sequence numbers is refused.
+    let gap = with_producer(&record_batch(1, Compression::Snappy, 1), producer_id, 0, 99);
+    assert_eq!(
+        offsets(client.send(produce("idem", gap, -1), 9).await.unwrap()).0,
+        45
+    );
+    let log_end_offset = broker
+        .broker
+        .partition(&TopicPartition::new("idem", 0))
+        .unwrap()
+        .with_log(|log| log.log_end_offset());
+    assert_eq!(log_end_offset, 2);
+    // Producer ids are never handed out twice.
+    let again = client
+        .send(
+            InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_producer_id(ProducerId(-1)),
+            4,
+        )
+        .await
+        .unwrap();
+    assert_ne!(*again.producer_id, producer_id);
+}
