@@ -82,8 +82,14 @@ async fn serve_connection(mut socket: TcpStream, broker: &Arc<Broker>) -> Result
         }
         let mut frame = BytesMut::zeroed(size as usize);
         socket.read_exact(&mut frame).await?;
-        match api::handle_frame(broker, frame.freeze()).await {
-            Outcome::Respond(response) => socket.write_all(&response).await?,
+        let started = std::time::Instant::now();
+        let outcome = api::handle_frame(broker, frame.freeze()).await;
+        let handled = started.elapsed();
+        match outcome {
+            Outcome::Respond(response) => {
+                socket.write_all(&response).await?;
+                tracing::trace!(?handled, sent = ?started.elapsed(), bytes = response.len(), "request served");
+            }
             Outcome::NoResponse => {}
             Outcome::Close(last) => {
                 if let Some(last) = last {
