@@ -1,0 +1,4 @@
+//! Classic consumer groups: the pure state machine, the coordinator that runs it, and
+//! the durable offsets and group metadata in `__consumer_offsets`.
+
+pub mod state;

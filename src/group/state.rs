@@ -1,0 +1,937 @@
+//! The classic consumer-group state machine, as a pure core: no IO, time passed in.
+//!
+//! States: Empty → PreparingRebalance → CompletingRebalance → Stable, and Dead once a
+//! group is deleted. A JoinGroup or SyncGroup that has to wait (for the other members,
+//! or for the leader's assignment) gets `Answer::Later`; its answer comes back later as a
+//! [`Reply`] from whichever call completes the step (another member's join or sync, a
+//! leave, or `tick` when a timeout passes). The caller keeps one waiter per member and
+//! hands each reply to it.
+
+use bytes::Bytes;
+use std::collections::{BTreeMap, HashMap};
+
+/// Kafka error codes the group APIs answer with.
+pub mod codes {
+    pub const NONE: i16 = 0;
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+    pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
+}
+use codes::*;
+
+/// How long a member that joined but was never answered is kept (Kafka's 5 minutes).
+const NEW_MEMBER_JOIN_TIMEOUT_MS: i64 = 300_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+    Dead,
+}
+
+impl GroupState {
+    /// Kafka's name for the state, as DescribeGroups and ListGroups report it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
+/// Limits from the broker config.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupConfig {
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub initial_rebalance_delay_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    /// Supported protocols in preference order: (name, metadata).
+    pub protocols: Vec<(String, Bytes)>,
+    pub assignment: Bytes,
+    pub last_heartbeat_ms: i64,
+    awaiting_join: bool,
+    awaiting_sync: bool,
+    /// Joined but not yet answered once (kept longer while waiting).
+    is_new: bool,
+}
+
+impl Member {
+    /// The metadata this member gave for `protocol`.
+    pub fn metadata(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(name, _)| name == protocol)
+            .map(|(_, metadata)| metadata.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    /// JoinGroup v4+: a new member must first get its id (MEMBER_ID_REQUIRED).
+    pub require_known_member_id: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JoinResult {
+    pub error: i16,
+    pub member_id: String,
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader_id: String,
+    /// Only the leader gets the members: (member id, group instance id, metadata).
+    pub members: Vec<(String, Option<String>, Bytes)>,
+    pub skip_assignment: bool,
+}
+
+impl JoinResult {
+    fn error(error: i16, member_id: &str) -> Self {
+        JoinResult {
+            error,
+            member_id: member_id.to_string(),
+            generation_id: -1,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SyncResult {
+    pub error: i16,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignment: Bytes,
+}
+
+impl SyncResult {
+    fn error(error: i16) -> Self {
+        SyncResult {
+            error,
+            ..Default::default()
+        }
+    }
+}
+
+/// An answer to deliver to a waiting member.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Join(String, JoinResult),
+    Sync(String, SyncResult),
+}
+
+/// What a join or sync call returns to its caller.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer<T> {
+    Now(T),
+    /// The caller waits for a [`Reply`] for this member id.
+    Later(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub group_id: String,
+    pub state: GroupState,
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader_id: Option<String>,
+    /// Members in join order.
+    pub members: BTreeMap<u64, Member>,
+    next_join_order: u64,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, with their expiry time.
+    pending_members: HashMap<String, i64>,
+    /// group.instance.id → member id of static members.
+    static_members: HashMap<String, String>,
+    /// When a rebalance (PreparingRebalance) or sync wait (CompletingRebalance) times out.
+    rebalance_deadline_ms: i64,
+    /// `group.initial.rebalance.delay.ms` window of a first rebalance: (deadline, cap).
+    initial_delay: Option<(i64, i64)>,
+    /// When the state last changed (offsets of an Empty group expire from here).
+    pub state_timestamp_ms: i64,
+    /// Set when the group metadata changed in a way worth persisting.
+    dirty: bool,
+}
+
+impl Group {
+    pub fn new(group_id: &str, now_ms: i64) -> Self {
+        Group {
+            group_id: group_id.to_string(),
+            state: GroupState::Empty,
+            generation_id: 0,
+            protocol_type: None,
+            protocol_name: None,
+            leader_id: None,
+            members: BTreeMap::new(),
+            next_join_order: 0,
+            pending_members: HashMap::new(),
+            static_members: HashMap::new(),
+            rebalance_deadline_ms: 0,
+            initial_delay: None,
+            state_timestamp_ms: now_ms,
+            dirty: false,
+        }
+    }
+
+    /// Rebuilds a group from persisted metadata; members get a fresh session.
+    pub fn restore(
+        group_id: &str,
+        generation_id: i32,
+        protocol_type: Option<String>,
+        protocol_name: Option<String>,
+        leader_id: Option<String>,
+        members: Vec<Member>,
+        now_ms: i64,
+    ) -> Self {
+        let mut group = Group::new(group_id, now_ms);
+        group.generation_id = generation_id;
+        group.protocol_type = protocol_type;
+        group.protocol_name = protocol_name;
+        group.leader_id = leader_id;
+        for mut member in members {
+            member.last_heartbeat_ms = now_ms;
+            if let Some(instance) = &member.group_instance_id {
+                group
+                    .static_members
+                    .insert(instance.clone(), member.member_id.clone());
+            }
+            group.add_member(member);
+        }
+        group.state = if group.members.is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+        group
+    }
+
+    /// A persisted-metadata-ready member, for restoring.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restored_member(
+        member_id: String,
+        group_instance_id: Option<String>,
+        client_id: String,
+        client_host: String,
+        session_timeout_ms: i32,
+        rebalance_timeout_ms: i32,
+        protocol: Option<(String, Bytes)>,
+        assignment: Bytes,
+    ) -> Member {
+        Member {
+            member_id,
+            group_instance_id,
+            client_id,
+            client_host,
+            session_timeout_ms,
+            rebalance_timeout_ms,
+            protocols: protocol.into_iter().collect(),
+            assignment,
+            last_heartbeat_ms: 0,
+            awaiting_join: false,
+            awaiting_sync: false,
+            is_new: false,
+        }
+    }
+
+    /// Whether the metadata changed since the last call (and clears the flag).
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    fn add_member(&mut self, member: Member) {
+        self.members.insert(self.next_join_order, member);
+        self.next_join_order += 1;
+    }
+
+    fn order_of(&self, member_id: &str) -> Option<u64> {
+        self.members
+            .iter()
+            .find(|(_, member)| member.member_id == member_id)
+            .map(|(order, _)| *order)
+    }
+
+    pub fn member(&self, member_id: &str) -> Option<&Member> {
+        self.members.values().find(|member| member.member_id == member_id)
+    }
+
+    fn member_mut(&mut self, member_id: &str) -> Option<&mut Member> {
+        self.members
+            .values_mut()
+            .find(|member| member.member_id == member_id)
+    }
+
+    fn set_state(&mut self, state: GroupState, now_ms: i64) {
+        self.state = state;
+        self.state_timestamp_ms = now_ms;
+    }
+
+    /// Static-membership check: the instance id, if any, must map to this member id.
+    fn fenced(&self, member_id: &str, group_instance_id: Option<&str>) -> bool {
+        match group_instance_id.and_then(|instance| self.static_members.get(instance)) {
+            Some(current) => current != member_id,
+            None => false,
+        }
+    }
+
+    /// The protocols every member supports, in the order the first member prefers them.
+    fn candidate_protocols(&self) -> Vec<String> {
+        let mut members = self.members.values();
+        let Some(first) = members.next() else {
+            return Vec::new();
+        };
+        let others: Vec<&Member> = members.collect();
+        first
+            .protocols
+            .iter()
+            .map(|(name, _)| name.clone())
+            .filter(|name| {
+                others
+                    .iter()
+                    .all(|member| member.protocols.iter().any(|(other, _)| other == name))
+            })
+            .collect()
+    }
+
+    /// Kafka's rule: each member votes for its most preferred candidate; most votes wins.
+    fn select_protocol(&self) -> Option<String> {
+        let candidates = self.candidate_protocols();
+        let mut votes: Vec<(String, usize)> = candidates.iter().map(|name| (name.clone(), 0)).collect();
+        for member in self.members.values() {
+            if let Some((name, _)) = member
+                .protocols
+                .iter()
+                .find(|(name, _)| candidates.contains(name))
+                && let Some(vote) = votes.iter_mut().find(|(candidate, _)| candidate == name)
+            {
+                vote.1 += 1;
+            }
+        }
+        let best = votes.iter().map(|(_, count)| *count).max()?;
+        votes
+            .into_iter()
+            .find(|(_, count)| *count == best)
+            .map(|(name, _)| name)
+    }
+
+    /// Whether a joining member's protocols fit the group.
+    fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
+        if protocol_type.is_empty() || protocols.is_empty() {
+            return false;
+        }
+        if self.members.is_empty() {
+            return true;
+        }
+        if self.protocol_type.as_deref() != Some(protocol_type) {
+            return false;
+        }
+        let candidates = self.candidate_protocols();
+        protocols.iter().any(|(name, _)| candidates.contains(name))
+    }
+
+    fn max_rebalance_timeout_ms(&self) -> i64 {
+        self.members
+            .values()
+            .map(|member| member.rebalance_timeout_ms as i64)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn join_result_for(&self, member_id: &str) -> JoinResult {
+        let is_leader = self.leader_id.as_deref() == Some(member_id);
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        JoinResult {
+            error: NONE,
+            member_id: member_id.to_string(),
+            generation_id: self.generation_id,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol_name.clone(),
+            leader_id: self.leader_id.clone().unwrap_or_default(),
+            members: if is_leader {
+                self.members
+                    .values()
+                    .map(|member| {
+                        (
+                            member.member_id.clone(),
+                            member.group_instance_id.clone(),
+                            member.metadata(&protocol),
+                        )
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            skip_assignment: false,
+        }
+    }
+
+    pub fn join(
+        &mut self,
+        request: JoinRequest,
+        config: &GroupConfig,
+        now_ms: i64,
+        new_member_id: impl FnOnce() -> String,
+    ) -> (Answer<JoinResult>, Vec<Reply>) {
+        let member_id = request.member_id.clone();
+        let now = |error| (Answer::Now(JoinResult::error(error, &member_id)), Vec::new());
+        if request.session_timeout_ms < config.min_session_timeout_ms
+            || request.session_timeout_ms > config.max_session_timeout_ms
+        {
+            return now(INVALID_SESSION_TIMEOUT);
+        }
+        if self.state == GroupState::Dead {
+            return now(UNKNOWN_MEMBER_ID);
+        }
+        if !self.supports(&request.protocol_type, &request.protocols) {
+            return now(INCONSISTENT_GROUP_PROTOCOL);
+        }
+        let instance = request.group_instance_id.clone();
+        if member_id.is_empty() {
+            // A known static instance rejoining under a new member id replaces the old one.
+            if let Some(instance) = &instance
+                && let Some(old_id) = self.static_members.get(instance).cloned()
+            {
+                return self.replace_static_member(&old_id, request, now_ms, new_member_id());
+            }
+            let new_id = new_member_id();
+            if request.require_known_member_id && instance.is_none() {
+                let expiry = now_ms + request.session_timeout_ms as i64;
+                self.pending_members.insert(new_id.clone(), expiry);
+                return (
+                    Answer::Now(JoinResult::error(MEMBER_ID_REQUIRED, &new_id)),
+                    Vec::new(),
+                );
+            }
+            return self.add_new_member(new_id, request, now_ms, config);
+        }
+        if self.fenced(&member_id, instance.as_deref()) {
+            return now(FENCED_INSTANCE_ID);
+        }
+        if self.pending_members.remove(&member_id).is_some() {
+            return self.add_new_member(member_id, request, now_ms, config);
+        }
+        let Some(member) = self.member(&member_id).cloned() else {
+            return now(UNKNOWN_MEMBER_ID);
+        };
+        let same_protocols = member.protocols == request.protocols;
+        let is_leader = self.leader_id.as_deref() == Some(member_id.as_str());
+        match self.state {
+            GroupState::Stable | GroupState::CompletingRebalance
+                if same_protocols && (!is_leader || self.state == GroupState::CompletingRebalance) =>
+            {
+                if let Some(member) = self.member_mut(&member_id) {
+                    member.last_heartbeat_ms = now_ms;
+                }
+                (Answer::Now(self.join_result_for(&member_id)), Vec::new())
+            }
+            _ => {
+                if let Some(member) = self.member_mut(&member_id) {
+                    member.protocols = request.protocols;
+                    member.session_timeout_ms = request.session_timeout_ms;
+                    member.rebalance_timeout_ms = request.rebalance_timeout_ms;
+                    member.awaiting_join = true;
+                    member.last_heartbeat_ms = now_ms;
+                }
+                let mut replies = Vec::new();
+                if self.state != GroupState::PreparingRebalance {
+                    replies.extend(self.prepare_rebalance(now_ms, config));
+                }
+                replies.extend(self.maybe_complete_join(now_ms));
+                (Answer::Later(member_id), replies)
+            }
+        }
+    }
+
+    fn add_new_member(
+        &mut self,
+        member_id: String,
+        request: JoinRequest,
+        now_ms: i64,
+        config: &GroupConfig,
+    ) -> (Answer<JoinResult>, Vec<Reply>) {
+        if self.members.is_empty() {
+            self.protocol_type = Some(request.protocol_type.clone());
+        }
+        if let Some(instance) = &request.group_instance_id {
+            self.static_members.insert(instance.clone(), member_id.clone());
+        }
+        self.add_member(Member {
+            member_id: member_id.clone(),
+            group_instance_id: request.group_instance_id,
+            client_id: request.client_id,
+            client_host: request.client_host,
+            session_timeout_ms: request.session_timeout_ms,
+            rebalance_timeout_ms: request.rebalance_timeout_ms,
+            protocols: request.protocols,
+            assignment: Bytes::new(),
+            last_heartbeat_ms: now_ms,
+            awaiting_join: true,
+            awaiting_sync: false,
+            is_new: true,
+        });
+        let mut replies = Vec::new();
+        match self.state {
+            GroupState::PreparingRebalance => {
+                // A new member during the initial delay pushes the delay out, up to its cap.
+                if let Some((deadline, cap)) = self.initial_delay.as_mut() {
+                    *deadline = (now_ms + config.initial_rebalance_delay_ms)
+                        .min(*cap)
+                        .max(*deadline);
+                }
+                self.rebalance_deadline_ms = self
+                    .rebalance_deadline_ms
+                    .max(now_ms + self.max_rebalance_timeout_ms());
+            }
+            _ => replies.extend(self.prepare_rebalance(now_ms, config)),
+        }
+        replies.extend(self.maybe_complete_join(now_ms));
+        (Answer::Later(member_id), replies)
+    }
+
+    fn replace_static_member(
+        &mut self,
+        old_id: &str,
+        request: JoinRequest,
+        now_ms: i64,
+        new_id: String,
+    ) -> (Answer<JoinResult>, Vec<Reply>) {
+        let mut replies = Vec::new();
+        let Some(order) = self.order_of(old_id) else {
+            return (Answer::Now(JoinResult::error(UNKNOWN_MEMBER_ID, "")), replies);
+        };
+        let same_protocols = self
+            .members
+            .get(&order)
+            .is_some_and(|member| member.protocols == request.protocols);
+        if let Some(member) = self.members.get_mut(&order) {
+            // The old incarnation is fenced: answer anything it still waits for.
+            if member.awaiting_join {
+                replies.push(Reply::Join(
+                    old_id.to_string(),
+                    JoinResult::error(FENCED_INSTANCE_ID, old_id),
+                ));
+            }
+            if member.awaiting_sync {
+                replies.push(Reply::Sync(
+                    old_id.to_string(),
+                    SyncResult::error(FENCED_INSTANCE_ID),
+                ));
+            }
+            member.member_id = new_id.clone();
+            member.client_id = request.client_id.clone();
+            member.client_host = request.client_host.clone();
+            member.session_timeout_ms = request.session_timeout_ms;
+            member.rebalance_timeout_ms = request.rebalance_timeout_ms;
+            member.last_heartbeat_ms = now_ms;
+            member.awaiting_sync = false;
+        }
+        if let Some(instance) = &request.group_instance_id {
+            self.static_members.insert(instance.clone(), new_id.clone());
+        }
+        if self.leader_id.as_deref() == Some(old_id) {
+            self.leader_id = Some(new_id.clone());
+        }
+        self.dirty = true;
+        if self.state == GroupState::Stable && same_protocols {
+            // No rebalance: the static member gets its old place and assignment back.
+            let mut result = self.join_result_for(&new_id);
+            result.skip_assignment = !result.members.is_empty();
+            return (Answer::Now(result), replies);
+        }
+        if let Some(member) = self.members.get_mut(&order) {
+            member.protocols = request.protocols;
+            member.awaiting_join = true;
+        }
+        let config = GroupConfig {
+            min_session_timeout_ms: 0,
+            max_session_timeout_ms: i32::MAX,
+            initial_rebalance_delay_ms: 0,
+        };
+        if self.state != GroupState::PreparingRebalance {
+            replies.extend(self.prepare_rebalance(now_ms, &config));
+        }
+        replies.extend(self.maybe_complete_join(now_ms));
+        (Answer::Later(new_id), replies)
+    }
+
+    /// Moves to PreparingRebalance: members must rejoin; pending syncs are told so.
+    fn prepare_rebalance(&mut self, now_ms: i64, config: &GroupConfig) -> Vec<Reply> {
+        let mut replies = Vec::new();
+        for member in self.members.values_mut() {
+            if member.awaiting_sync {
+                member.awaiting_sync = false;
+                replies.push(Reply::Sync(
+                    member.member_id.clone(),
+                    SyncResult::error(REBALANCE_IN_PROGRESS),
+                ));
+            }
+        }
+        let timeout = self.max_rebalance_timeout_ms();
+        self.initial_delay =
+            (self.state == GroupState::Empty && config.initial_rebalance_delay_ms > 0).then(|| {
+                (
+                    now_ms + config.initial_rebalance_delay_ms.min(timeout),
+                    now_ms + timeout,
+                )
+            });
+        self.rebalance_deadline_ms = now_ms + timeout;
+        self.set_state(GroupState::PreparingRebalance, now_ms);
+        replies
+    }
+
+    fn all_members_joined(&self) -> bool {
+        self.pending_members.is_empty() && self.members.values().all(|member| member.awaiting_join)
+    }
+
+    fn maybe_complete_join(&mut self, now_ms: i64) -> Vec<Reply> {
+        if self.state != GroupState::PreparingRebalance {
+            return Vec::new();
+        }
+        let delay_over = self.initial_delay.is_none_or(|(deadline, _)| now_ms >= deadline);
+        if (self.all_members_joined() && delay_over) || now_ms >= self.rebalance_deadline_ms {
+            self.complete_join(now_ms)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Ends the join phase: members that did not rejoin are dropped, the generation moves
+    /// on, a protocol and a leader are chosen and every waiting member is answered.
+    fn complete_join(&mut self, now_ms: i64) -> Vec<Reply> {
+        let dropped: Vec<u64> = self
+            .members
+            .iter()
+            .filter(|(_, member)| !member.awaiting_join)
+            .map(|(order, _)| *order)
+            .collect();
+        for order in dropped {
+            self.remove_member_at(order);
+        }
+        self.pending_members.clear();
+        self.initial_delay = None;
+        self.generation_id += 1;
+        self.dirty = true;
+        if self.members.is_empty() {
+            self.protocol_name = None;
+            self.leader_id = None;
+            self.set_state(GroupState::Empty, now_ms);
+            return Vec::new();
+        }
+        self.protocol_name = self.select_protocol();
+        let leader_present = self
+            .leader_id
+            .as_deref()
+            .is_some_and(|leader| self.member(leader).is_some());
+        if !leader_present {
+            self.leader_id = self
+                .members
+                .values()
+                .next()
+                .map(|member| member.member_id.clone());
+        }
+        self.set_state(GroupState::CompletingRebalance, now_ms);
+        self.rebalance_deadline_ms = now_ms + self.max_rebalance_timeout_ms();
+        let ids: Vec<String> = self
+            .members
+            .values()
+            .map(|member| member.member_id.clone())
+            .collect();
+        let mut replies = Vec::with_capacity(ids.len());
+        for member_id in ids {
+            replies.push(Reply::Join(member_id.clone(), self.join_result_for(&member_id)));
+            if let Some(member) = self.member_mut(&member_id) {
+                member.awaiting_join = false;
+                member.is_new = false;
+                member.last_heartbeat_ms = now_ms;
+            }
+        }
+        replies
+    }
+
+    fn remove_member_at(&mut self, order: u64) -> Option<Member> {
+        let member = self.members.remove(&order)?;
+        if let Some(instance) = &member.group_instance_id
+            && self.static_members.get(instance) == Some(&member.member_id)
+        {
+            self.static_members.remove(instance);
+        }
+        if self.leader_id.as_deref() == Some(member.member_id.as_str()) {
+            self.leader_id = None;
+        }
+        Some(member)
+    }
+
+    /// Removes a member (leave or expiry) and moves the group on.
+    fn remove_member(&mut self, member_id: &str, now_ms: i64) -> Vec<Reply> {
+        let Some(order) = self.order_of(member_id) else {
+            return Vec::new();
+        };
+        let mut replies = Vec::new();
+        if let Some(member) = self.remove_member_at(order) {
+            if member.awaiting_join {
+                replies.push(Reply::Join(
+                    member.member_id.clone(),
+                    JoinResult::error(UNKNOWN_MEMBER_ID, member_id),
+                ));
+            }
+            if member.awaiting_sync {
+                replies.push(Reply::Sync(
+                    member.member_id.clone(),
+                    SyncResult::error(UNKNOWN_MEMBER_ID),
+                ));
+            }
+        }
+        let no_delay = GroupConfig {
+            min_session_timeout_ms: 0,
+            max_session_timeout_ms: i32::MAX,
+            initial_rebalance_delay_ms: 0,
+        };
+        match self.state {
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                replies.extend(self.prepare_rebalance(now_ms, &no_delay));
+                replies.extend(self.maybe_complete_join(now_ms));
+            }
+            GroupState::PreparingRebalance => replies.extend(self.maybe_complete_join(now_ms)),
+            GroupState::Empty | GroupState::Dead => {}
+        }
+        replies
+    }
+
+    pub fn sync(
+        &mut self,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+        protocol: (Option<&str>, Option<&str>),
+        assignments: Vec<(String, Bytes)>,
+        now_ms: i64,
+    ) -> (Answer<SyncResult>, Vec<Reply>) {
+        let error = |code| (Answer::Now(SyncResult::error(code)), Vec::new());
+        if matches!(self.state, GroupState::Empty | GroupState::Dead) || self.member(member_id).is_none() {
+            return error(UNKNOWN_MEMBER_ID);
+        }
+        if self.fenced(member_id, group_instance_id) {
+            return error(FENCED_INSTANCE_ID);
+        }
+        if generation_id != self.generation_id {
+            return error(ILLEGAL_GENERATION);
+        }
+        let (protocol_type, protocol_name) = protocol;
+        if protocol_type.is_some_and(|name| Some(name) != self.protocol_type.as_deref())
+            || protocol_name.is_some_and(|name| Some(name) != self.protocol_name.as_deref())
+        {
+            return error(INCONSISTENT_GROUP_PROTOCOL);
+        }
+        if let Some(member) = self.member_mut(member_id) {
+            member.last_heartbeat_ms = now_ms;
+        }
+        match self.state {
+            GroupState::PreparingRebalance => error(REBALANCE_IN_PROGRESS),
+            GroupState::Stable => {
+                let assignment = self
+                    .member(member_id)
+                    .map(|member| member.assignment.clone())
+                    .unwrap_or_default();
+                (Answer::Now(self.sync_result(assignment)), Vec::new())
+            }
+            GroupState::CompletingRebalance => {
+                if let Some(member) = self.member_mut(member_id) {
+                    member.awaiting_sync = true;
+                }
+                let mut replies = Vec::new();
+                if self.leader_id.as_deref() == Some(member_id) {
+                    let assigned: HashMap<String, Bytes> = assignments.into_iter().collect();
+                    for member in self.members.values_mut() {
+                        member.assignment = assigned.get(&member.member_id).cloned().unwrap_or_default();
+                    }
+                    self.set_state(GroupState::Stable, now_ms);
+                    self.dirty = true;
+                    let waiting: Vec<(String, Bytes)> = self
+                        .members
+                        .values()
+                        .filter(|member| member.awaiting_sync)
+                        .map(|member| (member.member_id.clone(), member.assignment.clone()))
+                        .collect();
+                    for (waiting_id, assignment) in waiting {
+                        replies.push(Reply::Sync(waiting_id.clone(), self.sync_result(assignment)));
+                        if let Some(member) = self.member_mut(&waiting_id) {
+                            member.awaiting_sync = false;
+                        }
+                    }
+                }
+                (Answer::Later(member_id.to_string()), replies)
+            }
+            GroupState::Empty | GroupState::Dead => error(UNKNOWN_MEMBER_ID),
+        }
+    }
+
+    fn sync_result(&self, assignment: Bytes) -> SyncResult {
+        SyncResult {
+            error: NONE,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol_name.clone(),
+            assignment,
+        }
+    }
+
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+        now_ms: i64,
+    ) -> i16 {
+        if matches!(self.state, GroupState::Empty | GroupState::Dead) {
+            return UNKNOWN_MEMBER_ID;
+        }
+        if self.fenced(member_id, group_instance_id) {
+            return FENCED_INSTANCE_ID;
+        }
+        let state = self.state;
+        let current_generation = self.generation_id;
+        let Some(member) = self.member_mut(member_id) else {
+            return UNKNOWN_MEMBER_ID;
+        };
+        if generation_id != current_generation {
+            return ILLEGAL_GENERATION;
+        }
+        member.last_heartbeat_ms = now_ms;
+        match state {
+            GroupState::PreparingRebalance => REBALANCE_IN_PROGRESS,
+            _ => NONE,
+        }
+    }
+
+    /// LeaveGroup for one member (by member id, or by instance id when the id is empty).
+    pub fn leave(
+        &mut self,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        now_ms: i64,
+    ) -> (i16, Vec<Reply>) {
+        let member_id = match (member_id, group_instance_id) {
+            ("", Some(instance)) => match self.static_members.get(instance) {
+                Some(id) => id.clone(),
+                None => return (UNKNOWN_MEMBER_ID, Vec::new()),
+            },
+            (id, instance) => {
+                if self.fenced(id, instance) {
+                    return (FENCED_INSTANCE_ID, Vec::new());
+                }
+                id.to_string()
+            }
+        };
+        if self.pending_members.remove(&member_id).is_some() {
+            return (NONE, Vec::new());
+        }
+        if self.member(&member_id).is_none() {
+            return (UNKNOWN_MEMBER_ID, Vec::new());
+        }
+        (NONE, self.remove_member(&member_id, now_ms))
+    }
+
+    /// Checks an OffsetCommit's member and generation against the group.
+    pub fn validate_commit(
+        &self,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> i16 {
+        if generation_id < 0 && member_id.is_empty() {
+            // A standalone consumer (assign + commit): allowed only while no one is a member.
+            return if self.members.is_empty() {
+                NONE
+            } else {
+                UNKNOWN_MEMBER_ID
+            };
+        }
+        if self.fenced(member_id, group_instance_id) {
+            return FENCED_INSTANCE_ID;
+        }
+        if self.member(member_id).is_none() {
+            return UNKNOWN_MEMBER_ID;
+        }
+        if generation_id != self.generation_id {
+            return ILLEGAL_GENERATION;
+        }
+        if self.state == GroupState::CompletingRebalance {
+            return REBALANCE_IN_PROGRESS;
+        }
+        NONE
+    }
+
+    /// Applies timeouts: expired sessions and pending member ids, the initial delay, and
+    /// rebalance and sync deadlines.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Reply> {
+        let mut replies = Vec::new();
+        self.pending_members.retain(|_, expiry| *expiry > now_ms);
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|member| {
+                let keep_alive = if member.awaiting_join {
+                    !member.is_new || member.last_heartbeat_ms + NEW_MEMBER_JOIN_TIMEOUT_MS > now_ms
+                } else {
+                    member.awaiting_sync
+                };
+                !keep_alive && member.last_heartbeat_ms + member.session_timeout_ms as i64 <= now_ms
+            })
+            .map(|member| member.member_id.clone())
+            .collect();
+        for member_id in expired {
+            replies.extend(self.remove_member(&member_id, now_ms));
+        }
+        match self.state {
+            GroupState::PreparingRebalance => replies.extend(self.maybe_complete_join(now_ms)),
+            GroupState::CompletingRebalance if now_ms >= self.rebalance_deadline_ms => {
+                // The leader never sent the assignment: drop whoever did not sync, start over.
+                let lagging: Vec<String> = self
+                    .members
+                    .values()
+                    .filter(|member| !member.awaiting_sync)
+                    .map(|member| member.member_id.clone())
+                    .collect();
+                for member_id in lagging {
+                    replies.extend(self.remove_member(&member_id, now_ms));
+                }
+            }
+            _ => {}
+        }
+        replies
+    }
+
+    /// Marks the group deleted.
+    pub fn mark_dead(&mut self, now_ms: i64) {
+        self.set_state(GroupState::Dead, now_ms);
+    }
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
