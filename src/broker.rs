@@ -1,8 +1,12 @@
 //! The broker: owns the config, the cluster metadata, the log manager and every partition,
-//! and runs the background work (retention, time-based flushing, checkpoints).
+//! the group coordinator, and runs the background work (retention, time-based flushing,
+//! checkpoints, group timers).
 
 use crate::cluster::metadata::{MetadataError, MetadataStore, TopicRecord, validate_topic_name};
 use crate::config::{BrokerConfig, ConfigError, topic_config_def, validate_value};
+use crate::group::coordinator::{CoordinatorConfig, OFFSETS_TOPIC, WriteJob};
+use crate::group::state::GroupConfig;
+use crate::group::{GroupCoordinator, log_writer};
 use crate::log::manager::LogManager;
 use crate::log::{LogError, TopicPartition};
 use crate::replication::Partition;
@@ -36,6 +40,9 @@ pub enum TopicError {
 pub struct Broker {
     pub config: BrokerConfig,
     pub cluster_id: String,
+    pub groups: GroupCoordinator,
+    /// The coordinator's write queue, handed to the writer task at start.
+    group_writes: parking_lot::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<WriteJob>>>,
     metadata: RwLock<MetadataStore>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     logs: LogManager,
@@ -102,7 +109,18 @@ impl Broker {
             n_partitions = partitions.len(),
             "broker storage loaded"
         );
-        Ok(Arc::new(Broker {
+        let (groups, group_writes) = GroupCoordinator::new(CoordinatorConfig {
+            group: GroupConfig {
+                min_session_timeout_ms: config.group_min_session_timeout_ms,
+                max_session_timeout_ms: config.group_max_session_timeout_ms,
+                initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+            },
+            offsets_retention_ms: config.offsets_retention_ms,
+            offset_metadata_max_bytes: config.offset_metadata_max_bytes,
+        });
+        let broker = Arc::new(Broker {
+            groups,
+            group_writes: parking_lot::Mutex::new(Some(group_writes)),
             cluster_id: metadata.cluster_id.clone(),
             config,
             metadata: RwLock::new(metadata),
@@ -110,7 +128,76 @@ impl Broker {
             logs,
             admin: tokio::sync::Mutex::new(()),
             producer_ids: parking_lot::Mutex::new((0, 0)),
-        }))
+        });
+        let n_records = log_writer::load(&broker)?;
+        if n_records > 0 {
+            tracing::info!(n_records, "loaded consumer groups and offsets");
+        }
+        Ok(broker)
+    }
+
+    /// The partition count of `__consumer_offsets`, creating the topic on first use.
+    /// The error is the Kafka code to answer (COORDINATOR_NOT_AVAILABLE).
+    pub async fn offsets_topic_partitions(&self) -> Result<i32, i16> {
+        if let Some(topic) = self.topic(OFFSETS_TOPIC) {
+            return Ok(topic.partitions);
+        }
+        let configs = BTreeMap::from([
+            ("retention.ms".to_string(), "-1".to_string()),
+            ("retention.bytes".to_string(), "-1".to_string()),
+            (
+                "segment.bytes".to_string(),
+                self.config.offsets_topic_segment_bytes.to_string(),
+            ),
+            // Committed offsets are acknowledged only once fsynced.
+            ("flush.messages".to_string(), "1".to_string()),
+        ]);
+        match self
+            .create_topic(
+                OFFSETS_TOPIC,
+                self.config.offsets_topic_num_partitions,
+                self.config.offsets_topic_replication_factor,
+                configs,
+                false,
+            )
+            .await
+        {
+            Ok(topic) => Ok(topic.partitions),
+            Err(TopicError::AlreadyExists(_)) => self
+                .topic(OFFSETS_TOPIC)
+                .map(|topic| topic.partitions)
+                .ok_or(kafka_protocol::ResponseError::CoordinatorNotAvailable.code()),
+            Err(error) => {
+                tracing::error!(%error, "cannot create {OFFSETS_TOPIC}");
+                Err(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
+            }
+        }
+    }
+
+    /// Whether a topic is one of the broker's own (clients may not write or delete it).
+    pub fn is_internal_topic(name: &str) -> bool {
+        name == OFFSETS_TOPIC
+    }
+
+    /// One pass of group maintenance: expire old offsets and compact `__consumer_offsets`
+    /// partitions whose history is much longer than their live state.
+    pub fn maintain_groups(&self, now_ms: i64) {
+        let tombstones = self.groups.expire(now_ms);
+        self.groups.write_tombstones(tombstones);
+        let Some(topic) = self.topic(OFFSETS_TOPIC) else {
+            return;
+        };
+        for index in 0..topic.partitions {
+            let Some(partition) = self.partition(&TopicPartition::new(OFFSETS_TOPIC, index)) else {
+                continue;
+            };
+            let (history, n_segments) =
+                partition.with_log(|log| (log.log_end_offset() - log.log_start_offset(), log.n_segments()));
+            let live = self.groups.live_records(index, topic.partitions).len() as i64;
+            if history > 2 * live + 1000 || n_segments > 2 {
+                self.groups.request_snapshot(index);
+            }
+        }
     }
 
     pub fn partition(&self, topic_partition: &TopicPartition) -> Option<Arc<Partition>> {
@@ -230,6 +317,11 @@ impl Broker {
     }
 
     pub async fn delete_topic(&self, name: &str) -> Result<TopicRecord, TopicError> {
+        if Self::is_internal_topic(name) {
+            return Err(TopicError::InvalidName(format!(
+                "internal topic {name} cannot be deleted"
+            )));
+        }
         let _admin = self.admin.lock().await;
         let topic = self
             .metadata
@@ -349,8 +441,32 @@ impl Broker {
         }
     }
 
-    /// Starts retention and flush scheduling; they stop when the broker is dropped.
+    /// Starts retention and flush scheduling, the group timers and the group log writer;
+    /// they stop when the broker is dropped.
     pub fn spawn_background(self: &Arc<Self>) {
+        if let Some(jobs) = self.group_writes.lock().take() {
+            tokio::spawn(log_writer::run(Arc::downgrade(self), jobs));
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                ticker.tick().await;
+                let Some(broker) = weak.upgrade() else { break };
+                broker.groups.tick(now_ms());
+            }
+        });
+        let weak = Arc::downgrade(self);
+        let maintain_every = Duration::from_millis(self.config.offsets_retention_check_interval_ms);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(maintain_every);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                let Some(broker) = weak.upgrade() else { break };
+                broker.maintain_groups(now_ms());
+            }
+        });
         let weak = Arc::downgrade(self);
         let retention_every = Duration::from_millis(self.config.retention_check_interval_ms);
         tokio::spawn(async move {

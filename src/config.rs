@@ -173,6 +173,44 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         Some("producer"),
         ConfigKind::Choice(COMPRESSION_TYPES),
     ),
+    def(
+        "offsets.topic.num.partitions",
+        Some("50"),
+        ConfigKind::Int { min: 1, max: 10_000 },
+    ),
+    def(
+        "offsets.topic.replication.factor",
+        Some("3"),
+        ConfigKind::Int {
+            min: 1,
+            max: i16::MAX as i64,
+        },
+    ),
+    def(
+        "offsets.topic.segment.bytes",
+        Some("104857600"),
+        ConfigKind::Int {
+            min: 14,
+            max: i32::MAX as i64,
+        },
+    ),
+    def(
+        "offsets.retention.minutes",
+        Some("10080"),
+        ConfigKind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+    ),
+    def(
+        "offsets.retention.check.interval.ms",
+        Some("600000"),
+        ConfigKind::Long { min: 1 },
+    ),
+    def("offset.metadata.max.bytes", Some("4096"), INT),
+    def("group.initial.rebalance.delay.ms", Some("3000"), INT),
+    def("group.min.session.timeout.ms", Some("6000"), INT),
+    def("group.max.session.timeout.ms", Some("1800000"), INT),
 ];
 
 const fn topic(name: &'static str, broker_name: &'static str, kind: ConfigKind) -> ConfigDef {
@@ -324,6 +362,15 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     pub flush_scheduler_interval_ms: u64,
     pub log: LogConfig,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_replication_factor: i16,
+    pub offsets_topic_segment_bytes: i64,
+    pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval_ms: u64,
+    pub offset_metadata_max_bytes: usize,
+    pub group_initial_rebalance_delay_ms: i64,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
 }
 
 impl BrokerConfig {
@@ -428,6 +475,15 @@ impl BrokerConfig {
             retention_check_interval_ms: int("log.retention.check.interval.ms") as u64,
             flush_scheduler_interval_ms: int("log.flush.scheduler.interval.ms") as u64,
             log,
+            offsets_topic_num_partitions: int("offsets.topic.num.partitions") as i32,
+            offsets_topic_replication_factor: int("offsets.topic.replication.factor") as i16,
+            offsets_topic_segment_bytes: int("offsets.topic.segment.bytes"),
+            offsets_retention_ms: int("offsets.retention.minutes") * 60_000,
+            offsets_retention_check_interval_ms: int("offsets.retention.check.interval.ms") as u64,
+            offset_metadata_max_bytes: int("offset.metadata.max.bytes") as usize,
+            group_initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms"),
+            group_min_session_timeout_ms: int("group.min.session.timeout.ms") as i32,
+            group_max_session_timeout_ms: int("group.max.session.timeout.ms") as i32,
             explicit,
         })
     }

@@ -195,6 +195,148 @@ async fn every_api_answers_every_advertised_version() {
                         assert_eq!(response.error_code, 0);
                         assert!(*response.producer_id >= 0);
                     }),
+                ApiKey::FindCoordinator => {
+                    let request = if version >= 4 {
+                        FindCoordinatorRequest::default()
+                            .with_coordinator_keys(vec![StrBytes::from_static_str("g")])
+                    } else {
+                        FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"))
+                    };
+                    client.send(request, version).await.map(|response| {
+                        let code = if version >= 4 {
+                            response.coordinators[0].error_code
+                        } else {
+                            response.error_code
+                        };
+                        assert_eq!(code, 0, "v{version}");
+                    })
+                }
+                ApiKey::JoinGroup => client
+                    .send(
+                        JoinGroupRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_string(format!("join-v{version}"))))
+                            .with_session_timeout_ms(10_000)
+                            .with_rebalance_timeout_ms(if version >= 1 { 10_000 } else { -1 })
+                            .with_protocol_type(StrBytes::from_static_str("consumer"))
+                            .with_protocols(vec![
+                                join_group_request::JoinGroupRequestProtocol::default()
+                                    .with_name(StrBytes::from_static_str("range"))
+                                    .with_metadata(Bytes::from_static(b"meta")),
+                            ]),
+                        version,
+                    )
+                    .await
+                    .map(|response| {
+                        let expected = if version >= 4 { 79 } else { 0 };
+                        assert_eq!(response.error_code, expected, "v{version}");
+                    }),
+                ApiKey::SyncGroup => client
+                    .send(
+                        SyncGroupRequest::default().with_group_id(GroupId(StrBytes::from_static_str("nope"))),
+                        version,
+                    )
+                    .await
+                    .map(|response| assert_eq!(response.error_code, 25)),
+                ApiKey::Heartbeat => client
+                    .send(
+                        HeartbeatRequest::default().with_group_id(GroupId(StrBytes::from_static_str("nope"))),
+                        version,
+                    )
+                    .await
+                    .map(|response| assert_eq!(response.error_code, 25)),
+                ApiKey::LeaveGroup => client
+                    .send(
+                        LeaveGroupRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str("nope")))
+                            .with_member_id(StrBytes::from_static_str(if version >= 3 { "" } else { "m" }))
+                            .with_members(if version >= 3 {
+                                vec![
+                                    leave_group_request::MemberIdentity::default()
+                                        .with_member_id(StrBytes::from_static_str("m")),
+                                ]
+                            } else {
+                                vec![]
+                            }),
+                        version,
+                    )
+                    .await
+                    .map(|_| ()),
+                ApiKey::OffsetCommit => client
+                    .send(
+                        OffsetCommitRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str("standalone")))
+                            .with_generation_id_or_member_epoch(-1)
+                            .with_topics(vec![
+                                offset_commit_request::OffsetCommitRequestTopic::default()
+                                    .with_name(topic_name("all-versions"))
+                                    .with_partitions(vec![
+                                        offset_commit_request::OffsetCommitRequestPartition::default()
+                                            .with_partition_index(0)
+                                            .with_committed_offset(version as i64),
+                                    ]),
+                            ]),
+                        version,
+                    )
+                    .await
+                    .map(|response| assert_eq!(response.topics[0].partitions[0].error_code, 0, "v{version}")),
+                ApiKey::OffsetFetch => {
+                    let request = if version >= 8 {
+                        OffsetFetchRequest::default().with_groups(vec![
+                            offset_fetch_request::OffsetFetchRequestGroup::default()
+                                .with_group_id(GroupId(StrBytes::from_static_str("standalone")))
+                                .with_topics(None),
+                        ])
+                    } else {
+                        OffsetFetchRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str("standalone")))
+                            .with_topics(Some(vec![
+                                offset_fetch_request::OffsetFetchRequestTopic::default()
+                                    .with_name(topic_name("all-versions"))
+                                    .with_partition_indexes(vec![0]),
+                            ]))
+                    };
+                    client.send(request, version).await.map(|response| {
+                        let offset = if version >= 8 {
+                            response.groups[0].topics[0].partitions[0].committed_offset
+                        } else {
+                            response.topics[0].partitions[0].committed_offset
+                        };
+                        assert_eq!(offset, 9, "the last OffsetCommit (v9) committed 9");
+                    })
+                }
+                ApiKey::ListGroups => {
+                    client
+                        .send(ListGroupsRequest::default(), version)
+                        .await
+                        .map(|response| {
+                            assert!(
+                                response
+                                    .groups
+                                    .iter()
+                                    .any(|group| group.group_id.as_str() == "standalone")
+                            );
+                        })
+                }
+                ApiKey::DescribeGroups => client
+                    .send(
+                        DescribeGroupsRequest::default()
+                            .with_groups(vec![GroupId(StrBytes::from_static_str("standalone"))]),
+                        version,
+                    )
+                    .await
+                    .map(|response| assert_eq!(response.groups[0].group_state.as_str(), "Empty")),
+                ApiKey::DeleteGroups => client
+                    .send(DeleteGroupsRequest::default(), version)
+                    .await
+                    .map(|_| ()),
+                ApiKey::OffsetDelete => client
+                    .send(
+                        OffsetDeleteRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str("standalone"))),
+                        version,
+                    )
+                    .await
+                    .map(|response| assert_eq!(response.error_code, 0)),
                 other => panic!("no test for {other:?}"),
             };
             outcome.unwrap_or_else(|error| panic!("{api_key:?} v{version}: {error}"));

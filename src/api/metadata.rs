@@ -38,7 +38,7 @@ fn describe_topic(ctx: &RequestContext<'_>, topic: &TopicRecord) -> MetadataResp
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(topic.topic_id)
-        .with_is_internal(topic.name.starts_with("__"))
+        .with_is_internal(ctx.version >= 1 && crate::broker::Broker::is_internal_topic(&topic.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(i32::MIN)
 }

@@ -7,22 +7,35 @@
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod error_code;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 use crate::broker::Broker;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeConfigsRequest, FetchRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
-    ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
+    DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest,
+    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, ResponseHeader, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::sync::Arc;
@@ -40,6 +53,17 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -194,6 +218,19 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
             incremental_alter_configs::handle(ctx, r).await
         )),
         ApiKey::InitProducerId => route!(InitProducerIdRequest, |r| Some(init_producer_id::handle(ctx, r))),
+        ApiKey::FindCoordinator => route!(FindCoordinatorRequest, |r| Some(
+            find_coordinator::handle(ctx, r).await
+        )),
+        ApiKey::JoinGroup => route!(JoinGroupRequest, |r| Some(join_group::handle(ctx, r).await)),
+        ApiKey::SyncGroup => route!(SyncGroupRequest, |r| Some(sync_group::handle(ctx, r).await)),
+        ApiKey::Heartbeat => route!(HeartbeatRequest, |r| Some(heartbeat::handle(ctx, r))),
+        ApiKey::LeaveGroup => route!(LeaveGroupRequest, |r| Some(leave_group::handle(ctx, r))),
+        ApiKey::OffsetCommit => route!(OffsetCommitRequest, |r| Some(offset_commit::handle(ctx, r).await)),
+        ApiKey::OffsetFetch => route!(OffsetFetchRequest, |r| Some(offset_fetch::handle(ctx, r).await)),
+        ApiKey::ListGroups => route!(ListGroupsRequest, |r| Some(list_groups::handle(ctx, r))),
+        ApiKey::DescribeGroups => route!(DescribeGroupsRequest, |r| Some(describe_groups::handle(ctx, r))),
+        ApiKey::DeleteGroups => route!(DeleteGroupsRequest, |r| Some(delete_groups::handle(ctx, r).await)),
+        ApiKey::OffsetDelete => route!(OffsetDeleteRequest, |r| Some(offset_delete::handle(ctx, r).await)),
         _ => Outcome::Close(None),
     }
 }

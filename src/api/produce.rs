@@ -87,6 +87,17 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option
                     )
                 })
                 .collect(),
+            (Ok(topic), _) if crate::broker::Broker::is_internal_topic(&topic.name) => topic_data
+                .partition_data
+                .iter()
+                .map(|data| {
+                    partition_error(
+                        data.index,
+                        ResponseError::InvalidTopicException.code(),
+                        format!("cannot append to internal topic {}", topic.name),
+                    )
+                })
+                .collect(),
             (Err(code), _) => topic_data
                 .partition_data
                 .iter()

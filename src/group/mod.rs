@@ -1,4 +1,9 @@
 //! Classic consumer groups: the pure state machine, the coordinator that runs it, and
 //! the durable offsets and group metadata in `__consumer_offsets`.
 
+pub mod coordinator;
+pub mod log_writer;
+pub mod offsets;
 pub mod state;
+
+pub use coordinator::GroupCoordinator;

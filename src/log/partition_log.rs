@@ -455,6 +455,28 @@ impl PartitionLog {
         Ok(count)
     }
 
+    /// Deletes every whole segment that ends at or before `offset` (the active segment
+    /// stays). Used to drop history that a snapshot has restated. Returns how many went.
+    pub fn delete_segments_below(&mut self, offset: i64) -> Result<usize, LogError> {
+        let doomed: Vec<i64> = self
+            .segments
+            .iter()
+            .take(self.segments.len().saturating_sub(1))
+            .filter(|(_, segment)| segment.next_offset() <= offset)
+            .map(|(base, _)| *base)
+            .collect();
+        for base in &doomed {
+            if let Some(segment) = self.segments.remove(base) {
+                segment.delete()?;
+            }
+        }
+        let log_start_offset = self.log_start_offset();
+        if self.high_watermark < log_start_offset {
+            self.high_watermark = log_start_offset;
+        }
+        Ok(doomed.len())
+    }
+
     /// Flushes everything and seals the active segment's indexes, for a clean shutdown.
     /// The log takes no more appends afterwards.
     pub fn close(&mut self) -> Result<(), LogError> {

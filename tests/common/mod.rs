@@ -32,12 +32,16 @@ impl TestBroker {
         let mut explicit = BTreeMap::from([
             ("listeners".to_string(), format!("PLAINTEXT://{address}")),
             ("log.dirs".to_string(), dir.path().display().to_string()),
+            ("offsets.topic.replication.factor".to_string(), "1".to_string()),
+            ("offsets.topic.num.partitions".to_string(), "5".to_string()),
+            ("group.initial.rebalance.delay.ms".to_string(), "0".to_string()),
         ]);
         for (key, value) in settings {
             explicit.insert(key.to_string(), value.to_string());
         }
         let config = BrokerConfig::from_explicit(explicit).expect("config");
         let broker = Broker::open(config).expect("broker opens");
+        broker.spawn_background();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(ferrolog::server::run(listener, broker.clone(), async move {
             let _ = stopped.await;
@@ -95,7 +99,9 @@ impl Client {
         header
             .encode(&mut buf, api_key.request_header_version(version))
             .expect("header");
-        request.encode(&mut buf, version).expect("encode request");
+        if let Err(error) = request.encode(&mut buf, version) {
+            panic!("encoding a request (key {}) at v{version}: {error}", R::KEY);
+        }
         let length = (buf.len() - 4) as i32;
         buf[..4].copy_from_slice(&length.to_be_bytes());
         buf
@@ -182,7 +188,7 @@ fn record_batch_with(
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: index as i64,
-            sequence: -1,
+            sequence: index as i32,
             timestamp: timestamp + index as i64,
             key: Some(Bytes::from(format!("key-{index}"))),
             value: Some(value(index)),

@@ -1,0 +1,20 @@
+//! DeleteGroups (key 42): removes empty groups and their offsets (NON_EMPTY_GROUP while
+//! members remain, GROUP_ID_NOT_FOUND for unknown groups).
+
+use super::RequestContext;
+use crate::replication::partition::now_ms;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+
+pub async fn handle(ctx: &RequestContext<'_>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(request.groups_names.len());
+    for group_id in request.groups_names {
+        let code = ctx.broker.groups.delete_group(&group_id, now_ms()).await;
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(group_id)
+                .with_error_code(code),
+        );
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}

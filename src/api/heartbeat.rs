@@ -1,0 +1,16 @@
+//! Heartbeat (key 12): keeps a member's session alive and tells it about rebalances.
+
+use super::RequestContext;
+use crate::replication::partition::now_ms;
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+
+pub fn handle(ctx: &RequestContext<'_>, request: HeartbeatRequest) -> HeartbeatResponse {
+    let code = ctx.broker.groups.heartbeat(
+        &request.group_id,
+        &request.member_id,
+        request.group_instance_id.as_deref(),
+        request.generation_id,
+        now_ms(),
+    );
+    HeartbeatResponse::default().with_error_code(code)
+}

@@ -1,0 +1,114 @@
+//! OffsetCommit (key 8): checks the member and generation, then appends the offsets to
+//! `__consumer_offsets` and answers only after the append.
+
+use super::{RequestContext, error_code};
+use crate::group::offsets::CommittedOffset;
+use crate::log::TopicPartition;
+use crate::replication::partition::now_ms;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+
+pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let broker = ctx.broker;
+    let now = now_ms();
+    let max_metadata = broker.groups.config.offset_metadata_max_bytes;
+    // Per partition: Ok(offset to commit) or Err(code); kept in request order.
+    let mut decided: Vec<Vec<(i32, Result<CommittedOffset, i16>)>> = Vec::new();
+    for topic in &request.topics {
+        let known = broker.topic(&topic.name);
+        decided.push(
+            topic
+                .partitions
+                .iter()
+                .map(|partition| {
+                    let metadata = partition
+                        .committed_metadata
+                        .as_deref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default();
+                    let outcome = if known.is_none()
+                        || broker
+                            .partition(&TopicPartition::new(
+                                topic.name.to_string(),
+                                partition.partition_index,
+                            ))
+                            .is_none()
+                    {
+                        Err(error_code::UNKNOWN_TOPIC_OR_PARTITION)
+                    } else if metadata.len() > max_metadata {
+                        Err(ResponseError::OffsetMetadataTooLarge.code())
+                    } else {
+                        Ok(CommittedOffset {
+                            offset: partition.committed_offset,
+                            leader_epoch: partition.committed_leader_epoch,
+                            metadata,
+                            commit_timestamp_ms: now,
+                        })
+                    };
+                    (partition.partition_index, outcome)
+                })
+                .collect(),
+        );
+    }
+    let group_code = if request.group_id.is_empty() {
+        ResponseError::InvalidGroupId.code()
+    } else if broker.offsets_topic_partitions().await.is_err() {
+        ResponseError::CoordinatorNotAvailable.code()
+    } else {
+        let offsets: Vec<(String, i32, CommittedOffset)> = request
+            .topics
+            .iter()
+            .zip(&decided)
+            .flat_map(|(topic, partitions)| {
+                partitions.iter().filter_map(|(index, outcome)| {
+                    outcome
+                        .as_ref()
+                        .ok()
+                        .map(|committed| (topic.name.to_string(), *index, committed.clone()))
+                })
+            })
+            .collect();
+        if offsets.is_empty() {
+            error_code::NONE
+        } else {
+            broker
+                .groups
+                .commit(
+                    &request.group_id,
+                    &request.member_id,
+                    request.group_instance_id.as_deref(),
+                    request.generation_id_or_member_epoch,
+                    offsets,
+                    now,
+                )
+                .await
+        }
+    };
+    let topics = request
+        .topics
+        .into_iter()
+        .zip(decided)
+        .map(|(topic, partitions)| {
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name)
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(index, outcome)| {
+                            let code = match outcome {
+                                Ok(_) => group_code,
+                                Err(code) => code,
+                            };
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}

@@ -1,0 +1,637 @@
+//! The group coordinator: runs each group's state machine, keeps committed offsets, and
+//! persists both to `__consumer_offsets`.
+//!
+//! Every write to `__consumer_offsets` goes through one writer task, in order, so a
+//! later group snapshot or commit can never be overtaken by an earlier one. An offset
+//! commit is answered only after its records are appended (and, with the internal
+//! topic's `flush.messages=1`, fsynced); the cache is updated by the writer after the
+//! append, never before. With replication, the coordinator of a group will simply be the
+//! leader of the group's `__consumer_offsets` partition.
+
+use super::offsets::{self, CommittedOffset, GroupRecord, MemberRecord, OffsetsRecord};
+use super::state::{
+    Answer, Group, GroupConfig, GroupState, JoinRequest, JoinResult, Reply, SyncResult, codes,
+};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use tokio::sync::{mpsc, oneshot};
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Coordinator settings from the broker config.
+#[derive(Debug, Clone, Copy)]
+pub struct CoordinatorConfig {
+    pub group: GroupConfig,
+    pub offsets_retention_ms: i64,
+    pub offset_metadata_max_bytes: usize,
+}
+
+/// An answer now, or a receiver for one that comes when the group moves on.
+pub enum Wait<T> {
+    Now(T),
+    Later(oneshot::Receiver<T>),
+}
+
+struct GroupEntry {
+    group: Group,
+    offsets: BTreeMap<(String, i32), CommittedOffset>,
+    join_waiters: HashMap<String, oneshot::Sender<JoinResult>>,
+    sync_waiters: HashMap<String, oneshot::Sender<SyncResult>>,
+}
+
+impl GroupEntry {
+    fn new(group_id: &str, now_ms: i64) -> Self {
+        GroupEntry {
+            group: Group::new(group_id, now_ms),
+            offsets: BTreeMap::new(),
+            join_waiters: HashMap::new(),
+            sync_waiters: HashMap::new(),
+        }
+    }
+
+    fn deliver(&mut self, replies: Vec<Reply>) {
+        for reply in replies {
+            match reply {
+                Reply::Join(member_id, result) => {
+                    if let Some(waiter) = self.join_waiters.remove(&member_id) {
+                        let _ = waiter.send(result);
+                    }
+                }
+                Reply::Sync(member_id, result) => {
+                    if let Some(waiter) = self.sync_waiters.remove(&member_id) {
+                        let _ = waiter.send(result);
+                    }
+                }
+            }
+        }
+    }
+
+    fn metadata_record(&self) -> OffsetsRecord {
+        let group = &self.group;
+        let protocol = group.protocol_name.clone().unwrap_or_default();
+        OffsetsRecord::Group {
+            group_id: group.group_id.clone(),
+            value: Some(GroupRecord {
+                protocol_type: group.protocol_type.clone().unwrap_or_default(),
+                generation_id: group.generation_id,
+                protocol_name: group.protocol_name.clone(),
+                leader_id: group.leader_id.clone(),
+                state_timestamp_ms: group.state_timestamp_ms,
+                members: group
+                    .members
+                    .values()
+                    .map(|member| MemberRecord {
+                        member_id: member.member_id.clone(),
+                        group_instance_id: member.group_instance_id.clone(),
+                        client_id: member.client_id.clone(),
+                        client_host: member.client_host.clone(),
+                        rebalance_timeout_ms: member.rebalance_timeout_ms,
+                        session_timeout_ms: member.session_timeout_ms,
+                        subscription: member.metadata(&protocol),
+                        assignment: member.assignment.clone(),
+                    })
+                    .collect(),
+            }),
+        }
+    }
+}
+
+/// One unit of work for the writer task.
+pub enum WriteJob {
+    /// Append these records (to the partition of their group); update the offset cache
+    /// after the append; report the outcome as a Kafka error code.
+    Append {
+        group_id: String,
+        records: Vec<OffsetsRecord>,
+        done: Option<oneshot::Sender<i16>>,
+    },
+    /// Rewrite one partition's live state after a roll and drop the older segments.
+    Snapshot { partition: i32 },
+}
+
+/// A SyncGroup request as the coordinator takes it.
+pub struct SyncRequest {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    /// The leader's assignment: (member id, assignment).
+    pub assignments: Vec<(String, Bytes)>,
+}
+
+/// Committed offsets by topic: (topic, [(partition, offset if committed)]).
+pub type TopicOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+
+/// A group as DescribeGroups reports it.
+pub struct GroupDescription {
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol_name: String,
+    /// (member id, instance id, client id, client host, metadata, assignment)
+    pub members: Vec<(String, Option<String>, String, String, Bytes, Bytes)>,
+}
+
+pub struct GroupCoordinator {
+    pub config: CoordinatorConfig,
+    groups: Mutex<HashMap<String, GroupEntry>>,
+    writer: mpsc::UnboundedSender<WriteJob>,
+}
+
+fn new_member_id(client_id: &str) -> String {
+    format!("{client_id}-{}", uuid::Uuid::new_v4())
+}
+
+impl GroupCoordinator {
+    pub fn new(config: CoordinatorConfig) -> (Self, mpsc::UnboundedReceiver<WriteJob>) {
+        let (writer, jobs) = mpsc::unbounded_channel();
+        (
+            GroupCoordinator {
+                config,
+                groups: Mutex::new(HashMap::new()),
+                writer,
+            },
+            jobs,
+        )
+    }
+
+    fn persist_if_dirty(&self, entry: &mut GroupEntry) {
+        if entry.group.take_dirty() {
+            let _ = self.writer.send(WriteJob::Append {
+                group_id: entry.group.group_id.clone(),
+                records: vec![entry.metadata_record()],
+                done: None,
+            });
+        }
+    }
+
+    pub fn join(&self, group_id: &str, request: JoinRequest, now_ms: i64) -> Wait<JoinResult> {
+        let mut groups = self.groups.lock();
+        let entry = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| GroupEntry::new(group_id, now_ms));
+        let client_id = request.client_id.clone();
+        let (answer, replies) = entry
+            .group
+            .join(request, &self.config.group, now_ms, || new_member_id(&client_id));
+        let wait = match answer {
+            Answer::Now(result) => Wait::Now(result),
+            Answer::Later(member_id) => {
+                let (sender, receiver) = oneshot::channel();
+                entry.join_waiters.insert(member_id, sender);
+                Wait::Later(receiver)
+            }
+        };
+        entry.deliver(replies);
+        self.persist_if_dirty(entry);
+        wait
+    }
+
+    pub fn sync(&self, group_id: &str, request: SyncRequest, now_ms: i64) -> Wait<SyncResult> {
+        let mut groups = self.groups.lock();
+        let Some(entry) = groups.get_mut(group_id) else {
+            return Wait::Now(SyncResult {
+                error: codes::UNKNOWN_MEMBER_ID,
+                ..Default::default()
+            });
+        };
+        let (answer, replies) = entry.group.sync(
+            &request.member_id,
+            request.group_instance_id.as_deref(),
+            request.generation_id,
+            (request.protocol_type.as_deref(), request.protocol_name.as_deref()),
+            request.assignments,
+            now_ms,
+        );
+        let wait = match answer {
+            Answer::Now(result) => Wait::Now(result),
+            Answer::Later(member_id) => {
+                let (sender, receiver) = oneshot::channel();
+                entry.sync_waiters.insert(member_id, sender);
+                Wait::Later(receiver)
+            }
+        };
+        entry.deliver(replies);
+        self.persist_if_dirty(entry);
+        wait
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+        now_ms: i64,
+    ) -> i16 {
+        match self.groups.lock().get_mut(group_id) {
+            Some(entry) => entry
+                .group
+                .heartbeat(member_id, group_instance_id, generation_id, now_ms),
+            None => codes::UNKNOWN_MEMBER_ID,
+        }
+    }
+
+    /// LeaveGroup for each (member id, instance id); one error code per member.
+    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)], now_ms: i64) -> Vec<i16> {
+        let mut groups = self.groups.lock();
+        let Some(entry) = groups.get_mut(group_id) else {
+            return vec![codes::UNKNOWN_MEMBER_ID; members.len()];
+        };
+        let mut results = Vec::with_capacity(members.len());
+        for (member_id, instance) in members {
+            let (code, replies) = entry.group.leave(member_id, instance.as_deref(), now_ms);
+            entry.deliver(replies);
+            results.push(code);
+        }
+        self.persist_if_dirty(entry);
+        results
+    }
+
+    /// Validates a commit, appends it, and answers once it is in the log.
+    /// `offsets` are (topic, partition, offset); the result is one group-level code.
+    pub async fn commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+        now_ms: i64,
+    ) -> i16 {
+        let validation = {
+            let mut groups = self.groups.lock();
+            match groups.get(group_id) {
+                Some(entry) => entry
+                    .group
+                    .validate_commit(member_id, group_instance_id, generation_id),
+                None if generation_id < 0 => {
+                    groups.insert(group_id.to_string(), GroupEntry::new(group_id, now_ms));
+                    codes::NONE
+                }
+                None => codes::UNKNOWN_MEMBER_ID,
+            }
+        };
+        if validation != codes::NONE {
+            return validation;
+        }
+        let records = offsets
+            .into_iter()
+            .map(|(topic, partition, value)| OffsetsRecord::Offset {
+                group_id: group_id.to_string(),
+                topic,
+                partition,
+                value: Some(value),
+            })
+            .collect();
+        self.append(group_id, records).await
+    }
+
+    async fn append(&self, group_id: &str, records: Vec<OffsetsRecord>) -> i16 {
+        let (done, outcome) = oneshot::channel();
+        let job = WriteJob::Append {
+            group_id: group_id.to_string(),
+            records,
+            done: Some(done),
+        };
+        if self.writer.send(job).is_err() {
+            return kafka_protocol::ResponseError::CoordinatorNotAvailable.code();
+        }
+        outcome
+            .await
+            .unwrap_or(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
+    }
+
+    /// Committed offsets of a group: all of them, or those of the requested partitions
+    /// (None where nothing is committed).
+    pub fn fetch_offsets(&self, group_id: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> TopicOffsets {
+        let groups = self.groups.lock();
+        let offsets = groups.get(group_id).map(|entry| &entry.offsets);
+        match wanted {
+            Some(wanted) => wanted
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let found = partitions
+                        .into_iter()
+                        .map(|partition| {
+                            let committed =
+                                offsets.and_then(|offsets| offsets.get(&(topic.clone(), partition)).cloned());
+                            (partition, committed)
+                        })
+                        .collect();
+                    (topic, found)
+                })
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> = BTreeMap::new();
+                for ((topic, partition), committed) in offsets.into_iter().flatten() {
+                    by_topic
+                        .entry(topic.clone())
+                        .or_default()
+                        .push((*partition, Some(committed.clone())));
+                }
+                by_topic.into_iter().collect()
+            }
+        }
+    }
+
+    /// (group id, protocol type, state) of every live group.
+    pub fn list_groups(&self) -> Vec<(String, String, GroupState)> {
+        self.groups
+            .lock()
+            .values()
+            .filter(|entry| entry.group.state != GroupState::Dead)
+            .map(|entry| {
+                (
+                    entry.group.group_id.clone(),
+                    entry.group.protocol_type.clone().unwrap_or_default(),
+                    entry.group.state,
+                )
+            })
+            .collect()
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        let groups = self.groups.lock();
+        let group = &groups.get(group_id)?.group;
+        let protocol = group.protocol_name.clone().unwrap_or_default();
+        let stable = group.state == GroupState::Stable;
+        Some(GroupDescription {
+            state: group.state,
+            protocol_type: group.protocol_type.clone().unwrap_or_default(),
+            protocol_name: if stable { protocol.clone() } else { String::new() },
+            members: group
+                .members
+                .values()
+                .map(|member| {
+                    (
+                        member.member_id.clone(),
+                        member.group_instance_id.clone(),
+                        member.client_id.clone(),
+                        member.client_host.clone(),
+                        if stable {
+                            member.metadata(&protocol)
+                        } else {
+                            Bytes::new()
+                        },
+                        if stable {
+                            member.assignment.clone()
+                        } else {
+                            Bytes::new()
+                        },
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    /// DeleteGroups for one group: only an empty group can go.
+    pub async fn delete_group(&self, group_id: &str, now_ms: i64) -> i16 {
+        let records = {
+            let groups = self.groups.lock();
+            let Some(entry) = groups.get(group_id) else {
+                return kafka_protocol::ResponseError::GroupIdNotFound.code();
+            };
+            if !entry.group.members.is_empty() || entry.group.state != GroupState::Empty {
+                return kafka_protocol::ResponseError::NonEmptyGroup.code();
+            }
+            let mut records: Vec<OffsetsRecord> = entry
+                .offsets
+                .keys()
+                .map(|(topic, partition)| OffsetsRecord::Offset {
+                    group_id: group_id.to_string(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    value: None,
+                })
+                .collect();
+            records.push(OffsetsRecord::Group {
+                group_id: group_id.to_string(),
+                value: None,
+            });
+            records
+        };
+        let code = self.append(group_id, records).await;
+        if code == codes::NONE
+            && let Some(mut entry) = self.groups.lock().remove(group_id)
+        {
+            entry.group.mark_dead(now_ms);
+        }
+        code
+    }
+
+    /// Topics the group's consumer members are subscribed to (for OffsetDelete).
+    pub fn subscribed_topics(&self, group_id: &str) -> Vec<String> {
+        use kafka_protocol::messages::ConsumerProtocolSubscription;
+        use kafka_protocol::protocol::Decodable;
+        let groups = self.groups.lock();
+        let Some(entry) = groups.get(group_id) else {
+            return Vec::new();
+        };
+        let group = &entry.group;
+        if group.protocol_type.as_deref() != Some("consumer") {
+            return Vec::new();
+        }
+        let protocol = group.protocol_name.clone().unwrap_or_default();
+        let mut topics = Vec::new();
+        for member in group.members.values() {
+            let mut metadata = member.metadata(&protocol);
+            if metadata.len() < 2 {
+                continue;
+            }
+            let version = i16::from_be_bytes([metadata[0], metadata[1]]);
+            let _ = bytes::Buf::get_i16(&mut metadata);
+            if let Ok(subscription) = ConsumerProtocolSubscription::decode(&mut metadata, version) {
+                topics.extend(subscription.topics.iter().map(|topic| topic.to_string()));
+            }
+        }
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
+    pub fn group_exists(&self, group_id: &str) -> bool {
+        self.groups.lock().contains_key(group_id)
+    }
+
+    /// OffsetDelete: tombstones for these partitions' offsets.
+    pub async fn delete_offsets(&self, group_id: &str, partitions: Vec<(String, i32)>) -> i16 {
+        let records = partitions
+            .into_iter()
+            .map(|(topic, partition)| OffsetsRecord::Offset {
+                group_id: group_id.to_string(),
+                topic,
+                partition,
+                value: None,
+            })
+            .collect();
+        self.append(group_id, records).await
+    }
+
+    /// Applies timeouts to every group and answers whoever they release.
+    pub fn tick(&self, now_ms: i64) {
+        let mut groups = self.groups.lock();
+        for entry in groups.values_mut() {
+            let replies = entry.group.tick(now_ms);
+            entry.deliver(replies);
+            self.persist_if_dirty(entry);
+        }
+    }
+
+    /// Expires offsets of groups that have been empty longer than
+    /// `offsets.retention.minutes`, forgets empty groups with no offsets, and returns the
+    /// tombstones to write.
+    pub fn expire(&self, now_ms: i64) -> Vec<(String, Vec<OffsetsRecord>)> {
+        let retention = self.config.offsets_retention_ms;
+        let mut out = Vec::new();
+        let mut groups = self.groups.lock();
+        groups.retain(|group_id, entry| {
+            if entry.group.state != GroupState::Empty {
+                return true;
+            }
+            let empty_since = entry.group.state_timestamp_ms;
+            let expired: Vec<(String, i32)> = entry
+                .offsets
+                .iter()
+                .filter(|(_, committed)| now_ms - empty_since.max(committed.commit_timestamp_ms) > retention)
+                .map(|(key, _)| key.clone())
+                .collect();
+            let mut records: Vec<OffsetsRecord> = expired
+                .iter()
+                .map(|(topic, partition)| OffsetsRecord::Offset {
+                    group_id: group_id.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    value: None,
+                })
+                .collect();
+            // The cache follows the log: the writer removes them after the append.
+            let keep = entry.offsets.len() > expired.len();
+            if !keep {
+                records.push(OffsetsRecord::Group {
+                    group_id: group_id.clone(),
+                    value: None,
+                });
+            }
+            if !records.is_empty() {
+                out.push((group_id.clone(), records));
+            }
+            keep || !expired.is_empty()
+        });
+        out
+    }
+
+    /// Queues tombstones (from `expire`) for the writer.
+    pub fn write_tombstones(&self, batches: Vec<(String, Vec<OffsetsRecord>)>) {
+        for (group_id, records) in batches {
+            let _ = self.writer.send(WriteJob::Append {
+                group_id,
+                records,
+                done: None,
+            });
+        }
+    }
+
+    pub fn request_snapshot(&self, partition: i32) {
+        let _ = self.writer.send(WriteJob::Snapshot { partition });
+    }
+
+    /// Applies appended (or replayed) records to the offset cache. With `restore_groups`
+    /// (start-up replay) group metadata records rebuild the groups too.
+    pub fn apply(&self, records: &[OffsetsRecord], restore_groups: bool, now_ms: i64) {
+        let mut groups = self.groups.lock();
+        for record in records {
+            match record {
+                OffsetsRecord::Offset {
+                    group_id,
+                    topic,
+                    partition,
+                    value,
+                } => {
+                    let key = (topic.clone(), *partition);
+                    match value {
+                        Some(committed) => {
+                            groups
+                                .entry(group_id.clone())
+                                .or_insert_with(|| GroupEntry::new(group_id, now_ms))
+                                .offsets
+                                .insert(key, committed.clone());
+                        }
+                        None => {
+                            let emptied = groups.get_mut(group_id).is_some_and(|entry| {
+                                entry.offsets.remove(&key);
+                                entry.offsets.is_empty() && entry.group.members.is_empty()
+                            });
+                            if emptied && restore_groups {
+                                groups.remove(group_id);
+                            }
+                        }
+                    }
+                }
+                OffsetsRecord::Group { group_id, value } if restore_groups => match value {
+                    Some(record) => {
+                        let members = record
+                            .members
+                            .iter()
+                            .map(|member| {
+                                Group::restored_member(
+                                    member.member_id.clone(),
+                                    member.group_instance_id.clone(),
+                                    member.client_id.clone(),
+                                    member.client_host.clone(),
+                                    member.session_timeout_ms,
+                                    member.rebalance_timeout_ms,
+                                    record
+                                        .protocol_name
+                                        .clone()
+                                        .map(|name| (name, member.subscription.clone())),
+                                    member.assignment.clone(),
+                                )
+                            })
+                            .collect();
+                        let entry = groups
+                            .entry(group_id.clone())
+                            .or_insert_with(|| GroupEntry::new(group_id, now_ms));
+                        entry.group = Group::restore(
+                            group_id,
+                            record.generation_id,
+                            (!record.protocol_type.is_empty()).then(|| record.protocol_type.clone()),
+                            record.protocol_name.clone(),
+                            record.leader_id.clone(),
+                            members,
+                            now_ms,
+                        );
+                    }
+                    None => {
+                        groups.remove(group_id);
+                    }
+                },
+                OffsetsRecord::Group { .. } => {}
+            }
+        }
+    }
+
+    /// The live records of every group in one `__consumer_offsets` partition.
+    pub fn live_records(&self, partition: i32, n_partitions: i32) -> Vec<OffsetsRecord> {
+        let groups = self.groups.lock();
+        let mut records = Vec::new();
+        for (group_id, entry) in groups.iter() {
+            if offsets::partition_for(group_id, n_partitions) != partition {
+                continue;
+            }
+            if entry.group.generation_id > 0 || !entry.group.members.is_empty() {
+                records.push(entry.metadata_record());
+            }
+            for ((topic, index), committed) in &entry.offsets {
+                records.push(OffsetsRecord::Offset {
+                    group_id: group_id.clone(),
+                    topic: topic.clone(),
+                    partition: *index,
+                    value: Some(committed.clone()),
+                });
+            }
+        }
+        records
+    }
+}
