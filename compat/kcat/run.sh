@@ -29,7 +29,7 @@ check() { # check NAME COMMAND...
 N=100000
 kc() { kcat -b "$bootstrap" -X broker.address.family=v4 "$@"; }
 
-start_broker "$data" "$port" || exit 1
+start_broker "$data" "$port" --set group.initial.rebalance.delay.ms=200 || exit 1
 
 # The expected output of every topic: key<TAB>value<TAB>headers, one message a line.
 python3 - "$work/expected.txt" "$N" <<'PY'
@@ -77,9 +77,26 @@ everything_back() { # everything_back LABEL
         cmp -s "$work/again-$codec.txt" "$work/expected-with-headers.txt" || return 1
     done
 }
+balanced_consumer() {
+    seq 1 20000 | kc -P -t grouped || return 1
+    kc -G kgroup -X auto.offset.reset=earliest -e -q -f '%s\n' grouped > "$work/group1.txt" 2>/dev/null || return 1
+    [ "$(wc -l < "$work/group1.txt")" -eq 20000 ] || return 1
+    # The group committed its offsets: a second run reads nothing old, only what is new.
+    seq 20001 20005 | kc -P -t grouped || return 1
+    kc -G kgroup -X auto.offset.reset=earliest -e -q -f '%s\n' grouped > "$work/group2.txt" 2>/dev/null || return 1
+    printf '20001\n20002\n20003\n20004\n20005\n' | cmp -s - "$work/group2.txt"
+}
+check "kcat -G balanced consumer reads a topic and resumes from its commits" balanced_consumer
+
 stop_broker
 start_broker "$data" "$port" || exit 1
 check "after a clean restart every message reads back" everything_back
+group_resumes_after_restart() {
+    seq 20006 20007 | kc -P -t grouped || return 1
+    kc -G kgroup -X auto.offset.reset=earliest -e -q -f '%s\n' grouped > "$work/group3.txt" 2>/dev/null || return 1
+    printf '20006\n20007\n' | cmp -s - "$work/group3.txt"
+}
+check "after a restart the kcat group resumes from its committed offsets" group_resumes_after_restart
 kill_broker
 start_broker "$data" "$port" || exit 1
 check "after SIGKILL and restart every message reads back" everything_back
