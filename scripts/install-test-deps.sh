@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: kcat (the Debian build,
-# librdkafka 2.0.2) from apt, and the Python clients in a venv inside the repo.
+# librdkafka 2.0.2) from apt, the Python clients in a venv inside the repo, and kafkajs
+# from npm into compat/node.
 # Safe to run again: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,3 +17,11 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -r compat/python/requirements.txt
+
+if ! command -v npm >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+(cd compat/node && npm ci --no-audit --no-fund --loglevel=error)
