@@ -2,9 +2,10 @@
 //! `max_wait_ms`/`min_bytes`, bounded by `max_bytes` and `partition_max_bytes`.
 //!
 //! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells
-//! clients to keep sending full fetch requests. Record data is read from the segment
-//! files into the response here (the copying path).
+//! clients to keep sending full fetch requests. Record data is not read here: each
+//! partition's data is a file range that `fetch_frame` frames and the server sends.
 
+use super::fetch_frame::FetchReply;
 use super::{RequestContext, check_leader_epoch, error_code, lookup_topic};
 use crate::log::TopicPartition;
 use crate::log::segment::FileSlice;
@@ -62,7 +63,7 @@ fn read_partition(
     })
 }
 
-pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
+pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchReply {
     let by_id = ctx.version >= 13;
     let read_committed = request.isolation_level == 1;
     let mut wanted = Vec::new();
@@ -131,18 +132,19 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRes
                 .with_topic_id(topic.topic_id)
         })
         .collect();
+    let mut slices = Vec::new();
     for (item, (data, slice)) in wanted.iter().zip(results) {
-        let data = match slice {
-            None => data,
-            Some(slice) => match slice.read_to_vec() {
-                Ok(bytes) => data.with_records(Some(Bytes::from(bytes))),
-                Err(error) => {
-                    tracing::error!(%error, "reading segment for fetch failed");
-                    data.with_error_code(kafka_protocol::ResponseError::KafkaStorageError.code())
-                }
-            },
-        };
-        responses[item.topic_index].partitions.push(data);
+        let partitions = &mut responses[item.topic_index].partitions;
+        match slice {
+            Some(slice) => {
+                slices.push(((item.topic_index, partitions.len()), slice));
+                partitions.push(data.with_records(None));
+            }
+            None => partitions.push(data),
+        }
     }
-    FetchResponse::default().with_responses(responses)
+    FetchReply {
+        response: FetchResponse::default().with_responses(responses),
+        slices,
+    }
 }

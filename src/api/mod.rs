@@ -13,6 +13,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod error_code;
 pub mod fetch;
+pub mod fetch_frame;
 pub mod find_coordinator;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
@@ -29,6 +30,7 @@ pub mod produce;
 pub mod sync_group;
 
 use crate::broker::Broker;
+use crate::log::segment::FileSlice;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
@@ -73,11 +75,32 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
         .map(|(_, min, max)| (*min, *max))
 }
 
+/// A piece of a response frame: bytes in memory, or a range of a segment file that the
+/// server sends from the page cache (or reads first, on the copying path).
+#[derive(Debug, Clone)]
+pub enum Chunk {
+    Bytes(Bytes),
+    File(FileSlice),
+}
+
+impl Chunk {
+    pub fn len(&self) -> u64 {
+        match self {
+            Chunk::Bytes(bytes) => bytes.len() as u64,
+            Chunk::File(slice) => slice.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What the connection does with a request.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Send this frame (length prefix included).
-    Respond(BytesMut),
+    /// Send these chunks in order (the first starts with the length prefix).
+    Respond(Vec<Chunk>),
     /// Send nothing (produce with acks=0).
     NoResponse,
     /// Send this frame, if any, then close the connection: the request cannot be served.
@@ -131,7 +154,7 @@ where
     match handler(request).await {
         None => Outcome::NoResponse,
         Some(response) => match encode_frame(api_key, version, correlation_id, &response) {
-            Ok(frame) => Outcome::Respond(frame),
+            Ok(frame) => Outcome::Respond(vec![Chunk::Bytes(frame.freeze())]),
             Err(error) => {
                 tracing::error!(?api_key, version, %error, "could not encode response; closing connection");
                 Outcome::Close(None)
@@ -158,7 +181,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
             // UNSUPPORTED_VERSION and the supported ranges, so the client can retry.
             let response = api_versions::unsupported_version_response();
             return match encode_frame(ApiKey::ApiVersions, 0, correlation_id, &response) {
-                Ok(frame) => Outcome::Respond(frame),
+                Ok(frame) => Outcome::Respond(vec![Chunk::Bytes(frame.freeze())]),
                 Err(_) => Outcome::Close(None),
             };
         }
@@ -204,7 +227,20 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
         ApiKey::ApiVersions => route!(ApiVersionsRequest, |r| Some(api_versions::handle(ctx, r))),
         ApiKey::Metadata => route!(MetadataRequest, |r| Some(metadata::handle(ctx, r).await)),
         ApiKey::Produce => route!(ProduceRequest, |r| produce::handle(ctx, r).await),
-        ApiKey::Fetch => route!(FetchRequest, |r| Some(fetch::handle(ctx, r).await)),
+        ApiKey::Fetch => {
+            let request = match FetchRequest::decode(&mut body, version) {
+                Ok(request) => request,
+                Err(_) => return Outcome::Close(None),
+            };
+            let reply = fetch::handle(ctx, request).await;
+            match fetch_frame::encode(version, correlation_id, reply) {
+                Ok(chunks) => Outcome::Respond(chunks),
+                Err(error) => {
+                    tracing::error!(%error, "could not frame a fetch response; closing connection");
+                    Outcome::Close(None)
+                }
+            }
+        }
         ApiKey::ListOffsets => route!(ListOffsetsRequest, |r| Some(list_offsets::handle(ctx, r))),
         ApiKey::CreateTopics => route!(CreateTopicsRequest, |r| Some(create_topics::handle(ctx, r).await)),
         ApiKey::DeleteTopics => route!(DeleteTopicsRequest, |r| Some(delete_topics::handle(ctx, r).await)),

@@ -1,13 +1,20 @@
 //! Sockets only: the accept loop, size-prefixed framing and one task per connection.
 //!
+//! Responses are written chunk by chunk. Record data that lives in segment files is sent
+//! with sendfile(2) straight from the page cache (the zero-copy path); with
+//! `ServerOptions::zero_copy` off it is read into memory and written (the copying path,
+//! for transports such as TLS that must see the bytes). A slow reader only ever waits on
+//! its own socket: sendfile runs non-blocking and yields until the socket is writable.
+//!
 //! Requests on one connection are served one at a time, in order, as Kafka does, so
 //! responses always leave in request order. A frame larger than
 //! `socket.request.max.bytes`, a negative size or a request that cannot be decoded
 //! closes that connection only. `max.connections` caps open connections; one over the
 //! cap is closed at once.
 
-use crate::api::{self, Outcome};
+use crate::api::{self, Chunk, Outcome};
 use crate::broker::Broker;
+use crate::log::segment::FileSlice;
 use bytes::BytesMut;
 use std::future::Future;
 use std::sync::Arc;
@@ -15,9 +22,31 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
+/// How responses are written.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerOptions {
+    /// Send file-backed record data with sendfile(2) rather than through a buffer.
+    pub zero_copy: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions { zero_copy: true }
+    }
+}
+
 /// Serves connections until `shutdown` completes, then stops accepting and ends every
 /// connection between requests.
 pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
+    run_with(listener, broker, ServerOptions::default(), shutdown).await
+}
+
+pub async fn run_with(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) {
     let limit = Arc::new(Semaphore::new(
         broker.config.max_connections.min(Semaphore::MAX_PERMITS),
     ));
@@ -46,7 +75,7 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
         let mut stop = stop_receiver.clone();
         tokio::spawn(async move {
             tokio::select! {
-                result = serve_connection(socket, &broker) => {
+                result = serve_connection(socket, &broker, options) => {
                     if let Err(error) = result {
                         tracing::debug!(%peer, %error, "connection closed");
                     }
@@ -69,7 +98,11 @@ enum ConnectionError {
     BadRequest,
 }
 
-async fn serve_connection(mut socket: TcpStream, broker: &Arc<Broker>) -> Result<(), ConnectionError> {
+async fn serve_connection(
+    mut socket: TcpStream,
+    broker: &Arc<Broker>,
+    options: ServerOptions,
+) -> Result<(), ConnectionError> {
     let max = broker.config.socket_request_max_bytes;
     loop {
         let size = match socket.read_i32().await {
@@ -86,9 +119,10 @@ async fn serve_connection(mut socket: TcpStream, broker: &Arc<Broker>) -> Result
         let outcome = api::handle_frame(broker, frame.freeze()).await;
         let handled = started.elapsed();
         match outcome {
-            Outcome::Respond(response) => {
-                socket.write_all(&response).await?;
-                tracing::trace!(?handled, sent = ?started.elapsed(), bytes = response.len(), "request served");
+            Outcome::Respond(chunks) => {
+                let bytes: u64 = chunks.iter().map(Chunk::len).sum();
+                write_chunks(&mut socket, chunks, options).await?;
+                tracing::trace!(?handled, sent = ?started.elapsed(), bytes, "request served");
             }
             Outcome::NoResponse => {}
             Outcome::Close(last) => {
@@ -99,4 +133,58 @@ async fn serve_connection(mut socket: TcpStream, broker: &Arc<Broker>) -> Result
             }
         }
     }
+}
+
+async fn write_chunks(
+    socket: &mut TcpStream,
+    chunks: Vec<Chunk>,
+    options: ServerOptions,
+) -> std::io::Result<()> {
+    for chunk in chunks {
+        match chunk {
+            Chunk::Bytes(bytes) => socket.write_all(&bytes).await?,
+            Chunk::File(slice) if options.zero_copy => send_file(socket, &slice).await?,
+            Chunk::File(slice) => {
+                let file = slice.clone();
+                let bytes = tokio::task::spawn_blocking(move || file.read_to_vec())
+                    .await
+                    .map_err(std::io::Error::other)??;
+                socket.write_all(&bytes).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends a file range with sendfile(2), waiting for the socket whenever it is full.
+/// A range that the file no longer holds ends the connection: the frame size was
+/// already promised.
+async fn send_file(socket: &TcpStream, slice: &FileSlice) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use tokio::io::Interest;
+    let socket_fd = socket.as_raw_fd();
+    let file_fd = slice.file.as_raw_fd();
+    let mut offset = slice.position as libc::off_t;
+    let end = (slice.position + slice.len) as libc::off_t;
+    while offset < end {
+        socket.writable().await?;
+        let sent = socket.try_io(Interest::WRITABLE, || {
+            let count = (end - offset) as usize;
+            // SAFETY: both descriptors are open for the duration of the call (the socket
+            // is borrowed, the file is held by `slice`), and `offset` is a valid pointer.
+            let sent = unsafe { libc::sendfile(socket_fd, file_fd, &mut offset, count) };
+            if sent < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(sent as usize)
+            }
+        });
+        match sent {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
