@@ -71,6 +71,20 @@ impl TestBroker {
     pub async fn client(&self) -> Client {
         Client::connect(self.address).await
     }
+
+    /// A second listener on the same broker, serving with the given options (for
+    /// comparing the zero-copy and copying paths). It stops when the test ends.
+    pub async fn extra_listener(&self, options: ferrolog::server::ServerOptions) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(ferrolog::server::run_with(
+            listener,
+            self.broker.clone(),
+            options,
+            std::future::pending::<()>(),
+        ));
+        address
+    }
 }
 
 pub struct Client {
@@ -150,7 +164,8 @@ pub fn record_batch(
 /// One compressed batch whose values are `value_len` incompressible bytes each.
 pub fn large_batch(count: usize, value_len: usize) -> Bytes {
     let mut state: u32 = 12345;
-    record_batch_with(count, kafka_protocol::records::Compression::Gzip, 1, |_| {
+    let now = ferrolog::replication::partition::now_ms();
+    record_batch_with(count, kafka_protocol::records::Compression::Gzip, now, |_| {
         Bytes::from(
             (0..value_len)
                 .map(|_| {
