@@ -6,11 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v kcat >/dev/null 2>&1; then
+if ! command -v kcat >/dev/null 2>&1 || [ ! -f /usr/include/librdkafka/rdkafka.h ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kcat python3-venv >/dev/null
+    # kcat for compat/kcat; librdkafka-dev for the benchmark's load generator.
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kcat librdkafka-dev python3-venv >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then

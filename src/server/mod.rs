@@ -113,8 +113,14 @@ async fn serve_connection(
         if size < 0 || size as usize > max {
             return Err(ConnectionError::FrameSize { size, max });
         }
-        let mut frame = BytesMut::zeroed(size as usize);
-        socket.read_exact(&mut frame).await?;
+        // Read straight into an uninitialized buffer: no zeroing pass over large frames.
+        let mut frame = BytesMut::with_capacity(size as usize);
+        let mut body = (&mut socket).take(size as u64);
+        while frame.len() < size as usize {
+            if body.read_buf(&mut frame).await? == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+            }
+        }
         let started = std::time::Instant::now();
         let outcome = api::handle_frame(broker, frame.freeze()).await;
         let handled = started.elapsed();
