@@ -3,56 +3,23 @@
 mod common;
 
 use bytes::Bytes;
-use common::{TestBroker, record_batch};
+use common::{TestBroker, create_topic, produce_request, record_batch};
 use ferrolog::log::TopicPartition;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
-
-fn produce(topic: &str, records: Bytes, acks: i16) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![
-            produce_request::TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partition_data(vec![
-                    produce_request::PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(records)),
-                ]),
-        ])
-}
-
-async fn create(client: &mut common::Client, topic: &str, configs: &[(&str, &str)]) {
-    let request = CreateTopicsRequest::default().with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_num_partitions(1)
-            .with_replication_factor(1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(name, value)| {
-                        create_topics_request::CreatableTopicConfig::default()
-                            .with_name(StrBytes::from_string(name.to_string()))
-                            .with_value(Some(StrBytes::from_string(value.to_string())))
-                    })
-                    .collect(),
-            ),
-    ]);
-    assert_eq!(client.send(request, 7).await.unwrap().topics[0].error_code, 0);
-}
 
 #[tokio::test]
 async fn sync_flush_fsyncs_before_the_ack() {
     let broker = TestBroker::start(&[]).await;
     let mut client = broker.client().await;
-    create(&mut client, "sync", &[("flush.messages", "1")]).await;
-    create(&mut client, "async", &[]).await;
+    create_topic(&mut client, "sync", 1, &[("flush.messages", "1")]).await;
+    create_topic(&mut client, "async", 1, &[]).await;
     for topic in ["sync", "async"] {
         let response = client
-            .send(produce(topic, record_batch(3, Compression::Zstd, 1), 1), 9)
+            .send(
+                produce_request(topic, 0, record_batch(3, Compression::Zstd, 1), 1),
+                9,
+            )
             .await
             .unwrap();
         assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
@@ -74,7 +41,7 @@ async fn sync_flush_fsyncs_before_the_ack() {
 async fn concurrent_sync_producers_are_all_durable_when_acked() {
     let broker = TestBroker::start(&[("log.flush.interval.messages", "1")]).await;
     let mut admin = broker.client().await;
-    create(&mut admin, "group-commit", &[]).await;
+    create_topic(&mut admin, "group-commit", 1, &[]).await;
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let mut client = broker.client().await;
@@ -82,7 +49,7 @@ async fn concurrent_sync_producers_are_all_durable_when_acked() {
             for _ in 0..20 {
                 let response = client
                     .send(
-                        produce("group-commit", record_batch(1, Compression::Lz4, 1), 1),
+                        produce_request("group-commit", 0, record_batch(1, Compression::Lz4, 1), 1),
                         9,
                     )
                     .await
@@ -118,7 +85,7 @@ fn with_producer(batch: &Bytes, producer_id: i64, epoch: i16, base_sequence: i32
 async fn idempotent_retries_are_not_appended_twice() {
     let broker = TestBroker::start(&[]).await;
     let mut client = broker.client().await;
-    create(&mut client, "idem", &[]).await;
+    create_topic(&mut client, "idem", 1, &[]).await;
     let init = client
         .send(
             InitProducerIdRequest::default()
@@ -139,22 +106,37 @@ async fn idempotent_retries_are_not_appended_twice() {
         (partition.error_code, partition.base_offset)
     };
     assert_eq!(
-        offsets(client.send(produce("idem", first.clone(), -1), 9).await.unwrap()),
+        offsets(
+            client
+                .send(produce_request("idem", 0, first.clone(), -1), 9)
+                .await
+                .unwrap()
+        ),
         (0, 0)
     );
     assert_eq!(
-        offsets(client.send(produce("idem", second, -1), 9).await.unwrap()),
+        offsets(
+            client
+                .send(produce_request("idem", 0, second, -1), 9)
+                .await
+                .unwrap()
+        ),
         (0, 1)
     );
     // A retry of the first batch gets its original offset and appends nothing.
     assert_eq!(
-        offsets(client.send(produce("idem", first, -1), 9).await.unwrap()),
+        offsets(
+            client
+                .send(produce_request("idem", 0, first, -1), 9)
+                .await
+                .unwrap()
+        ),
         (0, 0)
     );
     // A gap in sequence numbers is refused.
     let gap = with_producer(&record_batch(1, Compression::Snappy, 1), producer_id, 0, 99);
     assert_eq!(
-        offsets(client.send(produce("idem", gap, -1), 9).await.unwrap()).0,
+        offsets(client.send(produce_request("idem", 0, gap, -1), 9).await.unwrap()).0,
         45
     );
     let log_end_offset = broker

@@ -72,13 +72,7 @@ async fn committed(client: &mut Client, group_id: &str) -> i64 {
 
 async fn setup(broker: &TestBroker) -> Client {
     let mut client = broker.client().await;
-    let request = CreateTopicsRequest::default().with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str("events")))
-            .with_num_partitions(1)
-            .with_replication_factor(1),
-    ]);
-    assert_eq!(client.send(request, 7).await.unwrap().topics[0].error_code, 0);
+    common::create_topic(&mut client, "events", 1, &[]).await;
     client
 }
 

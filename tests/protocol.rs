@@ -4,45 +4,13 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Client, TestBroker, large_batch, record_batch, split_batches};
+use common::{
+    TestBroker, create_topic, large_batch, produce_request, record_batch, split_batches, topic_name,
+};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use tokio::io::AsyncWriteExt;
-
-fn topic_name(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_string()))
-}
-
-async fn create_topic(client: &mut Client, name: &str, partitions: i32) {
-    let request = CreateTopicsRequest::default().with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(topic_name(name))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1),
-    ]);
-    let response = client.send(request, 7).await.unwrap();
-    assert_eq!(
-        response.topics[0].error_code, 0,
-        "{:?}",
-        response.topics[0].error_message
-    );
-}
-
-fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![
-            produce_request::TopicProduceData::default()
-                .with_name(topic_name(topic))
-                .with_partition_data(vec![
-                    produce_request::PartitionProduceData::default()
-                        .with_index(partition)
-                        .with_records(Some(records)),
-                ]),
-        ])
-}
 
 fn fetch_request(topic: &str, partition: i32, offset: i64) -> FetchRequest {
     FetchRequest::default()
@@ -94,7 +62,7 @@ async fn unsupported_api_versions_version_gets_v0_error_with_ranges() {
 async fn every_api_answers_every_advertised_version() {
     let broker = TestBroker::start(&[]).await;
     let mut client = broker.client().await;
-    create_topic(&mut client, "all-versions", 1).await;
+    create_topic(&mut client, "all-versions", 1, &[]).await;
     let topic_id = broker.broker.topic("all-versions").unwrap().topic_id;
     for (api_key, min, max) in ferrolog::api::SUPPORTED_APIS {
         for version in *min..=*max {
@@ -348,7 +316,7 @@ async fn every_api_answers_every_advertised_version() {
 async fn produce_then_fetch_returns_the_same_batches_with_offsets() {
     let broker = TestBroker::start(&[]).await;
     let mut client = broker.client().await;
-    create_topic(&mut client, "round-trip", 2).await;
+    create_topic(&mut client, "round-trip", 2, &[]).await;
     for (index, compression) in [
         Compression::None,
         Compression::Gzip,
@@ -406,7 +374,7 @@ async fn produce_then_fetch_returns_the_same_batches_with_offsets() {
 async fn corrupt_and_oversized_batches_get_error_codes() {
     let broker = TestBroker::start(&[("message.max.bytes", "2000")]).await;
     let mut client = broker.client().await;
-    create_topic(&mut client, "checks", 1).await;
+    create_topic(&mut client, "checks", 1, &[]).await;
     let mut corrupt = record_batch(3, Compression::None, 1).to_vec();
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0xff;
@@ -531,7 +499,7 @@ async fn bad_frames_close_only_their_connection() {
 async fn fetch_long_polls_until_data_arrives() {
     let broker = TestBroker::start(&[]).await;
     let mut client = broker.client().await;
-    create_topic(&mut client, "poll", 1).await;
+    create_topic(&mut client, "poll", 1, &[]).await;
     let mut waiting = broker.client().await;
     let fetch = tokio::spawn(async move {
         let request = fetch_request("poll", 0, 0)
@@ -565,7 +533,7 @@ async fn fetch_long_polls_until_data_arrives() {
 async fn data_topics_and_configs_survive_restart() {
     let broker = TestBroker::start(&[]).await;
     let mut client = broker.client().await;
-    create_topic(&mut client, "durable", 1).await;
+    create_topic(&mut client, "durable", 1, &[]).await;
     for _ in 0..5 {
         client
             .send(

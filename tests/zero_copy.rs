@@ -4,52 +4,18 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Client, TestBroker, large_batch, record_batch};
+use common::{Client, TestBroker, create_topic, large_batch, produce_request, record_batch, topic_name};
 use ferrolog::log::TopicPartition;
 use ferrolog::server::ServerOptions;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn topic_name(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_string()))
-}
-
-async fn create(client: &mut Client, name: &str, configs: &[(&str, &str)]) {
-    let request = CreateTopicsRequest::default().with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(topic_name(name))
-            .with_num_partitions(2)
-            .with_replication_factor(1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(key, value)| {
-                        create_topics_request::CreatableTopicConfig::default()
-                            .with_name(StrBytes::from_string(key.to_string()))
-                            .with_value(Some(StrBytes::from_string(value.to_string())))
-                    })
-                    .collect(),
-            ),
-    ]);
-    assert_eq!(client.send(request, 7).await.unwrap().topics[0].error_code, 0);
-}
-
 async fn produce(client: &mut Client, topic: &str, partition: i32, records: Bytes) {
-    let request = ProduceRequest::default()
-        .with_acks(1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![
-            produce_request::TopicProduceData::default()
-                .with_name(topic_name(topic))
-                .with_partition_data(vec![
-                    produce_request::PartitionProduceData::default()
-                        .with_index(partition)
-                        .with_records(Some(records)),
-                ]),
-        ]);
-    let response = client.send(request, 9).await.unwrap();
+    let response = client
+        .send(produce_request(topic, partition, records, 1), 9)
+        .await
+        .unwrap();
     assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
 }
 
@@ -95,7 +61,7 @@ async fn raw(client: &mut Client, request: &FetchRequest, version: i16) -> Bytes
 async fn zero_copy_responses_are_byte_identical_to_copying_ones() {
     let broker = TestBroker::start(&[]).await;
     let mut client = broker.client().await;
-    create(&mut client, "same", &[("segment.bytes", "2000")]).await;
+    create_topic(&mut client, "same", 2, &[("segment.bytes", "2000")]).await;
     for round in 0..6 {
         for compression in [
             Compression::None,
@@ -149,12 +115,8 @@ async fn zero_copy_responses_are_byte_identical_to_copying_ones() {
 async fn a_response_stays_correct_while_retention_deletes_its_segments() {
     let broker = TestBroker::start(&[]).await;
     let mut client = broker.client().await;
-    create(
-        &mut client,
-        "doomed",
-        &[("segment.bytes", "16777216"), ("max.message.bytes", "2000000")],
-    )
-    .await;
+    let configs = [("segment.bytes", "16777216"), ("max.message.bytes", "2000000")];
+    create_topic(&mut client, "doomed", 2, &configs).await;
     for _ in 0..24 {
         produce(&mut client, "doomed", 0, large_batch(1, 900_000)).await;
     }
@@ -192,7 +154,7 @@ async fn a_response_stays_correct_while_retention_deletes_its_segments() {
 async fn slow_readers_do_not_hold_back_a_fast_one() {
     let broker = TestBroker::start(&[]).await;
     let mut client = broker.client().await;
-    create(&mut client, "shared", &[("max.message.bytes", "2000000")]).await;
+    create_topic(&mut client, "shared", 2, &[("max.message.bytes", "2000000")]).await;
     for _ in 0..10 {
         produce(&mut client, "shared", 0, large_batch(1, 900_000)).await;
     }

@@ -22,10 +22,38 @@ fn reported(committed: Option<CommittedOffset>, version: i16) -> (i64, i32, Opti
     }
 }
 
+/// The committed offsets of one group in the v8+ shape.
+fn group_topics(
+    ctx: &RequestContext<'_>,
+    group_id: &str,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+) -> Vec<OffsetFetchResponseTopics> {
+    ctx.broker
+        .groups
+        .fetch_offsets(group_id, wanted)
+        .into_iter()
+        .map(|(topic, partitions)| {
+            OffsetFetchResponseTopics::default()
+                .with_name(TopicName(StrBytes::from_string(topic)))
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(index, committed)| {
+                            let (offset, epoch, metadata) = reported(committed, ctx.version);
+                            OffsetFetchResponsePartitions::default()
+                                .with_partition_index(index)
+                                .with_committed_offset(offset)
+                                .with_committed_leader_epoch(epoch)
+                                .with_metadata(metadata)
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
+}
+
 pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> OffsetFetchResponse {
-    let groups = &ctx.broker.groups;
-    let version = ctx.version;
-    if version >= 8 {
+    if ctx.version >= 8 {
         let results = request
             .groups
             .into_iter()
@@ -36,27 +64,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
                         .map(|topic| (topic.name.to_string(), topic.partition_indexes))
                         .collect()
                 });
-                let topics = groups
-                    .fetch_offsets(&group.group_id, wanted)
-                    .into_iter()
-                    .map(|(topic, partitions)| {
-                        OffsetFetchResponseTopics::default()
-                            .with_name(TopicName(StrBytes::from_string(topic)))
-                            .with_partitions(
-                                partitions
-                                    .into_iter()
-                                    .map(|(index, committed)| {
-                                        let (offset, epoch, metadata) = reported(committed, version);
-                                        OffsetFetchResponsePartitions::default()
-                                            .with_partition_index(index)
-                                            .with_committed_offset(offset)
-                                            .with_committed_leader_epoch(epoch)
-                                            .with_metadata(metadata)
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect();
+                let topics = group_topics(ctx, &group.group_id, wanted);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(group.group_id)
                     .with_topics(topics)
@@ -70,22 +78,22 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
             .map(|topic| (topic.name.to_string(), topic.partition_indexes))
             .collect()
     });
-    let topics = groups
-        .fetch_offsets(&request.group_id, wanted)
+    // The same answer in the single-group (v1-7) shape.
+    let topics = group_topics(ctx, &request.group_id, wanted)
         .into_iter()
-        .map(|(topic, partitions)| {
+        .map(|topic| {
             OffsetFetchResponseTopic::default()
-                .with_name(TopicName(StrBytes::from_string(topic)))
+                .with_name(topic.name)
                 .with_partitions(
-                    partitions
+                    topic
+                        .partitions
                         .into_iter()
-                        .map(|(index, committed)| {
-                            let (offset, epoch, metadata) = reported(committed, version);
+                        .map(|partition| {
                             OffsetFetchResponsePartition::default()
-                                .with_partition_index(index)
-                                .with_committed_offset(offset)
-                                .with_committed_leader_epoch(epoch)
-                                .with_metadata(metadata)
+                                .with_partition_index(partition.partition_index)
+                                .with_committed_offset(partition.committed_offset)
+                                .with_committed_leader_epoch(partition.committed_leader_epoch)
+                                .with_metadata(partition.metadata)
                         })
                         .collect(),
                 )

@@ -4,7 +4,10 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use ferrolog::broker::Broker;
 use ferrolog::config::BrokerConfig;
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, ProduceRequest, RequestHeader, ResponseHeader, TopicName,
+    create_topics_request, produce_request,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -221,4 +224,50 @@ fn record_batch_with(
     )
     .expect("encode batch");
     buf.freeze()
+}
+
+pub fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+/// A Produce request for one partition.
+pub fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            produce_request::TopicProduceData::default()
+                .with_name(topic_name(topic))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(records)),
+                ]),
+        ])
+}
+
+/// Creates a topic with these configs and checks that it worked.
+pub async fn create_topic(client: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let request = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(topic_name(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(key, value)| {
+                        create_topics_request::CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(key.to_string()))
+                            .with_value(Some(StrBytes::from_string(value.to_string())))
+                    })
+                    .collect(),
+            ),
+    ]);
+    let response = client.send(request, 7).await.expect("CreateTopics");
+    assert_eq!(
+        response.topics[0].error_code, 0,
+        "{:?}",
+        response.topics[0].error_message
+    );
 }
