@@ -157,3 +157,44 @@ async fn idempotent_retries_are_not_appended_twice() {
         .unwrap();
     assert_ne!(*again.producer_id, producer_id);
 }
+
+#[tokio::test]
+async fn partitions_spread_over_log_dirs_and_reload_from_each() {
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let dirs = format!("{},{}", first.path().display(), second.path().display());
+    let broker = TestBroker::start(&[("log.dirs", dirs.as_str())]).await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "spread", 4, &[]).await;
+    let count = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with("spread-"))
+            .count()
+    };
+    assert_eq!(
+        (count(first.path()), count(second.path())),
+        (2, 2),
+        "least-loaded placement"
+    );
+    for partition in 0..4 {
+        let records = record_batch(partition as usize + 1, Compression::Gzip, 1);
+        let response = client
+            .send(produce_request("spread", partition, records, 1), 9)
+            .await
+            .unwrap();
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    drop(client);
+    let unused = broker.stop().await;
+    let broker = TestBroker::start_in(unused, &[("log.dirs", dirs.as_str())]).await;
+    for partition in 0..4 {
+        let log_end_offset = broker
+            .broker
+            .partition(&TopicPartition::new("spread", partition))
+            .unwrap()
+            .with_log(|log| log.log_end_offset());
+        assert_eq!(log_end_offset, partition as i64 + 1);
+    }
+}

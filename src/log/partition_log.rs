@@ -592,6 +592,43 @@ mod tests {
     }
 
     #[test]
+    fn missing_or_corrupt_indexes_are_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        let mut log = PartitionLog::create(&path, TopicPartition::new("t", 0), config(400), 0, 0).unwrap();
+        for index in 0..30u8 {
+            log.append(&incoming(1, 1000 + index as i64, &[index; 60]), 0)
+                .unwrap();
+        }
+        let before = contents(&log);
+        log.close().unwrap();
+        drop(log);
+        let mut index_files: Vec<_> = std::fs::read_dir(&path)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "index" || e == "timeindex"))
+            .collect();
+        index_files.sort();
+        assert!(index_files.len() >= 4);
+        // One index goes missing, another is overwritten with garbage.
+        std::fs::remove_file(&index_files[0]).unwrap();
+        std::fs::write(&index_files[2], [0xffu8; 24]).unwrap();
+        // Even after a clean shutdown the broken indexes are noticed and rebuilt.
+        let (reopened, _) =
+            PartitionLog::open(&path, TopicPartition::new("t", 0), config(400), 0, 0, true, 0).unwrap();
+        assert_eq!(contents(&reopened), before);
+        assert!(index_files[0].exists(), "the missing index was rebuilt");
+        assert_eq!(
+            reopened
+                .offset_for_timestamp(1017)
+                .unwrap()
+                .map(|(offset, _)| offset),
+            Some(17)
+        );
+    }
+
+    #[test]
     fn out_of_range_reads_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let mut log =
