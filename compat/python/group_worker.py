@@ -4,6 +4,7 @@ Consumes TOPIC in GROUP with manual commits, and appends JSON lines to LOG:
   ["assign", time, [partitions]] / ["revoke", time, [partitions]]
   ["msg", time, partition, offset]      for every processed message
   ["commit", time, [[partition, offset], ...]] after every successful commit
+Usage: group_worker.py BOOTSTRAP GROUP TOPIC LOG [SESSION_TIMEOUT_MS [WORK_MS_PER_MESSAGE]].
 It runs until SIGINT/SIGTERM (then commits and leaves the group cleanly) or SIGKILL.
 """
 
@@ -16,6 +17,8 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 bootstrap, group, topic, log_path = sys.argv[1:5]
 session_timeout_ms = int(sys.argv[5]) if len(sys.argv) > 5 else 6000
+# Simulated processing time per message, so that a test can act while work remains.
+work_ms = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
 out = open(log_path, "a", buffering=1)
 
 
@@ -77,6 +80,8 @@ try:
             log("msg", time.time(), msg.partition(), msg.offset())
             pending[msg.partition()] = msg.offset()
             processed += 1
+            if work_ms and processed % 100 == 0:
+                time.sleep(work_ms * 100 / 1000)
             if processed % 200 == 0:
                 commit()
         elif time.time() - last_commit > 0.5:

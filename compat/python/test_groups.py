@@ -28,8 +28,9 @@ def produce(bootstrap, topic, n, partitions):
     assert producer.flush(30) == 0
 
 
-def start_worker(bootstrap, group, topic, log_path):
-    return subprocess.Popen([sys.executable, str(HERE / "group_worker.py"), bootstrap, group, topic, str(log_path)])
+def start_worker(bootstrap, group, topic, log_path, work_ms=0.0):
+    return subprocess.Popen([sys.executable, str(HERE / "group_worker.py"), bootstrap, group, topic,
+                             str(log_path), "6000", str(work_ms)])
 
 
 def read_log(path):
@@ -122,11 +123,12 @@ def test_killed_member_is_replaced_within_the_session_timeout(broker_factory, tm
     broker = broker_factory(settings=GROUP_SETTINGS)
     produce(broker.bootstrap, "work", N, PARTITIONS)
     logs = [tmp_path / f"worker{i}.jsonl" for i in range(3)]
-    workers = [start_worker(broker.bootstrap, "gk", "work", path) for path in logs]
+    workers = [start_worker(broker.bootstrap, "gk", "work", path, work_ms=0.1) for path in logs]
     try:
         wait_for(lambda: len(processed([read_log(p) for p in logs])) >= N // 10, 60, "a tenth processed")
         wait_for(lambda: any(e[0] == "commit" for e in read_log(logs[0])), 30, "worker 0 committed")
         victim_partitions = next(e[2] for e in reversed(read_log(logs[0])) if e[0] == "assign")
+        assert victim_partitions, "the victim owns partitions when it is killed"
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait()
         killed_at = time.time()
@@ -159,10 +161,11 @@ def test_clean_leave_rebalances_quickly(broker_factory, tmp_path):
     broker = broker_factory(settings=GROUP_SETTINGS)
     produce(broker.bootstrap, "work", N, PARTITIONS)
     logs = [tmp_path / f"worker{i}.jsonl" for i in range(2)]
-    workers = [start_worker(broker.bootstrap, "gl", "work", path) for path in logs]
+    workers = [start_worker(broker.bootstrap, "gl", "work", path, work_ms=0.1) for path in logs]
     try:
         wait_for(lambda: len(processed([read_log(p) for p in logs])) >= N // 10, 60, "a tenth processed")
         leaver_partitions = next(e[2] for e in reversed(read_log(logs[0])) if e[0] == "assign")
+        assert leaver_partitions, "the leaver owns partitions when it leaves"
         workers[0].send_signal(signal.SIGINT)
         workers[0].wait(timeout=30)
         left_at = time.time()
@@ -180,7 +183,7 @@ def test_group_resumes_from_committed_offsets_after_broker_restart(broker_factor
     broker = broker_factory(settings=GROUP_SETTINGS)
     produce(broker.bootstrap, "work", N, PARTITIONS)
     logs = [tmp_path / f"worker{i}.jsonl" for i in range(2)]
-    workers = [start_worker(broker.bootstrap, "gr", "work", path) for path in logs]
+    workers = [start_worker(broker.bootstrap, "gr", "work", path, work_ms=0.1) for path in logs]
     try:
         wait_for(lambda: len(processed([read_log(p) for p in logs])) >= N // 4, 60, "a quarter processed")
         broker.stop()
