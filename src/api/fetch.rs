@@ -26,13 +26,7 @@ struct Wanted {
     partition: Result<Arc<Partition>, i16>,
 }
 
-fn read_partition(
-    wanted: &Wanted,
-    read_committed: bool,
-    remaining: u64,
-    min_one: bool,
-) -> (PartitionData, Option<FileSlice>) {
-    let _ = read_committed; // No transactions yet: the last stable offset is the high watermark.
+fn read_partition(wanted: &Wanted, remaining: u64, min_one: bool) -> (PartitionData, Option<FileSlice>) {
     let base = PartitionData::default()
         .with_partition_index(wanted.partition_index)
         .with_high_watermark(-1)
@@ -65,7 +59,8 @@ fn read_partition(
 
 pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchReply {
     let by_id = ctx.version >= 13;
-    let read_committed = request.isolation_level == 1;
+    // No transactions yet, so the last stable offset is the high watermark and both
+    // isolation levels read the same data.
     let mut wanted = Vec::new();
     for (topic_index, topic) in request.topics.iter().enumerate() {
         let record = lookup_topic(ctx.broker, &topic.topic, topic.topic_id, by_id);
@@ -109,8 +104,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         let mut total: u64 = 0;
         let mut any_error = false;
         for item in &wanted {
-            let (data, slice) =
-                read_partition(item, read_committed, max_bytes - total.min(max_bytes), total == 0);
+            let (data, slice) = read_partition(item, max_bytes - total.min(max_bytes), total == 0);
             total += slice.as_ref().map_or(0, |slice| slice.len);
             any_error |= data.error_code != error_code::NONE;
             results.push((data, slice));

@@ -68,7 +68,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: JoinGroupRequest) -> Join
         member_id: request.member_id.to_string(),
         group_instance_id: request.group_instance_id.as_ref().map(|id| id.to_string()),
         client_id: ctx.header.client_id.as_deref().unwrap_or_default().to_string(),
-        client_host: "/127.0.0.1".to_string(),
+        client_host: ctx.client_host.clone(),
         session_timeout_ms: request.session_timeout_ms,
         rebalance_timeout_ms,
         protocol_type: request.protocol_type.to_string(),

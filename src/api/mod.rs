@@ -112,6 +112,8 @@ pub struct RequestContext<'a> {
     pub broker: &'a Arc<Broker>,
     pub header: &'a RequestHeader,
     pub version: i16,
+    /// The client's address, as groups report it (`/127.0.0.1`).
+    pub client_host: String,
 }
 
 fn encode_frame<R: Encodable>(
@@ -164,7 +166,7 @@ where
 }
 
 /// Serves one request frame (without its length prefix).
-pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
+pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, peer: std::net::SocketAddr) -> Outcome {
     if frame.len() < 8 {
         return Outcome::Close(None);
     }
@@ -209,6 +211,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> Outcome {
         broker,
         header: &header,
         version,
+        client_host: format!("/{}", peer.ip()),
     };
     let ctx = &ctx;
     macro_rules! route {

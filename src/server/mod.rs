@@ -75,7 +75,7 @@ pub async fn run_with(
         let mut stop = stop_receiver.clone();
         tokio::spawn(async move {
             tokio::select! {
-                result = serve_connection(socket, &broker, options) => {
+                result = serve_connection(socket, peer, &broker, options) => {
                     if let Err(error) = result {
                         tracing::debug!(%peer, %error, "connection closed");
                     }
@@ -100,6 +100,7 @@ enum ConnectionError {
 
 async fn serve_connection(
     mut socket: TcpStream,
+    peer: std::net::SocketAddr,
     broker: &Arc<Broker>,
     options: ServerOptions,
 ) -> Result<(), ConnectionError> {
@@ -122,7 +123,7 @@ async fn serve_connection(
             }
         }
         let started = std::time::Instant::now();
-        let outcome = api::handle_frame(broker, frame.freeze()).await;
+        let outcome = api::handle_frame(broker, frame.freeze(), peer).await;
         let handled = started.elapsed();
         match outcome {
             Outcome::Respond(chunks) => {
