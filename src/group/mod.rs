@@ -3,6 +3,7 @@
 
 pub mod coordinator;
 pub mod log_writer;
+pub mod member;
 pub mod offsets;
 pub mod state;
 
