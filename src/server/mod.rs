@@ -114,10 +114,16 @@ async fn serve_connection(
         if size < 0 || size as usize > max {
             return Err(ConnectionError::FrameSize { size, max });
         }
-        // Read straight into an uninitialized buffer: no zeroing pass over large frames.
-        let mut frame = BytesMut::with_capacity(size as usize);
+        // Read straight into an uninitialized buffer (no zeroing pass over large frames).
+        // Only the first MiB is reserved up front, so a peer that announces a huge frame
+        // and sends nothing does not make the broker hold the whole size.
+        let size = size as usize;
+        let mut frame = BytesMut::with_capacity(size.min(1 << 20));
         let mut body = (&mut socket).take(size as u64);
-        while frame.len() < size as usize {
+        while frame.len() < size {
+            if frame.len() == frame.capacity() {
+                frame.reserve(size - frame.len());
+            }
             if body.read_buf(&mut frame).await? == 0 {
                 return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
             }
