@@ -71,6 +71,10 @@ const INT: ConfigKind = ConfigKind::Int {
     min: 0,
     max: i32::MAX as i64,
 };
+const POSITIVE_INT: ConfigKind = ConfigKind::Int {
+    min: 1,
+    max: i32::MAX as i64,
+};
 const LONG_ANY: ConfigKind = ConfigKind::Long { min: i64::MIN };
 const CLEANUP_POLICIES: &[&str] = &["delete"];
 const COMPRESSION_TYPES: &[&str] = &["producer"];
@@ -82,14 +86,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("advertised.listeners", None, ConfigKind::Text),
     def("log.dirs", Some("/tmp/kafka-logs"), ConfigKind::Text),
     def("log.dir", None, ConfigKind::Text),
-    def(
-        "num.partitions",
-        Some("1"),
-        ConfigKind::Int {
-            min: 1,
-            max: i32::MAX as i64,
-        },
-    ),
+    def("num.partitions", Some("1"), POSITIVE_INT),
     def("auto.create.topics.enable", Some("true"), ConfigKind::Bool),
     def(
         "default.replication.factor",
@@ -99,24 +96,10 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
             max: i16::MAX as i64,
         },
     ),
-    def(
-        "min.insync.replicas",
-        Some("1"),
-        ConfigKind::Int {
-            min: 1,
-            max: i32::MAX as i64,
-        },
-    ),
+    def("min.insync.replicas", Some("1"), POSITIVE_INT),
     def("max.connections", Some("2147483647"), INT),
     def("message.max.bytes", Some("1048588"), INT),
-    def(
-        "socket.request.max.bytes",
-        Some("104857600"),
-        ConfigKind::Int {
-            min: 1,
-            max: i32::MAX as i64,
-        },
-    ),
+    def("socket.request.max.bytes", Some("104857600"), POSITIVE_INT),
     def("log.retention.ms", None, LONG_ANY),
     def("log.retention.minutes", None, INT),
     def("log.retention.hours", Some("168"), INT),
@@ -135,14 +118,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         },
     ),
     def("log.roll.ms", None, ConfigKind::Long { min: 1 }),
-    def(
-        "log.roll.hours",
-        Some("168"),
-        ConfigKind::Int {
-            min: 1,
-            max: i32::MAX as i64,
-        },
-    ),
+    def("log.roll.hours", Some("168"), POSITIVE_INT),
     def("log.index.interval.bytes", Some("4096"), INT),
     def(
         "log.index.size.max.bytes",
@@ -194,14 +170,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
             max: i32::MAX as i64,
         },
     ),
-    def(
-        "offsets.retention.minutes",
-        Some("10080"),
-        ConfigKind::Int {
-            min: 1,
-            max: i32::MAX as i64,
-        },
-    ),
+    def("offsets.retention.minutes", Some("10080"), POSITIVE_INT),
     def(
         "offsets.retention.check.interval.ms",
         Some("600000"),
@@ -242,14 +211,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     topic("flush.ms", "log.flush.interval.ms", ConfigKind::Long { min: 0 }),
     topic("index.interval.bytes", "log.index.interval.bytes", INT),
     topic("max.message.bytes", "message.max.bytes", INT),
-    topic(
-        "min.insync.replicas",
-        "min.insync.replicas",
-        ConfigKind::Int {
-            min: 1,
-            max: i32::MAX as i64,
-        },
-    ),
+    topic("min.insync.replicas", "min.insync.replicas", POSITIVE_INT),
     topic("retention.bytes", "log.retention.bytes", LONG_ANY),
     topic("retention.ms", "log.retention.ms", ConfigKind::Long { min: -1 }),
     topic(
