@@ -57,7 +57,7 @@ async fn produce_partition(
             .with_index(index)
             .with_base_offset(info.base_offset)
             .with_log_append_time_ms(-1)
-            .with_log_start_offset(partition.with_log(|log| log.log_start_offset())),
+            .with_log_start_offset(info.log_start_offset),
         Err(error) => {
             if let AppendError::Log(log_error) = &error
                 && log_error.is_fatal()

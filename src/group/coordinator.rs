@@ -139,6 +139,19 @@ pub struct GroupCoordinator {
     writer: mpsc::UnboundedSender<WriteJob>,
 }
 
+/// Turns a state-machine answer into one the handler can await, registering the
+/// member's waiter when the answer comes later.
+fn register<T>(answer: Answer<T>, waiters: &mut HashMap<String, oneshot::Sender<T>>) -> Wait<T> {
+    match answer {
+        Answer::Now(result) => Wait::Now(result),
+        Answer::Later(member_id) => {
+            let (sender, receiver) = oneshot::channel();
+            waiters.insert(member_id, sender);
+            Wait::Later(receiver)
+        }
+    }
+}
+
 fn new_member_id(client_id: &str) -> String {
     format!("{client_id}-{}", uuid::Uuid::new_v4())
 }
@@ -175,14 +188,7 @@ impl GroupCoordinator {
         let (answer, replies) = entry
             .group
             .join(request, &self.config.group, now_ms, || new_member_id(&client_id));
-        let wait = match answer {
-            Answer::Now(result) => Wait::Now(result),
-            Answer::Later(member_id) => {
-                let (sender, receiver) = oneshot::channel();
-                entry.join_waiters.insert(member_id, sender);
-                Wait::Later(receiver)
-            }
-        };
+        let wait = register(answer, &mut entry.join_waiters);
         entry.deliver(replies);
         self.persist_if_dirty(entry);
         wait
@@ -204,14 +210,7 @@ impl GroupCoordinator {
             request.assignments,
             now_ms,
         );
-        let wait = match answer {
-            Answer::Now(result) => Wait::Now(result),
-            Answer::Later(member_id) => {
-                let (sender, receiver) = oneshot::channel();
-                entry.sync_waiters.insert(member_id, sender);
-                Wait::Later(receiver)
-            }
-        };
+        let wait = register(answer, &mut entry.sync_waiters);
         entry.deliver(replies);
         self.persist_if_dirty(entry);
         wait

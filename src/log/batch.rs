@@ -129,15 +129,6 @@ impl BatchHeader {
     pub fn last_offset(&self) -> i64 {
         self.base_offset + self.last_offset_delta as i64
     }
-
-    /// The codec id: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
-    pub fn compression(&self) -> i16 {
-        self.attributes & 0x07
-    }
-
-    pub fn is_control(&self) -> bool {
-        self.attributes & 0x20 != 0
-    }
 }
 
 /// Checks a whole batch (header fields and CRC-32C) held in `buf`, which must be exactly it.

@@ -24,6 +24,8 @@ use std::sync::Arc;
 pub struct AppendInfo {
     pub base_offset: i64,
     pub last_offset: i64,
+    /// The log start offset after the append, for the produce response.
+    pub log_start_offset: i64,
 }
 
 pub struct PartitionLog {
@@ -264,6 +266,7 @@ impl PartitionLog {
         Ok(AppendInfo {
             base_offset,
             last_offset: base_offset + messages - 1,
+            log_start_offset: self.log_start_offset(),
         })
     }
 

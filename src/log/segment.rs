@@ -379,21 +379,6 @@ impl LogSegment {
         Ok(buf)
     }
 
-    /// Drops every batch at or past `offset` (used by recovery of later replicas).
-    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
-        let Some((position, _)) = self.find_position(offset)? else {
-            return Ok(());
-        };
-        self.file
-            .set_len(position)
-            .map_err(|source| LogError::io(&self.path, "truncate", source))?;
-        self.size = position;
-        self.offset_index.truncate_to(offset);
-        self.time_index.truncate_to(offset);
-        self.next_offset = offset.max(self.base_offset);
-        Ok(())
-    }
-
     pub fn size(&self) -> u64 {
         self.size
     }

@@ -140,6 +140,7 @@ impl Partition {
                         AppendInfo {
                             base_offset,
                             last_offset,
+                            log_start_offset: log.log_start_offset(),
                         },
                         needs_flush,
                     ));
