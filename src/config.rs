@@ -77,11 +77,26 @@ const POSITIVE_INT: ConfigKind = ConfigKind::Int {
 };
 const LONG_ANY: ConfigKind = ConfigKind::Long { min: i64::MIN };
 const CLEANUP_POLICIES: &[&str] = &["delete"];
+const PROCESS_ROLES: &[&str] = &["broker", "controller"];
 const COMPRESSION_TYPES: &[&str] = &["producer"];
 
 /// Every broker config the broker understands, with Kafka's defaults.
 pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("node.id", Some("0"), INT),
+    def(
+        "process.roles",
+        Some("broker,controller"),
+        ConfigKind::ChoiceList(PROCESS_ROLES),
+    ),
+    def("controller.quorum.voters", None, ConfigKind::Text),
+    def("controller.listener.names", Some("CONTROLLER"), ConfigKind::Text),
+    def(
+        "controller.quorum.election.timeout.ms",
+        Some("1000"),
+        ConfigKind::Long { min: 10 },
+    ),
+    def("broker.session.timeout.ms", Some("9000"), POSITIVE_INT),
+    def("broker.heartbeat.interval.ms", Some("2000"), POSITIVE_INT),
     def("listeners", Some("PLAINTEXT://127.0.0.1:9092"), ConfigKind::Text),
     def("advertised.listeners", None, ConfigKind::Text),
     def("log.dirs", Some("/tmp/kafka-logs"), ConfigKind::Text),
@@ -306,13 +321,34 @@ pub struct LogConfig {
     pub min_insync_replicas: i32,
 }
 
+/// Which parts of a node run (`process.roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessRoles {
+    pub broker: bool,
+    pub controller: bool,
+}
+
 /// The broker's whole configuration: every known key with its value, and typed views.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     /// Every key that was set explicitly (from the YAML layers or --set).
     pub explicit: BTreeMap<String, String>,
     pub node_id: i32,
+    /// `process.roles`: broker, controller, or both (combined mode).
+    pub process_roles: ProcessRoles,
+    /// The client (PLAINTEXT) listener.
     pub listener: SocketAddr,
+    /// The CONTROLLER listener, where Raft and broker-to-controller traffic arrives.
+    pub controller_listener: Option<SocketAddr>,
+    /// `controller.quorum.voters` as id -> `host:port`; a lone node with none set is a
+    /// one-voter quorum of itself.
+    pub quorum_voters: BTreeMap<i32, String>,
+    /// `controller.quorum.election.timeout.ms`.
+    pub election_timeout_ms: u64,
+    /// `broker.session.timeout.ms`: a broker without heartbeats this long is fenced.
+    pub broker_session_timeout_ms: i64,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: u64,
     pub advertised_host: String,
     pub advertised_port: u16,
     pub log_dirs: Vec<PathBuf>,
@@ -373,7 +409,21 @@ impl BrokerConfig {
         let int = |key: &str| -> i64 { get(key).and_then(|value| value.trim().parse().ok()).unwrap_or(0) };
 
         let listeners = get("listeners").unwrap_or_default();
-        let listener = parse_listener("listeners", &listeners)?;
+        let controller_names: Vec<String> = get("controller.listener.names")
+            .unwrap_or_default()
+            .split(',')
+            .map(|name| name.trim().to_string())
+            .filter(|name| !name.is_empty())
+            .collect();
+        let (listener, controller_listener) = parse_listeners(&listeners, &controller_names)?;
+        let roles = get("process.roles").unwrap_or_default();
+        let process_roles = ProcessRoles {
+            broker: roles.split(',').any(|role| role.trim() == "broker"),
+            controller: roles.split(',').any(|role| role.trim() == "controller"),
+        };
+        let node_id = int("node.id") as i32;
+        let quorum_voters = parse_voters(get("controller.quorum.voters").as_deref().unwrap_or(""))?;
+        check_roles(process_roles, node_id, &quorum_voters, controller_listener)?;
         let (advertised_host, advertised_port) = match get("advertised.listeners") {
             Some(advertised) => parse_host_port("advertised.listeners", &advertised)?,
             None => {
@@ -424,8 +474,14 @@ impl BrokerConfig {
             min_insync_replicas: int("min.insync.replicas") as i32,
         };
         Ok(BrokerConfig {
-            node_id: int("node.id") as i32,
+            node_id,
+            process_roles,
             listener,
+            controller_listener,
+            quorum_voters,
+            election_timeout_ms: int("controller.quorum.election.timeout.ms") as u64,
+            broker_session_timeout_ms: int("broker.session.timeout.ms"),
+            broker_heartbeat_interval_ms: int("broker.heartbeat.interval.ms") as u64,
             advertised_host,
             advertised_port,
             log_dirs,
@@ -532,6 +588,109 @@ fn parse_yaml(path: &Path, text: &str) -> Result<BTreeMap<String, String>, Confi
     Ok(out)
 }
 
+/// Splits `listeners` into the client listener and the CONTROLLER listener (the one
+/// named in `controller.listener.names`).
+fn parse_listeners(
+    value: &str,
+    controller_names: &[String],
+) -> Result<(SocketAddr, Option<SocketAddr>), ConfigError> {
+    let invalid = |reason: String| ConfigError::InvalidValue {
+        key: "listeners".into(),
+        value: value.to_string(),
+        reason,
+    };
+    let mut client = None;
+    let mut controller = None;
+    for item in value.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        let (name, _) = item
+            .split_once("://")
+            .ok_or_else(|| invalid(format!("`{item}` is not NAME://HOST:PORT")))?;
+        let slot = if controller_names
+            .iter()
+            .any(|controller_name| controller_name == name)
+        {
+            &mut controller
+        } else if name == "PLAINTEXT" {
+            &mut client
+        } else {
+            return Err(invalid(format!(
+                "listener `{name}`: only PLAINTEXT and the controller.listener.names are supported"
+            )));
+        };
+        if slot.is_some() {
+            return Err(invalid(format!("more than one listener for `{name}`")));
+        }
+        *slot = Some(parse_listener("listeners", item)?);
+    }
+    let client = client.ok_or_else(|| invalid("needs a PLAINTEXT listener for clients".into()))?;
+    Ok((client, controller))
+}
+
+/// Parses `controller.quorum.voters`: `id@host:port,...`.
+fn parse_voters(value: &str) -> Result<BTreeMap<i32, String>, ConfigError> {
+    let invalid = |reason: String| ConfigError::InvalidValue {
+        key: "controller.quorum.voters".into(),
+        value: value.to_string(),
+        reason,
+    };
+    let mut voters = BTreeMap::new();
+    for item in value.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        let (id, address) = item
+            .split_once('@')
+            .ok_or_else(|| invalid(format!("`{item}` is not ID@HOST:PORT")))?;
+        let id: i32 = id
+            .trim()
+            .parse()
+            .ok()
+            .filter(|id| *id >= 0)
+            .ok_or_else(|| invalid(format!("`{id}` is not a node id")))?;
+        let (_, port) = address
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(format!("`{address}` has no port")))?;
+        port.parse::<u16>()
+            .map_err(|_| invalid(format!("`{address}` has a bad port")))?;
+        if voters.insert(id, address.trim().to_string()).is_some() {
+            return Err(invalid(format!("voter {id} is listed twice")));
+        }
+    }
+    Ok(voters)
+}
+
+fn check_roles(
+    roles: ProcessRoles,
+    node_id: i32,
+    voters: &BTreeMap<i32, String>,
+    controller_listener: Option<SocketAddr>,
+) -> Result<(), ConfigError> {
+    let invalid = |key: &str, reason: String| ConfigError::InvalidValue {
+        key: key.into(),
+        value: String::new(),
+        reason,
+    };
+    if !roles.broker || !roles.controller {
+        return Err(invalid(
+            "process.roles",
+            "only combined mode (broker,controller) is supported".into(),
+        ));
+    }
+    if voters.is_empty() {
+        return Ok(());
+    }
+    if !voters.contains_key(&node_id) {
+        return Err(invalid(
+            "controller.quorum.voters",
+            format!("a controller's node.id ({node_id}) must be one of the voters"),
+        ));
+    }
+    if voters.len() > 1 && controller_listener.is_none() {
+        return Err(invalid(
+            "listeners",
+            "a controller in a quorum of several voters needs a CONTROLLER listener".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn parse_host_port(key: &str, value: &str) -> Result<(String, u16), ConfigError> {
     let invalid = |reason: &str| ConfigError::InvalidValue {
         key: key.to_string(),
@@ -540,8 +699,7 @@ fn parse_host_port(key: &str, value: &str) -> Result<(String, u16), ConfigError>
     };
     let first = value.split(',').next().unwrap_or_default().trim();
     let address = match first.split_once("://") {
-        Some(("PLAINTEXT", rest)) => rest,
-        Some(_) => return Err(invalid("only the PLAINTEXT protocol is supported")),
+        Some((_, rest)) => rest,
         None => first,
     };
     let (host, port) = address
@@ -613,6 +771,50 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.log.retention_ms, 5);
+    }
+
+    #[test]
+    fn cluster_settings_parse() {
+        let config = BrokerConfig::load(
+            None,
+            &[
+                "node.id=2".into(),
+                "listeners=PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095".into(),
+                "controller.quorum.voters=1@127.0.0.1:9093,2@127.0.0.1:9095,3@localhost:9097".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.listener.port(), 9094);
+        assert_eq!(
+            config.controller_listener.map(|address| address.port()),
+            Some(9095)
+        );
+        assert_eq!(config.quorum_voters.len(), 3);
+        assert_eq!(config.quorum_voters[&3], "localhost:9097");
+        assert!(config.process_roles.broker && config.process_roles.controller);
+        // The embedded default is a one-voter quorum without a CONTROLLER listener.
+        let single = BrokerConfig::load(None, &[]).unwrap();
+        assert!(single.quorum_voters.is_empty() && single.controller_listener.is_none());
+    }
+
+    #[test]
+    fn bad_cluster_settings_are_named() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["controller.quorum.voters=1@h:1,2@h:2"],
+                "controller.quorum.voters",
+            ),
+            (&["controller.quorum.voters=x@h:1"], "controller.quorum.voters"),
+            (&["controller.quorum.voters=0@h:1,1@h:2"], "listeners"),
+            (&["listeners=SSL://127.0.0.1:1"], "listeners"),
+            (&["listeners=CONTROLLER://127.0.0.1:1"], "listeners"),
+            (&["process.roles=gateway"], "process.roles"),
+        ];
+        for (settings, key) in cases {
+            let settings: Vec<String> = settings.iter().map(|setting| setting.to_string()).collect();
+            let error = BrokerConfig::load(None, &settings).unwrap_err();
+            assert!(error.to_string().contains(key), "{settings:?}: {error}");
+        }
     }
 
     #[test]

@@ -48,15 +48,20 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: BrokerConfig) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listener)
+    let address = config.listener;
+    // The client listener opens only once the broker is registered and has caught up
+    // with the cluster metadata, so a client never sees a broker that cannot serve.
+    let broker = tokio::select! {
+        broker = Broker::start(config) => broker.context("cannot start the broker")?,
+        _ = shutdown_signal() => return Ok(()),
+    };
+    let listener = tokio::net::TcpListener::bind(address)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listener))?;
-    let broker = Broker::open(config).context("cannot open broker storage")?;
+        .with_context(|| format!("cannot listen on {address}"))?;
     broker.spawn_background();
-    tracing::info!(address = %listener.local_addr()?, "ferrolog listening");
+    tracing::info!(address = %listener.local_addr()?, node_id = broker.config.node_id, "ferrolog listening");
     ferrolog::server::run(listener, broker.clone(), shutdown_signal()).await;
-    let broker_for_close = broker.clone();
-    tokio::task::spawn_blocking(move || broker_for_close.shutdown()).await??;
+    broker.shutdown().await?;
     Ok(())
 }
 

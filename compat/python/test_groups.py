@@ -1,7 +1,6 @@
 """Consumer groups with real clients: confluent-kafka members in separate processes,
 kafka-python, and the AdminClient view of groups and offsets."""
 
-import json
 import signal
 import subprocess
 import sys
@@ -12,6 +11,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer, TopicPartition, ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from jsonl import read_jsonl
 
 HERE = Path(__file__).parent
 GROUP_SETTINGS = ["group.initial.rebalance.delay.ms=500", "offsets.topic.num.partitions=10"]
@@ -33,14 +34,7 @@ def start_worker(bootstrap, group, topic, log_path, work_ms=0.0):
                              str(log_path), "6000", str(work_ms)])
 
 
-def read_log(path):
-    events = []
-    if not path.exists():
-        return events
-    for line in open(path):
-        if line.endswith("\n"):
-            events.append(json.loads(line))
-    return events
+read_log = read_jsonl
 
 
 def processed(logs):

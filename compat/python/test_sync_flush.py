@@ -2,13 +2,14 @@
 before its ack. SIGKILL the broker while a producer sends with acks=1; after a restart
 every acknowledged message must be there."""
 
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from jsonl import count_lines, read_jsonl
 
 PRODUCER = r'''
 import json, sys
@@ -38,7 +39,7 @@ def test_acknowledged_messages_survive_sigkill(broker_factory, tmp_path):
     try:
         deadline = time.time() + 60
         while time.time() < deadline:
-            if acked_path.exists() and sum(1 for _ in open(acked_path)) > 2000:
+            if count_lines(acked_path) > 2000:
                 break
             time.sleep(0.1)
         broker.kill()
@@ -46,7 +47,7 @@ def test_acknowledged_messages_survive_sigkill(broker_factory, tmp_path):
     finally:
         producer.kill()
         producer.wait()
-    acked = [json.loads(line) for line in open(acked_path) if line.endswith("\n")]
+    acked = read_jsonl(acked_path)
     assert len(acked) > 2000
 
     broker.start()

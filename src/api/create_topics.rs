@@ -1,5 +1,8 @@
 //! CreateTopics (key 19): partitions, replication factor (more than the live brokers is
 //! INVALID_REPLICATION_FACTOR), manual assignments, topic configs and validate_only.
+//! The controller places the replicas and commits the topic through the quorum before
+//! the answer; with no active controller within the request's timeout the answer is
+//! REQUEST_TIMED_OUT.
 
 use super::RequestContext;
 use super::error_code;
@@ -46,7 +49,7 @@ pub fn resolved_topic_configs(
 
 pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let broker = ctx.broker;
-    let node_id = broker.config.node_id;
+    let timeout = super::controller_timeout(request.timeout_ms);
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = request
         .topics
@@ -80,7 +83,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
             results.push(failure(result, ResponseError::InvalidConfig.code(), message));
             continue;
         }
-        let (mut partitions, mut replication_factor) = (topic.num_partitions, topic.replication_factor);
+        let (partitions, replication_factor) = (topic.num_partitions, topic.replication_factor);
+        let mut assignments = None;
         if !topic.assignments.is_empty() {
             if partitions != -1 || replication_factor != -1 {
                 results.push(failure(
@@ -90,30 +94,36 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
                 ));
                 continue;
             }
-            let bad = topic.assignments.iter().enumerate().any(|(index, assignment)| {
-                assignment.partition_index != index as i32
-                    || assignment.broker_ids.is_empty()
-                    || assignment.broker_ids.iter().any(|id| **id != node_id)
-                    || assignment.broker_ids.len() != topic.assignments[0].broker_ids.len()
-            });
-            if bad {
+            let out_of_order = topic
+                .assignments
+                .iter()
+                .enumerate()
+                .any(|(index, assignment)| assignment.partition_index != index as i32);
+            if out_of_order {
                 results.push(failure(
                     result,
                     ResponseError::InvalidReplicaAssignment.code(),
-                    format!("assignments must name partitions 0.. in order, each on broker {node_id}"),
+                    "assignments must name partitions 0.. in order".into(),
                 ));
                 continue;
             }
-            partitions = topic.assignments.len() as i32;
-            replication_factor = topic.assignments[0].broker_ids.len() as i16;
+            assignments = Some(
+                topic
+                    .assignments
+                    .iter()
+                    .map(|assignment| assignment.broker_ids.iter().map(|id| **id).collect())
+                    .collect(),
+            );
         }
         match broker
             .create_topic(
                 &name,
                 partitions,
                 replication_factor,
+                assignments,
                 configs,
                 request.validate_only,
+                timeout,
             )
             .await
         {

@@ -1,12 +1,15 @@
-//! DeleteTopics (key 20): by name (v1-5) or by name or id (v6).
+//! DeleteTopics (key 20): by name (v1-5) or by name or id (v6); committed by the
+//! controller quorum before the answer, and every replica's log is removed as the
+//! brokers follow the metadata.
 
-use super::{RequestContext, error_code};
+use super::{RequestContext, controller_timeout, error_code};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 pub async fn handle(ctx: &RequestContext<'_>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let broker = ctx.broker;
+    let timeout = controller_timeout(request.timeout_ms);
     let wanted: Vec<(Option<TopicName>, uuid::Uuid)> = if ctx.version >= 6 {
         request
             .topics
@@ -31,10 +34,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteTopicsRequest) -> D
         };
         let result = match resolved {
             Err(code) => result.with_error_code(code),
-            Ok(topic) => match broker.delete_topic(&topic.name).await {
-                Ok(deleted) => result
-                    .with_name(Some(TopicName(StrBytes::from_string(deleted.name))))
-                    .with_topic_id(deleted.topic_id),
+            Ok(topic) => match broker.delete_topic(&topic.name, timeout).await {
+                Ok(()) => result
+                    .with_name(Some(TopicName(StrBytes::from_string(topic.name))))
+                    .with_topic_id(topic.topic_id),
                 Err(error) => result
                     .with_error_code(error_code::topic_error(&error))
                     .with_error_message(Some(StrBytes::from_string(error.to_string()))),

@@ -13,6 +13,7 @@ pub const UNSUPPORTED_VERSION: i16 = ResponseError::UnsupportedVersion.code();
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = ResponseError::UnknownTopicOrPartition.code();
 pub const UNKNOWN_TOPIC_ID: i16 = ResponseError::UnknownTopicId.code();
 pub const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
+pub const NOT_LEADER_OR_FOLLOWER: i16 = ResponseError::NotLeaderOrFollower.code();
 
 pub fn log_error(error: &LogError) -> i16 {
     match error {
@@ -38,6 +39,7 @@ pub fn batch_error(error: &BatchError) -> i16 {
 
 pub fn append_error(error: &AppendError) -> i16 {
     match error {
+        AppendError::NotLeader => ResponseError::NotLeaderOrFollower.code(),
         AppendError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas.code(),
         AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
         AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
@@ -53,11 +55,9 @@ pub fn topic_error(error: &TopicError) -> i16 {
         TopicError::InvalidName(_) => ResponseError::InvalidTopicException.code(),
         TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
         TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor.code(),
+        TopicError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment.code(),
         TopicError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
-        TopicError::Metadata(error) => {
-            tracing::error!(%error, "metadata error");
-            ResponseError::UnknownServerError.code()
-        }
+        TopicError::Timeout(_) => ResponseError::RequestTimedOut.code(),
         TopicError::Log(error) => log_error(error),
     }
 }

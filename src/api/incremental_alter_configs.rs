@@ -119,7 +119,12 @@ pub async fn handle(
             }
         };
         match broker
-            .set_topic_configs(&name, configs, request.validate_only)
+            .set_topic_configs(
+                &name,
+                configs,
+                request.validate_only,
+                super::DEFAULT_ADMIN_TIMEOUT,
+            )
             .await
         {
             Ok(()) => responses.push(response),

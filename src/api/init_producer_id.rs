@@ -1,12 +1,15 @@
 //! InitProducerId (key 22) for idempotent producers: a fresh producer id with epoch 0,
 //! or, when a producer asks to bump its epoch (KIP-360), the same id with the next epoch.
+//! Ids come in blocks that the active controller allocates (AllocateProducerIds), so
+//! they are unique across the cluster; without a controller the answer is
+//! COORDINATOR_NOT_AVAILABLE, which clients retry.
 //! Transactions are not supported yet: a transactional id gets COORDINATOR_NOT_AVAILABLE.
 
 use super::RequestContext;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-pub fn handle(ctx: &RequestContext<'_>, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(ctx: &RequestContext<'_>, request: InitProducerIdRequest) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
@@ -20,11 +23,11 @@ pub fn handle(ctx: &RequestContext<'_>, request: InitProducerIdRequest) -> InitP
             .with_producer_id(request.producer_id)
             .with_producer_epoch(request.producer_epoch + 1);
     }
-    match ctx.broker.new_producer_id() {
+    match ctx.broker.new_producer_id().await {
         Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(error) => {
-            tracing::error!(%error, "could not allocate a producer id");
-            response.with_error_code(ResponseError::UnknownServerError.code())
+            tracing::warn!(%error, "could not allocate a producer id");
+            response.with_error_code(ResponseError::CoordinatorNotAvailable.code())
         }
     }
 }

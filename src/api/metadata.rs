@@ -1,9 +1,13 @@
-//! Metadata (key 3): brokers, cluster id, controller and topic partitions, creating
-//! requested topics when `auto.create.topics.enable` and the client allow it.
+//! Metadata (key 3): live brokers, cluster id, controller and topic partitions from
+//! this broker's metadata image, creating requested topics when
+//! `auto.create.topics.enable` and the client allow it.
+//!
+//! Only live (registered, unfenced) brokers are listed; a partition whose leader is not
+//! live answers LEADER_NOT_AVAILABLE with leader -1, so clients wait and ask again.
 
 use super::{RequestContext, error_code};
-use crate::cluster::metadata::TopicRecord;
-use crate::log::TopicPartition;
+use crate::cluster::image::{MetadataImage, NO_LEADER, TopicImage};
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -11,28 +15,44 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 
-fn describe_topic(ctx: &RequestContext<'_>, topic: &TopicRecord) -> MetadataResponseTopic {
-    let node_id = ctx.broker.config.node_id;
-    let partitions = (0..topic.partitions)
-        .map(|index| {
-            let partition = ctx
-                .broker
-                .partition(&TopicPartition::new(topic.name.clone(), index));
-            let (error, leader_epoch, isr) = match &partition {
-                Some(partition) => (
-                    error_code::NONE,
-                    partition.with_log(|log| log.leader_epoch()),
-                    partition.isr(),
-                ),
-                None => (error_code::UNKNOWN_TOPIC_OR_PARTITION, -1, vec![]),
+fn broker_ids(ids: &[i32]) -> Vec<BrokerId> {
+    ids.iter().copied().map(BrokerId).collect()
+}
+
+fn describe_topic(
+    ctx: &RequestContext<'_>,
+    image: &MetadataImage,
+    topic: &TopicImage,
+) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(index, registration)| {
+            let leader_live = registration.leader != NO_LEADER && image.is_live(registration.leader);
+            let (error, leader) = if leader_live {
+                (error_code::NONE, registration.leader)
+            } else {
+                (ResponseError::LeaderNotAvailable.code(), NO_LEADER)
             };
+            let offline: Vec<i32> = registration
+                .replicas
+                .iter()
+                .copied()
+                .filter(|replica| !image.is_live(*replica))
+                .collect();
             MetadataResponsePartition::default()
                 .with_error_code(error)
-                .with_partition_index(index)
-                .with_leader_id(BrokerId(node_id))
-                .with_leader_epoch(leader_epoch)
-                .with_replica_nodes(vec![BrokerId(node_id)])
-                .with_isr_nodes(isr.into_iter().map(BrokerId).collect())
+                .with_partition_index(index as i32)
+                .with_leader_id(BrokerId(leader))
+                .with_leader_epoch(registration.leader_epoch)
+                .with_replica_nodes(broker_ids(&registration.replicas))
+                .with_isr_nodes(broker_ids(&registration.isr))
+                .with_offline_replicas(if ctx.version >= 5 {
+                    broker_ids(&offline)
+                } else {
+                    vec![]
+                })
         })
         .collect();
     MetadataResponseTopic::default()
@@ -61,30 +81,43 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
     };
     let allow_auto_create =
         (ctx.version < 4 || request.allow_auto_topic_creation) && config.auto_create_topics_enable;
+    let mut image = broker.image();
     let topics = match requested {
-        None => broker
-            .topics()
-            .iter()
-            .map(|topic| describe_topic(ctx, topic))
+        None => image
+            .topics
+            .values()
+            .map(|topic| describe_topic(ctx, &image, topic))
             .collect(),
         Some(requested) => {
             let mut out = Vec::with_capacity(requested.len());
             for wanted in requested {
                 let response = match wanted.name {
-                    Some(name) => match broker.topic(&name) {
-                        Some(topic) => describe_topic(ctx, &topic),
+                    Some(name) => match image.topic(&name) {
+                        Some(topic) => describe_topic(ctx, &image, topic),
                         None if allow_auto_create => {
-                            match broker.create_topic(&name, -1, -1, BTreeMap::new(), false).await {
-                                Ok(topic) => describe_topic(ctx, &topic),
-                                Err(crate::broker::TopicError::AlreadyExists(_)) => match broker.topic(&name)
-                                {
-                                    Some(topic) => describe_topic(ctx, &topic),
-                                    None => unknown_topic(
-                                        Some(name),
-                                        uuid::Uuid::nil(),
-                                        error_code::UNKNOWN_TOPIC_OR_PARTITION,
-                                    ),
-                                },
+                            match broker
+                                .create_topic(
+                                    &name,
+                                    -1,
+                                    -1,
+                                    None,
+                                    BTreeMap::new(),
+                                    false,
+                                    super::DEFAULT_ADMIN_TIMEOUT,
+                                )
+                                .await
+                            {
+                                Ok(_) | Err(crate::broker::TopicError::AlreadyExists(_)) => {
+                                    image = broker.image();
+                                    match image.topic(&name) {
+                                        Some(topic) => describe_topic(ctx, &image, topic),
+                                        None => unknown_topic(
+                                            Some(name),
+                                            uuid::Uuid::nil(),
+                                            ResponseError::LeaderNotAvailable.code(),
+                                        ),
+                                    }
+                                }
                                 Err(error) => unknown_topic(
                                     Some(name),
                                     uuid::Uuid::nil(),
@@ -98,8 +131,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
                             error_code::UNKNOWN_TOPIC_OR_PARTITION,
                         ),
                     },
-                    None => match broker.topic_by_id(wanted.topic_id) {
-                        Some(topic) => describe_topic(ctx, &topic),
+                    None => match image.topic_by_id(wanted.topic_id) {
+                        Some(topic) => describe_topic(ctx, &image, topic),
                         None => unknown_topic(None, wanted.topic_id, error_code::UNKNOWN_TOPIC_ID),
                     },
                 };
@@ -108,15 +141,31 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
             out
         }
     };
+    let brokers = image
+        .live_brokers()
+        .filter_map(|registered| {
+            let endpoint = registered.endpoints.first()?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(registered.broker_id))
+                    .with_host(StrBytes::from_string(endpoint.host.clone()))
+                    .with_port(endpoint.port as i32)
+                    .with_rack(registered.rack.clone().map(StrBytes::from_string)),
+            )
+        })
+        .collect();
+    // Clients cannot reach controllers (brokers forward to them), so, as Kafka does,
+    // name a live broker: the active controller when it is one, else this broker.
+    let controller_id = broker
+        .local_controller()
+        .and_then(|controller| controller.leader())
+        .map(|leader| leader as i32)
+        .filter(|leader| image.is_live(*leader))
+        .unwrap_or(config.node_id);
     MetadataResponse::default()
-        .with_brokers(vec![
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(config.node_id))
-                .with_host(StrBytes::from_string(config.advertised_host.clone()))
-                .with_port(config.advertised_port as i32),
-        ])
+        .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(config.node_id))
+        .with_controller_id(BrokerId(controller_id))
         .with_topics(topics)
         .with_cluster_authorized_operations(i32::MIN)
 }

@@ -256,7 +256,9 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, peer: std::net::So
         ApiKey::IncrementalAlterConfigs => route!(IncrementalAlterConfigsRequest, |r| Some(
             incremental_alter_configs::handle(ctx, r).await
         )),
-        ApiKey::InitProducerId => route!(InitProducerIdRequest, |r| Some(init_producer_id::handle(ctx, r))),
+        ApiKey::InitProducerId => route!(InitProducerIdRequest, |r| Some(
+            init_producer_id::handle(ctx, r).await
+        )),
         ApiKey::FindCoordinator => route!(FindCoordinatorRequest, |r| Some(
             find_coordinator::handle(ctx, r).await
         )),
@@ -280,11 +282,24 @@ pub fn lookup_topic(
     name: &str,
     topic_id: uuid::Uuid,
     by_id: bool,
-) -> Result<crate::cluster::metadata::TopicRecord, i16> {
+) -> Result<crate::cluster::image::TopicImage, i16> {
     if by_id {
         broker.topic_by_id(topic_id).ok_or(error_code::UNKNOWN_TOPIC_ID)
     } else {
         broker.topic(name).ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION)
+    }
+}
+
+/// The controller wait for admin requests that carry no timeout of their own.
+pub const DEFAULT_ADMIN_TIMEOUT: std::time::Duration = crate::broker::DEFAULT_CONTROLLER_TIMEOUT;
+
+/// How long a broker waits for the controller on behalf of a request that allows
+/// `timeout_ms` (admin requests carry one; 0 or less means the broker's default).
+pub fn controller_timeout(timeout_ms: i32) -> std::time::Duration {
+    if timeout_ms <= 0 {
+        crate::broker::DEFAULT_CONTROLLER_TIMEOUT
+    } else {
+        std::time::Duration::from_millis(timeout_ms.clamp(100, 120_000) as u64)
     }
 }
 

@@ -1,3 +1,9 @@
-//! Cluster metadata: which topics exist, with their ids, partitions and configs.
+//! Cluster metadata as pure logic: the image and its records, replica placement and
+//! leader choice, broker lifecycle decisions, and the plans of metadata writes. The
+//! controller (`crate::controller`) runs these under Raft; brokers follow the image.
 
-pub mod metadata;
+pub mod commands;
+pub mod image;
+pub mod lifecycle;
+pub mod meta_properties;
+pub mod placement;

@@ -97,7 +97,7 @@ pub fn load(broker: &Broker) -> Result<usize, crate::log::LogError> {
     };
     let mut n_records = 0;
     let now = now_ms();
-    for index in 0..topic.partitions {
+    for index in 0..topic.n_partitions() {
         let Some(partition) = broker.partition(&TopicPartition::new(OFFSETS_TOPIC, index)) else {
             continue;
         };

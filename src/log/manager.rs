@@ -4,7 +4,8 @@
 //! Each log dir holds `<topic>-<partition>/` directories, a
 //! `recovery-point-offset-checkpoint` and, only after a clean shutdown, a
 //! `.kafka_cleanshutdown` marker. The marker is removed as soon as the logs are loaded,
-//! so a crash afterwards is always seen as unclean.
+//! so a crash afterwards is always seen as unclean. The first log dir also holds the
+//! metadata quorum's `__cluster_metadata-0/`, which is not a partition log.
 
 use super::checkpoint;
 use super::partition_log::PartitionLog;
@@ -14,6 +15,17 @@ use crate::config::LogConfig;
 use std::path::{Path, PathBuf};
 
 const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+
+/// The metadata quorum's directory (as KRaft names it). It looks like a partition
+/// directory but is not one: loading and placement pass it over.
+pub const METADATA_DIR: &str = "__cluster_metadata-0";
+
+/// A partition directory's topic and partition, or None for anything else.
+fn partition_dir(name: &str) -> Option<TopicPartition> {
+    (name != METADATA_DIR)
+        .then(|| TopicPartition::from_dir_name(name))
+        .flatten()
+}
 const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 
 pub struct LogManager {
@@ -60,9 +72,7 @@ impl LogManager {
                 if !path.is_dir() {
                     continue;
                 }
-                let Some(topic_partition) =
-                    TopicPartition::from_dir_name(&entry.file_name().to_string_lossy())
-                else {
+                let Some(topic_partition) = partition_dir(&entry.file_name().to_string_lossy()) else {
                     continue;
                 };
                 let Some((config, leader_epoch)) = describe(&topic_partition) else {
@@ -106,9 +116,7 @@ impl LogManager {
             std::fs::read_dir(dir).map_or(0, |entries| {
                 entries
                     .filter_map(Result::ok)
-                    .filter(|entry| {
-                        TopicPartition::from_dir_name(&entry.file_name().to_string_lossy()).is_some()
-                    })
+                    .filter(|entry| partition_dir(&entry.file_name().to_string_lossy()).is_some())
                     .count()
             })
         };

@@ -1,12 +1,14 @@
 //! One partition as served by this broker: its log behind a lock, the ISR, the high
 //! watermark rule, group-commit flushing, and a notifier that wakes long-polling fetches.
 //!
-//! With a single node the ISR is always just this broker, so the high watermark follows
-//! the log end offset on every append. `acks=all` still checks `min.insync.replicas`
+//! Leadership, replicas and ISR come from the metadata image ([`PartitionState`]); only
+//! the leader accepts appends. Followers do not fetch yet, so the high watermark follows
+//! the leader's log end offset on every append. `acks=all` checks `min.insync.replicas`
 //! against the ISR, so a topic asking for more in-sync replicas than exist is refused
 //! with NOT_ENOUGH_REPLICAS, as Kafka does.
 
 use super::producer_state::{BatchIdentity, Decision, ProducerStateTable};
+use crate::cluster::image::PartitionRegistration;
 use crate::log::batch::IncomingBatch;
 use crate::log::partition_log::AppendInfo;
 use crate::log::{LogError, PartitionLog, TopicPartition};
@@ -15,6 +17,8 @@ use tokio::sync::Notify;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
+    #[error("this broker is not the leader of the partition")]
+    NotLeader,
     #[error("only {isr} in-sync replicas, min.insync.replicas is {required}")]
     NotEnoughReplicas { isr: usize, required: i32 },
     #[error("out of order sequence number from producer {producer_id}")]
@@ -37,11 +41,34 @@ fn identity(batch: &IncomingBatch) -> Option<BatchIdentity> {
     })
 }
 
+/// A partition's registration as the metadata image last gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+impl From<&PartitionRegistration> for PartitionState {
+    fn from(registration: &PartitionRegistration) -> Self {
+        PartitionState {
+            replicas: registration.replicas.clone(),
+            isr: registration.isr.clone(),
+            leader: registration.leader,
+            leader_epoch: registration.leader_epoch,
+            partition_epoch: registration.partition_epoch,
+        }
+    }
+}
+
 pub struct Partition {
     pub topic_partition: TopicPartition,
     pub topic_id: uuid::Uuid,
-    pub replicas: Vec<i32>,
-    isr: Mutex<Vec<i32>>,
+    /// This broker's id.
+    node_id: i32,
+    state: Mutex<PartitionState>,
     log: Mutex<PartitionLog>,
     /// Idempotent-producer state; locked only while `log` is held.
     producers: Mutex<ProducerStateTable>,
@@ -58,12 +85,13 @@ pub fn now_ms() -> i64 {
 }
 
 impl Partition {
-    pub fn new(log: PartitionLog, topic_id: uuid::Uuid, node_id: i32) -> Self {
+    pub fn new(mut log: PartitionLog, topic_id: uuid::Uuid, node_id: i32, state: PartitionState) -> Self {
+        log.set_leader_epoch(state.leader_epoch);
         Partition {
             topic_partition: log.topic_partition.clone(),
             topic_id,
-            replicas: vec![node_id],
-            isr: Mutex::new(vec![node_id]),
+            node_id,
+            state: Mutex::new(state),
             log: Mutex::new(log),
             producers: Mutex::new(ProducerStateTable::default()),
             flush_lock: tokio::sync::Mutex::new(()),
@@ -72,7 +100,26 @@ impl Partition {
     }
 
     pub fn isr(&self) -> Vec<i32> {
-        self.isr.lock().clone()
+        self.state.lock().isr.clone()
+    }
+
+    pub fn state(&self) -> PartitionState {
+        self.state.lock().clone()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.state.lock().leader == self.node_id
+    }
+
+    /// Takes a new registration from the metadata image; the log stamps the new leader
+    /// epoch on what it appends from now on.
+    pub fn update(&self, state: PartitionState) {
+        let mut log = self.log.lock();
+        log.set_leader_epoch(state.leader_epoch);
+        *self.state.lock() = state;
+        drop(log);
+        // Wake long polls, so a fetch waiting on a deposed leader answers at once.
+        self.appended.notify_waiters();
     }
 
     /// Runs `f` with the log locked. Keep `f` short: appends wait for it.
@@ -110,8 +157,14 @@ impl Partition {
     ) -> Result<(AppendInfo, bool), AppendError> {
         let now = now_ms();
         let mut log = self.log.lock();
+        let isr = {
+            let state = self.state.lock();
+            if state.leader != self.node_id {
+                return Err(AppendError::NotLeader);
+            }
+            state.isr.len()
+        };
         if required_acks == -1 {
-            let isr = self.isr.lock().len();
             let required = log.config().min_insync_replicas;
             if (isr as i64) < required as i64 {
                 return Err(AppendError::NotEnoughReplicas { isr, required });

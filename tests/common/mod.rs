@@ -43,7 +43,7 @@ impl TestBroker {
             explicit.insert(key.to_string(), value.to_string());
         }
         let config = BrokerConfig::from_explicit(explicit).expect("config");
-        let broker = Broker::open(config).expect("broker opens");
+        let broker = Broker::start(config).await.expect("broker starts");
         broker.spawn_background();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(ferrolog::server::run(listener, broker.clone(), async move {
@@ -66,7 +66,7 @@ impl TestBroker {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        self.broker.shutdown().expect("clean shutdown");
+        self.broker.shutdown().await.expect("clean shutdown");
         let dir = tempfile::tempdir().expect("temp dir");
         std::mem::replace(&mut self.dir, dir)
     }

@@ -1,0 +1,539 @@
+//! The broker: owns the config, its view of the cluster metadata, the log manager and
+//! every local partition, the group coordinator, and the background work (retention,
+//! time-based flushing, checkpoints, group timers, heartbeats to the controller).
+//!
+//! Start-up ([`Broker::start`]): start this node's controller (combined mode), register
+//! with the active controller, wait until the local metadata image has caught up with
+//! that registration, then open the logs of the partitions the image gives this broker.
+//! From then on [`publisher`] follows the image: it creates, updates and deletes local
+//! partitions as topics come and go and leaders move.
+
+mod publisher;
+mod topics;
+
+pub use topics::{CreatedTopic, TopicError};
+
+use crate::cluster::image::{Endpoint, MetadataImage, TopicImage};
+use crate::cluster::meta_properties;
+use crate::config::BrokerConfig;
+use crate::controller::client::ControllerClient;
+use crate::controller::rpc::{ControllerError, ControllerReply, ControllerRequest};
+use crate::controller::{Controller, ControllerConfig};
+use crate::group::coordinator::{CoordinatorConfig, OFFSETS_TOPIC, WriteJob};
+use crate::group::state::GroupConfig;
+use crate::group::{GroupCoordinator, log_writer};
+use crate::log::manager::LogManager;
+use crate::log::{LogError, TopicPartition};
+use crate::replication::Partition;
+use crate::replication::partition::now_ms;
+use parking_lot::RwLock;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long a broker waits for the controller when a request gives no timeout.
+pub const DEFAULT_CONTROLLER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// This process's registration with the controller.
+#[derive(Debug, Clone, Copy)]
+struct Registration {
+    incarnation_id: uuid::Uuid,
+    broker_epoch: i64,
+}
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub cluster_id: String,
+    pub groups: GroupCoordinator,
+    /// The coordinator's write queue, handed to the writer task at start.
+    group_writes: parking_lot::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<WriteJob>>>,
+    /// This node's controller (combined mode).
+    local_controller: Option<Arc<Controller>>,
+    controller: ControllerClient,
+    /// The metadata image as this node has applied it.
+    image: watch::Receiver<Arc<MetadataImage>>,
+    /// The metadata offset that the local partitions reflect.
+    published: watch::Sender<i64>,
+    registration: parking_lot::Mutex<Registration>,
+    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    logs: LogManager,
+    /// Serializes the publisher's passes over the partitions.
+    publishing: parking_lot::Mutex<()>,
+    /// The unused part of the current block of producer ids: [next, end).
+    producer_ids: tokio::sync::Mutex<(i64, i64)>,
+}
+
+impl Broker {
+    /// Starts this node: its controller, its registration, its logs. Returns once the
+    /// broker can serve clients.
+    pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Self>> {
+        let metadata_log_dir = config
+            .log_dirs
+            .first()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("log.dirs is empty"))?;
+        std::fs::create_dir_all(&metadata_log_dir)
+            .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", metadata_log_dir.display()))?;
+        // Check the node id before touching anything else in the dir.
+        let stored_cluster_id = meta_properties::read_cluster_id(&metadata_log_dir, config.node_id)?;
+        let voters = if config.quorum_voters.is_empty() {
+            // A lone node: a quorum of one, which needs no network.
+            let address = config
+                .controller_listener
+                .map_or_else(|| "127.0.0.1:0".to_string(), |address| address.to_string());
+            BTreeMap::from([(config.node_id, address)])
+        } else {
+            config.quorum_voters.clone()
+        };
+        let local_controller = if config.process_roles.controller {
+            Some(
+                Controller::start(ControllerConfig {
+                    node_id: config.node_id,
+                    voters: voters.clone(),
+                    listener: config.controller_listener,
+                    metadata_log_dir: metadata_log_dir.clone(),
+                    election_timeout_ms: config.election_timeout_ms,
+                    broker_session_timeout_ms: config.broker_session_timeout_ms,
+                })
+                .await?,
+            )
+        } else {
+            None
+        };
+        let image = match &local_controller {
+            Some(controller) => controller.image(),
+            None => anyhow::bail!("a broker without a local controller is not supported"),
+        };
+        let local_ip = config.controller_listener.map(|address| address.ip());
+        let controller = ControllerClient::new(local_controller.clone(), &voters, local_ip)?;
+        let incarnation_id = uuid::Uuid::new_v4();
+        let broker_epoch = register(&controller, &config, incarnation_id).await;
+        let mut image_watch = image.clone();
+        let caught_up = image_watch
+            .wait_for(|image| image.offset >= broker_epoch && image.cluster_id.is_some())
+            .await
+            .map_err(|_| anyhow::anyhow!("the metadata quorum stopped"))?
+            .clone();
+        let cluster_id = caught_up.cluster_id.clone().unwrap_or_default();
+        match stored_cluster_id {
+            Some(stored) if stored != cluster_id => anyhow::bail!(
+                "{} belongs to cluster {stored}, but the metadata quorum is cluster {cluster_id}",
+                metadata_log_dir.display()
+            ),
+            Some(_) => {}
+            None => meta_properties::write(&metadata_log_dir, config.node_id, &cluster_id)?,
+        }
+        let logs = LogManager::open(&config.log_dirs)?;
+        let node_id = config.node_id;
+        let loaded = logs.load_all(
+            |topic_partition| {
+                let topic = caught_up.topic(&topic_partition.topic)?;
+                let registration = topic.partition(topic_partition.partition)?;
+                registration
+                    .replicas
+                    .contains(&node_id)
+                    .then(|| (config.log_config(&topic.configs), registration.leader_epoch))
+            },
+            now_ms(),
+        )?;
+        let mut partitions = HashMap::new();
+        for loaded_log in loaded {
+            let topic_partition = loaded_log.log.topic_partition.clone();
+            let Some(topic) = caught_up.topic(&topic_partition.topic) else {
+                continue;
+            };
+            let Some(registration) = topic.partition(topic_partition.partition) else {
+                continue;
+            };
+            let partition = Partition::new(loaded_log.log, topic.topic_id, node_id, registration.into());
+            partitions.insert(topic_partition, Arc::new(partition));
+        }
+        tracing::info!(%cluster_id, n_partitions = partitions.len(), "broker storage loaded");
+        let (groups, group_writes) = GroupCoordinator::new(CoordinatorConfig {
+            group: GroupConfig {
+                min_session_timeout_ms: config.group_min_session_timeout_ms,
+                max_session_timeout_ms: config.group_max_session_timeout_ms,
+                initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+            },
+            offsets_retention_ms: config.offsets_retention_ms,
+            offset_metadata_max_bytes: config.offset_metadata_max_bytes,
+        });
+        let (published, _) = watch::channel(-1);
+        let broker = Arc::new(Broker {
+            groups,
+            group_writes: parking_lot::Mutex::new(Some(group_writes)),
+            cluster_id,
+            config,
+            local_controller,
+            controller,
+            image,
+            published,
+            registration: parking_lot::Mutex::new(Registration {
+                incarnation_id,
+                broker_epoch,
+            }),
+            partitions: RwLock::new(partitions),
+            logs,
+            publishing: parking_lot::Mutex::new(()),
+            producer_ids: tokio::sync::Mutex::new((0, 0)),
+        });
+        // Partitions the image gives this broker but that have no log yet are created now.
+        broker.publish(&caught_up)?;
+        broker.wait_until_unfenced().await;
+        let current = broker.image();
+        broker.publish(&current)?;
+        let n_records = log_writer::load(&broker)?;
+        if n_records > 0 {
+            tracing::info!(n_records, "loaded consumer groups and offsets");
+        }
+        Ok(broker)
+    }
+
+    /// The metadata image as this broker has applied it.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.borrow().clone()
+    }
+
+    /// This node's controller, in combined mode.
+    pub fn local_controller(&self) -> Option<&Arc<Controller>> {
+        self.local_controller.as_ref()
+    }
+
+    /// Sends a request to the active controller.
+    pub async fn controller_request(
+        &self,
+        request: ControllerRequest,
+        timeout: Duration,
+    ) -> Result<ControllerReply, ControllerError> {
+        self.controller.request(request, timeout).await
+    }
+
+    /// The client endpoint this broker advertises.
+    pub fn endpoint(&self) -> Endpoint {
+        advertised_endpoint(&self.config)
+    }
+
+    /// The partition count of `__consumer_offsets`, creating the topic on first use.
+    /// The error is the Kafka code to answer (COORDINATOR_NOT_AVAILABLE).
+    pub async fn offsets_topic_partitions(&self) -> Result<i32, i16> {
+        if let Some(topic) = self.topic(OFFSETS_TOPIC) {
+            return Ok(topic.n_partitions());
+        }
+        let configs = BTreeMap::from([
+            ("retention.ms".to_string(), "-1".to_string()),
+            ("retention.bytes".to_string(), "-1".to_string()),
+            (
+                "segment.bytes".to_string(),
+                self.config.offsets_topic_segment_bytes.to_string(),
+            ),
+            // Committed offsets are acknowledged only once fsynced.
+            ("flush.messages".to_string(), "1".to_string()),
+        ]);
+        let created = self
+            .create_topic(
+                OFFSETS_TOPIC,
+                self.config.offsets_topic_num_partitions,
+                self.config.offsets_topic_replication_factor,
+                None,
+                configs,
+                false,
+                DEFAULT_CONTROLLER_TIMEOUT,
+            )
+            .await;
+        match created {
+            Ok(topic) => Ok(topic.partitions),
+            Err(TopicError::AlreadyExists(_)) => {
+                // Created through another broker: wait until this one has it too.
+                self.wait_for_image(DEFAULT_CONTROLLER_TIMEOUT, |image| {
+                    image.topic(OFFSETS_TOPIC).is_some()
+                })
+                .await;
+                self.topic(OFFSETS_TOPIC)
+                    .map(|topic| topic.n_partitions())
+                    .ok_or(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot create {OFFSETS_TOPIC}");
+                Err(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
+            }
+        }
+    }
+
+    /// Whether a topic is one of the broker's own (clients may not write or delete it).
+    pub fn is_internal_topic(name: &str) -> bool {
+        name == OFFSETS_TOPIC
+    }
+
+    /// One pass of group maintenance: expire old offsets and compact `__consumer_offsets`
+    /// partitions whose history is much longer than their live state.
+    pub fn maintain_groups(&self, now_ms: i64) {
+        let tombstones = self.groups.expire(now_ms);
+        self.groups.write_tombstones(tombstones);
+        let Some(topic) = self.topic(OFFSETS_TOPIC) else {
+            return;
+        };
+        for index in 0..topic.n_partitions() {
+            let Some(partition) = self.partition(&TopicPartition::new(OFFSETS_TOPIC, index)) else {
+                continue;
+            };
+            if !partition.is_leader() {
+                continue;
+            }
+            let (history, n_segments) =
+                partition.with_log(|log| (log.log_end_offset() - log.log_start_offset(), log.n_segments()));
+            let live = self.groups.live_records(index, topic.n_partitions()).len() as i64;
+            if history > 2 * live + 1000 || n_segments > 2 {
+                self.groups.request_snapshot(index);
+            }
+        }
+    }
+
+    pub fn partition(&self, topic_partition: &TopicPartition) -> Option<Arc<Partition>> {
+        self.partitions.read().get(topic_partition).cloned()
+    }
+
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().values().cloned().collect()
+    }
+
+    pub fn topic(&self, name: &str) -> Option<TopicImage> {
+        self.image.borrow().topic(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, topic_id: uuid::Uuid) -> Option<TopicImage> {
+        self.image.borrow().topic_by_id(topic_id).cloned()
+    }
+
+    pub fn topics(&self) -> Vec<TopicImage> {
+        self.image.borrow().topics.values().cloned().collect()
+    }
+
+    /// The group's coordinator: the leader of its `__consumer_offsets` partition, or
+    /// None while that partition has no live leader. Creates the topic on first use.
+    pub async fn group_coordinator(&self, group_id: &str) -> Result<Option<Endpoint>, i16> {
+        let n_partitions = self.offsets_topic_partitions().await?;
+        let index = crate::group::offsets::partition_for(group_id, n_partitions);
+        let image = self.image();
+        let leader = image
+            .topic(OFFSETS_TOPIC)
+            .and_then(|topic| topic.partition(index))
+            .map(|partition| partition.leader);
+        Ok(leader
+            .and_then(|leader| image.brokers.get(&leader))
+            .filter(|broker| !broker.fenced)
+            .and_then(|broker| broker.endpoints.first().cloned()))
+    }
+
+    /// Ok when this broker coordinates `group_id`; else the Kafka code to answer
+    /// (NOT_COORDINATOR, or COORDINATOR_NOT_AVAILABLE while nobody can).
+    pub async fn check_group_coordinator(&self, group_id: &str) -> Result<(), i16> {
+        let n_partitions = self.offsets_topic_partitions().await?;
+        let index = crate::group::offsets::partition_for(group_id, n_partitions);
+        match self.partition(&TopicPartition::new(OFFSETS_TOPIC, index)) {
+            Some(partition) if partition.is_leader() => Ok(()),
+            _ if self.group_coordinator(group_id).await?.is_none() => {
+                Err(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
+            }
+            _ => Err(kafka_protocol::ResponseError::NotCoordinator.code()),
+        }
+    }
+
+    /// A producer id never handed out before, from a block the controller allocated.
+    pub async fn new_producer_id(&self) -> Result<i64, ControllerError> {
+        let mut ids = self.producer_ids.lock().await;
+        if ids.0 >= ids.1 {
+            let broker_epoch = self.registration.lock().broker_epoch;
+            let request = ControllerRequest::AllocateProducerIds {
+                broker_id: self.config.node_id,
+                broker_epoch,
+            };
+            match self
+                .controller
+                .request(request, DEFAULT_CONTROLLER_TIMEOUT)
+                .await?
+            {
+                ControllerReply::ProducerIds { start, len } => *ids = (start, start + len),
+                other => {
+                    return Err(ControllerError::Unavailable(format!(
+                        "unexpected answer {other:?}"
+                    )));
+                }
+            }
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
+    }
+
+    /// Waits (at most `timeout`) until the local partitions reflect metadata offset
+    /// `offset`, so that a write this broker forwarded is visible in its own answers.
+    pub async fn wait_for_offset(&self, offset: i64, timeout: Duration) {
+        let mut published = self.published.subscribe();
+        let _ = tokio::time::timeout(timeout, published.wait_for(|published| *published >= offset)).await;
+    }
+
+    async fn wait_for_image(&self, timeout: Duration, condition: impl Fn(&MetadataImage) -> bool) {
+        let mut image = self.image.clone();
+        let _ = tokio::time::timeout(timeout, image.wait_for(|image| condition(image))).await;
+    }
+
+    /// One retention pass over every partition.
+    pub fn apply_retention(&self) {
+        let now = now_ms();
+        for partition in self.all_partitions() {
+            if let Err(error) = partition.with_log(|log| log.apply_retention(now)) {
+                tracing::error!(topic_partition = %partition.topic_partition, %error, "retention failed");
+                partition.with_log(|log| log.take_offline());
+            }
+        }
+    }
+
+    /// Flushes the partitions whose `flush.ms`/`flush.messages` are due, and records
+    /// recovery points.
+    pub async fn flush_due(&self) {
+        for partition in self.all_partitions() {
+            if let Err(error) = partition.flush_if_due().await {
+                tracing::error!(topic_partition = %partition.topic_partition, %error, "flush failed");
+            }
+        }
+    }
+
+    pub fn write_checkpoints(&self) {
+        let points: Vec<_> = self
+            .all_partitions()
+            .iter()
+            .map(|partition| {
+                partition.with_log(|log| {
+                    (
+                        log.dir().to_path_buf(),
+                        log.topic_partition.clone(),
+                        log.recovery_point(),
+                    )
+                })
+            })
+            .collect();
+        if let Err(error) = self.logs.write_recovery_points(&points) {
+            tracing::error!(%error, "writing recovery-point checkpoints failed");
+        }
+    }
+
+    /// Starts the metadata publisher, heartbeats, retention and flush scheduling, the
+    /// group timers and the group log writer; they stop when the broker is dropped.
+    pub fn spawn_background(self: &Arc<Self>) {
+        if let Some(jobs) = self.group_writes.lock().take() {
+            tokio::spawn(log_writer::run(Arc::downgrade(self), jobs));
+        }
+        tokio::spawn(publisher::follow_image(Arc::downgrade(self), self.image.clone()));
+        tokio::spawn(publisher::heartbeat(Arc::downgrade(self)));
+        every(self, Duration::from_millis(100), |broker| async move {
+            broker.groups.tick(now_ms());
+        });
+        every(
+            self,
+            Duration::from_millis(self.config.offsets_retention_check_interval_ms),
+            |broker| async move { broker.maintain_groups(now_ms()) },
+        );
+        every(
+            self,
+            Duration::from_millis(self.config.retention_check_interval_ms),
+            |broker| async move {
+                let _ = tokio::task::spawn_blocking(move || broker.apply_retention()).await;
+            },
+        );
+        let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        every(
+            self,
+            Duration::from_millis(self.config.flush_scheduler_interval_ms),
+            move |broker| {
+                let ticks = ticks.clone();
+                async move {
+                    broker.flush_due().await;
+                    if ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 60 == 59 {
+                        let _ = tokio::task::spawn_blocking(move || broker.write_checkpoints()).await;
+                    }
+                }
+            },
+        );
+    }
+
+    /// Clean shutdown: stop the controller, flush and close every log, write
+    /// checkpoints, then the marker.
+    pub async fn shutdown(self: &Arc<Self>) -> Result<(), LogError> {
+        if let Some(controller) = &self.local_controller {
+            controller.shutdown().await;
+        }
+        let broker = self.clone();
+        tokio::task::spawn_blocking(move || broker.close_logs())
+            .await
+            .map_err(|error| {
+                LogError::io(
+                    std::path::Path::new("."),
+                    "shutdown",
+                    std::io::Error::other(error),
+                )
+            })?
+    }
+
+    fn close_logs(&self) -> Result<(), LogError> {
+        let mut result = Ok(());
+        for partition in self.all_partitions() {
+            if let Err(error) = partition.with_log(|log| log.close()) {
+                tracing::error!(topic_partition = %partition.topic_partition, %error, "closing log failed");
+                result = Err(error);
+            }
+        }
+        self.write_checkpoints();
+        if result.is_ok() {
+            self.logs.mark_clean_shutdown()?;
+        }
+        tracing::info!("broker shut down cleanly");
+        result
+    }
+}
+
+/// Runs `work` every `period` (the first run one period from now) while the broker lives.
+fn every<F, Fut>(broker: &Arc<Broker>, period: Duration, work: F)
+where
+    F: Fn(Arc<Broker>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let weak = Arc::downgrade(broker);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            let Some(broker) = weak.upgrade() else { break };
+            work(broker).await;
+        }
+    });
+}
+
+fn advertised_endpoint(config: &BrokerConfig) -> Endpoint {
+    Endpoint {
+        listener: "PLAINTEXT".into(),
+        host: config.advertised_host.clone(),
+        port: config.advertised_port,
+        security_protocol: "PLAINTEXT".into(),
+    }
+}
+
+/// Registers with the active controller, retrying until it answers; returns the
+/// broker epoch.
+async fn register(controller: &ControllerClient, config: &BrokerConfig, incarnation_id: uuid::Uuid) -> i64 {
+    let request = ControllerRequest::RegisterBroker {
+        broker_id: config.node_id,
+        incarnation_id,
+        endpoints: vec![advertised_endpoint(config)],
+        rack: None,
+    };
+    loop {
+        match controller.request(request.clone(), Duration::from_secs(5)).await {
+            Ok(ControllerReply::Registered { broker_epoch }) => return broker_epoch,
+            Ok(other) => tracing::error!(?other, "unexpected answer to a registration"),
+            Err(error) => tracing::warn!(%error, "waiting for the metadata quorum to register this broker"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,192 @@
+//! The broker follows the metadata image: local partitions are created, updated and
+//! deleted to match what the image gives this broker; and heartbeats keep its session
+//! with the active controller.
+//!
+//! Publishing is level-triggered: each pass compares the whole image with the local
+//! partitions, so a missed intermediate image never leaves anything behind.
+
+use super::{Broker, DEFAULT_CONTROLLER_TIMEOUT, Registration, register};
+use crate::cluster::image::MetadataImage;
+use crate::controller::rpc::{ControllerError, ControllerReply, ControllerRequest};
+use crate::log::{LogError, TopicPartition};
+use crate::replication::Partition;
+use crate::replication::partition::{PartitionState, now_ms};
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::watch;
+
+impl Broker {
+    /// Brings the local partitions in line with `image`, then records its offset as
+    /// published.
+    pub(super) fn publish(&self, image: &MetadataImage) -> Result<(), LogError> {
+        let _publishing = self.publishing.lock();
+        let node_id = self.config.node_id;
+        let mut wanted = HashMap::new();
+        for topic in image.topics.values() {
+            for (index, registration) in topic.partitions.iter().enumerate() {
+                if registration.replicas.contains(&node_id) {
+                    wanted.insert(
+                        TopicPartition::new(topic.name.clone(), index as i32),
+                        (topic, registration),
+                    );
+                }
+            }
+        }
+        let stale: Vec<Arc<Partition>> = {
+            let mut partitions = self.partitions.write();
+            let gone: Vec<TopicPartition> = partitions
+                .iter()
+                .filter(|(topic_partition, partition)| {
+                    wanted
+                        .get(*topic_partition)
+                        .is_none_or(|(topic, _)| topic.topic_id != partition.topic_id)
+                })
+                .map(|(topic_partition, _)| topic_partition.clone())
+                .collect();
+            gone.iter()
+                .filter_map(|topic_partition| partitions.remove(topic_partition))
+                .collect()
+        };
+        for partition in stale {
+            let dir = partition.with_log(|log| {
+                log.take_offline();
+                log.dir().to_path_buf()
+            });
+            tracing::info!(topic_partition = %partition.topic_partition, "removing partition: no longer a replica here");
+            // Readers still holding segment files keep reading; the files go when they let go.
+            if let Err(error) = std::fs::remove_dir_all(&dir) {
+                tracing::error!(path = %dir.display(), %error, "could not remove a partition");
+            }
+        }
+        let mut result = Ok(());
+        let now = now_ms();
+        for (topic_partition, (topic, registration)) in wanted {
+            let state = PartitionState::from(registration);
+            let log_config = self.config.log_config(&topic.configs);
+            match self.partition(&topic_partition) {
+                Some(partition) => {
+                    if partition.state() != state {
+                        partition.update(state);
+                    }
+                    partition.with_log(|log| {
+                        if log.config() != &log_config {
+                            log.set_config(log_config);
+                        }
+                    });
+                }
+                None => {
+                    match self
+                        .logs
+                        .create_log(topic_partition.clone(), log_config, state.leader_epoch, now)
+                    {
+                        Ok(log) => {
+                            let partition = Partition::new(log, topic.topic_id, node_id, state);
+                            self.partitions
+                                .write()
+                                .insert(topic_partition, Arc::new(partition));
+                        }
+                        Err(error) => {
+                            tracing::error!(%topic_partition, %error, "cannot create a partition log");
+                            result = Err(error);
+                        }
+                    }
+                }
+            }
+        }
+        self.published.send_replace(image.offset);
+        result
+    }
+}
+
+/// Publishes every new image until the broker is dropped.
+pub(super) async fn follow_image(broker: Weak<Broker>, mut image: watch::Receiver<Arc<MetadataImage>>) {
+    loop {
+        if image.changed().await.is_err() {
+            break;
+        }
+        let current = image.borrow_and_update().clone();
+        let Some(broker) = broker.upgrade() else { break };
+        if let Err(error) = broker.publish(&current) {
+            tracing::error!(%error, offset = current.offset, "could not apply metadata to local partitions");
+        }
+    }
+}
+
+/// Heartbeats to the active controller every `broker.heartbeat.interval.ms`, reporting
+/// how far this broker has applied the metadata (which gets it unfenced once caught
+/// up), and registers again if the controller no longer knows this registration.
+pub(super) async fn heartbeat(broker: Weak<Broker>) {
+    let interval = match broker.upgrade() {
+        Some(broker) => Duration::from_millis(broker.config.broker_heartbeat_interval_ms),
+        None => return,
+    };
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(broker) = broker.upgrade() else { break };
+        broker
+            .send_heartbeat(interval.max(Duration::from_millis(500)))
+            .await;
+    }
+}
+
+impl Broker {
+    /// One heartbeat; returns whether the controller considers this broker fenced
+    /// (None when it did not answer).
+    pub(super) async fn send_heartbeat(&self, timeout: Duration) -> Option<bool> {
+        let Registration {
+            incarnation_id,
+            broker_epoch,
+        } = *self.registration.lock();
+        let request = ControllerRequest::BrokerHeartbeat {
+            broker_id: self.config.node_id,
+            broker_epoch,
+            metadata_offset: *self.published.borrow(),
+        };
+        match self.controller.request(request, timeout).await {
+            Ok(ControllerReply::Heartbeat { fenced }) => Some(fenced),
+            Ok(other) => {
+                tracing::error!(?other, "unexpected answer to a heartbeat");
+                None
+            }
+            Err(ControllerError::Command(error)) => {
+                tracing::warn!(%error, "registration lost; registering again");
+                let epoch = tokio::time::timeout(
+                    DEFAULT_CONTROLLER_TIMEOUT,
+                    register(&self.controller, &self.config, incarnation_id),
+                )
+                .await;
+                if let Ok(broker_epoch) = epoch {
+                    self.registration.lock().broker_epoch = broker_epoch;
+                }
+                None
+            }
+            Err(error) => {
+                tracing::debug!(%error, "heartbeat not answered");
+                None
+            }
+        }
+    }
+
+    /// Heartbeats until the controller has unfenced this broker and the local image
+    /// shows it, as a starting Kafka broker does before it serves.
+    pub(super) async fn wait_until_unfenced(&self) {
+        let node_id = self.config.node_id;
+        loop {
+            if self.send_heartbeat(Duration::from_secs(5)).await == Some(false) {
+                let mut image = self.image.clone();
+                let live = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    image.wait_for(|image| image.is_live(node_id)),
+                )
+                .await;
+                if matches!(live, Ok(Ok(_))) {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! Metadata writes as pure plans: a request checked against the current image becomes
+//! the records that carry it out, or the reason it is refused. The active controller
+//! runs these one at a time against its image and commits the records through the
+//! quorum; nothing here does IO.
+//!
+//! Config keys and values are checked by the broker that received the request (it owns
+//! the config definitions and defaults); the plans check what only the image can tell:
+//! existence, partition counts, replica placement on live brokers.
+
+use super::image::{MetadataImage, MetadataRecord, validate_topic_name};
+use super::placement::{self, PlacementError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Why a metadata write was refused; the broker maps each to a Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum CommandError {
+    #[error("topic `{0}` already exists")]
+    TopicAlreadyExists(String),
+    #[error("unknown topic `{0}`")]
+    UnknownTopic(String),
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("broker {broker_id} is not registered with epoch {broker_epoch}")]
+    StaleBrokerEpoch { broker_id: i32, broker_epoch: i64 },
+}
+
+impl From<PlacementError> for CommandError {
+    fn from(error: PlacementError) -> Self {
+        CommandError::InvalidReplicationFactor(error.to_string())
+    }
+}
+
+/// A topic to create; partitions and replication factor are already resolved (no -1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    /// Manual replica lists, one per partition, instead of placement.
+    pub assignments: Option<Vec<Vec<i32>>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The random choices placement takes, drawn by the caller.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlacementSeed {
+    pub start_index: usize,
+    pub shift: usize,
+}
+
+impl PlacementSeed {
+    pub fn random() -> Self {
+        let bits = uuid::Uuid::new_v4().as_u128();
+        PlacementSeed {
+            start_index: (bits & 0xffff) as usize,
+            shift: ((bits >> 16) & 0xffff) as usize,
+        }
+    }
+}
+
+fn live_broker_ids(image: &MetadataImage) -> Vec<i32> {
+    image.live_brokers().map(|broker| broker.broker_id).collect()
+}
+
+/// Checks manual assignments: one non-empty list of distinct, live brokers per
+/// partition, all of the same length.
+fn check_assignments(image: &MetadataImage, assignments: &[Vec<i32>]) -> Result<(), CommandError> {
+    let invalid = |message: String| Err(CommandError::InvalidReplicaAssignment(message));
+    let Some(first) = assignments.first() else {
+        return invalid("no partitions in the assignment".into());
+    };
+    for replicas in assignments {
+        if replicas.is_empty() || replicas.len() != first.len() {
+            return invalid("every partition needs the same, non-zero number of replicas".into());
+        }
+        let mut distinct = replicas.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() != replicas.len() {
+            return invalid(format!("replicas {replicas:?} repeat a broker"));
+        }
+        if let Some(unknown) = replicas.iter().find(|replica| !image.is_live(**replica)) {
+            return invalid(format!("broker {unknown} is not a live broker"));
+        }
+    }
+    Ok(())
+}
+
+fn partition_records(
+    topic_id: uuid::Uuid,
+    first_partition: i32,
+    assignments: Vec<Vec<i32>>,
+) -> impl Iterator<Item = MetadataRecord> {
+    assignments
+        .into_iter()
+        .enumerate()
+        .map(move |(index, replicas)| MetadataRecord::Partition {
+            topic_id,
+            partition: first_partition + index as i32,
+            isr: replicas.clone(),
+            leader: replicas[0],
+            replicas,
+            leader_epoch: 0,
+        })
+}
+
+/// The records that create `topic` with id `topic_id`.
+pub fn create_topic(
+    image: &MetadataImage,
+    topic: &NewTopic,
+    topic_id: uuid::Uuid,
+    seed: PlacementSeed,
+) -> Result<Vec<MetadataRecord>, CommandError> {
+    validate_topic_name(&topic.name).map_err(CommandError::InvalidTopic)?;
+    if image.topic(&topic.name).is_some() {
+        return Err(CommandError::TopicAlreadyExists(topic.name.clone()));
+    }
+    let assignments = match &topic.assignments {
+        Some(assignments) => {
+            check_assignments(image, assignments)?;
+            assignments.clone()
+        }
+        None => {
+            if topic.partitions < 1 {
+                return Err(CommandError::InvalidPartitions(format!(
+                    "number of partitions must be at least 1, got {}",
+                    topic.partitions
+                )));
+            }
+            placement::assign_replicas(
+                &live_broker_ids(image),
+                0,
+                topic.partitions,
+                topic.replication_factor,
+                seed.start_index,
+                seed.shift,
+            )?
+        }
+    };
+    let mut records = vec![MetadataRecord::Topic {
+        name: topic.name.clone(),
+        topic_id,
+    }];
+    if !topic.configs.is_empty() {
+        records.push(MetadataRecord::TopicConfigs {
+            topic_id,
+            configs: topic.configs.clone(),
+        });
+    }
+    records.extend(partition_records(topic_id, 0, assignments));
+    Ok(records)
+}
+
+pub fn delete_topic(image: &MetadataImage, name: &str) -> Result<Vec<MetadataRecord>, CommandError> {
+    let topic = image
+        .topic(name)
+        .ok_or_else(|| CommandError::UnknownTopic(name.to_string()))?;
+    Ok(vec![MetadataRecord::RemoveTopic {
+        topic_id: topic.topic_id,
+    }])
+}
+
+/// The records that raise `name` to `count` partitions (never lower).
+pub fn create_partitions(
+    image: &MetadataImage,
+    name: &str,
+    count: i32,
+    assignments: Option<&[Vec<i32>]>,
+    seed: PlacementSeed,
+) -> Result<Vec<MetadataRecord>, CommandError> {
+    let topic = image
+        .topic(name)
+        .ok_or_else(|| CommandError::UnknownTopic(name.to_string()))?;
+    let current = topic.n_partitions();
+    if count <= current {
+        return Err(CommandError::InvalidPartitions(format!(
+            "topic currently has {current} partitions, {count} would not be an increase"
+        )));
+    }
+    let assignments = match assignments {
+        Some(assignments) => {
+            if assignments.len() as i32 != count - current {
+                return Err(CommandError::InvalidReplicaAssignment(format!(
+                    "{} assignments for {} new partitions",
+                    assignments.len(),
+                    count - current
+                )));
+            }
+            check_assignments(image, assignments)?;
+            if assignments[0].len() as i16 != topic.replication_factor() {
+                return Err(CommandError::InvalidReplicaAssignment(
+                    "new partitions must have the topic's replication factor".into(),
+                ));
+            }
+            assignments.to_vec()
+        }
+        None => placement::assign_replicas(
+            &live_broker_ids(image),
+            current,
+            count - current,
+            topic.replication_factor(),
+            seed.start_index,
+            seed.shift,
+        )?,
+    };
+    Ok(partition_records(topic.topic_id, current, assignments).collect())
+}
+
+pub fn set_topic_configs(
+    image: &MetadataImage,
+    name: &str,
+    configs: BTreeMap<String, String>,
+) -> Result<Vec<MetadataRecord>, CommandError> {
+    let topic = image
+        .topic(name)
+        .ok_or_else(|| CommandError::UnknownTopic(name.to_string()))?;
+    Ok(vec![MetadataRecord::TopicConfigs {
+        topic_id: topic.topic_id,
+        configs,
+    }])
+}
+
+/// A block of `size` producer ids for a registered broker: the first id and the record.
+pub fn allocate_producer_ids(
+    image: &MetadataImage,
+    broker_id: i32,
+    broker_epoch: i64,
+    size: i64,
+) -> Result<(i64, MetadataRecord), CommandError> {
+    match image.brokers.get(&broker_id) {
+        Some(broker) if broker.broker_epoch == broker_epoch => {}
+        _ => {
+            return Err(CommandError::StaleBrokerEpoch {
+                broker_id,
+                broker_epoch,
+            });
+        }
+    }
+    let start = image.next_producer_id;
+    Ok((
+        start,
+        MetadataRecord::ProducerIds {
+            broker_id,
+            next_producer_id: start + size,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::image::Endpoint;
+
+    fn cluster(n_brokers: i32) -> MetadataImage {
+        let mut image = MetadataImage::empty();
+        for broker_id in 0..n_brokers {
+            image.apply_batch(
+                broker_id as i64,
+                &[MetadataRecord::RegisterBroker {
+                    broker_id,
+                    incarnation_id: uuid::Uuid::nil(),
+                    endpoints: vec![Endpoint {
+                        listener: "PLAINTEXT".into(),
+                        host: "h".into(),
+                        port: 1,
+                        security_protocol: "PLAINTEXT".into(),
+                    }],
+                    rack: None,
+                }],
+            );
+            image.apply_batch(
+                100 + broker_id as i64,
+                &[MetadataRecord::UnfenceBroker {
+                    broker_id,
+                    broker_epoch: broker_id as i64,
+                }],
+            );
+        }
+        image
+    }
+
+    fn new_topic(name: &str, partitions: i32, replication_factor: i16) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            partitions,
+            replication_factor,
+            assignments: None,
+            configs: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn create_topic_places_replicas_on_live_brokers() {
+        let mut image = cluster(3);
+        let id = uuid::Uuid::from_u128(1);
+        let records = create_topic(&image, &new_topic("t", 3, 3), id, PlacementSeed::default()).unwrap();
+        image.apply_batch(200, &records);
+        let topic = image.topic("t").unwrap();
+        assert_eq!(topic.n_partitions(), 3);
+        let mut leaders: Vec<i32> = topic
+            .partitions
+            .iter()
+            .map(|partition| partition.leader)
+            .collect();
+        leaders.sort();
+        assert_eq!(leaders, vec![0, 1, 2]);
+        assert!(
+            topic
+                .partitions
+                .iter()
+                .all(|partition| partition.isr == partition.replicas)
+        );
+        assert_eq!(
+            create_topic(&image, &new_topic("t", 1, 1), id, PlacementSeed::default()),
+            Err(CommandError::TopicAlreadyExists("t".into()))
+        );
+        assert!(matches!(
+            create_topic(&image, &new_topic("u", 1, 4), id, PlacementSeed::default()),
+            Err(CommandError::InvalidReplicationFactor(_))
+        ));
+        assert!(matches!(
+            create_topic(&image, &new_topic("u", 0, 1), id, PlacementSeed::default()),
+            Err(CommandError::InvalidPartitions(_))
+        ));
+        assert!(matches!(
+            create_topic(&image, &new_topic("bad name", 1, 1), id, PlacementSeed::default()),
+            Err(CommandError::InvalidTopic(_))
+        ));
+    }
+
+    #[test]
+    fn fenced_brokers_get_no_replicas() {
+        let mut image = cluster(3);
+        image.apply_batch(
+            300,
+            &[MetadataRecord::FenceBroker {
+                broker_id: 2,
+                broker_epoch: 2,
+            }],
+        );
+        let records = create_topic(
+            &image,
+            &new_topic("t", 4, 2),
+            uuid::Uuid::from_u128(1),
+            PlacementSeed::default(),
+        )
+        .unwrap();
+        image.apply_batch(301, &records);
+        let topic = image.topic("t").unwrap();
+        assert!(
+            topic
+                .partitions
+                .iter()
+                .all(|partition| !partition.replicas.contains(&2))
+        );
+        assert!(matches!(
+            create_topic(
+                &image,
+                &new_topic("u", 1, 3),
+                uuid::Uuid::from_u128(2),
+                PlacementSeed::default()
+            ),
+            Err(CommandError::InvalidReplicationFactor(_))
+        ));
+    }
+
+    #[test]
+    fn manual_assignments_are_checked() {
+        let image = cluster(2);
+        let mut topic = new_topic("t", -1, -1);
+        topic.assignments = Some(vec![vec![0, 1], vec![1, 0]]);
+        let records =
+            create_topic(&image, &topic, uuid::Uuid::from_u128(1), PlacementSeed::default()).unwrap();
+        assert_eq!(records.len(), 3);
+        for bad in [
+            vec![vec![0, 0]],
+            vec![vec![0, 5]],
+            vec![vec![0], vec![0, 1]],
+            vec![],
+        ] {
+            topic.assignments = Some(bad.clone());
+            assert!(
+                matches!(
+                    create_topic(&image, &topic, uuid::Uuid::from_u128(1), PlacementSeed::default()),
+                    Err(CommandError::InvalidReplicaAssignment(_))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn partitions_only_grow_and_keep_the_replication_factor() {
+        let mut image = cluster(3);
+        let id = uuid::Uuid::from_u128(1);
+        image.apply_batch(
+            200,
+            &create_topic(&image, &new_topic("t", 2, 2), id, PlacementSeed::default()).unwrap(),
+        );
+        assert!(matches!(
+            create_partitions(&image, "t", 2, None, PlacementSeed::default()),
+            Err(CommandError::InvalidPartitions(_))
+        ));
+        assert!(matches!(
+            create_partitions(&image, "nope", 3, None, PlacementSeed::default()),
+            Err(CommandError::UnknownTopic(_))
+        ));
+        image.apply_batch(
+            201,
+            &create_partitions(&image, "t", 5, None, PlacementSeed::default()).unwrap(),
+        );
+        let topic = image.topic("t").unwrap();
+        assert_eq!(topic.n_partitions(), 5);
+        assert!(
+            topic
+                .partitions
+                .iter()
+                .all(|partition| partition.replicas.len() == 2)
+        );
+        assert!(matches!(
+            create_partitions(&image, "t", 6, Some(&[vec![0]]), PlacementSeed::default()),
+            Err(CommandError::InvalidReplicaAssignment(_))
+        ));
+    }
+
+    #[test]
+    fn configs_deletion_and_producer_ids() {
+        let mut image = cluster(1);
+        let id = uuid::Uuid::from_u128(1);
+        image.apply_batch(
+            200,
+            &create_topic(&image, &new_topic("t", 1, 1), id, PlacementSeed::default()).unwrap(),
+        );
+        let configs = BTreeMap::from([("retention.ms".to_string(), "5".to_string())]);
+        image.apply_batch(201, &set_topic_configs(&image, "t", configs.clone()).unwrap());
+        assert_eq!(image.topic("t").unwrap().configs, configs);
+        image.apply_batch(202, &delete_topic(&image, "t").unwrap());
+        assert!(image.topic("t").is_none());
+        assert!(delete_topic(&image, "t").is_err());
+        let (start, record) = allocate_producer_ids(&image, 0, 0, 1000).unwrap();
+        assert_eq!(start, 0);
+        image.apply_batch(203, &[record]);
+        let (start, _) = allocate_producer_ids(&image, 0, 0, 1000).unwrap();
+        assert_eq!(start, 1000);
+        assert!(allocate_producer_ids(&image, 0, 7, 1000).is_err());
+    }
+}

@@ -1,0 +1,385 @@
+//! The cluster metadata image: a pure state machine over metadata records.
+//!
+//! Every change to cluster metadata is a [`MetadataRecord`], committed through the
+//! controller quorum in a batch (one Raft entry) and applied here in log order, on every
+//! node. [`MetadataImage::apply`] does no IO and never fails: a record that does not fit
+//! the image (a partition of an unknown topic, a fence of an unknown broker) is skipped,
+//! so replaying the same records always yields the same image, whether from the start of
+//! the log, from a snapshot, or one batch at a time.
+//!
+//! The image holds what Kafka's KRaft image holds: the cluster id, registered brokers
+//! (endpoints, incarnation, epoch, fenced state), topics (id, partitions with replicas,
+//! ISR, leader, leader epoch and partition epoch, config overrides) and the producer-id
+//! high-water mark.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// "No leader" in a partition registration, as Kafka writes it.
+pub const NO_LEADER: i32 = -1;
+
+/// One advertised listener of a broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
+    pub security_protocol: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    pub broker_id: i32,
+    /// Random per process start: tells a restarted broker from the one that was running.
+    pub incarnation_id: uuid::Uuid,
+    /// The metadata offset of the registration record; heartbeats must carry it.
+    pub broker_epoch: i64,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+    /// A fenced broker leads nothing and is left out of Metadata responses.
+    pub fenced: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRegistration {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// The leader's broker id, or [`NO_LEADER`].
+    pub leader: i32,
+    /// Bumped at every leader change; stamped into batches and checked by clients.
+    pub leader_epoch: i32,
+    /// Bumped at every change of this registration (leader or ISR).
+    pub partition_epoch: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicImage {
+    pub name: String,
+    pub topic_id: uuid::Uuid,
+    /// Indexed by partition id.
+    pub partitions: Vec<PartitionRegistration>,
+    /// Topic config overrides (`retention.ms`, ...); absent keys use broker defaults.
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicImage {
+    pub fn n_partitions(&self) -> i32 {
+        self.partitions.len() as i32
+    }
+
+    /// The replication factor, as the first partition's replica count.
+    pub fn replication_factor(&self) -> i16 {
+        self.partitions
+            .first()
+            .map_or(0, |partition| partition.replicas.len() as i16)
+    }
+
+    pub fn partition(&self, index: i32) -> Option<&PartitionRegistration> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|index| self.partitions.get(index))
+    }
+}
+
+/// One change to the cluster metadata. Records are applied in log order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum MetadataRecord {
+    /// Written once, by the first active controller.
+    ClusterId {
+        cluster_id: String,
+    },
+    /// A broker (re)registers; a new registration starts fenced.
+    RegisterBroker {
+        broker_id: i32,
+        incarnation_id: uuid::Uuid,
+        endpoints: Vec<Endpoint>,
+        rack: Option<String>,
+    },
+    FenceBroker {
+        broker_id: i32,
+        broker_epoch: i64,
+    },
+    UnfenceBroker {
+        broker_id: i32,
+        broker_epoch: i64,
+    },
+    Topic {
+        name: String,
+        topic_id: uuid::Uuid,
+    },
+    /// A new partition of an existing topic, with partition id `partition`.
+    Partition {
+        topic_id: uuid::Uuid,
+        partition: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        leader: i32,
+        #[serde(default)]
+        leader_epoch: i32,
+    },
+    /// A leader and/or ISR change; a leader change bumps the leader epoch, any change
+    /// bumps the partition epoch.
+    PartitionChange {
+        topic_id: uuid::Uuid,
+        partition: i32,
+        leader: Option<i32>,
+        isr: Option<Vec<i32>>,
+    },
+    RemoveTopic {
+        topic_id: uuid::Uuid,
+    },
+    /// Replaces a topic's config overrides.
+    TopicConfigs {
+        topic_id: uuid::Uuid,
+        configs: BTreeMap<String, String>,
+    },
+    /// Producer ids below `next_producer_id` are handed out (to `broker_id`).
+    ProducerIds {
+        broker_id: i32,
+        next_producer_id: i64,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    /// The metadata offset (Raft log index) of the last applied batch; -1 before any.
+    pub offset: i64,
+    pub cluster_id: Option<String>,
+    pub brokers: BTreeMap<i32, BrokerRegistration>,
+    /// Topics by name.
+    pub topics: BTreeMap<String, TopicImage>,
+    /// Topic names by id.
+    pub topic_ids: BTreeMap<uuid::Uuid, String>,
+    /// Producer ids below this were handed out and are never reused.
+    pub next_producer_id: i64,
+}
+
+impl MetadataImage {
+    pub fn empty() -> Self {
+        MetadataImage {
+            offset: -1,
+            ..Default::default()
+        }
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&TopicImage> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, topic_id: uuid::Uuid) -> Option<&TopicImage> {
+        self.topic_ids
+            .get(&topic_id)
+            .and_then(|name| self.topics.get(name))
+    }
+
+    fn topic_by_id_mut(&mut self, topic_id: uuid::Uuid) -> Option<&mut TopicImage> {
+        let name = self.topic_ids.get(&topic_id)?;
+        self.topics.get_mut(name)
+    }
+
+    /// Registered brokers that are not fenced.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|broker| !broker.fenced)
+    }
+
+    pub fn is_live(&self, broker_id: i32) -> bool {
+        self.brokers.get(&broker_id).is_some_and(|broker| !broker.fenced)
+    }
+
+    /// Applies one batch of records committed at metadata offset `offset`.
+    pub fn apply_batch(&mut self, offset: i64, records: &[MetadataRecord]) {
+        for record in records {
+            self.apply(offset, record);
+        }
+        self.offset = offset;
+    }
+
+    /// Applies one record committed in the batch at `offset`. Never fails: a record that
+    /// does not fit the image is skipped (and logged).
+    pub fn apply(&mut self, offset: i64, record: &MetadataRecord) {
+        let skipped = |why: &str| tracing::warn!(offset, ?record, "skipping metadata record: {why}");
+        match record {
+            MetadataRecord::ClusterId { cluster_id } => {
+                if self.cluster_id.is_none() {
+                    self.cluster_id = Some(cluster_id.clone());
+                } else {
+                    skipped("the cluster id is already set");
+                }
+            }
+            MetadataRecord::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                endpoints,
+                rack,
+            } => {
+                self.brokers.insert(
+                    *broker_id,
+                    BrokerRegistration {
+                        broker_id: *broker_id,
+                        incarnation_id: *incarnation_id,
+                        broker_epoch: offset,
+                        endpoints: endpoints.clone(),
+                        rack: rack.clone(),
+                        fenced: true,
+                    },
+                );
+            }
+            MetadataRecord::FenceBroker {
+                broker_id,
+                broker_epoch,
+            }
+            | MetadataRecord::UnfenceBroker {
+                broker_id,
+                broker_epoch,
+            } => match self.brokers.get_mut(broker_id) {
+                Some(broker) if broker.broker_epoch == *broker_epoch => {
+                    broker.fenced = matches!(record, MetadataRecord::FenceBroker { .. });
+                }
+                _ => skipped("no such broker registration"),
+            },
+            MetadataRecord::Topic { name, topic_id } => {
+                if self.topics.contains_key(name) || self.topic_ids.contains_key(topic_id) {
+                    skipped("the topic exists");
+                    return;
+                }
+                self.topic_ids.insert(*topic_id, name.clone());
+                self.topics.insert(
+                    name.clone(),
+                    TopicImage {
+                        name: name.clone(),
+                        topic_id: *topic_id,
+                        partitions: Vec::new(),
+                        configs: BTreeMap::new(),
+                    },
+                );
+            }
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+            } => match self.topic_by_id_mut(*topic_id) {
+                Some(topic) if *partition == topic.n_partitions() => {
+                    topic.partitions.push(PartitionRegistration {
+                        replicas: replicas.clone(),
+                        isr: isr.clone(),
+                        leader: *leader,
+                        leader_epoch: *leader_epoch,
+                        partition_epoch: 0,
+                    });
+                }
+                _ => skipped("unknown topic or partition out of sequence"),
+            },
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition,
+                leader,
+                isr,
+            } => {
+                let Some(registration) = self.topic_by_id_mut(*topic_id).and_then(|topic| {
+                    usize::try_from(*partition)
+                        .ok()
+                        .and_then(|index| topic.partitions.get_mut(index))
+                }) else {
+                    skipped("unknown partition");
+                    return;
+                };
+                if let Some(leader) = leader
+                    && *leader != registration.leader
+                {
+                    registration.leader = *leader;
+                    registration.leader_epoch += 1;
+                }
+                if let Some(isr) = isr {
+                    registration.isr = isr.clone();
+                }
+                registration.partition_epoch += 1;
+            }
+            MetadataRecord::RemoveTopic { topic_id } => match self.topic_ids.remove(topic_id) {
+                Some(name) => {
+                    self.topics.remove(&name);
+                }
+                None => skipped("unknown topic"),
+            },
+            MetadataRecord::TopicConfigs { topic_id, configs } => match self.topic_by_id_mut(*topic_id) {
+                Some(topic) => topic.configs = configs.clone(),
+                None => skipped("unknown topic"),
+            },
+            MetadataRecord::ProducerIds { next_producer_id, .. } => {
+                if *next_producer_id > self.next_producer_id {
+                    self.next_producer_id = *next_producer_id;
+                } else {
+                    skipped("producer ids would go backwards");
+                }
+            }
+        }
+    }
+
+    /// The durable facts of the image, in a stable text form for comparing images across
+    /// nodes and restarts: cluster id, brokers (ids, endpoints, racks), topics with ids,
+    /// configs, replicas, ISR, leaders and epochs, and the producer-id mark. Liveness
+    /// (fenced state, incarnation, broker epoch) changes with every restart and is left
+    /// out, as is the offset.
+    pub fn canonical_dump(&self) -> String {
+        let mut out = String::new();
+        let cluster_id = self.cluster_id.as_deref().unwrap_or("-");
+        out.push_str(&format!("cluster.id {cluster_id}\n"));
+        for broker in self.brokers.values() {
+            let endpoints: Vec<String> = broker
+                .endpoints
+                .iter()
+                .map(|endpoint| format!("{}://{}:{}", endpoint.listener, endpoint.host, endpoint.port))
+                .collect();
+            out.push_str(&format!(
+                "broker {} {} rack={}\n",
+                broker.broker_id,
+                endpoints.join(","),
+                broker.rack.as_deref().unwrap_or("-")
+            ));
+        }
+        for topic in self.topics.values() {
+            out.push_str(&format!("topic {} id={}\n", topic.name, topic.topic_id));
+            for (key, value) in &topic.configs {
+                out.push_str(&format!("  config {key}={value}\n"));
+            }
+            for (index, partition) in topic.partitions.iter().enumerate() {
+                out.push_str(&format!(
+                    "  partition {index} replicas={:?} isr={:?} leader={} leader_epoch={} partition_epoch={}\n",
+                    partition.replicas,
+                    partition.isr,
+                    partition.leader,
+                    partition.leader_epoch,
+                    partition.partition_epoch
+                ));
+            }
+        }
+        out.push_str(&format!("next.producer.id {}\n", self.next_producer_id));
+        out
+    }
+}
+
+/// Kafka's topic name rule: 1..=249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(format!("topic name `{name}` is illegal"));
+    }
+    if name.len() > 249 {
+        return Err("topic name is longer than 249 characters".into());
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "topic name `{name}` contains characters other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "image_tests.rs"]
+mod tests;

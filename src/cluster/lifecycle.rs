@@ -1,0 +1,234 @@
+//! Broker lifecycle on the active controller, as pure decisions: registration,
+//! heartbeats, and fencing when heartbeats stop for `broker.session.timeout.ms`.
+//!
+//! Heartbeat times live only in the active controller's memory, as in Kafka: a newly
+//! active controller gives every broker a full session from the moment it took over.
+//! The clock is passed in.
+
+use super::image::{Endpoint, MetadataImage, MetadataRecord};
+use std::collections::HashMap;
+
+/// What the controller does with a broker's registration request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationDecision {
+    /// The same incarnation is already registered: answer with its epoch.
+    AlreadyRegistered { broker_epoch: i64 },
+    /// Write this record; the broker's epoch is the record's offset.
+    Register(MetadataRecord),
+}
+
+pub fn on_registration(
+    image: &MetadataImage,
+    broker_id: i32,
+    incarnation_id: uuid::Uuid,
+    endpoints: Vec<Endpoint>,
+    rack: Option<String>,
+) -> RegistrationDecision {
+    match image.brokers.get(&broker_id) {
+        Some(registered)
+            if registered.incarnation_id == incarnation_id && registered.endpoints == endpoints =>
+        {
+            RegistrationDecision::AlreadyRegistered {
+                broker_epoch: registered.broker_epoch,
+            }
+        }
+        _ => RegistrationDecision::Register(MetadataRecord::RegisterBroker {
+            broker_id,
+            incarnation_id,
+            endpoints,
+            rack,
+        }),
+    }
+}
+
+/// What the controller does with a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeartbeatDecision {
+    /// Unknown broker, or an epoch from an older registration: the broker must register.
+    StaleBrokerEpoch,
+    /// The broker stays as it is (`fenced` tells which).
+    Keep { fenced: bool },
+    /// The broker caught up with the metadata up to its own registration: unfence it.
+    Unfence,
+}
+
+pub fn on_heartbeat(
+    image: &MetadataImage,
+    broker_id: i32,
+    broker_epoch: i64,
+    metadata_offset: i64,
+) -> HeartbeatDecision {
+    match image.brokers.get(&broker_id) {
+        Some(registered) if registered.broker_epoch == broker_epoch => {
+            if registered.fenced && metadata_offset >= broker_epoch {
+                HeartbeatDecision::Unfence
+            } else {
+                HeartbeatDecision::Keep {
+                    fenced: registered.fenced,
+                }
+            }
+        }
+        _ => HeartbeatDecision::StaleBrokerEpoch,
+    }
+}
+
+/// The active controller's view of broker sessions.
+#[derive(Debug, Default)]
+pub struct BrokerSessions {
+    /// Last heartbeat (or the time this controller became active) per broker id.
+    last_contact_ms: HashMap<i32, i64>,
+}
+
+impl BrokerSessions {
+    /// Starts every registered broker's session afresh (a controller just became active).
+    pub fn reset(&mut self, image: &MetadataImage, now_ms: i64) {
+        self.last_contact_ms = image
+            .brokers
+            .keys()
+            .map(|broker_id| (*broker_id, now_ms))
+            .collect();
+    }
+
+    pub fn touch(&mut self, broker_id: i32, now_ms: i64) {
+        self.last_contact_ms.insert(broker_id, now_ms);
+    }
+
+    /// Live brokers whose session ran out: one FenceBroker record each.
+    pub fn expired(
+        &self,
+        image: &MetadataImage,
+        session_timeout_ms: i64,
+        now_ms: i64,
+    ) -> Vec<MetadataRecord> {
+        image
+            .live_brokers()
+            .filter(|broker| {
+                let last = self
+                    .last_contact_ms
+                    .get(&broker.broker_id)
+                    .copied()
+                    .unwrap_or(now_ms);
+                now_ms - last > session_timeout_ms
+            })
+            .map(|broker| MetadataRecord::FenceBroker {
+                broker_id: broker.broker_id,
+                broker_epoch: broker.broker_epoch,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoints(port: u16) -> Vec<Endpoint> {
+        vec![Endpoint {
+            listener: "PLAINTEXT".into(),
+            host: "127.0.0.1".into(),
+            port,
+            security_protocol: "PLAINTEXT".into(),
+        }]
+    }
+
+    fn registered(broker_id: i32, incarnation: u128, offset: i64) -> MetadataImage {
+        let mut image = MetadataImage::empty();
+        image.apply_batch(
+            offset,
+            &[MetadataRecord::RegisterBroker {
+                broker_id,
+                incarnation_id: uuid::Uuid::from_u128(incarnation),
+                endpoints: endpoints(1),
+                rack: None,
+            }],
+        );
+        image
+    }
+
+    #[test]
+    fn registration_is_idempotent_per_incarnation() {
+        let image = registered(1, 10, 4);
+        assert_eq!(
+            on_registration(&image, 1, uuid::Uuid::from_u128(10), endpoints(1), None),
+            RegistrationDecision::AlreadyRegistered { broker_epoch: 4 }
+        );
+        assert!(matches!(
+            on_registration(&image, 1, uuid::Uuid::from_u128(11), endpoints(1), None),
+            RegistrationDecision::Register(_)
+        ));
+        assert!(matches!(
+            on_registration(&image, 1, uuid::Uuid::from_u128(10), endpoints(2), None),
+            RegistrationDecision::Register(_)
+        ));
+        assert!(matches!(
+            on_registration(&image, 2, uuid::Uuid::from_u128(10), endpoints(1), None),
+            RegistrationDecision::Register(_)
+        ));
+    }
+
+    #[test]
+    fn heartbeat_unfences_a_caught_up_broker_only() {
+        let mut image = registered(1, 10, 4);
+        assert_eq!(on_heartbeat(&image, 1, 3, 9), HeartbeatDecision::StaleBrokerEpoch);
+        assert_eq!(on_heartbeat(&image, 2, 4, 9), HeartbeatDecision::StaleBrokerEpoch);
+        assert_eq!(
+            on_heartbeat(&image, 1, 4, 3),
+            HeartbeatDecision::Keep { fenced: true }
+        );
+        assert_eq!(on_heartbeat(&image, 1, 4, 4), HeartbeatDecision::Unfence);
+        image.apply_batch(
+            5,
+            &[MetadataRecord::UnfenceBroker {
+                broker_id: 1,
+                broker_epoch: 4,
+            }],
+        );
+        assert_eq!(
+            on_heartbeat(&image, 1, 4, 5),
+            HeartbeatDecision::Keep { fenced: false }
+        );
+    }
+
+    #[test]
+    fn sessions_expire_after_the_timeout_and_reset_on_takeover() {
+        let mut image = registered(1, 10, 4);
+        image.apply_batch(
+            5,
+            &[MetadataRecord::UnfenceBroker {
+                broker_id: 1,
+                broker_epoch: 4,
+            }],
+        );
+        let mut sessions = BrokerSessions::default();
+        sessions.reset(&image, 1_000);
+        assert!(sessions.expired(&image, 9_000, 10_000).is_empty());
+        assert_eq!(
+            sessions.expired(&image, 9_000, 10_001),
+            vec![MetadataRecord::FenceBroker {
+                broker_id: 1,
+                broker_epoch: 4
+            }]
+        );
+        sessions.touch(1, 10_000);
+        assert!(sessions.expired(&image, 9_000, 15_000).is_empty());
+        // A fenced broker is not fenced again.
+        image.apply_batch(
+            6,
+            &[MetadataRecord::FenceBroker {
+                broker_id: 1,
+                broker_epoch: 4,
+            }],
+        );
+        assert!(sessions.expired(&image, 9_000, 100_000).is_empty());
+        // A new controller gives everyone a fresh session.
+        sessions.reset(&image, 100_000);
+        image.apply_batch(
+            7,
+            &[MetadataRecord::UnfenceBroker {
+                broker_id: 1,
+                broker_epoch: 4,
+            }],
+        );
+        assert!(sessions.expired(&image, 9_000, 100_500).is_empty());
+    }
+}

@@ -1,0 +1,318 @@
+//! Pure decisions about where replicas live and who leads: replica placement for new
+//! partitions, leader choice, and the partition changes that follow a broker being
+//! fenced or coming back. No IO; the controller turns the answers into records.
+//!
+//! Leaders are chosen only among replicas that may lead: in the ISR and on a live
+//! (registered, unfenced) broker, preferring replica order, so the first replica (the
+//! preferred leader) leads whenever it can. There is no unclean election.
+
+use super::image::{MetadataImage, MetadataRecord, NO_LEADER, PartitionRegistration};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlacementError {
+    #[error("replication factor {replication_factor} is not between 1 and the {live} live broker(s)")]
+    InvalidReplicationFactor { replication_factor: i16, live: usize },
+}
+
+/// Replica lists for partitions `first_partition..first_partition + n_partitions`,
+/// spread over `brokers` the way Kafka spreads them without racks: partition `p`'s first
+/// replica (its preferred leader) is broker `(p + start_index) % n`, and the followers
+/// come at a shift that grows every `n` partitions, so leaders and followers are both
+/// spread evenly. `start_index` and `shift` are the caller's (random) choices.
+pub fn assign_replicas(
+    brokers: &[i32],
+    first_partition: i32,
+    n_partitions: i32,
+    replication_factor: i16,
+    start_index: usize,
+    shift: usize,
+) -> Result<Vec<Vec<i32>>, PlacementError> {
+    let n_brokers = brokers.len();
+    if replication_factor < 1 || replication_factor as usize > n_brokers {
+        return Err(PlacementError::InvalidReplicationFactor {
+            replication_factor,
+            live: n_brokers,
+        });
+    }
+    let mut brokers = brokers.to_vec();
+    brokers.sort_unstable();
+    let mut shift = shift % n_brokers;
+    let mut assignments = Vec::with_capacity(n_partitions.max(0) as usize);
+    for partition in first_partition.max(0)..first_partition.max(0) + n_partitions.max(0) {
+        let partition = partition as usize;
+        if partition > 0 && partition.is_multiple_of(n_brokers) {
+            shift += 1;
+        }
+        let first = (partition + start_index) % n_brokers;
+        let mut replicas = vec![brokers[first]];
+        for follower in 0..(replication_factor as usize - 1) {
+            let step = 1 + (shift + follower) % (n_brokers - 1);
+            replicas.push(brokers[(first + step) % n_brokers]);
+        }
+        assignments.push(replicas);
+    }
+    Ok(assignments)
+}
+
+/// The first replica, in replica order, that is in the ISR and may lead; else
+/// [`NO_LEADER`].
+pub fn choose_leader(replicas: &[i32], isr: &[i32], may_lead: impl Fn(i32) -> bool) -> i32 {
+    replicas
+        .iter()
+        .copied()
+        .find(|replica| isr.contains(replica) && may_lead(*replica))
+        .unwrap_or(NO_LEADER)
+}
+
+fn each_partition(image: &MetadataImage) -> impl Iterator<Item = (uuid::Uuid, i32, &PartitionRegistration)> {
+    image.topics.values().flat_map(|topic| {
+        topic
+            .partitions
+            .iter()
+            .enumerate()
+            .map(move |(index, partition)| (topic.topic_id, index as i32, partition))
+    })
+}
+
+fn change(
+    topic_id: uuid::Uuid,
+    partition: i32,
+    current: &PartitionRegistration,
+    leader: i32,
+    isr: Vec<i32>,
+) -> Option<MetadataRecord> {
+    let leader_changed = leader != current.leader;
+    let isr_changed = isr != current.isr;
+    (leader_changed || isr_changed).then(|| MetadataRecord::PartitionChange {
+        topic_id,
+        partition,
+        leader: leader_changed.then_some(leader),
+        isr: isr_changed.then_some(isr),
+    })
+}
+
+/// The partition changes when `broker_id` is fenced: it leaves every ISR it is in
+/// (unless it is the last member, which Kafka keeps so that the partition's last known
+/// in-sync replica is remembered), and every partition it led gets a new leader from the
+/// rest of the ISR on live brokers, or none.
+pub fn on_broker_fenced(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
+    let may_lead = |replica: i32| replica != broker_id && image.is_live(replica);
+    each_partition(image)
+        .filter(|(_, _, partition)| partition.leader == broker_id || partition.isr.contains(&broker_id))
+        .filter_map(|(topic_id, index, partition)| {
+            let mut isr: Vec<i32> = partition
+                .isr
+                .iter()
+                .copied()
+                .filter(|replica| *replica != broker_id)
+                .collect();
+            if isr.is_empty() {
+                isr = partition.isr.clone();
+            }
+            let leader = if partition.leader == broker_id || partition.leader == NO_LEADER {
+                choose_leader(&partition.replicas, &isr, may_lead)
+            } else {
+                partition.leader
+            };
+            change(topic_id, index, partition, leader, isr)
+        })
+        .collect()
+}
+
+/// The partition changes when `broker_id` is unfenced. Until followers replicate data,
+/// a replica counts as in sync exactly when its broker is live, so the broker rejoins
+/// the ISR of each of its partitions, and leads those that had no leader.
+pub fn on_broker_unfenced(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
+    let may_lead = |replica: i32| replica == broker_id || image.is_live(replica);
+    each_partition(image)
+        .filter(|(_, _, partition)| partition.replicas.contains(&broker_id))
+        .filter_map(|(topic_id, index, partition)| {
+            let isr: Vec<i32> = partition
+                .replicas
+                .iter()
+                .copied()
+                .filter(|replica| *replica == broker_id || partition.isr.contains(replica))
+                .collect();
+            let leader = if partition.leader == NO_LEADER {
+                choose_leader(&partition.replicas, &isr, may_lead)
+            } else {
+                partition.leader
+            };
+            change(topic_id, index, partition, leader, isr)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::image::{Endpoint, MetadataRecord};
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn replicas_and_leaders_spread_evenly() {
+        let brokers = [1, 2, 3];
+        let assignments = assign_replicas(&brokers, 0, 6, 3, 0, 0).unwrap();
+        let mut leaders = BTreeMap::new();
+        let mut replicas = BTreeMap::new();
+        for assignment in &assignments {
+            assert_eq!(assignment.len(), 3);
+            let mut distinct = assignment.clone();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(
+                distinct.len(),
+                3,
+                "a partition's replicas are on distinct brokers: {assignment:?}"
+            );
+            *leaders.entry(assignment[0]).or_insert(0) += 1;
+            for replica in assignment {
+                *replicas.entry(*replica).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(leaders, BTreeMap::from([(1, 2), (2, 2), (3, 2)]));
+        assert_eq!(replicas, BTreeMap::from([(1, 6), (2, 6), (3, 6)]));
+        // Any start index still gives each broker one leader of three partitions.
+        for start in 0..3 {
+            let assignments = assign_replicas(&brokers, 0, 3, 2, start, start).unwrap();
+            let mut firsts: Vec<i32> = assignments.iter().map(|replicas| replicas[0]).collect();
+            firsts.sort();
+            assert_eq!(firsts, vec![1, 2, 3]);
+        }
+    }
+
+    #[test]
+    fn followers_shift_so_pairs_differ() {
+        let brokers = [0, 1, 2, 3, 4];
+        let assignments = assign_replicas(&brokers, 0, 10, 2, 0, 0).unwrap();
+        assert_ne!(
+            assignments[0][1] - assignments[0][0],
+            assignments[5][1] - assignments[5][0]
+        );
+        // New partitions of an existing topic continue the pattern.
+        let more = assign_replicas(&brokers, 10, 2, 2, 0, 0).unwrap();
+        assert_eq!(more.len(), 2);
+    }
+
+    #[test]
+    fn replication_factor_is_bounded_by_live_brokers() {
+        assert_eq!(
+            assign_replicas(&[1, 2], 0, 1, 3, 0, 0),
+            Err(PlacementError::InvalidReplicationFactor {
+                replication_factor: 3,
+                live: 2
+            })
+        );
+        assert!(assign_replicas(&[1, 2], 0, 1, 0, 0, 0).is_err());
+        assert_eq!(
+            assign_replicas(&[7], 0, 2, 1, 0, 0).unwrap(),
+            vec![vec![7], vec![7]]
+        );
+    }
+
+    #[test]
+    fn leader_is_first_live_isr_replica() {
+        assert_eq!(choose_leader(&[1, 2, 3], &[2, 3], |_| true), 2);
+        assert_eq!(choose_leader(&[1, 2, 3], &[1, 2, 3], |id| id != 1), 2);
+        assert_eq!(choose_leader(&[1, 2, 3], &[3], |id| id != 3), NO_LEADER);
+    }
+
+    fn cluster(live: &[i32]) -> (MetadataImage, uuid::Uuid) {
+        let mut image = MetadataImage::empty();
+        for broker_id in 1..=3 {
+            image.apply_batch(
+                broker_id as i64,
+                &[MetadataRecord::RegisterBroker {
+                    broker_id,
+                    incarnation_id: uuid::Uuid::nil(),
+                    endpoints: vec![Endpoint {
+                        listener: "PLAINTEXT".into(),
+                        host: "h".into(),
+                        port: 1,
+                        security_protocol: "PLAINTEXT".into(),
+                    }],
+                    rack: None,
+                }],
+            );
+            if live.contains(&broker_id) {
+                image.apply_batch(
+                    10 + broker_id as i64,
+                    &[MetadataRecord::UnfenceBroker {
+                        broker_id,
+                        broker_epoch: broker_id as i64,
+                    }],
+                );
+            }
+        }
+        let topic_id = uuid::Uuid::from_u128(7);
+        let mut records = vec![MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id,
+        }];
+        for (partition, replicas) in [vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2]]
+            .into_iter()
+            .enumerate()
+        {
+            records.push(MetadataRecord::Partition {
+                topic_id,
+                partition: partition as i32,
+                isr: replicas.clone(),
+                leader: replicas[0],
+                replicas,
+                leader_epoch: 0,
+            });
+        }
+        image.apply_batch(20, &records);
+        (image, topic_id)
+    }
+
+    #[test]
+    fn fencing_moves_leadership_within_the_isr() {
+        let (mut image, _) = cluster(&[1, 2, 3]);
+        let changes = on_broker_fenced(&image, 1);
+        assert_eq!(changes.len(), 3, "broker 1 is in every ISR");
+        image.apply_batch(30, &changes);
+        let topic = image.topic("t").unwrap();
+        assert_eq!(topic.partitions[0].leader, 2);
+        assert_eq!(topic.partitions[0].leader_epoch, 1);
+        assert_eq!(topic.partitions[0].isr, vec![2, 3]);
+        assert_eq!(topic.partitions[1].leader, 2, "untouched leader");
+        assert_eq!(topic.partitions[1].leader_epoch, 0);
+        assert_eq!(topic.partitions[1].isr, vec![2, 3]);
+    }
+
+    #[test]
+    fn last_isr_member_stays_and_partition_goes_leaderless() {
+        let (mut image, topic_id) = cluster(&[1]);
+        image.apply_batch(
+            30,
+            &[MetadataRecord::PartitionChange {
+                topic_id,
+                partition: 0,
+                leader: None,
+                isr: Some(vec![1]),
+            }],
+        );
+        image.apply_batch(31, &on_broker_fenced(&image, 1));
+        let partition = &image.topic("t").unwrap().partitions[0];
+        assert_eq!(partition.leader, NO_LEADER);
+        assert_eq!(partition.isr, vec![1]);
+        // When it comes back it leads again.
+        image.apply_batch(32, &on_broker_unfenced(&image, 1));
+        let partition = &image.topic("t").unwrap().partitions[0];
+        assert_eq!(partition.leader, 1);
+        assert_eq!(partition.leader_epoch, 2);
+    }
+
+    #[test]
+    fn unfenced_broker_rejoins_isrs_and_keeps_leaders() {
+        let (mut image, _) = cluster(&[1, 2, 3]);
+        image.apply_batch(30, &on_broker_fenced(&image, 1));
+        let changes = on_broker_unfenced(&image, 1);
+        image.apply_batch(31, &changes);
+        let topic = image.topic("t").unwrap();
+        assert_eq!(topic.partitions[0].isr, vec![1, 2, 3]);
+        assert_eq!(topic.partitions[0].leader, 2, "no preferred-leader move-back");
+        assert!(on_broker_unfenced(&image, 1).is_empty(), "idempotent");
+    }
+}

@@ -1,0 +1,465 @@
+//! The controller: a member of the metadata quorum, built on openraft.
+//!
+//! Every controller runs a Raft node ([`log_store`], [`state_machine`], [`network`]) and
+//! serves the CONTROLLER listener ([`server`]). The one that Raft elected leader is the
+//! *active controller*: it alone plans metadata writes (with the pure plans of
+//! `cluster::commands`, `cluster::lifecycle` and `cluster::placement`) against its image,
+//! one at a time, and commits them through the quorum before answering. Brokers reach it
+//! through a [`client::ControllerClient`]. It also keeps broker sessions and fences
+//! brokers whose heartbeats stop.
+
+pub mod client;
+pub mod log_store;
+pub mod network;
+pub mod rpc;
+pub mod server;
+pub mod state_machine;
+pub mod types;
+
+use crate::cluster::commands::{self, PlacementSeed};
+use crate::cluster::image::MetadataImage;
+use crate::cluster::lifecycle::{self, BrokerSessions, HeartbeatDecision, RegistrationDecision};
+use crate::cluster::{meta_properties, placement};
+use crate::replication::partition::now_ms;
+use openraft::error::{ClientWriteError, RaftError};
+use parking_lot::Mutex;
+use rpc::{
+    ControllerError, ControllerReply, ControllerRequest, ControllerResponse, QuorumInfo, ReplicaProgress,
+};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use types::{MetadataBatch, Node, NodeId, Raft};
+
+pub use crate::log::manager::METADATA_DIR;
+
+/// How many producer ids a broker gets at a time.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// Entries between snapshots of the image; older entries are then purged.
+const SNAPSHOT_EVERY_ENTRIES: u64 = 500;
+
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    pub node_id: i32,
+    /// The voters, with their CONTROLLER addresses (`host:port`; unused for one voter).
+    pub voters: BTreeMap<i32, String>,
+    /// Where this node's CONTROLLER listener binds (None: a single voter needs none).
+    pub listener: Option<SocketAddr>,
+    /// The metadata log dir (the first of `log.dirs`).
+    pub metadata_log_dir: PathBuf,
+    pub election_timeout_ms: u64,
+    pub broker_session_timeout_ms: i64,
+}
+
+pub struct Controller {
+    config: ControllerConfig,
+    raft: Raft,
+    image: watch::Receiver<Arc<MetadataImage>>,
+    /// Metadata writes are planned and committed one at a time.
+    write_lock: tokio::sync::Mutex<()>,
+    sessions: Mutex<BrokerSessions>,
+    /// The term in which this node last became active, to notice a new term.
+    active_term: Mutex<Option<u64>>,
+}
+
+impl Controller {
+    /// Opens the metadata log and image, starts Raft and the CONTROLLER listener, and
+    /// forms the quorum on first start. The image is replayed up to the last commit this
+    /// node saw before this returns.
+    pub async fn start(config: ControllerConfig) -> anyhow::Result<Arc<Controller>> {
+        let dir = config.metadata_log_dir.join(METADATA_DIR);
+        std::fs::create_dir_all(&dir)
+            .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", dir.display()))?;
+        let log_store = log_store::LogStore::open(&dir.join("raft.redb"))
+            .map_err(|error| anyhow::anyhow!("cannot open the metadata log in {}: {error}", dir.display()))?;
+        let state_machine =
+            state_machine::StateMachine::open(&dir).map_err(|error| anyhow::anyhow!(error))?;
+        let image = state_machine.subscribe();
+        let election = config.election_timeout_ms.max(10);
+        let raft_config = openraft::Config {
+            cluster_name: "ferrolog".into(),
+            election_timeout_min: election,
+            election_timeout_max: election * 2,
+            heartbeat_interval: (election / 10).max(5),
+            install_snapshot_timeout: 10_000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
+            max_in_snapshot_log_to_keep: SNAPSHOT_EVERY_ENTRIES,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|error| anyhow::anyhow!("bad quorum settings: {error}"))?;
+        let network = network::Network::new(config.listener.map(|address| address.ip()));
+        let raft = Raft::new(
+            config.node_id as NodeId,
+            Arc::new(raft_config),
+            network,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot start the metadata quorum: {error}"))?;
+        let controller = Arc::new(Controller {
+            config,
+            raft,
+            image,
+            write_lock: tokio::sync::Mutex::new(()),
+            sessions: Mutex::new(BrokerSessions::default()),
+            active_term: Mutex::new(None),
+        });
+        if let Some(address) = controller.config.listener {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|error| anyhow::anyhow!("cannot listen on CONTROLLER {address}: {error}"))?;
+            tokio::spawn(server::run(listener, Arc::downgrade(&controller)));
+        }
+        if !controller.raft.is_initialized().await? {
+            let members: BTreeMap<NodeId, Node> = controller
+                .config
+                .voters
+                .iter()
+                .map(|(id, address)| (*id as NodeId, Node::new(address.clone())))
+                .collect();
+            // Every voter forms the same initial membership; a second attempt is refused
+            // harmlessly once any voter's membership entry has reached this node.
+            if let Err(error) = controller.raft.initialize(members).await {
+                tracing::debug!(%error, "quorum already initialized");
+            }
+        }
+        tokio::spawn(run_duties(Arc::downgrade(&controller)));
+        Ok(controller)
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// The image as this node has applied it.
+    pub fn image(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.image.clone()
+    }
+
+    /// The active controller as this node knows it.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.leader() == Some(self.config.node_id as NodeId)
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(error) = self.raft.shutdown().await {
+            tracing::warn!(%error, "metadata quorum did not shut down cleanly");
+        }
+    }
+
+    /// Serves a request from a broker; only the active controller acts on it.
+    pub async fn handle(&self, request: ControllerRequest) -> ControllerResponse {
+        if !self.is_active() {
+            return Err(ControllerError::NotController {
+                leader: self.leader(),
+            });
+        }
+        if let ControllerRequest::DescribeQuorum = request {
+            return Ok(ControllerReply::Quorum(self.describe_quorum()));
+        }
+        if let ControllerRequest::BrokerHeartbeat { broker_id, .. }
+        | ControllerRequest::RegisterBroker { broker_id, .. } = &request
+        {
+            self.sessions.lock().touch(*broker_id, now_ms());
+        }
+        let _write = self.write_lock.lock().await;
+        let image = self.current_image().await?;
+        match request {
+            ControllerRequest::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                endpoints,
+                rack,
+            } => match lifecycle::on_registration(&image, broker_id, incarnation_id, endpoints, rack) {
+                RegistrationDecision::AlreadyRegistered { broker_epoch } => {
+                    Ok(ControllerReply::Registered { broker_epoch })
+                }
+                RegistrationDecision::Register(record) => {
+                    let offset = self.commit(vec![record]).await?;
+                    tracing::info!(broker_id, broker_epoch = offset, "broker registered");
+                    Ok(ControllerReply::Registered { broker_epoch: offset })
+                }
+            },
+            ControllerRequest::BrokerHeartbeat {
+                broker_id,
+                broker_epoch,
+                metadata_offset,
+            } => match lifecycle::on_heartbeat(&image, broker_id, broker_epoch, metadata_offset) {
+                HeartbeatDecision::StaleBrokerEpoch => Err(ControllerError::Command(
+                    commands::CommandError::StaleBrokerEpoch {
+                        broker_id,
+                        broker_epoch,
+                    },
+                )),
+                HeartbeatDecision::Keep { fenced } => Ok(ControllerReply::Heartbeat { fenced }),
+                HeartbeatDecision::Unfence => {
+                    let mut records = vec![crate::cluster::image::MetadataRecord::UnfenceBroker {
+                        broker_id,
+                        broker_epoch,
+                    }];
+                    records.extend(placement::on_broker_unfenced(&image, broker_id));
+                    self.commit(records).await?;
+                    tracing::info!(broker_id, "broker unfenced");
+                    Ok(ControllerReply::Heartbeat { fenced: false })
+                }
+            },
+            ControllerRequest::CreateTopic { topic, validate_only } => {
+                let topic_id = uuid::Uuid::new_v4();
+                let records = commands::create_topic(&image, &topic, topic_id, PlacementSeed::random())?;
+                let offset = if validate_only {
+                    image.offset
+                } else {
+                    self.commit(records).await?
+                };
+                Ok(ControllerReply::TopicCreated { topic_id, offset })
+            }
+            ControllerRequest::DeleteTopic { name } => {
+                let records = commands::delete_topic(&image, &name)?;
+                Ok(ControllerReply::Committed {
+                    offset: self.commit(records).await?,
+                })
+            }
+            ControllerRequest::CreatePartitions {
+                name,
+                count,
+                assignments,
+                validate_only,
+            } => {
+                let records = commands::create_partitions(
+                    &image,
+                    &name,
+                    count,
+                    assignments.as_deref(),
+                    PlacementSeed::random(),
+                )?;
+                let offset = if validate_only {
+                    image.offset
+                } else {
+                    self.commit(records).await?
+                };
+                Ok(ControllerReply::Committed { offset })
+            }
+            ControllerRequest::SetTopicConfigs {
+                name,
+                configs,
+                validate_only,
+            } => {
+                let records = commands::set_topic_configs(&image, &name, configs)?;
+                let offset = if validate_only {
+                    image.offset
+                } else {
+                    self.commit(records).await?
+                };
+                Ok(ControllerReply::Committed { offset })
+            }
+            ControllerRequest::AllocateProducerIds {
+                broker_id,
+                broker_epoch,
+            } => {
+                let (start, record) =
+                    commands::allocate_producer_ids(&image, broker_id, broker_epoch, PRODUCER_ID_BLOCK)?;
+                self.commit(vec![record]).await?;
+                Ok(ControllerReply::ProducerIds {
+                    start,
+                    len: PRODUCER_ID_BLOCK,
+                })
+            }
+            ControllerRequest::DescribeQuorum => Ok(ControllerReply::Quorum(self.describe_quorum())),
+        }
+    }
+
+    /// How long the active controller waits for the quorum before giving up on a write.
+    fn commit_timeout(&self) -> Duration {
+        Duration::from_millis((self.config.election_timeout_ms * 4).max(2_000))
+    }
+
+    /// The image with everything committed so far applied (a linearizable read on the
+    /// leader), or why it cannot be had.
+    async fn current_image(&self) -> Result<Arc<MetadataImage>, ControllerError> {
+        match tokio::time::timeout(self.commit_timeout(), self.raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => Ok(self.image.borrow().clone()),
+            Ok(Err(RaftError::APIError(error))) => match error {
+                openraft::error::CheckIsLeaderError::ForwardToLeader(forward) => {
+                    Err(ControllerError::NotController {
+                        leader: forward.leader_id,
+                    })
+                }
+                other => Err(ControllerError::Unavailable(other.to_string())),
+            },
+            Ok(Err(error)) => Err(ControllerError::Unavailable(error.to_string())),
+            Err(_) => Err(ControllerError::Unavailable(format!(
+                "no majority of voters answered within {:?}",
+                self.commit_timeout()
+            ))),
+        }
+    }
+
+    /// Commits one batch through the quorum and returns its metadata offset once it is
+    /// applied here.
+    async fn commit(
+        &self,
+        records: Vec<crate::cluster::image::MetadataRecord>,
+    ) -> Result<i64, ControllerError> {
+        let write = self.raft.client_write(MetadataBatch(records));
+        match tokio::time::timeout(self.commit_timeout(), write).await {
+            Ok(Ok(response)) => Ok(response.log_id.index as i64),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                Err(ControllerError::NotController {
+                    leader: forward.leader_id,
+                })
+            }
+            Ok(Err(error)) => Err(ControllerError::Unavailable(error.to_string())),
+            Err(_) => Err(ControllerError::Unavailable(format!(
+                "the write was not committed within {:?}; a majority of voters may be down",
+                self.commit_timeout()
+            ))),
+        }
+    }
+
+    /// The quorum as this node sees it; replication progress is known on the leader.
+    pub fn describe_quorum(&self) -> QuorumInfo {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let replication = metrics.replication.clone().unwrap_or_default();
+        let last_log_end = metrics.last_log_index.map_or(0, |index| index as i64 + 1);
+        let progress = |id: NodeId| -> i64 {
+            if id == metrics.id {
+                return last_log_end;
+            }
+            match replication.get(&id) {
+                Some(Some(log_id)) => log_id.index as i64 + 1,
+                Some(None) => 0,
+                None => -1,
+            }
+        };
+        let voter_ids: Vec<NodeId> = membership.voter_ids().collect();
+        let voters = voter_ids
+            .iter()
+            .map(|id| ReplicaProgress {
+                node_id: *id as i32,
+                log_end_offset: progress(*id),
+            })
+            .collect();
+        let observers = membership
+            .learner_ids()
+            .map(|id| ReplicaProgress {
+                node_id: id as i32,
+                log_end_offset: progress(id),
+            })
+            .collect();
+        let voter_endpoints = voter_ids
+            .iter()
+            .filter_map(|id| {
+                let node = membership.get_node(id)?;
+                let (host, port) = node.addr.rsplit_once(':')?;
+                Some((*id as i32, host.to_string(), port.parse().ok()?))
+            })
+            .collect();
+        QuorumInfo {
+            leader_id: metrics.current_leader.map_or(-1, |id| id as i32),
+            leader_epoch: metrics.current_term as i32,
+            high_watermark: metrics.last_applied.map_or(0, |log_id| log_id.index as i64 + 1),
+            voters,
+            observers,
+            voter_endpoints,
+        }
+    }
+
+    /// The active controller's periodic work: on taking over, start broker sessions
+    /// afresh and write the cluster id (carrying over a single-node metadata file, if
+    /// this node has one) when the log has none; then fence brokers whose sessions ran
+    /// out.
+    async fn duties(&self) {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(self.config.node_id as NodeId) {
+            *self.active_term.lock() = None;
+            return;
+        }
+        let newly_active = {
+            let mut active_term = self.active_term.lock();
+            let fresh = *active_term != Some(metrics.current_term);
+            *active_term = Some(metrics.current_term);
+            fresh
+        };
+        let _write = self.write_lock.lock().await;
+        let Ok(image) = self.current_image().await else {
+            return;
+        };
+        if newly_active {
+            tracing::info!(term = metrics.current_term, "this node is the active controller");
+            self.sessions.lock().reset(&image, now_ms());
+        }
+        if image.cluster_id.is_none()
+            && let Err(error) = self.bootstrap().await
+        {
+            tracing::error!(%error, "cannot write the cluster id");
+            return;
+        }
+        let expired = self
+            .sessions
+            .lock()
+            .expired(&image, self.config.broker_session_timeout_ms, now_ms());
+        for fence in expired {
+            let crate::cluster::image::MetadataRecord::FenceBroker { broker_id, .. } = &fence else {
+                continue;
+            };
+            let broker_id = *broker_id;
+            let image = self.image.borrow().clone();
+            let mut records = vec![fence];
+            records.extend(placement::on_broker_fenced(&image, broker_id));
+            match self.commit(records).await {
+                Ok(_) => tracing::warn!(
+                    broker_id,
+                    "broker fenced: no heartbeat within broker.session.timeout.ms"
+                ),
+                Err(error) => tracing::warn!(broker_id, %error, "could not fence broker"),
+            }
+        }
+    }
+
+    async fn bootstrap(&self) -> anyhow::Result<()> {
+        let dir = &self.config.metadata_log_dir;
+        let cluster_id = meta_properties::read_cluster_id(dir, self.config.node_id)?
+            .unwrap_or_else(meta_properties::new_cluster_id);
+        let mut records = vec![crate::cluster::image::MetadataRecord::ClusterId {
+            cluster_id: cluster_id.clone(),
+        }];
+        let legacy = meta_properties::read_legacy(dir, self.config.node_id)?;
+        let migrated = legacy.is_some();
+        records.extend(legacy.unwrap_or_default());
+        self.commit(records)
+            .await
+            .map_err(|error| anyhow::anyhow!(error))?;
+        tracing::info!(%cluster_id, migrated, "cluster id written");
+        if migrated {
+            meta_properties::retire_legacy(dir)?;
+        }
+        Ok(())
+    }
+}
+
+async fn run_duties(controller: std::sync::Weak<Controller>) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(controller) = controller.upgrade() else {
+            break;
+        };
+        controller.duties().await;
+    }
+}

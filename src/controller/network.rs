@@ -1,0 +1,126 @@
+//! openraft's network: Raft RPCs to other voters over their CONTROLLER listeners.
+
+use super::rpc::{RpcError, RpcPool, RpcRequest, RpcResponse};
+use super::types::{Node, NodeId, TypeConfig};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+/// Hands out one peer per target; peers for the same address share a connection pool.
+#[derive(Clone)]
+pub struct Network {
+    local_ip: Option<IpAddr>,
+    pools: Arc<Mutex<HashMap<String, Arc<RpcPool>>>>,
+}
+
+impl Network {
+    pub fn new(local_ip: Option<IpAddr>) -> Self {
+        Network {
+            local_ip,
+            pools: Arc::default(),
+        }
+    }
+
+    fn pool(&self, address: &str) -> Option<Arc<RpcPool>> {
+        let mut pools = self.pools.lock();
+        if let Some(pool) = pools.get(address) {
+            return Some(pool.clone());
+        }
+        let resolved: SocketAddr = address.to_socket_addrs().ok()?.next()?;
+        let pool = Arc::new(RpcPool::new(resolved, self.local_ip));
+        pools.insert(address.to_string(), pool.clone());
+        Some(pool)
+    }
+}
+
+pub struct Peer {
+    target: NodeId,
+    address: String,
+    pool: Option<Arc<RpcPool>>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: NodeId, node: &Node) -> Peer {
+        Peer {
+            target,
+            address: node.addr.clone(),
+            pool: self.pool(&node.addr),
+        }
+    }
+}
+
+type Failure<E> = RPCError<NodeId, Node, RaftError<NodeId, E>>;
+
+impl Peer {
+    async fn call<E: std::error::Error>(
+        &self,
+        request: RpcRequest,
+        option: &RPCOption,
+    ) -> Result<RpcResponse, Failure<E>> {
+        let Some(pool) = &self.pool else {
+            let error = std::io::Error::other(format!("cannot resolve `{}`", self.address));
+            return Err(RPCError::Unreachable(Unreachable::new(&error)));
+        };
+        pool.call(&request, option.hard_ttl())
+            .await
+            .map_err(|error| match error {
+                RpcError::Connect { .. } => RPCError::Unreachable(Unreachable::new(&error)),
+                _ => RPCError::Network(NetworkError::new(&error)),
+            })
+    }
+
+    fn unexpected<E: std::error::Error>(&self) -> Failure<E> {
+        let error = std::io::Error::other(format!("node {} answered a different RPC", self.target));
+        RPCError::Network(NetworkError::new(&error))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Peer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, Failure<openraft::error::Infallible>> {
+        match self.call(RpcRequest::AppendEntries(rpc), &option).await? {
+            RpcResponse::AppendEntries(result) => {
+                result.map_err(|error| RPCError::RemoteError(RemoteError::new(self.target, error)))
+            }
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, Failure<InstallSnapshotError>> {
+        match self.call(RpcRequest::InstallSnapshot(rpc), &option).await? {
+            RpcResponse::InstallSnapshot(result) => {
+                result.map_err(|error| RPCError::RemoteError(RemoteError::new(self.target, error)))
+            }
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, Failure<openraft::error::Infallible>> {
+        match self.call(RpcRequest::Vote(rpc), &option).await? {
+            RpcResponse::Vote(result) => {
+                result.map_err(|error| RPCError::RemoteError(RemoteError::new(self.target, error)))
+            }
+            _ => Err(self.unexpected()),
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! The messages nodes exchange on the CONTROLLER listener, their framing, and a small
+//! connection pool for sending them.
+//!
+//! Framing: a big-endian u32 length, then that many bytes of JSON. A request is
+//! answered on the same connection; a connection carries one request at a time, so the
+//! pool opens another connection rather than queue a heartbeat behind a slow write.
+//! Raft's own RPCs (append, vote, install snapshot) travel as openraft's serde types;
+//! brokers talk to the active controller with [`ControllerRequest`]s. Frames over
+//! [`MAX_FRAME`] or that do not parse close the connection.
+
+use super::types::{NodeId, TypeConfig};
+use crate::cluster::commands::{CommandError, NewTopic};
+use crate::cluster::image::Endpoint;
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The largest frame accepted (snapshots travel in chunks well below this).
+pub const MAX_FRAME: usize = 64 << 20;
+
+/// What a broker (or an operator's tool, through a broker) asks the active controller.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControllerRequest {
+    RegisterBroker {
+        broker_id: i32,
+        incarnation_id: uuid::Uuid,
+        endpoints: Vec<Endpoint>,
+        rack: Option<String>,
+    },
+    BrokerHeartbeat {
+        broker_id: i32,
+        broker_epoch: i64,
+        /// The metadata offset the broker has applied.
+        metadata_offset: i64,
+    },
+    CreateTopic {
+        topic: NewTopic,
+        validate_only: bool,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    },
+    SetTopicConfigs {
+        name: String,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+    AllocateProducerIds {
+        broker_id: i32,
+        broker_epoch: i64,
+    },
+    DescribeQuorum,
+}
+
+/// One voter's or observer's replication state, as DescribeQuorum reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaProgress {
+    pub node_id: i32,
+    /// -1 when the leader has no information about this replica.
+    pub log_end_offset: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumInfo {
+    pub leader_id: i32,
+    /// The Raft term, which is KRaft's leader epoch.
+    pub leader_epoch: i32,
+    /// One past the last committed metadata offset.
+    pub high_watermark: i64,
+    pub voters: Vec<ReplicaProgress>,
+    pub observers: Vec<ReplicaProgress>,
+    /// Each voter's CONTROLLER endpoint (`host`, `port`).
+    pub voter_endpoints: Vec<(i32, String, u16)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerReply {
+    /// The write (if there was one) is committed at this metadata offset.
+    Committed {
+        offset: i64,
+    },
+    TopicCreated {
+        topic_id: uuid::Uuid,
+        offset: i64,
+    },
+    Registered {
+        broker_epoch: i64,
+    },
+    Heartbeat {
+        fenced: bool,
+    },
+    ProducerIds {
+        start: i64,
+        len: i64,
+    },
+    Quorum(QuorumInfo),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum ControllerError {
+    #[error("this node is not the active controller (leader: {leader:?})")]
+    NotController { leader: Option<NodeId> },
+    #[error("the metadata quorum cannot commit: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
+pub type ControllerResponse = Result<ControllerReply, ControllerError>;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RpcRequest {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    Controller(ControllerRequest),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RpcResponse {
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    Controller(ControllerResponse),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("connection to {address} failed: {source}")]
+    Io {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("no answer from {address} within {timeout:?}")]
+    Timeout { address: SocketAddr, timeout: Duration },
+    #[error("bad frame from {address}: {reason}")]
+    Protocol { address: SocketAddr, reason: String },
+}
+
+/// Writes one frame.
+pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, message: &T) -> std::io::Result<()> {
+    let body = serde_json::to_vec(message).map_err(std::io::Error::other)?;
+    if body.len() > MAX_FRAME {
+        return Err(std::io::Error::other(format!(
+            "frame of {} bytes is too large",
+            body.len()
+        )));
+    }
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame).await
+}
+
+/// Reads one frame; None at a clean end of stream.
+pub async fn read_frame<T: serde::de::DeserializeOwned>(
+    stream: &mut TcpStream,
+) -> std::io::Result<Option<T>> {
+    let size = match stream.read_u32().await {
+        Ok(size) => size as usize,
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    if size > MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {size} bytes is over {MAX_FRAME}"),
+        ));
+    }
+    let mut body = vec![0; size];
+    stream.read_exact(&mut body).await?;
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))
+}
+
+/// Connections to one node's CONTROLLER listener. Outgoing connections are bound to
+/// this node's own address first, so that traffic between nodes comes from their
+/// listener addresses (network partitions are made by address).
+pub struct RpcPool {
+    address: SocketAddr,
+    local_ip: Option<IpAddr>,
+    idle: Mutex<Vec<TcpStream>>,
+}
+
+impl RpcPool {
+    pub fn new(address: SocketAddr, local_ip: Option<IpAddr>) -> Self {
+        RpcPool {
+            address,
+            local_ip,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    async fn connect(&self) -> std::io::Result<TcpStream> {
+        let socket = if self.address.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        if let Some(ip) = self.local_ip
+            && ip.is_ipv4() == self.address.is_ipv4()
+            && !ip.is_unspecified()
+        {
+            socket.bind(SocketAddr::new(ip, 0))?;
+        }
+        let stream = socket.connect(self.address).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    /// Sends `request` and waits for its answer, for at most `timeout` in all.
+    pub async fn call(&self, request: &RpcRequest, timeout: Duration) -> Result<RpcResponse, RpcError> {
+        let address = self.address;
+        let attempt = async {
+            let idle = self.idle.lock().pop();
+            let mut stream = match idle {
+                Some(stream) => stream,
+                None => self
+                    .connect()
+                    .await
+                    .map_err(|source| RpcError::Connect { address, source })?,
+            };
+            write_frame(&mut stream, request)
+                .await
+                .map_err(|source| RpcError::Io { address, source })?;
+            let response = match read_frame(&mut stream).await {
+                Ok(Some(response)) => response,
+                Ok(None) => {
+                    return Err(RpcError::Io {
+                        address,
+                        source: std::io::ErrorKind::UnexpectedEof.into(),
+                    });
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                    return Err(RpcError::Protocol {
+                        address,
+                        reason: error.to_string(),
+                    });
+                }
+                Err(source) => return Err(RpcError::Io { address, source }),
+            };
+            self.idle.lock().push(stream);
+            Ok(response)
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(RpcError::Timeout { address, timeout }),
+        }
+    }
+}
