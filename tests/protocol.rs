@@ -305,6 +305,26 @@ async fn every_api_answers_every_advertised_version() {
                     )
                     .await
                     .map(|response| assert_eq!(response.error_code, 0)),
+                ApiKey::DescribeQuorum => {
+                    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+                    let request = DescribeQuorumRequest::default().with_topics(vec![
+                        TopicData::default()
+                            .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+                            .with_partitions(vec![PartitionData::default().with_partition_index(0)]),
+                    ]);
+                    client.send(request, version).await.map(|response| {
+                        let partition = &response.topics[0].partitions[0];
+                        assert_eq!(partition.error_code, 0);
+                        // A lone node is the whole quorum and its leader.
+                        assert_eq!(*partition.leader_id, 0);
+                        assert!(partition.leader_epoch >= 1);
+                        assert_eq!(partition.current_voters.len(), 1);
+                        assert_eq!(
+                            partition.current_voters[0].log_end_offset,
+                            partition.high_watermark
+                        );
+                    })
+                }
                 other => panic!("no test for {other:?}"),
             };
             outcome.unwrap_or_else(|error| panic!("{api_key:?} v{version}: {error}"));

@@ -6,8 +6,7 @@
 //! partition's data is a file range that `fetch_frame` frames and the server sends.
 
 use super::fetch_frame::FetchReply;
-use super::{RequestContext, check_leader_epoch, error_code, lookup_topic};
-use crate::log::TopicPartition;
+use super::{RequestContext, check_leader_epoch, error_code, led_partition, lookup_topic};
 use crate::log::segment::FileSlice;
 use crate::replication::Partition;
 use bytes::Bytes;
@@ -37,6 +36,10 @@ fn read_partition(wanted: &Wanted, remaining: u64, min_one: bool) -> (PartitionD
         Ok(partition) => partition,
         Err(code) => return (base.with_error_code(*code), None),
     };
+    if !partition.is_leader() {
+        // Leadership moved while the fetch waited.
+        return (base.with_error_code(error_code::NOT_LEADER_OR_FOLLOWER), None);
+    }
     partition.with_log(|log| {
         let high_watermark = log.high_watermark();
         let base = base
@@ -66,10 +69,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         let record = lookup_topic(ctx.broker, &topic.topic, topic.topic_id, by_id);
         for partition in &topic.partitions {
             let resolved = match &record {
-                Ok(record) => ctx
-                    .broker
-                    .partition(&TopicPartition::new(record.name.clone(), partition.partition))
-                    .ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION),
+                Ok(record) => led_partition(ctx.broker, &record.name, partition.partition),
                 Err(code) => Err(*code),
             };
             wanted.push(Wanted {

@@ -1,6 +1,8 @@
-//! FindCoordinator (key 10): this broker coordinates every group (it leads every
-//! `__consumer_offsets` partition); transaction coordinators do not exist yet and get
-//! COORDINATOR_NOT_AVAILABLE. v4+ batches keys.
+//! FindCoordinator (key 10): a group's coordinator is the broker that leads the group's
+//! `__consumer_offsets` partition (created on first use); while that partition has no
+//! live leader the answer is COORDINATOR_NOT_AVAILABLE, which clients retry.
+//! Transaction coordinators do not exist yet and get COORDINATOR_NOT_AVAILABLE.
+//! v4+ batches keys.
 
 use super::RequestContext;
 use kafka_protocol::ResponseError;
@@ -10,51 +12,64 @@ use kafka_protocol::protocol::StrBytes;
 
 const KEY_TYPE_GROUP: i8 = 0;
 
-pub async fn handle(ctx: &RequestContext<'_>, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let config = &ctx.broker.config;
-    let error = if request.key_type != KEY_TYPE_GROUP {
-        Some((
+/// (error code, message, node id, host, port) for one key.
+async fn locate(
+    ctx: &RequestContext<'_>,
+    key_type: i8,
+    key: &str,
+) -> (i16, Option<StrBytes>, i32, String, i32) {
+    let unavailable = |message: &'static str| {
+        (
             ResponseError::CoordinatorNotAvailable.code(),
-            "transactions are not supported",
-        ))
-    } else {
-        match ctx.broker.offsets_topic_partitions().await {
-            Ok(_) => None,
-            Err(code) => Some((code, "the offsets topic cannot be created")),
-        }
-    };
-    let (code, message, node_id, host, port) = match error {
-        None => (
-            0,
-            None,
-            config.node_id,
-            config.advertised_host.clone(),
-            config.advertised_port as i32,
-        ),
-        Some((code, message)) => (
-            code,
             Some(StrBytes::from_static_str(message)),
             -1,
             String::new(),
             -1,
-        ),
+        )
     };
+    if key_type != KEY_TYPE_GROUP {
+        return unavailable("transactions are not supported");
+    }
+    match ctx.broker.group_coordinator(key).await {
+        Ok(Some(endpoint)) => {
+            let node_id = ctx
+                .broker
+                .image()
+                .brokers
+                .values()
+                .find(|broker| broker.endpoints.first() == Some(&endpoint))
+                .map_or(-1, |broker| broker.broker_id);
+            (0, None, node_id, endpoint.host, endpoint.port as i32)
+        }
+        Ok(None) => unavailable("the group's offsets partition has no live leader"),
+        Err(code) => (
+            code,
+            Some(StrBytes::from_static_str("the offsets topic cannot be created")),
+            -1,
+            String::new(),
+            -1,
+        ),
+    }
+}
+
+pub async fn handle(ctx: &RequestContext<'_>, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
     if ctx.version >= 4 {
-        let coordinators = request
-            .coordinator_keys
-            .into_iter()
-            .map(|key| {
+        let mut coordinators = Vec::with_capacity(request.coordinator_keys.len());
+        for key in request.coordinator_keys {
+            let (code, message, node_id, host, port) = locate(ctx, request.key_type, &key).await;
+            coordinators.push(
                 Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(node_id))
-                    .with_host(StrBytes::from_string(host.clone()))
+                    .with_host(StrBytes::from_string(host))
                     .with_port(port)
                     .with_error_code(code)
-                    .with_error_message(message.clone())
-            })
-            .collect();
+                    .with_error_message(message),
+            );
+        }
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
+    let (code, message, node_id, host, port) = locate(ctx, request.key_type, &request.key).await;
     FindCoordinatorResponse::default()
         .with_error_code(code)
         .with_error_message(message)

@@ -4,7 +4,10 @@ use super::RequestContext;
 use crate::replication::partition::now_ms;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
-pub fn handle(ctx: &RequestContext<'_>, request: HeartbeatRequest) -> HeartbeatResponse {
+pub async fn handle(ctx: &RequestContext<'_>, request: HeartbeatRequest) -> HeartbeatResponse {
+    if let Err(code) = ctx.broker.check_group_coordinator(&request.group_id).await {
+        return HeartbeatResponse::default().with_error_code(code);
+    }
     let code = ctx.broker.groups.heartbeat(
         &request.group_id,
         &request.member_id,

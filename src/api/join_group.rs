@@ -56,8 +56,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: JoinGroupRequest) -> Join
     if request.group_id.is_empty() {
         return error(ResponseError::InvalidGroupId.code());
     }
-    if ctx.broker.offsets_topic_partitions().await.is_err() {
-        return error(ResponseError::CoordinatorNotAvailable.code());
+    if let Err(code) = ctx.broker.check_group_coordinator(&request.group_id).await {
+        return error(code);
     }
     let rebalance_timeout_ms = if version >= 1 {
         request.rebalance_timeout_ms

@@ -5,7 +5,10 @@ use crate::replication::partition::now_ms;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
-pub fn handle(ctx: &RequestContext<'_>, request: LeaveGroupRequest) -> LeaveGroupResponse {
+pub async fn handle(ctx: &RequestContext<'_>, request: LeaveGroupRequest) -> LeaveGroupResponse {
+    if let Err(code) = ctx.broker.check_group_coordinator(&request.group_id).await {
+        return LeaveGroupResponse::default().with_error_code(code);
+    }
     let members: Vec<(String, Option<String>)> = if ctx.version >= 3 {
         request
             .members

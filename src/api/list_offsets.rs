@@ -1,8 +1,7 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), earliest local
 //! (-4), latest tiered (-5, none here) and by timestamp through the time index.
 
-use super::{RequestContext, check_leader_epoch, error_code};
-use crate::log::TopicPartition;
+use super::{RequestContext, check_leader_epoch, error_code, led_partition};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -27,11 +26,9 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffs
                         .with_partition_index(wanted.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1);
-                    let Some(partition) = ctx.broker.partition(&TopicPartition::new(
-                        topic.name.to_string(),
-                        wanted.partition_index,
-                    )) else {
-                        return response.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION);
+                    let partition = match led_partition(ctx.broker, &topic.name, wanted.partition_index) {
+                        Ok(partition) => partition,
+                        Err(code) => return response.with_error_code(code),
                     };
                     partition.with_log(|log| {
                         let epoch = log.leader_epoch();

@@ -11,6 +11,7 @@ pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_quorum;
 pub mod error_code;
 pub mod fetch;
 pub mod fetch_frame;
@@ -34,10 +35,11 @@ use crate::log::segment::FileSlice;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
-    DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest,
-    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, ResponseHeader, SyncGroupRequest,
+    DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeQuorumRequest, FetchRequest,
+    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
+    ResponseHeader, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::sync::Arc;
@@ -66,6 +68,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::DescribeQuorum, 0, 2),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -264,15 +267,40 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, peer: std::net::So
         )),
         ApiKey::JoinGroup => route!(JoinGroupRequest, |r| Some(join_group::handle(ctx, r).await)),
         ApiKey::SyncGroup => route!(SyncGroupRequest, |r| Some(sync_group::handle(ctx, r).await)),
-        ApiKey::Heartbeat => route!(HeartbeatRequest, |r| Some(heartbeat::handle(ctx, r))),
-        ApiKey::LeaveGroup => route!(LeaveGroupRequest, |r| Some(leave_group::handle(ctx, r))),
+        ApiKey::Heartbeat => route!(HeartbeatRequest, |r| Some(heartbeat::handle(ctx, r).await)),
+        ApiKey::LeaveGroup => route!(LeaveGroupRequest, |r| Some(leave_group::handle(ctx, r).await)),
         ApiKey::OffsetCommit => route!(OffsetCommitRequest, |r| Some(offset_commit::handle(ctx, r).await)),
         ApiKey::OffsetFetch => route!(OffsetFetchRequest, |r| Some(offset_fetch::handle(ctx, r).await)),
         ApiKey::ListGroups => route!(ListGroupsRequest, |r| Some(list_groups::handle(ctx, r))),
         ApiKey::DescribeGroups => route!(DescribeGroupsRequest, |r| Some(describe_groups::handle(ctx, r))),
         ApiKey::DeleteGroups => route!(DeleteGroupsRequest, |r| Some(delete_groups::handle(ctx, r).await)),
+        ApiKey::DescribeQuorum => route!(DescribeQuorumRequest, |r| Some(
+            describe_quorum::handle(ctx, r).await
+        )),
         ApiKey::OffsetDelete => route!(OffsetDeleteRequest, |r| Some(offset_delete::handle(ctx, r).await)),
         _ => Outcome::Close(None),
+    }
+}
+
+/// The local partition `index` of `topic` when this broker leads it; else the Kafka
+/// code: NOT_LEADER_OR_FOLLOWER for a partition that exists elsewhere or is led by
+/// another broker, UNKNOWN_TOPIC_OR_PARTITION for one that does not exist.
+pub fn led_partition(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+) -> Result<Arc<crate::replication::Partition>, i16> {
+    match broker.partition(&crate::log::TopicPartition::new(topic, index)) {
+        Some(partition) if partition.is_leader() => Ok(partition),
+        Some(_) => Err(error_code::NOT_LEADER_OR_FOLLOWER),
+        None => match broker
+            .image()
+            .topic(topic)
+            .and_then(|image| image.partition(index))
+        {
+            Some(_) => Err(error_code::NOT_LEADER_OR_FOLLOWER),
+            None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
+        },
     }
 }
 

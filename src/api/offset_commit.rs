@@ -55,8 +55,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
     }
     let group_code = if request.group_id.is_empty() {
         ResponseError::InvalidGroupId.code()
-    } else if broker.offsets_topic_partitions().await.is_err() {
-        ResponseError::CoordinatorNotAvailable.code()
+    } else if let Err(code) = broker.check_group_coordinator(&request.group_id).await {
+        code
     } else {
         let offsets: Vec<(String, i32, CommittedOffset)> = request
             .topics

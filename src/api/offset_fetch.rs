@@ -64,13 +64,27 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
                         .map(|topic| (topic.name.to_string(), topic.partition_indexes))
                         .collect()
                 });
-                let topics = group_topics(ctx, &group.group_id, wanted);
-                OffsetFetchResponseGroup::default()
-                    .with_group_id(group.group_id)
-                    .with_topics(topics)
+                (group.group_id, wanted)
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut groups = Vec::with_capacity(results.len());
+        for (group_id, wanted) in results {
+            let response = match ctx.broker.check_group_coordinator(&group_id).await {
+                Ok(()) => {
+                    OffsetFetchResponseGroup::default().with_topics(group_topics(ctx, &group_id, wanted))
+                }
+                Err(code) => OffsetFetchResponseGroup::default().with_error_code(code),
+            };
+            groups.push(response.with_group_id(group_id));
+        }
+        let results = groups;
         return OffsetFetchResponse::default().with_groups(results);
+    }
+    // v1 has no top-level error code; its clients find the coordinator first anyway.
+    if ctx.version >= 2
+        && let Err(code) = ctx.broker.check_group_coordinator(&request.group_id).await
+    {
+        return OffsetFetchResponse::default().with_error_code(code);
     }
     let wanted = request.topics.map(|topics| {
         topics

@@ -2,8 +2,7 @@
 //! it as sent. Partitions of one request are appended concurrently, so a sync-flush topic
 //! waits for one group commit per partition, not one per batch. acks=0 gets no response.
 
-use super::{RequestContext, error_code, lookup_topic};
-use crate::log::TopicPartition;
+use super::{RequestContext, error_code, led_partition, lookup_topic};
 use crate::log::batch::{self, BatchError};
 use crate::replication::partition::AppendError;
 use kafka_protocol::ResponseError;
@@ -28,12 +27,16 @@ async fn produce_partition(
     records: Option<bytes::Bytes>,
     acks: i16,
 ) -> PartitionProduceResponse {
-    let Some(partition) = ctx.broker.partition(&TopicPartition::new(topic, index)) else {
-        return partition_error(
-            index,
-            error_code::UNKNOWN_TOPIC_OR_PARTITION,
-            format!("unknown partition {topic}-{index}"),
-        );
+    let partition = match led_partition(ctx.broker, topic, index) {
+        Ok(partition) => partition,
+        Err(code) => {
+            let message = if code == error_code::NOT_LEADER_OR_FOLLOWER {
+                format!("this broker does not lead {topic}-{index}")
+            } else {
+                format!("unknown partition {topic}-{index}")
+            };
+            return partition_error(index, code, message);
+        }
     };
     let Some(records) = records else {
         return partition_error(index, ResponseError::InvalidRecord.code(), "null records".into());

@@ -26,6 +26,9 @@ fn response(result: SyncResult, version: i16) -> SyncGroupResponse {
 }
 
 pub async fn handle(ctx: &RequestContext<'_>, request: SyncGroupRequest) -> SyncGroupResponse {
+    if let Err(code) = ctx.broker.check_group_coordinator(&request.group_id).await {
+        return SyncGroupResponse::default().with_error_code(code);
+    }
     let sync = SyncRequest {
         member_id: request.member_id.to_string(),
         group_instance_id: request.group_instance_id.as_ref().map(|id| id.to_string()),

@@ -8,6 +8,9 @@
 //! is crash-safe (copy-on-write pages with checksummed commit slots), so after a crash
 //! the database is exactly as of the last completed commit.
 
+// The error type is openraft's `StorageError`, which its storage traits dictate.
+#![allow(clippy::result_large_err)]
+
 use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote, storage_error};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, LogState, RaftLogReader};

@@ -6,6 +6,9 @@
 //! the log (written atomically), so a restart loads the snapshot and replays only the
 //! committed entries after it.
 
+// The error type is openraft's `StorageError`, which its storage traits dictate.
+#![allow(clippy::result_large_err)]
+
 use super::types::{
     Entry, LogId, MetadataBatch, SnapshotMeta, StorageError, StoredMembership, TypeConfig, storage_error,
 };

@@ -3,6 +3,9 @@
 //! A Raft entry's payload is one batch of metadata records, applied atomically; a
 //! node's id is its `node.id`, its address the host and port of its CONTROLLER listener.
 
+// The error type is openraft's `StorageError`, which its storage traits dictate.
+#![allow(clippy::result_large_err)]
+
 use crate::cluster::image::MetadataRecord;
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
