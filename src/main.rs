@@ -12,8 +12,18 @@ struct Args {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Set one broker config, e.g. --set log.dirs=/var/lib/ferrolog (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
+    #[arg(long = "set", value_name = "KEY=VALUE", global = true)]
     set: Vec<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Print the committed cluster metadata of a stopped node (from the first of its
+    /// log.dirs) in canonical form: cluster id, brokers, topics with ids, configs,
+    /// replicas, ISR, leaders and epochs, and the producer-id mark.
+    DumpMetadata,
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +41,22 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if let Some(Command::DumpMetadata) = args.command {
+        let Some(dir) = config.log_dirs.first() else {
+            eprintln!("ferrolog: log.dirs is empty");
+            return std::process::ExitCode::from(2);
+        };
+        return match ferrolog::controller::read_committed_image(dir) {
+            Ok(image) => {
+                print!("{}", image.canonical_dump());
+                std::process::ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("ferrolog: {error:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -79,3 +79,22 @@ def broker_factory(tmp_path):
 @pytest.fixture
 def broker(broker_factory):
     return broker_factory()
+
+
+@pytest.fixture
+def cluster_factory(tmp_path):
+    """Starts local clusters through scripts/cluster; stops (then kills) them afterwards."""
+    from cluster import Cluster
+    started = []
+
+    def make(n=3, settings=(), name="cluster"):
+        cluster = Cluster(tmp_path / name, settings)
+        started.append(cluster)
+        return cluster.up(n)
+
+    yield make
+    for cluster in started:
+        try:
+            cluster.down()
+        finally:
+            cluster.kill_all()

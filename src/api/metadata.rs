@@ -2,7 +2,8 @@
 //! this broker's metadata image, creating requested topics when
 //! `auto.create.topics.enable` and the client allow it.
 //!
-//! Only live (registered, unfenced) brokers are listed; a partition whose leader is not
+//! Only live (registered, unfenced) brokers are listed; the controller id is this
+//! broker's own (it forwards admin requests to the active controller); a partition whose leader is not
 //! live answers LEADER_NOT_AVAILABLE with leader -1, so clients wait and ask again.
 
 use super::{RequestContext, error_code};
@@ -154,14 +155,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
             )
         })
         .collect();
-    // Clients cannot reach controllers (brokers forward to them), so, as Kafka does,
-    // name a live broker: the active controller when it is one, else this broker.
-    let controller_id = broker
-        .local_controller()
-        .and_then(|controller| controller.leader())
-        .map(|leader| leader as i32)
-        .filter(|leader| image.is_live(*leader))
-        .unwrap_or(config.node_id);
+    // Clients cannot reach controllers: admin requests sent to any broker are forwarded
+    // to the active controller. As Kafka does, name a live broker as the "controller":
+    // this one, which is alive as it answers (admin clients send CreateTopics there).
+    let controller_id = config.node_id;
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))

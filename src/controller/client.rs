@@ -82,7 +82,15 @@ impl ControllerClient {
                 Some(target) if self.local.as_ref().is_some_and(|local| local.node_id() == target) => {
                     let local = self.local.as_ref().map(Arc::clone);
                     match local {
-                        Some(local) => Some(local.handle(request.clone()).await),
+                        Some(local) => {
+                            match tokio::time::timeout(remaining, local.handle(request.clone())).await {
+                                Ok(response) => Some(response),
+                                Err(_) => {
+                                    last_error = "the local controller did not answer in time".to_string();
+                                    None
+                                }
+                            }
+                        }
                         None => None,
                     }
                 }

@@ -452,6 +452,35 @@ impl Controller {
     }
 }
 
+/// The committed metadata image in a stopped node's metadata log dir: its snapshot
+/// with every committed entry after it replayed. For operators and tests (the redb
+/// file is locked while the node runs).
+pub fn read_committed_image(metadata_log_dir: &std::path::Path) -> anyhow::Result<MetadataImage> {
+    let dir = metadata_log_dir.join(METADATA_DIR);
+    let log_store = log_store::LogStore::open(&dir.join("raft.redb"))
+        .map_err(|error| anyhow::anyhow!("cannot open the metadata log in {}: {error}", dir.display()))?;
+    let snapshot = state_machine::StateMachine::open(&dir).map_err(|error| anyhow::anyhow!(error))?;
+    let mut image = MetadataImage::clone(&snapshot.subscribe().borrow());
+    let committed = log_store
+        .committed()
+        .map_err(|error| anyhow::anyhow!("{error}"))?
+        .map_or(-1, |log_id| log_id.index as i64);
+    let start = (image.offset + 1).max(0) as u64;
+    if committed >= start as i64 {
+        for entry in log_store
+            .entries(start..=committed as u64)
+            .map_err(|error| anyhow::anyhow!("{error}"))?
+        {
+            let offset = entry.log_id.index as i64;
+            match entry.payload {
+                openraft::EntryPayload::Normal(MetadataBatch(records)) => image.apply_batch(offset, &records),
+                _ => image.apply_batch(offset, &[]),
+            }
+        }
+    }
+    Ok(image)
+}
+
 async fn run_duties(controller: std::sync::Weak<Controller>) {
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -1,0 +1,208 @@
+"""Cluster mode: three real broker processes in combined mode (broker + controller)
+sharing cluster metadata through the Raft quorum, driven by scripts/cluster."""
+
+import difflib
+import statistics
+import subprocess
+import time
+from collections import Counter
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from cluster import wait_until
+
+# Short sessions so fencing tests take seconds.
+FAST_SESSIONS = ["broker.session.timeout.ms=3000", "broker.heartbeat.interval.ms=500"]
+
+
+def create_topic(bootstrap, name, partitions, replication_factor, config=None, timeout=10):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = NewTopic(name, num_partitions=partitions, replication_factor=replication_factor, config=config or {})
+    admin.create_topics([topic], operation_timeout=timeout, request_timeout=timeout + 5)[name].result(timeout + 10)
+
+
+def produce(bootstrap, topic, partitions, per_partition, acks="all"):
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5})
+    failures = []
+    for partition in range(partitions):
+        for i in range(per_partition):
+            producer.produce(topic, value=f"{partition}-{i}".encode(), partition=partition,
+                             on_delivery=lambda error, msg: error and failures.append(error))
+    assert producer.flush(30) == 0
+    assert not failures, failures
+
+
+def consume(bootstrap, topic, partitions, expected):
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    values = []
+    deadline = time.time() + 30
+    while len(values) < expected and time.time() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and not msg.error():
+            values.append((msg.partition(), msg.value().decode()))
+    consumer.close()
+    return values
+
+
+def test_topic_created_through_one_node_is_seen_by_all_with_leaders_spread(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster.bootstrap(2), "spread", 6, 3)
+    for node_id in cluster.node_ids:
+        metadata = cluster.metadata(node_id)
+        assert sorted(metadata["brokers"]) == [1, 2, 3], metadata
+        partitions = metadata["topics"]["spread"]
+        assert len(partitions) == 6
+        for _, leader, replicas, isr in partitions:
+            assert sorted(replicas) == [1, 2, 3] and sorted(isr) == [1, 2, 3]
+            assert leader == replicas[0]
+        assert Counter(leader for _, leader, _, _ in partitions) == {1: 2, 2: 2, 3: 2}, partitions
+        # Debian's kcat lists the same three brokers from any node.
+        listing = subprocess.run(["kcat", "-b", cluster.bootstrap(node_id), "-L", "-m", "10"],
+                                 check=True, capture_output=True, text=True, timeout=30).stdout
+        assert " 3 brokers:" in listing, listing
+        for broker_id in (1, 2, 3):
+            assert f"broker {broker_id} at {cluster.bootstrap(broker_id)}" in listing, listing
+    # Clients find each partition's leader and read back what they wrote.
+    produce(cluster.bootstrap(1), "spread", 6, 100)
+    values = consume(cluster.bootstrap(3), "spread", range(6), 600)
+    assert sorted(values) == sorted((p, f"{p}-{i}") for p in range(6) for i in range(100))
+    # The quorum: three voters, all caught up with the leader.
+    quorum = wait_until(lambda: (q := cluster.quorum(1))["voters"] and
+                        all(end == q["high_watermark"] for end in q["voters"].values()) and q,
+                        10, "voters caught up")
+    assert sorted(quorum["voters"]) == [1, 2, 3]
+    assert quorum["leader"] in (1, 2, 3) and quorum["epoch"] >= 1
+
+
+def test_create_topics_commit_latency(cluster_factory):
+    """CreateTopics is answered once committed by the quorum and visible on the broker
+    that received it; measured through the active controller and through a follower."""
+    cluster = cluster_factory(3)
+    leader = cluster.active_controller(via=1)
+    follower = next(node for node in cluster.node_ids if node != leader)
+    for label, node in (("active controller", leader), ("another node", follower)):
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap(node)})
+        admin.list_topics(timeout=10)
+        latencies = []
+        for i in range(30):
+            name = f"latency-{node}-{i}"
+            started = time.perf_counter()
+            admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=3)])[name].result(10)
+            latencies.append((time.perf_counter() - started) * 1000)
+            assert name in cluster.metadata(node)["topics"], "visible on the receiving broker at once"
+        latencies.sort()
+        print(f"\nCreateTopics through {label}: median {statistics.median(latencies):.1f} ms, "
+              f"p90 {latencies[int(len(latencies) * 0.9)]:.1f} ms, max {latencies[-1]:.1f} ms")
+
+
+def test_killed_controller_is_replaced_and_writes_resume(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster.bootstrap(1), "before", 3, 3)
+    old_leader = cluster.active_controller(via=1)
+    old_epoch = cluster.quorum(1)["epoch"]
+    survivor = next(node for node in cluster.node_ids if node != old_leader)
+    cluster.kill(old_leader)
+    killed_at = time.time()
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap(survivor)})
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            admin.create_topics([NewTopic("after", num_partitions=3, replication_factor=2)],
+                                operation_timeout=2, request_timeout=5)["after"].result(10)
+            break
+        except KafkaException as error:
+            assert time.time() - killed_at < 30, f"no CreateTopics succeeded 30 s after the kill: {error}"
+            time.sleep(0.05)
+    failover = time.time() - killed_at
+    print(f"\ncontroller failover: {failover:.2f} s from SIGKILL to the first successful CreateTopics "
+          f"({attempts} attempts)")
+    new_leader = cluster.active_controller(via=survivor)
+    assert new_leader != old_leader
+    assert cluster.quorum(survivor)["epoch"] > old_epoch
+    for node in cluster.node_ids:
+        if node != old_leader:
+            assert "after" in cluster.metadata(node)["topics"]
+    # The killed node comes back and catches up with what it missed.
+    cluster.start(old_leader)
+    wait_until(lambda: "after" in cluster.metadata(old_leader)["topics"], 20, "the restarted node to catch up")
+
+
+def test_two_nodes_down_refuses_writes_and_still_serves_reads(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster.bootstrap(1), "kept", 3, 3)
+    produce(cluster.bootstrap(1), "kept", 3, 20, acks="1")
+    survivor = 3
+    for node in (1, 2):
+        cluster.kill(node)
+    metadata = cluster.metadata(survivor)
+    assert "kept" in metadata["topics"], "the survivor still answers Metadata"
+    led = [index for index, leader, _, _ in metadata["topics"]["kept"] if leader == survivor]
+    assert led, metadata
+    values = consume(cluster.bootstrap(survivor), "kept", led, 20 * len(led))
+    assert sorted(values) == sorted((p, f"{p}-{i}") for p in led for i in range(20))
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap(survivor)})
+    started = time.time()
+    future = admin.create_topics([NewTopic("refused", num_partitions=1, replication_factor=1)],
+                                 operation_timeout=4, request_timeout=15)["refused"]
+    try:
+        future.result(30)
+        raise AssertionError("a metadata write succeeded without a quorum")
+    except KafkaException as error:
+        elapsed = time.time() - started
+        print(f"\nCreateTopics without a quorum: {error.args[0].name()} after {elapsed:.1f} s: {error.args[0].str()}")
+        assert error.args[0].code() == KafkaError.REQUEST_TIMED_OUT, error
+        assert elapsed < 15, "answered within the request timeout"
+
+
+def test_full_restart_keeps_the_metadata_image(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster.bootstrap(1), "a", 3, 3)
+    create_topic(cluster.bootstrap(2), "b", 2, 2, config={"retention.ms": "12345"})
+    producer = Producer({"bootstrap.servers": cluster.bootstrap(3), "enable.idempotence": True})
+    producer.produce("a", value=b"x", partition=0)
+    assert producer.flush(30) == 0
+    # A consumer's FindCoordinator creates __consumer_offsets; let that happen before
+    # the images are compared, so the restart is the only thing between them.
+    assert consume(cluster.bootstrap(1), "a", [0], 1) == [(0, "x")]
+    cluster.down()
+    before = {node: cluster.dump(node) for node in cluster.node_ids}
+    assert before[1] == before[2] == before[3], before
+    assert "topic a " in before[1] and "config retention.ms=12345" in before[1]
+    assert "next.producer.id 1000" in before[1], "a producer-id block was committed"
+    cluster.up(3)
+    for node in cluster.node_ids:
+        topics = cluster.metadata(node)["topics"]
+        assert {"a", "b"} <= set(topics), topics
+    assert consume(cluster.bootstrap(1), "a", [0], 1) == [(0, "x")]
+    cluster.down()
+    after = {node: cluster.dump(node) for node in cluster.node_ids}
+    for node in cluster.node_ids:
+        diff = "\n".join(difflib.unified_diff(before[node].splitlines(), after[node].splitlines(), lineterm=""))
+        assert not diff, f"node {node}'s image changed across the restart:\n{diff}"
+
+
+def test_paused_broker_is_fenced_and_comes_back(cluster_factory):
+    cluster = cluster_factory(3, settings=FAST_SESSIONS)
+    create_topic(cluster.bootstrap(1), "moves", 3, 3)
+    leader = cluster.active_controller(via=1)
+    victim = next(node for node in cluster.node_ids if node != leader)
+    witness = next(node for node in cluster.node_ids if node not in (victim,))
+    led_before = [p for p, lead, _, _ in cluster.metadata(witness)["topics"]["moves"] if lead == victim]
+    assert led_before
+    cluster.pause(victim)
+    paused_at = time.time()
+    wait_until(lambda: victim not in cluster.metadata(witness)["brokers"], 15, "the paused broker to be fenced")
+    fenced_after = time.time() - paused_at
+    print(f"\nSIGSTOP to fenced (gone from Metadata): {fenced_after:.2f} s (broker.session.timeout.ms=3000)")
+    assert fenced_after < 3.0 + 3.0
+    partitions = cluster.metadata(witness)["topics"]["moves"]
+    assert all(lead != victim and victim not in isr for _, lead, _, isr in partitions), partitions
+    cluster.resume(victim)
+    resumed_at = time.time()
+    wait_until(lambda: victim in cluster.metadata(witness)["brokers"], 15, "the resumed broker to return")
+    print(f"SIGCONT to back in Metadata: {time.time() - resumed_at:.2f} s")
+    wait_until(lambda: all(victim in isr for _, _, _, isr in cluster.metadata(witness)["topics"]["moves"]),
+               10, "the returned broker back in every ISR")
