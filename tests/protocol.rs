@@ -5,30 +5,13 @@ mod common;
 
 use bytes::Bytes;
 use common::{
-    TestBroker, create_topic, large_batch, produce_request, record_batch, split_batches, topic_name,
+    TestBroker, create_topic, fetch_request, large_batch, produce_request, record_batch, split_batches,
+    topic_name,
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use tokio::io::AsyncWriteExt;
-
-fn fetch_request(topic: &str, partition: i32, offset: i64) -> FetchRequest {
-    FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_max_bytes(1 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![
-            fetch_request::FetchTopic::default()
-                .with_topic(topic_name(topic))
-                .with_partitions(vec![
-                    fetch_request::FetchPartition::default()
-                        .with_partition(partition)
-                        .with_fetch_offset(offset)
-                        .with_partition_max_bytes(1 << 20),
-                ]),
-        ])
-}
 
 #[tokio::test]
 async fn api_versions_lists_the_handler_table_at_every_version() {
