@@ -336,8 +336,8 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// `process.roles`: broker, controller, or both (combined mode).
     pub process_roles: ProcessRoles,
-    /// The client (PLAINTEXT) listener.
-    pub listener: SocketAddr,
+    /// The client (PLAINTEXT) listener; a controller-only node has none.
+    pub listener: Option<SocketAddr>,
     /// The CONTROLLER listener, where Raft and broker-to-controller traffic arrives.
     pub controller_listener: Option<SocketAddr>,
     /// `controller.quorum.voters` as id -> `host:port`; a lone node with none set is a
@@ -423,10 +423,16 @@ impl BrokerConfig {
         };
         let node_id = int("node.id") as i32;
         let quorum_voters = parse_voters(get("controller.quorum.voters").as_deref().unwrap_or(""))?;
-        check_roles(process_roles, node_id, &quorum_voters, controller_listener)?;
-        let (advertised_host, advertised_port) = match get("advertised.listeners") {
-            Some(advertised) => parse_host_port("advertised.listeners", &advertised)?,
-            None => {
+        check_roles(
+            process_roles,
+            node_id,
+            &quorum_voters,
+            listener,
+            controller_listener,
+        )?;
+        let (advertised_host, advertised_port) = match (get("advertised.listeners"), listener) {
+            (Some(advertised), _) => parse_host_port("advertised.listeners", &advertised)?,
+            (None, Some(listener)) => {
                 let host = if listener.ip().is_unspecified() {
                     "127.0.0.1".to_string()
                 } else {
@@ -434,6 +440,7 @@ impl BrokerConfig {
                 };
                 (host, listener.port())
             }
+            (None, None) => ("127.0.0.1".to_string(), 0),
         };
         let dirs = get("log.dirs")
             .filter(|_| explicit.contains_key("log.dirs") || !explicit.contains_key("log.dir"))
@@ -593,7 +600,7 @@ fn parse_yaml(path: &Path, text: &str) -> Result<BTreeMap<String, String>, Confi
 fn parse_listeners(
     value: &str,
     controller_names: &[String],
-) -> Result<(SocketAddr, Option<SocketAddr>), ConfigError> {
+) -> Result<(Option<SocketAddr>, Option<SocketAddr>), ConfigError> {
     let invalid = |reason: String| ConfigError::InvalidValue {
         key: "listeners".into(),
         value: value.to_string(),
@@ -622,7 +629,6 @@ fn parse_listeners(
         }
         *slot = Some(parse_listener("listeners", item)?);
     }
-    let client = client.ok_or_else(|| invalid("needs a PLAINTEXT listener for clients".into()))?;
     Ok((client, controller))
 }
 
@@ -660,33 +666,52 @@ fn check_roles(
     roles: ProcessRoles,
     node_id: i32,
     voters: &BTreeMap<i32, String>,
+    listener: Option<SocketAddr>,
     controller_listener: Option<SocketAddr>,
 ) -> Result<(), ConfigError> {
-    let invalid = |key: &str, reason: String| ConfigError::InvalidValue {
-        key: key.into(),
-        value: String::new(),
-        reason,
+    let invalid = |key: &str, reason: &str| {
+        Err(ConfigError::InvalidValue {
+            key: key.into(),
+            value: String::new(),
+            reason: reason.into(),
+        })
     };
-    if !roles.broker || !roles.controller {
-        return Err(invalid(
-            "process.roles",
-            "only combined mode (broker,controller) is supported".into(),
-        ));
+    let is_voter = voters.contains_key(&node_id);
+    if roles.broker && listener.is_none() {
+        return invalid("listeners", "a broker needs a PLAINTEXT listener for clients");
     }
-    if voters.is_empty() {
-        return Ok(());
-    }
-    if !voters.contains_key(&node_id) {
-        return Err(invalid(
-            "controller.quorum.voters",
-            format!("a controller's node.id ({node_id}) must be one of the voters"),
-        ));
-    }
-    if voters.len() > 1 && controller_listener.is_none() {
-        return Err(invalid(
-            "listeners",
-            "a controller in a quorum of several voters needs a CONTROLLER listener".into(),
-        ));
+    if roles.controller {
+        if voters.is_empty() && !roles.broker {
+            return invalid(
+                "controller.quorum.voters",
+                "a controller-only node needs the voters (with itself among them)",
+            );
+        }
+        if !voters.is_empty() && !is_voter {
+            return invalid(
+                "controller.quorum.voters",
+                &format!("a controller's node.id ({node_id}) must be one of the voters"),
+            );
+        }
+        if (voters.len() > 1 || !roles.broker) && controller_listener.is_none() {
+            return invalid(
+                "listeners",
+                "a controller that others reach needs a CONTROLLER listener",
+            );
+        }
+    } else {
+        if voters.is_empty() {
+            return invalid(
+                "controller.quorum.voters",
+                "a broker-only node needs the voters to reach the controllers",
+            );
+        }
+        if is_voter {
+            return invalid(
+                "controller.quorum.voters",
+                &format!("node.id {node_id} is a voter, so process.roles must include controller"),
+            );
+        }
     }
     Ok(())
 }
@@ -741,7 +766,10 @@ mod tests {
     #[test]
     fn embedded_default_is_single_node_on_9092() {
         let config = BrokerConfig::load(None, &[]).expect("embedded config loads");
-        assert_eq!(config.listener.to_string(), "127.0.0.1:9092");
+        assert_eq!(
+            config.listener.map(|address| address.to_string()).as_deref(),
+            Some("127.0.0.1:9092")
+        );
         assert_eq!(config.log_dirs, vec![PathBuf::from("./data")]);
         assert_eq!(config.log.retention_ms, 168 * 3_600_000);
         assert_eq!(config.log.segment_bytes, 1 << 30);
@@ -784,7 +812,7 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(config.listener.port(), 9094);
+        assert_eq!(config.listener.map(|address| address.port()), Some(9094));
         assert_eq!(
             config.controller_listener.map(|address| address.port()),
             Some(9095)
@@ -792,6 +820,28 @@ mod tests {
         assert_eq!(config.quorum_voters.len(), 3);
         assert_eq!(config.quorum_voters[&3], "localhost:9097");
         assert!(config.process_roles.broker && config.process_roles.controller);
+        // Dedicated roles.
+        let broker_only = BrokerConfig::load(
+            None,
+            &[
+                "node.id=4".into(),
+                "process.roles=broker".into(),
+                "controller.quorum.voters=1@127.0.0.1:9093".into(),
+            ],
+        )
+        .unwrap();
+        assert!(broker_only.process_roles.broker && !broker_only.process_roles.controller);
+        let controller_only = BrokerConfig::load(
+            None,
+            &[
+                "node.id=1".into(),
+                "process.roles=controller".into(),
+                "listeners=CONTROLLER://127.0.0.1:9093".into(),
+                "controller.quorum.voters=1@127.0.0.1:9093".into(),
+            ],
+        )
+        .unwrap();
+        assert!(controller_only.listener.is_none());
         // The embedded default is a one-voter quorum without a CONTROLLER listener.
         let single = BrokerConfig::load(None, &[]).unwrap();
         assert!(single.quorum_voters.is_empty() && single.controller_listener.is_none());
@@ -809,6 +859,16 @@ mod tests {
             (&["listeners=SSL://127.0.0.1:1"], "listeners"),
             (&["listeners=CONTROLLER://127.0.0.1:1"], "listeners"),
             (&["process.roles=gateway"], "process.roles"),
+            (&["process.roles=broker"], "controller.quorum.voters"),
+            (
+                &["process.roles=broker", "controller.quorum.voters=0@h:1"],
+                "controller.quorum.voters",
+            ),
+            (&["process.roles=controller"], "controller.quorum.voters"),
+            (
+                &["process.roles=controller", "controller.quorum.voters=0@h:1"],
+                "listeners",
+            ),
         ];
         for (settings, key) in cases {
             let settings: Vec<String> = settings.iter().map(|setting| setting.to_string()).collect();

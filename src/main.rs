@@ -74,7 +74,12 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: BrokerConfig) -> anyhow::Result<()> {
-    let address = config.listener;
+    if !config.process_roles.broker {
+        return run_controller(config).await;
+    }
+    let address = config
+        .listener
+        .ok_or_else(|| anyhow::anyhow!("a broker needs a client listener"))?;
     // The client listener opens only once the broker is registered and has caught up
     // with the cluster metadata, so a client never sees a broker that cannot serve.
     let broker = tokio::select! {
@@ -88,6 +93,19 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, node_id = broker.config.node_id, "ferrolog listening");
     ferrolog::server::run(listener, broker.clone(), shutdown_signal()).await;
     broker.shutdown().await?;
+    Ok(())
+}
+
+/// A controller-only node: the quorum member and its CONTROLLER listener, no clients.
+async fn run_controller(config: BrokerConfig) -> anyhow::Result<()> {
+    let controller = ferrolog::controller::Controller::start(
+        ferrolog::controller::ControllerConfig::from_broker_config(&config),
+    )
+    .await
+    .context("cannot start the controller")?;
+    tracing::info!(node_id = config.node_id, "ferrolog controller running");
+    shutdown_signal().await;
+    controller.shutdown().await;
     Ok(())
 }
 

@@ -206,3 +206,52 @@ def test_paused_broker_is_fenced_and_comes_back(cluster_factory):
     print(f"SIGCONT to back in Metadata: {time.time() - resumed_at:.2f} s")
     wait_until(lambda: all(victim in isr for _, _, _, isr in cluster.metadata(witness)["topics"]["moves"]),
                10, "the returned broker back in every ISR")
+
+
+def test_dedicated_controller_and_brokers(tmp_path):
+    """process.roles=controller on one node, process.roles=broker on two others: the
+    brokers follow the controller's metadata and are fenced by it."""
+    import signal
+    import socket
+
+    from cluster import BINARY
+    from conftest import free_port
+
+    controller_port = free_port()
+    voters = f"controller.quorum.voters=1@127.0.0.1:{controller_port}"
+    client_ports = {2: free_port(), 3: free_port()}
+    processes = {}
+
+    def start(node_id, *settings):
+        args = [str(BINARY), "--set", f"node.id={node_id}", "--set", f"log.dirs={tmp_path / f'n{node_id}'}",
+                "--set", voters]
+        for setting in settings:
+            args += ["--set", setting]
+        log = open(tmp_path / f"n{node_id}.log", "ab")
+        processes[node_id] = subprocess.Popen(args, stdout=log, stderr=log)
+
+    try:
+        start(1, "process.roles=controller", f"listeners=CONTROLLER://127.0.0.1:{controller_port}")
+        for node_id, port in client_ports.items():
+            start(node_id, "process.roles=broker", f"listeners=PLAINTEXT://127.0.0.1:{port}", *FAST_SESSIONS)
+        for port in client_ports.values():
+            wait_until(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.2).close() or True,
+                       30, f"a broker on {port}")
+        two, three = (f"127.0.0.1:{client_ports[n]}" for n in (2, 3))
+        create_topic(two, "dedicated", 4, 2)
+        import kafka_wire
+        metadata = kafka_wire.metadata(three)
+        assert sorted(metadata["brokers"]) == [2, 3], "the controller is not a broker"
+        assert all(sorted(replicas) == [2, 3] for _, _, replicas, _ in metadata["topics"]["dedicated"])
+        produce(two, "dedicated", 4, 25)
+        assert len(consume(three, "dedicated", range(4), 100)) == 100
+        quorum = kafka_wire.describe_quorum(two)
+        assert quorum["leader"] == 1 and sorted(quorum["voters"]) == [1], quorum
+        processes[3].send_signal(signal.SIGKILL)
+        processes[3].wait()
+        wait_until(lambda: sorted(kafka_wire.metadata(two)["brokers"]) == [2], 10, "broker 3 to be fenced")
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait()

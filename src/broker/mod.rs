@@ -50,7 +50,7 @@ pub struct Broker {
     group_writes: parking_lot::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<WriteJob>>>,
     /// This node's controller (combined mode).
     local_controller: Option<Arc<Controller>>,
-    controller: ControllerClient,
+    controller: Arc<ControllerClient>,
     /// The metadata image as this node has applied it.
     image: watch::Receiver<Arc<MetadataImage>>,
     /// The metadata offset that the local partitions reflect.
@@ -77,36 +77,31 @@ impl Broker {
             .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", metadata_log_dir.display()))?;
         // Check the node id before touching anything else in the dir.
         let stored_cluster_id = meta_properties::read_cluster_id(&metadata_log_dir, config.node_id)?;
-        let voters = if config.quorum_voters.is_empty() {
-            // A lone node: a quorum of one, which needs no network.
-            let address = config
-                .controller_listener
-                .map_or_else(|| "127.0.0.1:0".to_string(), |address| address.to_string());
-            BTreeMap::from([(config.node_id, address)])
-        } else {
-            config.quorum_voters.clone()
-        };
+        let voters = crate::controller::quorum_voters(&config);
         let local_controller = if config.process_roles.controller {
-            Some(
-                Controller::start(ControllerConfig {
-                    node_id: config.node_id,
-                    voters: voters.clone(),
-                    listener: config.controller_listener,
-                    metadata_log_dir: metadata_log_dir.clone(),
-                    election_timeout_ms: config.election_timeout_ms,
-                    broker_session_timeout_ms: config.broker_session_timeout_ms,
-                })
-                .await?,
-            )
+            Some(Controller::start(ControllerConfig::from_broker_config(&config)).await?)
         } else {
             None
         };
+        // Outgoing connections to controllers leave from this node's own address.
+        let local_ip = config
+            .controller_listener
+            .or(config.listener)
+            .map(|address| address.ip());
+        let controller = Arc::new(ControllerClient::new(
+            local_controller.clone(),
+            &voters,
+            local_ip,
+        )?);
         let image = match &local_controller {
-            Some(controller) => controller.image(),
-            None => anyhow::bail!("a broker without a local controller is not supported"),
+            Some(local) => local.image(),
+            None => {
+                // A broker-only node follows the active controller's committed image.
+                let (sender, receiver) = watch::channel(Arc::new(MetadataImage::empty()));
+                tokio::spawn(publisher::fetch_metadata(controller.clone(), sender));
+                receiver
+            }
         };
-        let local_ip = config.controller_listener.map(|address| address.ip());
-        let controller = ControllerClient::new(local_controller.clone(), &voters, local_ip)?;
         let incarnation_id = uuid::Uuid::new_v4();
         let broker_epoch = register(&controller, &config, incarnation_id).await;
         let mut image_watch = image.clone();

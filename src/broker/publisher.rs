@@ -113,6 +113,31 @@ pub(super) async fn follow_image(broker: Weak<Broker>, mut image: watch::Receive
     }
 }
 
+/// A broker without a controller of its own: long-polls the active controller for the
+/// committed image and publishes each newer one, until the broker is gone.
+pub(super) async fn fetch_metadata(
+    controller: Arc<crate::controller::client::ControllerClient>,
+    sender: watch::Sender<Arc<MetadataImage>>,
+) {
+    while !sender.is_closed() {
+        let after_offset = sender.borrow().offset;
+        let request = ControllerRequest::FetchMetadata {
+            after_offset,
+            max_wait_ms: 1_000,
+        };
+        match controller.request(request, Duration::from_secs(5)).await {
+            Ok(ControllerReply::Metadata(Some(image))) if image.offset > after_offset => {
+                sender.send_replace(Arc::new(*image));
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::debug!(%error, "cannot fetch metadata from the active controller");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
 /// Heartbeats to the active controller every `broker.heartbeat.interval.ms`, reporting
 /// how far this broker has applied the metadata (which gets it unfenced once caught
 /// up), and registers again if the controller no longer knows this registration.

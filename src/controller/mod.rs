@@ -55,6 +55,32 @@ pub struct ControllerConfig {
     pub broker_session_timeout_ms: i64,
 }
 
+impl ControllerConfig {
+    /// The controller settings of a node's config.
+    pub fn from_broker_config(config: &crate::config::BrokerConfig) -> Self {
+        ControllerConfig {
+            node_id: config.node_id,
+            voters: quorum_voters(config),
+            listener: config.controller_listener,
+            metadata_log_dir: config.log_dirs.first().cloned().unwrap_or_default(),
+            election_timeout_ms: config.election_timeout_ms,
+            broker_session_timeout_ms: config.broker_session_timeout_ms,
+        }
+    }
+}
+
+/// `controller.quorum.voters`, or for a lone node without it a one-voter quorum of
+/// itself (which needs no network, so its address is never used).
+pub fn quorum_voters(config: &crate::config::BrokerConfig) -> BTreeMap<i32, String> {
+    if !config.quorum_voters.is_empty() {
+        return config.quorum_voters.clone();
+    }
+    let address = config
+        .controller_listener
+        .map_or_else(|| "127.0.0.1:0".to_string(), |address| address.to_string());
+    BTreeMap::from([(config.node_id, address)])
+}
+
 pub struct Controller {
     config: ControllerConfig,
     raft: Raft,
@@ -168,8 +194,25 @@ impl Controller {
                 leader: self.leader(),
             });
         }
-        if let ControllerRequest::DescribeQuorum = request {
-            return Ok(ControllerReply::Quorum(self.describe_quorum()));
+        match request {
+            ControllerRequest::DescribeQuorum => return Ok(ControllerReply::Quorum(self.describe_quorum())),
+            ControllerRequest::FetchMetadata {
+                after_offset,
+                max_wait_ms,
+            } => {
+                let mut image = self.image.clone();
+                let newer = tokio::time::timeout(
+                    Duration::from_millis(max_wait_ms.min(10_000)),
+                    image.wait_for(|image| image.offset > after_offset),
+                )
+                .await;
+                let reply = match newer {
+                    Ok(Ok(image)) => Some(Box::new(MetadataImage::clone(&image))),
+                    _ => None,
+                };
+                return Ok(ControllerReply::Metadata(reply));
+            }
+            _ => {}
         }
         if let ControllerRequest::BrokerHeartbeat { broker_id, .. }
         | ControllerRequest::RegisterBroker { broker_id, .. } = &request
@@ -278,7 +321,11 @@ impl Controller {
                     len: PRODUCER_ID_BLOCK,
                 })
             }
+            // Reads are answered before the write lock; these arms only keep the match whole.
             ControllerRequest::DescribeQuorum => Ok(ControllerReply::Quorum(self.describe_quorum())),
+            ControllerRequest::FetchMetadata { .. } => Ok(ControllerReply::Metadata(Some(Box::new(
+                MetadataImage::clone(&image),
+            )))),
         }
     }
 

@@ -65,6 +65,12 @@ pub enum ControllerRequest {
         broker_epoch: i64,
     },
     DescribeQuorum,
+    /// A broker without a controller of its own follows the metadata through this: the
+    /// image once it is past `after_offset`, waiting up to `max_wait_ms` for that.
+    FetchMetadata {
+        after_offset: i64,
+        max_wait_ms: u64,
+    },
 }
 
 /// One voter's or observer's replication state, as DescribeQuorum reports it.
@@ -109,6 +115,8 @@ pub enum ControllerReply {
         len: i64,
     },
     Quorum(QuorumInfo),
+    /// The committed image, or None if nothing newer came within the wait.
+    Metadata(Option<Box<crate::cluster::image::MetadataImage>>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
