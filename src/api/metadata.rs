@@ -104,7 +104,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
                                     None,
                                     BTreeMap::new(),
                                     false,
-                                    super::DEFAULT_ADMIN_TIMEOUT,
+                                    crate::broker::AUTO_CREATE_TIMEOUT,
                                 )
                                 .await
                             {
@@ -119,6 +119,13 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
                                         ),
                                     }
                                 }
+                                // No quorum in time: retriable, as Kafka answers while
+                                // an auto-created topic is not ready yet.
+                                Err(crate::broker::TopicError::Timeout(_)) => unknown_topic(
+                                    Some(name),
+                                    uuid::Uuid::nil(),
+                                    ResponseError::LeaderNotAvailable.code(),
+                                ),
                                 Err(error) => unknown_topic(
                                     Some(name),
                                     uuid::Uuid::nil(),

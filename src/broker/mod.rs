@@ -35,6 +35,12 @@ use tokio::sync::watch;
 /// How long a broker waits for the controller when a request gives no timeout.
 pub const DEFAULT_CONTROLLER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a client request waits for a topic the broker creates on its behalf
+/// (auto-creation in Metadata, `__consumer_offsets` on first group use). A healthy
+/// quorum commits in milliseconds; without one the client gets a retriable error
+/// quickly rather than a connection stalled behind the wait.
+pub const AUTO_CREATE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// This process's registration with the controller.
 #[derive(Debug, Clone, Copy)]
 struct Registration {
@@ -233,17 +239,15 @@ impl Broker {
                 None,
                 configs,
                 false,
-                DEFAULT_CONTROLLER_TIMEOUT,
+                AUTO_CREATE_TIMEOUT,
             )
             .await;
         match created {
             Ok(topic) => Ok(topic.partitions),
             Err(TopicError::AlreadyExists(_)) => {
                 // Created through another broker: wait until this one has it too.
-                self.wait_for_image(DEFAULT_CONTROLLER_TIMEOUT, |image| {
-                    image.topic(OFFSETS_TOPIC).is_some()
-                })
-                .await;
+                self.wait_for_image(AUTO_CREATE_TIMEOUT, |image| image.topic(OFFSETS_TOPIC).is_some())
+                    .await;
                 self.topic(OFFSETS_TOPIC)
                     .map(|topic| topic.n_partitions())
                     .ok_or(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
