@@ -18,6 +18,10 @@ pub const NOT_LEADER_OR_FOLLOWER: i16 = ResponseError::NotLeaderOrFollower.code(
 pub fn log_error(error: &LogError) -> i16 {
     match error {
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+        LogError::NonContiguous { .. } => {
+            tracing::error!(%error, "replication error");
+            ResponseError::UnknownServerError.code()
+        }
         LogError::Offline { .. } => ResponseError::KafkaStorageError.code(),
         LogError::Io { .. } | LogError::Corrupt { .. } => {
             tracing::error!(%error, "storage error");

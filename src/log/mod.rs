@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod index_file;
+pub mod leader_epoch;
 pub mod manager;
 pub mod offset_index;
 pub mod partition_log;
@@ -67,6 +68,9 @@ pub enum LogError {
     /// The log was taken offline by an earlier fatal error or by shutdown.
     #[error("log {topic_partition} is offline")]
     Offline { topic_partition: TopicPartition },
+    /// A follower's batches do not continue its log where it ends.
+    #[error("replicated batch starts at offset {found}, but the log ends at {expected}")]
+    NonContiguous { expected: i64, found: i64 },
     /// A client asked for an offset outside the log.
     #[error("offset {requested} is out of range [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange {

@@ -7,9 +7,15 @@
 //!   which knows the ISR; always <= log_end_offset);
 //! - `recovery_point`: everything below it is fsynced.
 //!
-//! and the `leader_epoch` it stamps into appended batches.
+//! and the `leader_epoch` it stamps into appended batches, with the leader-epoch cache
+//! (`leader-epoch-checkpoint`) that records where each epoch began.
+//!
+//! A leader appends with [`PartitionLog::append`] (offsets and epoch assigned here); a
+//! follower with [`PartitionLog::append_as_follower`] (the leader's offsets and epochs,
+//! byte for byte), and cuts a diverged tail with [`PartitionLog::truncate_to`].
 
 use super::batch::IncomingBatch;
+use super::leader_epoch::{EpochEntries, LeaderEpochCache};
 use super::retention::{self, SegmentSummary};
 use super::segment::{self, FileSlice, LogSegment, RecoveryReport};
 use super::{LogError, TopicPartition};
@@ -35,6 +41,8 @@ pub struct PartitionLog {
     segments: BTreeMap<i64, LogSegment>,
     high_watermark: i64,
     leader_epoch: i32,
+    /// Where each leader epoch began in this log.
+    epochs: LeaderEpochCache,
     recovery_point: i64,
     /// Wall-clock time of the oldest append not yet fsynced, for `flush.ms`.
     oldest_unflushed_ms: Option<i64>,
@@ -60,6 +68,7 @@ impl PartitionLog {
             segments: BTreeMap::from([(0, first)]),
             high_watermark: 0,
             leader_epoch,
+            epochs: LeaderEpochCache::new(dir, EpochEntries::default()),
             recovery_point: 0,
             oldest_unflushed_ms: None,
             offline: false,
@@ -168,6 +177,7 @@ impl PartitionLog {
             segments,
             high_watermark: 0,
             leader_epoch,
+            epochs: LeaderEpochCache::new(dir, EpochEntries::default()),
             recovery_point: 0,
             oldest_unflushed_ms: None,
             offline: false,
@@ -175,7 +185,64 @@ impl PartitionLog {
         // What survived recovery (or a clean shutdown) is on disk and checked.
         log.recovery_point = log.log_end_offset();
         log.high_watermark = log.log_end_offset();
+        log.load_epochs()?;
         Ok((log, report))
+    }
+
+    /// Loads the leader-epoch checkpoint, or rebuilds it from the batches' epochs, and
+    /// fits it to the log as recovered.
+    fn load_epochs(&mut self) -> Result<(), LogError> {
+        let (mut cache, mut changed) = match LeaderEpochCache::read(&self.dir) {
+            Some(cache) => (cache, false),
+            None => {
+                let mut entries = EpochEntries::default();
+                for segment in self.segments.values() {
+                    for header in segment.headers()? {
+                        entries.assign(header.partition_leader_epoch, header.base_offset);
+                    }
+                }
+                (LeaderEpochCache::new(&self.dir, entries), true)
+            }
+        };
+        changed |= cache.entries.truncate_from_end(self.log_end_offset());
+        changed |= cache.entries.truncate_from_start(self.log_start_offset());
+        self.epochs = cache;
+        if changed {
+            self.save_epochs()?;
+        }
+        Ok(())
+    }
+
+    fn save_epochs(&mut self) -> Result<(), LogError> {
+        if let Err(source) = self.epochs.save() {
+            self.offline = true;
+            return Err(LogError::io(
+                self.epochs.path(),
+                "write leader-epoch-checkpoint",
+                source,
+            ));
+        }
+        Ok(())
+    }
+
+    /// The epoch of the last batch (or of a leadership with no batch yet), if any.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.entries.latest_epoch()
+    }
+
+    /// Where `epoch` ends in this log (Kafka's OffsetsForLeaderEpoch answer).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.entries.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// Records that a new leadership in `epoch` starts at the log end, as a new leader
+    /// does before it appends.
+    pub fn start_epoch(&mut self, epoch: i32) -> Result<(), LogError> {
+        self.leader_epoch = epoch;
+        if self.epochs.entries.assign(epoch, self.log_end_offset()) {
+            self.save_epochs()?;
+        }
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -249,10 +316,10 @@ impl PartitionLog {
             .iter()
             .map(|batch| batch.header.last_offset_delta as i64 + 1)
             .sum();
+        let epoch = self.leader_epoch;
         let result = self.maybe_roll(total, messages, now_ms).and_then(|_| {
-            let epoch = self.leader_epoch;
             match self.segments.values_mut().next_back() {
-                Some(active) => active.append(batches, base_offset, epoch),
+                Some(active) => active.append(batches, Some((base_offset, epoch))),
                 None => Ok(()),
             }
         });
@@ -263,11 +330,140 @@ impl PartitionLog {
             return Err(error);
         }
         self.oldest_unflushed_ms.get_or_insert(now_ms);
+        if self.epochs.entries.assign(epoch, base_offset) {
+            self.save_epochs()?;
+        }
         Ok(AppendInfo {
             base_offset,
             last_offset: base_offset + messages - 1,
             log_start_offset: self.log_start_offset(),
         })
+    }
+
+    /// Appends a leader's batches as they are (offsets and epochs included). The first
+    /// must start at the log end; they must follow each other without gaps.
+    pub fn append_as_follower(
+        &mut self,
+        batches: &[IncomingBatch],
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        if self.offline {
+            return Err(LogError::Offline {
+                topic_partition: self.topic_partition.clone(),
+            });
+        }
+        let log_end_offset = self.log_end_offset();
+        let mut expected = log_end_offset;
+        for batch in batches {
+            if batch.header.base_offset != expected {
+                return Err(LogError::NonContiguous {
+                    expected,
+                    found: batch.header.base_offset,
+                });
+            }
+            expected = batch.header.last_offset() + 1;
+        }
+        let Some(first) = batches.first() else {
+            return Ok(AppendInfo {
+                base_offset: log_end_offset,
+                last_offset: log_end_offset - 1,
+                log_start_offset: self.log_start_offset(),
+            });
+        };
+        let base_offset = first.header.base_offset;
+        let total: u64 = batches.iter().map(|batch| batch.bytes.len() as u64).sum();
+        let result = self
+            .maybe_roll(total, expected - base_offset, now_ms)
+            .and_then(|_| match self.segments.values_mut().next_back() {
+                Some(active) => active.append(batches, None),
+                None => Ok(()),
+            });
+        if let Err(error) = result {
+            if error.is_fatal() {
+                self.offline = true;
+            }
+            return Err(error);
+        }
+        self.oldest_unflushed_ms.get_or_insert(now_ms);
+        let mut changed = false;
+        for batch in batches {
+            changed |= self
+                .epochs
+                .entries
+                .assign(batch.header.partition_leader_epoch, batch.header.base_offset);
+        }
+        if changed {
+            self.save_epochs()?;
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: expected - 1,
+            log_start_offset: self.log_start_offset(),
+        })
+    }
+
+    /// Cuts the log so that it ends before `offset` (a batch holding `offset` goes
+    /// whole), as a follower does at the point where it diverged from its leader. The
+    /// high watermark, recovery point and epoch cache follow. Below the log start, the
+    /// log is emptied and restarts at `offset`.
+    pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        let result = self.truncate_segments(offset, now_ms);
+        if let Err(error) = &result
+            && error.is_fatal()
+        {
+            self.offline = true;
+        }
+        result?;
+        let log_end_offset = self.log_end_offset();
+        self.high_watermark = self.high_watermark.min(log_end_offset);
+        self.recovery_point = self.recovery_point.min(log_end_offset);
+        if self.epochs.entries.truncate_from_end(log_end_offset) {
+            self.save_epochs()?;
+        }
+        tracing::info!(topic_partition = %self.topic_partition, log_end_offset, "log truncated");
+        Ok(())
+    }
+
+    fn truncate_segments(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        // Segments starting at or after `offset` go whole; the one before ends there or
+        // is cut there.
+        let doomed: Vec<i64> = self.segments.range(offset..).map(|(base, _)| *base).collect();
+        for base in doomed {
+            if let Some(segment) = self.segments.remove(&base) {
+                segment.delete()?;
+            }
+        }
+        match self.segments.values_mut().next_back() {
+            Some(last) => {
+                let base = last.base_offset;
+                last.truncate_file_to(offset)?;
+                // Reopen it as the active segment, rebuilding its indexes.
+                drop(self.segments.remove(&base));
+                let (reopened, _) = LogSegment::open(
+                    &self.dir,
+                    base,
+                    self.config.index_interval_bytes,
+                    self.config.max_index_size,
+                    true,
+                    true,
+                )?;
+                self.segments.insert(base, reopened);
+            }
+            None => {
+                let fresh = LogSegment::create(
+                    &self.dir,
+                    offset.max(0),
+                    self.config.index_interval_bytes,
+                    self.config.max_index_size,
+                    now_ms,
+                )?;
+                self.segments.insert(offset.max(0), fresh);
+            }
+        }
+        Ok(())
     }
 
     fn maybe_roll(
@@ -513,191 +709,5 @@ fn remove_segment_files(dir: &Path, base_offset: i64) -> Result<(), LogError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::log::batch::split_and_validate;
-    use crate::log::batch::tests::make_batch;
-    use proptest::prelude::*;
-
-    fn config(segment_bytes: u64) -> LogConfig {
-        let mut config = crate::config::BrokerConfig::load(None, &[]).unwrap().log;
-        config.segment_bytes = segment_bytes;
-        config.index_interval_bytes = 64;
-        config.max_index_size = 4096;
-        config
-    }
-
-    fn incoming(count: i32, timestamp: i64, payload: &[u8]) -> Vec<IncomingBatch> {
-        split_and_validate(
-            &bytes::Bytes::from(make_batch(count, timestamp, payload)),
-            1 << 20,
-        )
-        .unwrap()
-    }
-
-    /// Every batch in the log, in order, as (base offset, record count, payload byte).
-    fn contents(log: &PartitionLog) -> Vec<(i64, i32, u8)> {
-        let mut out = Vec::new();
-        let mut offset = log.log_start_offset();
-        while let Some(slice) = log.read(offset, log.log_end_offset(), 1, true).unwrap() {
-            let bytes = slice.read_to_vec().unwrap();
-            let header = crate::log::batch::validate(&bytes).unwrap();
-            out.push((header.base_offset, header.records_count, bytes[bytes.len() - 1]));
-            offset = header.last_offset() + 1;
-        }
-        out
-    }
-
-    #[test]
-    fn append_roll_read_and_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t-0");
-        let mut log = PartitionLog::create(&path, TopicPartition::new("t", 0), config(300), 3, 0).unwrap();
-        for index in 0..20u8 {
-            let info = log
-                .append(&incoming(2, 1000 + index as i64, &[index; 40]), 0)
-                .unwrap();
-            assert_eq!(info.base_offset, index as i64 * 2);
-        }
-        assert!(log.n_segments() > 3, "segments: {}", log.n_segments());
-        assert_eq!(log.log_end_offset(), 40);
-        let before = contents(&log);
-        assert_eq!(before.len(), 20);
-        // The stamped epoch is in every batch.
-        let slice = log.read(10, 40, 1, true).unwrap().unwrap();
-        assert_eq!(
-            crate::log::batch::validate(&slice.read_to_vec().unwrap())
-                .unwrap()
-                .partition_leader_epoch,
-            3
-        );
-        // By timestamp: the first batch with timestamp >= 1005 starts at offset 10.
-        assert_eq!(
-            log.offset_for_timestamp(1005).unwrap().map(|(offset, _)| offset),
-            Some(10)
-        );
-        assert_eq!(log.offset_for_timestamp(5000).unwrap(), None);
-        log.close().unwrap();
-        drop(log);
-        for clean in [true, false] {
-            let (reopened, report) =
-                PartitionLog::open(&path, TopicPartition::new("t", 0), config(300), 3, 0, clean, 0).unwrap();
-            assert_eq!(report.truncated_bytes, 0);
-            assert_eq!(contents(&reopened), before);
-            assert_eq!(
-                reopened
-                    .offset_for_timestamp(1005)
-                    .unwrap()
-                    .map(|(offset, _)| offset),
-                Some(10)
-            );
-        }
-    }
-
-    #[test]
-    fn missing_or_corrupt_indexes_are_rebuilt() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t-0");
-        let mut log = PartitionLog::create(&path, TopicPartition::new("t", 0), config(400), 0, 0).unwrap();
-        for index in 0..30u8 {
-            log.append(&incoming(1, 1000 + index as i64, &[index; 60]), 0)
-                .unwrap();
-        }
-        let before = contents(&log);
-        log.close().unwrap();
-        drop(log);
-        let mut index_files: Vec<_> = std::fs::read_dir(&path)
-            .unwrap()
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "index" || e == "timeindex"))
-            .collect();
-        index_files.sort();
-        assert!(index_files.len() >= 4);
-        // One index goes missing, another is overwritten with garbage.
-        std::fs::remove_file(&index_files[0]).unwrap();
-        std::fs::write(&index_files[2], [0xffu8; 24]).unwrap();
-        // Even after a clean shutdown the broken indexes are noticed and rebuilt.
-        let (reopened, _) =
-            PartitionLog::open(&path, TopicPartition::new("t", 0), config(400), 0, 0, true, 0).unwrap();
-        assert_eq!(contents(&reopened), before);
-        assert!(index_files[0].exists(), "the missing index was rebuilt");
-        assert_eq!(
-            reopened
-                .offset_for_timestamp(1017)
-                .unwrap()
-                .map(|(offset, _)| offset),
-            Some(17)
-        );
-    }
-
-    #[test]
-    fn out_of_range_reads_are_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut log =
-            PartitionLog::create(dir.path(), TopicPartition::new("t", 0), config(1 << 20), 0, 0).unwrap();
-        log.append(&incoming(1, 1, b"a"), 0).unwrap();
-        assert!(matches!(
-            log.read(5, 1, 100, true),
-            Err(LogError::OffsetOutOfRange { .. })
-        ));
-        assert!(log.read(1, 1, 100, true).unwrap().is_none());
-    }
-
-    #[test]
-    fn retention_by_size_moves_log_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = config(200);
-        config.retention_bytes = 250;
-        let mut log = PartitionLog::create(dir.path(), TopicPartition::new("t", 0), config, 0, 0).unwrap();
-        for index in 0..10u8 {
-            log.append(&incoming(1, 1, &[index; 80]), 0).unwrap();
-        }
-        let deleted = log.apply_retention(0).unwrap();
-        assert!(deleted > 0);
-        assert!(log.log_start_offset() > 0);
-        assert!(log.size_bytes() >= 250 - 200, "{}", log.size_bytes());
-        assert!(matches!(
-            log.read(0, 10, 100, true),
-            Err(LogError::OffsetOutOfRange { .. })
-        ));
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(48))]
-        /// Cutting the last segment file at any byte (a torn write) and recovering yields
-        /// exactly a prefix of what was appended, and the log accepts appends again.
-        #[test]
-        fn recovery_after_cut_yields_a_prefix(n_batches in 1usize..30, cut_fraction in 0.0f64..1.0, garbage in proptest::collection::vec(any::<u8>(), 0..40)) {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("t-0");
-            let mut log = PartitionLog::create(&path, TopicPartition::new("t", 0), config(400), 0, 0).unwrap();
-            for index in 0..n_batches {
-                log.append(&incoming(1 + (index % 3) as i32, index as i64, &[index as u8; 50]), 0).unwrap();
-            }
-            let appended = contents(&log);
-            drop(log);
-            // Cut the newest segment and append garbage after the cut.
-            let mut logs: Vec<_> = std::fs::read_dir(&path).unwrap().filter_map(Result::ok)
-                .map(|entry| entry.path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
-            logs.sort();
-            let last = logs.last().unwrap();
-            let length = std::fs::metadata(last).unwrap().len();
-            let cut = (length as f64 * cut_fraction) as u64;
-            let file = std::fs::OpenOptions::new().write(true).open(last).unwrap();
-            file.set_len(cut).unwrap();
-            use std::io::{Seek, Write};
-            let mut file = file;
-            file.seek(std::io::SeekFrom::End(0)).unwrap();
-            file.write_all(&garbage).unwrap();
-            drop(file);
-            let (mut recovered, _) = PartitionLog::open(&path, TopicPartition::new("t", 0), config(400), 0, 0, false, 0).unwrap();
-            let got = contents(&recovered);
-            prop_assert!(got.len() <= appended.len());
-            prop_assert_eq!(&got[..], &appended[..got.len()]);
-            prop_assert_eq!(recovered.log_end_offset(), got.last().map_or(0, |(base, count, _)| base + *count as i64));
-            let info = recovered.append(&incoming(1, 1, b"z"), 0).unwrap();
-            prop_assert_eq!(info.base_offset, recovered.log_end_offset() - 1);
-        }
-    }
-}
+#[path = "partition_log_tests.rs"]
+mod tests;

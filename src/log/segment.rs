@@ -276,19 +276,27 @@ impl LogSegment {
         self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
     }
 
-    /// Appends batches whose offsets were assigned by the caller (`first_offset` onwards),
-    /// stamping base offsets and the leader epoch. One vectored write, no copy of the records.
-    pub fn append(
-        &mut self,
-        batches: &[IncomingBatch],
-        first_offset: i64,
-        leader_epoch: i32,
-    ) -> Result<(), LogError> {
+    /// Appends batches. With `stamp = Some((first_offset, leader_epoch))` (a leader's
+    /// append) the base offsets are assigned from `first_offset` on and the epoch stamped;
+    /// with None (a follower's append) the batches keep the offsets and epochs the leader
+    /// gave them, byte for byte. One vectored write, no copy of the records.
+    pub fn append(&mut self, batches: &[IncomingBatch], stamp: Option<(i64, i32)>) -> Result<(), LogError> {
+        let first_offset = match (stamp, batches.first()) {
+            (Some((first_offset, _)), _) => first_offset,
+            (None, Some(first)) => first.header.base_offset,
+            (None, None) => return Ok(()),
+        };
         let mut prefixes = Vec::with_capacity(batches.len());
         let mut next = first_offset;
         for incoming in batches {
-            prefixes.push(batch::stamped_prefix(&incoming.bytes, next, leader_epoch));
-            next += incoming.header.last_offset_delta as i64 + 1;
+            let epoch = stamp.map_or(incoming.header.partition_leader_epoch, |(_, epoch)| epoch);
+            let base = if stamp.is_some() {
+                next
+            } else {
+                incoming.header.base_offset
+            };
+            prefixes.push(batch::stamped_prefix(&incoming.bytes, base, epoch));
+            next = base + incoming.header.last_offset_delta as i64 + 1;
         }
         let mut slices = Vec::with_capacity(batches.len() * 2);
         for (prefix, incoming) in prefixes.iter().zip(batches) {
@@ -305,7 +313,9 @@ impl LogSegment {
         let mut offset = first_offset;
         for incoming in batches {
             let mut header = incoming.header;
-            header.base_offset = offset;
+            if stamp.is_some() {
+                header.base_offset = offset;
+            }
             self.index_batch(&header, position);
             position += header.size() as u64;
             offset = header.last_offset() + 1;
@@ -357,6 +367,34 @@ impl LogSegment {
             position: start,
             len: end - start,
         }))
+    }
+
+    /// Cuts the file before the batch that holds `offset` (that batch and everything
+    /// after it go). The indexes are rebuilt when the segment is reopened as the active
+    /// one, which the caller does next. Returns whether anything was cut.
+    pub fn truncate_file_to(&mut self, offset: i64) -> Result<bool, LogError> {
+        let Some((position, _)) = self.find_position(offset)? else {
+            return Ok(false);
+        };
+        self.file
+            .set_len(position)
+            .map_err(|source| LogError::io(&self.path, "truncate segment", source))?;
+        self.size = position;
+        Ok(true)
+    }
+
+    /// Every batch header in the segment, in order (for rebuilding the epoch cache).
+    pub fn headers(&self) -> Result<Vec<BatchHeader>, LogError> {
+        let mut headers = Vec::new();
+        let mut position = 0;
+        while let Some(header) = self.read_header(position)? {
+            position += header.size() as u64;
+            if position > self.size {
+                break;
+            }
+            headers.push(header);
+        }
+        Ok(headers)
     }
 
     /// The first batch whose max timestamp is at least `timestamp`, with its position.

@@ -1,0 +1,297 @@
+use super::*;
+use crate::log::batch::split_and_validate;
+use crate::log::batch::tests::make_batch;
+use proptest::prelude::*;
+
+fn config(segment_bytes: u64) -> LogConfig {
+    let mut config = crate::config::BrokerConfig::load(None, &[]).unwrap().log;
+    config.segment_bytes = segment_bytes;
+    config.index_interval_bytes = 64;
+    config.max_index_size = 4096;
+    config
+}
+
+fn incoming(count: i32, timestamp: i64, payload: &[u8]) -> Vec<IncomingBatch> {
+    split_and_validate(
+        &bytes::Bytes::from(make_batch(count, timestamp, payload)),
+        1 << 20,
+    )
+    .unwrap()
+}
+
+/// Every batch in the log, in order, as (base offset, record count, payload byte).
+fn contents(log: &PartitionLog) -> Vec<(i64, i32, u8)> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while let Some(slice) = log.read(offset, log.log_end_offset(), 1, true).unwrap() {
+        let bytes = slice.read_to_vec().unwrap();
+        let header = crate::log::batch::validate(&bytes).unwrap();
+        out.push((header.base_offset, header.records_count, bytes[bytes.len() - 1]));
+        offset = header.last_offset() + 1;
+    }
+    out
+}
+
+#[test]
+fn append_roll_read_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::create(&path, TopicPartition::new("t", 0), config(300), 3, 0).unwrap();
+    for index in 0..20u8 {
+        let info = log
+            .append(&incoming(2, 1000 + index as i64, &[index; 40]), 0)
+            .unwrap();
+        assert_eq!(info.base_offset, index as i64 * 2);
+    }
+    assert!(log.n_segments() > 3, "segments: {}", log.n_segments());
+    assert_eq!(log.log_end_offset(), 40);
+    let before = contents(&log);
+    assert_eq!(before.len(), 20);
+    // The stamped epoch is in every batch.
+    let slice = log.read(10, 40, 1, true).unwrap().unwrap();
+    assert_eq!(
+        crate::log::batch::validate(&slice.read_to_vec().unwrap())
+            .unwrap()
+            .partition_leader_epoch,
+        3
+    );
+    // By timestamp: the first batch with timestamp >= 1005 starts at offset 10.
+    assert_eq!(
+        log.offset_for_timestamp(1005).unwrap().map(|(offset, _)| offset),
+        Some(10)
+    );
+    assert_eq!(log.offset_for_timestamp(5000).unwrap(), None);
+    log.close().unwrap();
+    drop(log);
+    for clean in [true, false] {
+        let (reopened, report) =
+            PartitionLog::open(&path, TopicPartition::new("t", 0), config(300), 3, 0, clean, 0).unwrap();
+        assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(contents(&reopened), before);
+        assert_eq!(
+            reopened
+                .offset_for_timestamp(1005)
+                .unwrap()
+                .map(|(offset, _)| offset),
+            Some(10)
+        );
+    }
+}
+
+#[test]
+fn missing_or_corrupt_indexes_are_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::create(&path, TopicPartition::new("t", 0), config(400), 0, 0).unwrap();
+    for index in 0..30u8 {
+        log.append(&incoming(1, 1000 + index as i64, &[index; 60]), 0)
+            .unwrap();
+    }
+    let before = contents(&log);
+    log.close().unwrap();
+    drop(log);
+    let mut index_files: Vec<_> = std::fs::read_dir(&path)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "index" || e == "timeindex"))
+        .collect();
+    index_files.sort();
+    assert!(index_files.len() >= 4);
+    // One index goes missing, another is overwritten with garbage.
+    std::fs::remove_file(&index_files[0]).unwrap();
+    std::fs::write(&index_files[2], [0xffu8; 24]).unwrap();
+    // Even after a clean shutdown the broken indexes are noticed and rebuilt.
+    let (reopened, _) =
+        PartitionLog::open(&path, TopicPartition::new("t", 0), config(400), 0, 0, true, 0).unwrap();
+    assert_eq!(contents(&reopened), before);
+    assert!(index_files[0].exists(), "the missing index was rebuilt");
+    assert_eq!(
+        reopened
+            .offset_for_timestamp(1017)
+            .unwrap()
+            .map(|(offset, _)| offset),
+        Some(17)
+    );
+}
+
+#[test]
+fn out_of_range_reads_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log =
+        PartitionLog::create(dir.path(), TopicPartition::new("t", 0), config(1 << 20), 0, 0).unwrap();
+    log.append(&incoming(1, 1, b"a"), 0).unwrap();
+    assert!(matches!(
+        log.read(5, 1, 100, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert!(log.read(1, 1, 100, true).unwrap().is_none());
+}
+
+#[test]
+fn retention_by_size_moves_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(200);
+    config.retention_bytes = 250;
+    let mut log = PartitionLog::create(dir.path(), TopicPartition::new("t", 0), config, 0, 0).unwrap();
+    for index in 0..10u8 {
+        log.append(&incoming(1, 1, &[index; 80]), 0).unwrap();
+    }
+    let deleted = log.apply_retention(0).unwrap();
+    assert!(deleted > 0);
+    assert!(log.log_start_offset() > 0);
+    assert!(log.size_bytes() >= 250 - 200, "{}", log.size_bytes());
+    assert!(matches!(
+        log.read(0, 10, 100, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Cutting the last segment file at any byte (a torn write) and recovering yields
+    /// exactly a prefix of what was appended, and the log accepts appends again.
+    #[test]
+    fn recovery_after_cut_yields_a_prefix(n_batches in 1usize..30, cut_fraction in 0.0f64..1.0, garbage in proptest::collection::vec(any::<u8>(), 0..40)) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        let mut log = PartitionLog::create(&path, TopicPartition::new("t", 0), config(400), 0, 0).unwrap();
+        for index in 0..n_batches {
+            log.append(&incoming(1 + (index % 3) as i32, index as i64, &[index as u8; 50]), 0).unwrap();
+        }
+        let appended = contents(&log);
+        drop(log);
+        // Cut the newest segment and append garbage after the cut.
+        let mut logs: Vec<_> = std::fs::read_dir(&path).unwrap().filter_map(Result::ok)
+            .map(|entry| entry.path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
+        logs.sort();
+        let last = logs.last().unwrap();
+        let length = std::fs::metadata(last).unwrap().len();
+        let cut = (length as f64 * cut_fraction) as u64;
+        let file = std::fs::OpenOptions::new().write(true).open(last).unwrap();
+        file.set_len(cut).unwrap();
+        use std::io::{Seek, Write};
+        let mut file = file;
+        file.seek(std::io::SeekFrom::End(0)).unwrap();
+        file.write_all(&garbage).unwrap();
+        drop(file);
+        let (mut recovered, _) = PartitionLog::open(&path, TopicPartition::new("t", 0), config(400), 0, 0, false, 0).unwrap();
+        let got = contents(&recovered);
+        prop_assert!(got.len() <= appended.len());
+        prop_assert_eq!(&got[..], &appended[..got.len()]);
+        prop_assert_eq!(recovered.log_end_offset(), got.last().map_or(0, |(base, count, _)| base + *count as i64));
+        let info = recovered.append(&incoming(1, 1, b"z"), 0).unwrap();
+        prop_assert_eq!(info.base_offset, recovered.log_end_offset() - 1);
+    }
+}
+
+/// Every stored batch's bytes, in order.
+fn raw_batches(log: &PartitionLog) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while let Some(slice) = log.read(offset, log.log_end_offset(), 1, true).unwrap() {
+        let bytes = slice.read_to_vec().unwrap();
+        offset = crate::log::batch::validate(&bytes).unwrap().last_offset() + 1;
+        out.push(bytes);
+    }
+    out
+}
+
+fn as_incoming(bytes: &[u8]) -> Vec<IncomingBatch> {
+    split_and_validate(&bytes::Bytes::from(bytes.to_vec()), 1 << 20).unwrap()
+}
+
+#[test]
+fn a_follower_copies_the_leader_byte_for_byte_and_tracks_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut leader = PartitionLog::create(
+        &dir.path().join("l"),
+        TopicPartition::new("t", 0),
+        config(300),
+        1,
+        0,
+    )
+    .unwrap();
+    let mut follower = PartitionLog::create(
+        &dir.path().join("f"),
+        TopicPartition::new("t", 0),
+        config(300),
+        0,
+        0,
+    )
+    .unwrap();
+    for index in 0..10u8 {
+        if index == 5 {
+            leader.start_epoch(4).unwrap();
+        }
+        leader.append(&incoming(3, 1000, &[index; 30]), 0).unwrap();
+    }
+    for batch in raw_batches(&leader) {
+        follower.append_as_follower(&as_incoming(&batch), 0).unwrap();
+    }
+    assert_eq!(raw_batches(&follower), raw_batches(&leader));
+    assert_eq!(follower.log_end_offset(), 30);
+    assert_eq!(leader.end_offset_for_epoch(1), (1, 15));
+    assert_eq!(follower.end_offset_for_epoch(1), (1, 15));
+    assert_eq!(follower.latest_epoch(), Some(4));
+    // A batch that does not continue the log is refused and changes nothing.
+    let stray = raw_batches(&leader)[2].clone();
+    assert!(matches!(
+        follower.append_as_follower(&as_incoming(&stray), 0),
+        Err(LogError::NonContiguous {
+            expected: 30,
+            found: 6
+        })
+    ));
+    assert_eq!(follower.log_end_offset(), 30);
+    // The epoch cache survives a reopen, and is rebuilt from the batches when missing.
+    let path = follower.dir().to_path_buf();
+    drop(follower);
+    let (reopened, _) =
+        PartitionLog::open(&path, TopicPartition::new("t", 0), config(300), 4, 30, false, 0).unwrap();
+    assert_eq!(reopened.end_offset_for_epoch(1), (1, 15));
+    drop(reopened);
+    std::fs::remove_file(path.join(crate::log::leader_epoch::FILE_NAME)).unwrap();
+    let (rebuilt, _) =
+        PartitionLog::open(&path, TopicPartition::new("t", 0), config(300), 4, 30, false, 0).unwrap();
+    assert_eq!(rebuilt.end_offset_for_epoch(1), (1, 15));
+    assert_eq!(rebuilt.latest_epoch(), Some(4));
+}
+
+#[test]
+fn truncation_cuts_whole_batches_across_segments_and_appends_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::create(&path, TopicPartition::new("t", 0), config(300), 1, 0).unwrap();
+    for index in 0..20u8 {
+        if index == 12 {
+            log.start_epoch(2).unwrap();
+        }
+        log.append(&incoming(2, 1000, &[index; 40]), 0).unwrap();
+    }
+    log.set_high_watermark(40);
+    assert!(log.n_segments() > 3);
+    let before = contents(&log);
+    // Offset 15 is inside the batch 14..=15: that whole batch goes.
+    log.truncate_to(15, 0).unwrap();
+    assert_eq!(log.log_end_offset(), 14);
+    assert_eq!(log.high_watermark(), 14);
+    assert_eq!(contents(&log), before[..7].to_vec());
+    assert_eq!(log.latest_epoch(), Some(1), "epoch 2 began at 24, past the cut");
+    assert_eq!(log.end_offset_for_epoch(1), (1, 14));
+    // Appends continue at the new end, and everything reads back after a reopen.
+    log.append(&incoming(2, 1000, &[99; 40]), 0).unwrap();
+    assert_eq!(log.log_end_offset(), 16);
+    let after = contents(&log);
+    drop(log);
+    let (reopened, report) =
+        PartitionLog::open(&path, TopicPartition::new("t", 0), config(300), 1, 0, false, 0).unwrap();
+    assert_eq!(report.truncated_bytes, 0);
+    assert_eq!(contents(&reopened), after);
+    // Truncating to the start empties the log.
+    let mut log = reopened;
+    log.truncate_to(0, 0).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+    assert!(contents(&log).is_empty());
+    assert_eq!(log.latest_epoch(), None);
+}
