@@ -113,7 +113,7 @@ impl LeaderEpochCache {
         let ascending = entries
             .windows(2)
             .all(|pair: &[(i32, i64)]| pair[0].0 < pair[1].0 && pair[0].1 < pair[1].1);
-        (entries.len() == count && ascending).then(|| LeaderEpochCache {
+        (entries.len() == count && ascending).then_some(LeaderEpochCache {
             path,
             entries: EpochEntries(entries),
         })
