@@ -97,6 +97,14 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     ),
     def("broker.session.timeout.ms", Some("9000"), POSITIVE_INT),
     def("broker.heartbeat.interval.ms", Some("2000"), POSITIVE_INT),
+    def(
+        "replica.lag.time.max.ms",
+        Some("30000"),
+        ConfigKind::Long { min: 1 },
+    ),
+    def("replica.fetch.wait.max.ms", Some("500"), INT),
+    def("replica.fetch.max.bytes", Some("1048576"), POSITIVE_INT),
+    def("replica.fetch.response.max.bytes", Some("10485760"), POSITIVE_INT),
     def("listeners", Some("PLAINTEXT://127.0.0.1:9092"), ConfigKind::Text),
     def("advertised.listeners", None, ConfigKind::Text),
     def("log.dirs", Some("/tmp/kafka-logs"), ConfigKind::Text),
@@ -349,6 +357,14 @@ pub struct BrokerConfig {
     pub broker_session_timeout_ms: i64,
     /// `broker.heartbeat.interval.ms`.
     pub broker_heartbeat_interval_ms: u64,
+    /// `replica.lag.time.max.ms`: a follower not caught up this long leaves the ISR.
+    pub replica_lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms`: how long a follower's fetch waits for new data.
+    pub replica_fetch_wait_max_ms: i32,
+    /// `replica.fetch.max.bytes`: per partition in a follower's fetch.
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: a follower's whole fetch response.
+    pub replica_fetch_response_max_bytes: i32,
     pub advertised_host: String,
     pub advertised_port: u16,
     pub log_dirs: Vec<PathBuf>,
@@ -489,6 +505,10 @@ impl BrokerConfig {
             election_timeout_ms: int("controller.quorum.election.timeout.ms") as u64,
             broker_session_timeout_ms: int("broker.session.timeout.ms"),
             broker_heartbeat_interval_ms: int("broker.heartbeat.interval.ms") as u64,
+            replica_lag_time_max_ms: int("replica.lag.time.max.ms"),
+            replica_fetch_wait_max_ms: int("replica.fetch.wait.max.ms") as i32,
+            replica_fetch_max_bytes: int("replica.fetch.max.bytes") as i32,
+            replica_fetch_response_max_bytes: int("replica.fetch.response.max.bytes") as i32,
             advertised_host,
             advertised_port,
             log_dirs,

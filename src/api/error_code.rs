@@ -44,6 +44,10 @@ pub fn batch_error(error: &BatchError) -> i16 {
 pub fn append_error(error: &AppendError) -> i16 {
     match error {
         AppendError::NotLeader => ResponseError::NotLeaderOrFollower.code(),
+        AppendError::NotEnoughReplicasAfterAppend { .. } => {
+            ResponseError::NotEnoughReplicasAfterAppend.code()
+        }
+        AppendError::Timeout => ResponseError::RequestTimedOut.code(),
         AppendError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas.code(),
         AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
         AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),

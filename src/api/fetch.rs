@@ -10,7 +10,7 @@ use super::{RequestContext, check_leader_epoch, error_code, led_partition, looku
 use crate::log::segment::FileSlice;
 use crate::replication::Partition;
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,10 @@ struct Wanted {
     fetch_offset: i64,
     partition_max_bytes: i32,
     current_leader_epoch: i32,
+    /// The epoch of the follower's last batch (v12+; -1 unknown), for divergence.
+    last_fetched_epoch: i32,
+    /// A follower's fetch: it reads past the high watermark, up to the log end.
+    replica: bool,
     partition: Result<Arc<Partition>, i16>,
 }
 
@@ -49,11 +53,27 @@ fn read_partition(wanted: &Wanted, remaining: u64, min_one: bool) -> (PartitionD
         if let Err(code) = check_leader_epoch(wanted.current_leader_epoch, log.leader_epoch()) {
             return (base.with_error_code(code), None);
         }
+        if wanted.replica && wanted.last_fetched_epoch >= 0 {
+            // KIP-320/KIP-595 divergence: where the follower's last epoch ends here.
+            let (epoch, end_offset) = log.end_offset_for_epoch(wanted.last_fetched_epoch);
+            if end_offset >= 0 && (end_offset < wanted.fetch_offset || epoch < wanted.last_fetched_epoch) {
+                let diverging = EpochEndOffset::default()
+                    .with_epoch(epoch)
+                    .with_end_offset(end_offset);
+                return (base.with_diverging_epoch(diverging), None);
+            }
+        }
         let max_bytes = (wanted.partition_max_bytes.max(0) as u64).min(remaining);
         if max_bytes == 0 && !min_one {
             return (base, None);
         }
-        match log.read(wanted.fetch_offset, high_watermark, max_bytes, min_one) {
+        // Followers read what the leader has; consumers only what is committed.
+        let max_offset = if wanted.replica {
+            log.log_end_offset()
+        } else {
+            high_watermark
+        };
+        match log.read(wanted.fetch_offset, max_offset, max_bytes, min_one) {
             Ok(slice) => (base, slice),
             Err(error) => (base.with_error_code(error_code::log_error(&error)), None),
         }
@@ -62,6 +82,12 @@ fn read_partition(wanted: &Wanted, remaining: u64, min_one: bool) -> (PartitionD
 
 pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchReply {
     let by_id = ctx.version >= 13;
+    let replica_id = if ctx.version >= 15 {
+        *request.replica_state.replica_id
+    } else {
+        *request.replica_id
+    };
+    let replica = replica_id >= 0;
     // No transactions yet, so the last stable offset is the high watermark and both
     // isolation levels read the same data.
     let mut wanted = Vec::new();
@@ -78,8 +104,22 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
                 fetch_offset: partition.fetch_offset,
                 partition_max_bytes: partition.partition_max_bytes,
                 current_leader_epoch: partition.current_leader_epoch,
+                last_fetched_epoch: partition.last_fetched_epoch,
+                replica,
                 partition: resolved,
             });
+        }
+    }
+    if replica {
+        // A follower's fetch offset is its log end: record its progress (which may move
+        // the high watermark) and let the leader reconsider the ISR.
+        let now = crate::replication::partition::now_ms();
+        for item in &wanted {
+            if let Ok(partition) = &item.partition
+                && partition.record_follower_fetch(replica_id, item.fetch_offset, now)
+            {
+                ctx.broker.propose_isr_change(partition);
+            }
         }
     }
     let max_bytes = if request.max_bytes <= 0 {
@@ -106,7 +146,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         for item in &wanted {
             let (data, slice) = read_partition(item, max_bytes - total.min(max_bytes), total == 0);
             total += slice.as_ref().map_or(0, |slice| slice.len);
-            any_error |= data.error_code != error_code::NONE;
+            any_error |= data.error_code != error_code::NONE || data.diverging_epoch.epoch >= 0;
             results.push((data, slice));
         }
         let expired = tokio::time::Instant::now() >= deadline;

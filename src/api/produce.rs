@@ -1,5 +1,7 @@
 //! Produce (key 0): check each batch (length, CRC-32C, `max.message.bytes`), then append
-//! it as sent. Partitions of one request are appended concurrently, so a sync-flush topic
+//! it as sent. acks=1 is answered after the leader's append; acks=all (-1) after every
+//! in-sync replica has the batch (the high watermark covers it), or REQUEST_TIMED_OUT
+//! at the request's timeout. Partitions of one request are appended concurrently, so a sync-flush topic
 //! waits for one group commit per partition, not one per batch. acks=0 gets no response.
 
 use super::{RequestContext, error_code, led_partition, lookup_topic};
@@ -26,6 +28,7 @@ async fn produce_partition(
     index: i32,
     records: Option<bytes::Bytes>,
     acks: i16,
+    deadline: tokio::time::Instant,
 ) -> PartitionProduceResponse {
     let partition = match led_partition(ctx.broker, topic, index) {
         Ok(partition) => partition,
@@ -55,7 +58,15 @@ async fn produce_partition(
             return partition_error(index, code, error.to_string());
         }
     };
-    match partition.append(&batches, acks).await {
+    let appended = match partition.append(&batches, acks).await {
+        // acks=all: answered once every in-sync replica has the batch.
+        Ok(info) if acks == -1 => partition
+            .wait_replicated(info.last_offset + 1, deadline)
+            .await
+            .map(|_| info),
+        other => other,
+    };
+    match appended {
         Ok(info) => PartitionProduceResponse::default()
             .with_index(index)
             .with_base_offset(info.base_offset)
@@ -74,6 +85,8 @@ async fn produce_partition(
 
 pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<ProduceResponse> {
     let acks = request.acks;
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let by_id = ctx.version >= 13;
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
@@ -107,10 +120,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option
                 .map(|data| partition_error(data.index, *code, "unknown topic".into()))
                 .collect(),
             (Ok(topic), _) => {
-                let appends = topic_data
-                    .partition_data
-                    .into_iter()
-                    .map(|data| produce_partition(ctx, &topic.name, data.index, data.records, acks));
+                let appends = topic_data.partition_data.into_iter().map(|data| {
+                    produce_partition(ctx, &topic.name, data.index, data.records, acks, deadline)
+                });
                 futures::future::join_all(appends).await
             }
         };

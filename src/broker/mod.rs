@@ -9,6 +9,7 @@
 //! partitions as topics come and go and leaders move.
 
 mod publisher;
+mod replication;
 mod topics;
 
 pub use topics::{CreatedTopic, TopicError};
@@ -66,6 +67,8 @@ pub struct Broker {
     logs: LogManager,
     /// Serializes the publisher's passes over the partitions.
     publishing: parking_lot::Mutex<()>,
+    /// One replica fetcher per leader this broker follows, by leader id.
+    fetchers: parking_lot::Mutex<HashMap<i32, crate::replication::fetcher::ReplicaFetcher>>,
     /// The unused part of the current block of producer ids: [next, end).
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
 }
@@ -177,6 +180,7 @@ impl Broker {
             partitions: RwLock::new(partitions),
             logs,
             publishing: parking_lot::Mutex::new(()),
+            fetchers: parking_lot::Mutex::new(HashMap::new()),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
         });
         // Partitions the image gives this broker but that have no log yet are created now.
@@ -425,6 +429,7 @@ impl Broker {
         }
         tokio::spawn(publisher::follow_image(Arc::downgrade(self), self.image.clone()));
         tokio::spawn(publisher::heartbeat(Arc::downgrade(self)));
+        tokio::spawn(replication::check_isr(Arc::downgrade(self)));
         every(self, Duration::from_millis(100), |broker| async move {
             broker.groups.tick(now_ms());
         });

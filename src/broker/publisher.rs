@@ -67,7 +67,7 @@ impl Broker {
             match self.partition(&topic_partition) {
                 Some(partition) => {
                     if partition.state() != state {
-                        partition.update(state);
+                        partition.update(state, now);
                     }
                     partition.with_log(|log| {
                         if log.config() != &log_config {
@@ -94,6 +94,7 @@ impl Broker {
                 }
             }
         }
+        self.update_fetchers(image);
         self.published.send_replace(image.offset);
         result
     }

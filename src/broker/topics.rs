@@ -52,7 +52,12 @@ impl From<ControllerError> for TopicError {
             ControllerError::Command(CommandError::InvalidReplicaAssignment(message)) => {
                 TopicError::InvalidReplicaAssignment(message)
             }
-            other @ (ControllerError::Command(CommandError::StaleBrokerEpoch { .. })
+            other @ (ControllerError::Command(
+                CommandError::StaleBrokerEpoch { .. }
+                | CommandError::FencedLeaderEpoch { .. }
+                | CommandError::InvalidUpdateVersion { .. }
+                | CommandError::IneligibleReplica(_),
+            )
             | ControllerError::NotController { .. }
             | ControllerError::Unavailable(_)) => TopicError::Timeout(other.to_string()),
         }

@@ -29,6 +29,14 @@ pub enum CommandError {
     InvalidReplicaAssignment(String),
     #[error("broker {broker_id} is not registered with epoch {broker_epoch}")]
     StaleBrokerEpoch { broker_id: i32, broker_epoch: i64 },
+    /// An ISR change from a broker that does not lead in that epoch (any more).
+    #[error("not the leader of the partition in leader epoch {leader_epoch}")]
+    FencedLeaderEpoch { leader_epoch: i32 },
+    /// An ISR change based on an older partition epoch than the current one.
+    #[error("partition epoch {sent} is not the current {current}")]
+    InvalidUpdateVersion { sent: i32, current: i32 },
+    #[error("{0}")]
+    IneligibleReplica(String),
 }
 
 impl From<PlacementError> for CommandError {
@@ -224,6 +232,63 @@ pub fn set_topic_configs(
     Ok(vec![MetadataRecord::TopicConfigs {
         topic_id: topic.topic_id,
         configs,
+    }])
+}
+
+/// An ISR change proposed by a partition's leader (Kafka's AlterPartition, KIP-497):
+/// accepted only from the current leader in its epoch, based on the current partition
+/// epoch, naming the leader and only replicas on live brokers.
+pub fn alter_partition(
+    image: &MetadataImage,
+    broker_id: i32,
+    topic_id: uuid::Uuid,
+    partition: i32,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    new_isr: &[i32],
+) -> Result<Vec<MetadataRecord>, CommandError> {
+    let topic = image
+        .topic_by_id(topic_id)
+        .ok_or_else(|| CommandError::UnknownTopic(topic_id.to_string()))?;
+    let current = topic
+        .partition(partition)
+        .ok_or_else(|| CommandError::UnknownTopic(format!("{}-{partition}", topic.name)))?;
+    if current.leader != broker_id || current.leader_epoch != leader_epoch {
+        return Err(CommandError::FencedLeaderEpoch {
+            leader_epoch: current.leader_epoch,
+        });
+    }
+    if current.partition_epoch != partition_epoch {
+        return Err(CommandError::InvalidUpdateVersion {
+            sent: partition_epoch,
+            current: current.partition_epoch,
+        });
+    }
+    if !new_isr.contains(&broker_id) {
+        return Err(CommandError::IneligibleReplica(
+            "the ISR must hold its leader".into(),
+        ));
+    }
+    for replica in new_isr {
+        if !current.replicas.contains(replica) {
+            return Err(CommandError::IneligibleReplica(format!(
+                "{replica} is not a replica"
+            )));
+        }
+        if !current.isr.contains(replica) && !image.is_live(*replica) {
+            return Err(CommandError::IneligibleReplica(format!(
+                "broker {replica} is fenced and cannot join the ISR"
+            )));
+        }
+    }
+    if new_isr == current.isr.as_slice() {
+        return Ok(vec![]);
+    }
+    Ok(vec![MetadataRecord::PartitionChange {
+        topic_id,
+        partition,
+        leader: None,
+        isr: Some(new_isr.to_vec()),
     }])
 }
 
@@ -428,6 +493,56 @@ mod tests {
             create_partitions(&image, "t", 6, Some(&[vec![0]]), PlacementSeed::default()),
             Err(CommandError::InvalidReplicaAssignment(_))
         ));
+    }
+
+    #[test]
+    fn isr_changes_come_from_the_current_leader_in_the_current_epoch() {
+        let mut image = cluster(3);
+        let id = uuid::Uuid::from_u128(1);
+        let mut topic = new_topic("t", 1, 3);
+        topic.assignments = Some(vec![vec![0, 1, 2]]);
+        image.apply_batch(
+            200,
+            &create_topic(&image, &topic, id, PlacementSeed::default()).unwrap(),
+        );
+        let records = alter_partition(&image, 0, id, 0, 0, 0, &[0, 1]).unwrap();
+        image.apply_batch(201, &records);
+        let partition = image.topic("t").unwrap().partitions[0].clone();
+        assert_eq!(
+            (partition.isr.clone(), partition.partition_epoch),
+            (vec![0, 1], 1)
+        );
+        assert!(matches!(
+            alter_partition(&image, 0, id, 0, 0, 0, &[0]),
+            Err(CommandError::InvalidUpdateVersion { sent: 0, current: 1 })
+        ));
+        assert!(matches!(
+            alter_partition(&image, 1, id, 0, 0, 1, &[1]),
+            Err(CommandError::FencedLeaderEpoch { .. })
+        ));
+        assert!(matches!(
+            alter_partition(&image, 0, id, 0, 0, 1, &[1, 2]),
+            Err(CommandError::IneligibleReplica(_))
+        ));
+        assert!(matches!(
+            alter_partition(&image, 0, id, 0, 0, 1, &[0, 5]),
+            Err(CommandError::IneligibleReplica(_))
+        ));
+        image.apply_batch(
+            202,
+            &[MetadataRecord::FenceBroker {
+                broker_id: 2,
+                broker_epoch: 2,
+            }],
+        );
+        assert!(
+            matches!(
+                alter_partition(&image, 0, id, 0, 0, 1, &[0, 1, 2]),
+                Err(CommandError::IneligibleReplica(_))
+            ),
+            "a fenced broker cannot join"
+        );
+        assert_eq!(alter_partition(&image, 0, id, 0, 0, 1, &[0, 1]).unwrap(), vec![]);
     }
 
     #[test]

@@ -119,26 +119,16 @@ pub fn on_broker_fenced(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRe
         .collect()
 }
 
-/// The partition changes when `broker_id` is unfenced. Until followers replicate data,
-/// a replica counts as in sync exactly when its broker is live, so the broker rejoins
-/// the ISR of each of its partitions, and leads those that had no leader.
+/// The partition changes when `broker_id` is unfenced: it leads the partitions that
+/// had no leader and keep it in their ISR (it was their last in-sync replica). It does
+/// not rejoin other ISRs here: as a follower it catches up and its leader adds it back.
 pub fn on_broker_unfenced(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
     let may_lead = |replica: i32| replica == broker_id || image.is_live(replica);
     each_partition(image)
-        .filter(|(_, _, partition)| partition.replicas.contains(&broker_id))
+        .filter(|(_, _, partition)| partition.leader == NO_LEADER && partition.isr.contains(&broker_id))
         .filter_map(|(topic_id, index, partition)| {
-            let isr: Vec<i32> = partition
-                .replicas
-                .iter()
-                .copied()
-                .filter(|replica| *replica == broker_id || partition.isr.contains(replica))
-                .collect();
-            let leader = if partition.leader == NO_LEADER {
-                choose_leader(&partition.replicas, &isr, may_lead)
-            } else {
-                partition.leader
-            };
-            change(topic_id, index, partition, leader, isr)
+            let leader = choose_leader(&partition.replicas, &partition.isr, may_lead);
+            change(topic_id, index, partition, leader, partition.isr.clone())
         })
         .collect()
 }
@@ -305,14 +295,15 @@ mod tests {
     }
 
     #[test]
-    fn unfenced_broker_rejoins_isrs_and_keeps_leaders() {
+    fn unfenced_broker_does_not_rejoin_isrs_by_itself() {
         let (mut image, _) = cluster(&[1, 2, 3]);
         image.apply_batch(30, &on_broker_fenced(&image, 1));
-        let changes = on_broker_unfenced(&image, 1);
-        image.apply_batch(31, &changes);
+        assert!(
+            on_broker_unfenced(&image, 1).is_empty(),
+            "followers rejoin through their leader"
+        );
         let topic = image.topic("t").unwrap();
-        assert_eq!(topic.partitions[0].isr, vec![1, 2, 3]);
+        assert_eq!(topic.partitions[0].isr, vec![2, 3]);
         assert_eq!(topic.partitions[0].leader, 2, "no preferred-leader move-back");
-        assert!(on_broker_unfenced(&image, 1).is_empty(), "idempotent");
     }
 }

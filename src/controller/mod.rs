@@ -309,6 +309,31 @@ impl Controller {
                 };
                 Ok(ControllerReply::Committed { offset })
             }
+            ControllerRequest::AlterPartition {
+                broker_id,
+                topic_id,
+                partition,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            } => {
+                let records = commands::alter_partition(
+                    &image,
+                    broker_id,
+                    topic_id,
+                    partition,
+                    leader_epoch,
+                    partition_epoch,
+                    &new_isr,
+                )?;
+                let offset = if records.is_empty() {
+                    image.offset
+                } else {
+                    self.commit(records).await?
+                };
+                tracing::info!(broker_id, %topic_id, partition, ?new_isr, "ISR changed");
+                Ok(ControllerReply::Committed { offset })
+            }
             ControllerRequest::AllocateProducerIds {
                 broker_id,
                 broker_epoch,

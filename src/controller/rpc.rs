@@ -65,6 +65,15 @@ pub enum ControllerRequest {
         broker_epoch: i64,
     },
     DescribeQuorum,
+    /// A partition leader's ISR change (Kafka's AlterPartition).
+    AlterPartition {
+        broker_id: i32,
+        topic_id: uuid::Uuid,
+        partition: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: Vec<i32>,
+    },
     /// A broker without a controller of its own follows the metadata through this: the
     /// image once it is past `after_offset`, waiting up to `max_wait_ms` for that.
     FetchMetadata {

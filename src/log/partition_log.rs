@@ -230,6 +230,16 @@ impl PartitionLog {
         self.epochs.entries.latest_epoch()
     }
 
+    /// Where `epoch` began in this log, if it is in the cache.
+    pub fn epoch_start_offset(&self, epoch: i32) -> Option<i64> {
+        self.epochs
+            .entries
+            .0
+            .iter()
+            .find(|(entry_epoch, _)| *entry_epoch == epoch)
+            .map(|(_, start)| *start)
+    }
+
     /// Where `epoch` ends in this log (Kafka's OffsetsForLeaderEpoch answer).
     pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
         self.epochs.entries.end_offset_for(epoch, self.log_end_offset())
@@ -425,6 +435,29 @@ impl PartitionLog {
         }
         tracing::info!(topic_partition = %self.topic_partition, log_end_offset, "log truncated");
         Ok(())
+    }
+
+    /// Empties the log and restarts it at `offset` (a follower whose whole log is
+    /// behind the leader's log start).
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for base in bases {
+            if let Some(segment) = self.segments.remove(&base) {
+                segment.delete()?;
+            }
+        }
+        let fresh = LogSegment::create(
+            &self.dir,
+            offset.max(0),
+            self.config.index_interval_bytes,
+            self.config.max_index_size,
+            now_ms,
+        )?;
+        self.segments.insert(offset.max(0), fresh);
+        self.high_watermark = offset.max(0);
+        self.recovery_point = offset.max(0);
+        self.epochs.entries = EpochEntries::default();
+        self.save_epochs()
     }
 
     fn truncate_segments(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {

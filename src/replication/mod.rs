@@ -1,7 +1,11 @@
 //! A partition as the broker serves it: its log plus leader epoch, replicas, ISR and
 //! high watermark, and the durability rules of acks and flushing.
 
+pub mod connection;
+pub mod fetcher;
+pub mod isr;
 pub mod partition;
 pub mod producer_state;
+pub mod replica;
 
 pub use partition::Partition;

@@ -2,23 +2,30 @@
 //! watermark rule, group-commit flushing, and a notifier that wakes long-polling fetches.
 //!
 //! Leadership, replicas and ISR come from the metadata image ([`PartitionState`]); only
-//! the leader accepts appends. Followers do not fetch yet, so the high watermark follows
-//! the leader's log end offset on every append. `acks=all` checks `min.insync.replicas`
-//! against the ISR, so a topic asking for more in-sync replicas than exist is refused
-//! with NOT_ENOUGH_REPLICAS, as Kafka does.
+//! the leader accepts appends. The leader tracks its followers' fetches and moves the
+//! high watermark to the lowest log end offset in the ISR (`replica.rs`); `acks=all`
+//! checks `min.insync.replicas` against the ISR before writing (NOT_ENOUGH_REPLICAS) and
+//! then waits until the high watermark covers the batch. A follower appends the
+//! leader's batches as they are and takes its high watermark.
 
+use super::isr::FollowerState;
 use super::producer_state::{BatchIdentity, Decision, ProducerStateTable};
 use crate::cluster::image::PartitionRegistration;
 use crate::log::batch::IncomingBatch;
 use crate::log::partition_log::AppendInfo;
 use crate::log::{LogError, PartitionLog, TopicPartition};
 use parking_lot::Mutex;
+use std::collections::HashMap;
 use tokio::sync::Notify;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
     #[error("this broker is not the leader of the partition")]
     NotLeader,
+    #[error("the ISR shrank below min.insync.replicas ({required}) while waiting for replication")]
+    NotEnoughReplicasAfterAppend { required: i32 },
+    #[error("not replicated to every in-sync replica within the request timeout")]
+    Timeout,
     #[error("only {isr} in-sync replicas, min.insync.replicas is {required}")]
     NotEnoughReplicas { isr: usize, required: i32 },
     #[error("out of order sequence number from producer {producer_id}")]
@@ -31,7 +38,7 @@ pub enum AppendError {
     Log(#[from] LogError),
 }
 
-fn identity(batch: &IncomingBatch) -> Option<BatchIdentity> {
+pub(super) fn identity(batch: &IncomingBatch) -> Option<BatchIdentity> {
     let header = &batch.header;
     (header.producer_id >= 0).then(|| BatchIdentity {
         producer_id: header.producer_id,
@@ -63,19 +70,25 @@ impl From<&PartitionRegistration> for PartitionState {
     }
 }
 
+/// Lock order: `log`, then `state`, then `followers`, then `producers`.
 pub struct Partition {
     pub topic_partition: TopicPartition,
     pub topic_id: uuid::Uuid,
     /// This broker's id.
-    node_id: i32,
-    state: Mutex<PartitionState>,
-    log: Mutex<PartitionLog>,
+    pub(super) node_id: i32,
+    pub(super) state: Mutex<PartitionState>,
+    pub(super) log: Mutex<PartitionLog>,
+    /// What the leader knows of each follower; reset at every new leadership.
+    pub(super) followers: Mutex<HashMap<i32, FollowerState>>,
+    /// The partition epoch an ISR change was proposed from, until the image moves on.
+    pub(super) pending_isr: Mutex<Option<i32>>,
     /// Idempotent-producer state; locked only while `log` is held.
-    producers: Mutex<ProducerStateTable>,
+    pub(super) producers: Mutex<ProducerStateTable>,
     /// Serializes fsyncs so concurrent producers share one (group commit).
     flush_lock: tokio::sync::Mutex<()>,
-    /// Woken after every append, for fetches waiting on `min_bytes`.
-    appended: Notify,
+    /// Woken after every append, high-watermark move and leadership change: for fetches
+    /// waiting on `min_bytes` and produces waiting on replication.
+    pub(super) appended: Notify,
 }
 
 pub fn now_ms() -> i64 {
@@ -85,18 +98,28 @@ pub fn now_ms() -> i64 {
 }
 
 impl Partition {
-    pub fn new(mut log: PartitionLog, topic_id: uuid::Uuid, node_id: i32, state: PartitionState) -> Self {
-        log.set_leader_epoch(state.leader_epoch);
-        Partition {
+    pub fn new(log: PartitionLog, topic_id: uuid::Uuid, node_id: i32, state: PartitionState) -> Self {
+        let partition = Partition {
             topic_partition: log.topic_partition.clone(),
             topic_id,
             node_id,
-            state: Mutex::new(state),
+            // A placeholder: `update` below takes the real state, with its transitions.
+            state: Mutex::new(PartitionState {
+                replicas: vec![],
+                isr: vec![],
+                leader: crate::cluster::image::NO_LEADER,
+                leader_epoch: -1,
+                partition_epoch: -1,
+            }),
             log: Mutex::new(log),
+            followers: Mutex::new(HashMap::new()),
+            pending_isr: Mutex::new(None),
             producers: Mutex::new(ProducerStateTable::default()),
             flush_lock: tokio::sync::Mutex::new(()),
             appended: Notify::new(),
-        }
+        };
+        partition.update(state, now_ms());
+        partition
     }
 
     pub fn isr(&self) -> Vec<i32> {
@@ -111,14 +134,38 @@ impl Partition {
         self.state.lock().leader == self.node_id
     }
 
-    /// Takes a new registration from the metadata image; the log stamps the new leader
-    /// epoch on what it appends from now on.
-    pub fn update(&self, state: PartitionState) {
+    /// Takes a new registration from the metadata image. Becoming leader (or leading
+    /// in a new epoch) records the epoch's start in the epoch cache and starts every
+    /// follower afresh; the log stamps the new leader epoch on what it appends.
+    pub fn update(&self, new: PartitionState, now_ms: i64) {
         let mut log = self.log.lock();
-        log.set_leader_epoch(state.leader_epoch);
-        *self.state.lock() = state;
+        let mut state = self.state.lock();
+        let leads = new.leader == self.node_id;
+        let new_leadership =
+            leads && (state.leader != self.node_id || state.leader_epoch != new.leader_epoch);
+        if new_leadership {
+            if let Err(error) = log.start_epoch(new.leader_epoch) {
+                tracing::error!(topic_partition = %self.topic_partition, %error, "cannot record the new leader epoch");
+            }
+            let mut followers = self.followers.lock();
+            followers.clear();
+            for replica in new.replicas.iter().filter(|replica| **replica != self.node_id) {
+                followers.insert(*replica, FollowerState::new(now_ms));
+            }
+            tracing::info!(topic_partition = %self.topic_partition, epoch = new.leader_epoch, "leading");
+        }
+        log.set_leader_epoch(new.leader_epoch);
+        if new.partition_epoch != state.partition_epoch {
+            *self.pending_isr.lock() = None;
+        }
+        *state = new;
+        if leads {
+            let followers = self.followers.lock();
+            self.refresh_high_watermark(&mut log, &state, &followers);
+        }
+        drop(state);
         drop(log);
-        // Wake long polls, so a fetch waiting on a deposed leader answers at once.
+        // Wake long polls and replication waits, so a deposed leader answers at once.
         self.appended.notify_waiters();
     }
 
@@ -208,9 +255,11 @@ impl Partition {
         if let Some(identity) = &identity {
             producers.record(identity, info.base_offset, info.last_offset);
         }
-        // The ISR is this broker alone: everything appended is replicated.
-        let log_end_offset = log.log_end_offset();
-        log.set_high_watermark(log_end_offset);
+        drop(producers);
+        // A lone in-sync leader commits at once; otherwise followers move it.
+        let state = self.state.lock();
+        let followers = self.followers.lock();
+        self.refresh_high_watermark(&mut log, &state, &followers);
         Ok((info, log.needs_flush(now)))
     }
 

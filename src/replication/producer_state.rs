@@ -106,6 +106,15 @@ impl ProducerStateTable {
             entry.recent.pop_front();
         }
     }
+
+    /// Forgets batches at or after `offset` (the log was truncated there); a producer
+    /// left with none is forgotten, and is accepted at any sequence again.
+    pub fn truncate_after(&mut self, offset: i64) {
+        self.producers.retain(|_, entry| {
+            entry.recent.retain(|recent| recent.last_offset < offset);
+            !entry.recent.is_empty()
+        });
+    }
 }
 
 #[cfg(test)]
@@ -152,6 +161,28 @@ mod tests {
         assert_eq!(table.check(&batch(4, 0, 0)), Decision::Append);
         table.record(&batch(4, 0, 0), 1, 1);
         assert_eq!(table.check(&batch(3, 1, 1)), Decision::InvalidProducerEpoch);
+    }
+
+    #[test]
+    fn truncation_forgets_batches_past_the_cut() {
+        let mut table = ProducerStateTable::default();
+        table.record(&batch(0, 0, 9), 100, 109);
+        table.record(&batch(0, 10, 19), 110, 119);
+        table.truncate_after(110);
+        assert_eq!(
+            table.check(&batch(0, 10, 19)),
+            Decision::Append,
+            "no longer a duplicate"
+        );
+        assert_eq!(
+            table.check(&batch(0, 0, 9)),
+            Decision::Duplicate {
+                base_offset: 100,
+                last_offset: 109
+            }
+        );
+        table.truncate_after(0);
+        assert_eq!(table.check(&batch(0, 50, 50)), Decision::Append, "unknown again");
     }
 
     #[test]

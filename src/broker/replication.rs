@@ -1,0 +1,130 @@
+//! The broker's side of replication: it keeps one replica fetcher per leader it
+//! follows (in line with the image, after every publish), sends the ISR changes its led
+//! partitions propose to the controller (AlterPartition), and checks for lagging
+//! followers every half `replica.lag.time.max.ms`.
+
+use super::Broker;
+use crate::cluster::image::{MetadataImage, NO_LEADER};
+use crate::controller::rpc::ControllerRequest;
+use crate::log::TopicPartition;
+use crate::replication::Partition;
+use crate::replication::fetcher::{FetcherConfig, FollowedPartition, ReplicaFetcher};
+use crate::replication::partition::now_ms;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+impl Broker {
+    fn fetcher_config(&self) -> FetcherConfig {
+        FetcherConfig {
+            node_id: self.config.node_id,
+            local_ip: self.config.listener.map(|address| address.ip()),
+            max_wait_ms: self.config.replica_fetch_wait_max_ms,
+            partition_max_bytes: self.config.replica_fetch_max_bytes,
+            response_max_bytes: self.config.replica_fetch_response_max_bytes,
+        }
+    }
+
+    /// Points the replica fetchers at the leaders `image` names for the partitions this
+    /// broker follows: one fetcher per live leader, none for a fenced or absent leader.
+    pub(super) fn update_fetchers(&self, image: &MetadataImage) {
+        let mut wanted: HashMap<i32, BTreeMap<TopicPartition, FollowedPartition>> = HashMap::new();
+        for partition in self.all_partitions() {
+            let state = partition.state();
+            if state.leader == self.config.node_id
+                || state.leader == NO_LEADER
+                || !image.is_live(state.leader)
+            {
+                continue;
+            }
+            wanted.entry(state.leader).or_default().insert(
+                partition.topic_partition.clone(),
+                FollowedPartition {
+                    partition: partition.clone(),
+                    topic_id: partition.topic_id,
+                    leader_epoch: state.leader_epoch,
+                },
+            );
+        }
+        let mut fetchers = self.fetchers.lock();
+        fetchers.retain(|source, _| wanted.contains_key(source));
+        for (source, targets) in wanted {
+            let fetcher = fetchers
+                .entry(source)
+                .or_insert_with(|| ReplicaFetcher::start(self.fetcher_config(), source));
+            let endpoint = image
+                .brokers
+                .get(&source)
+                .and_then(|broker| broker.endpoints.first())
+                .map(|endpoint| (endpoint.host.clone(), endpoint.port));
+            fetcher.endpoint.send_if_modified(|current| {
+                let changed = *current != endpoint;
+                *current = endpoint.clone();
+                changed
+            });
+            let changed = {
+                let current = fetcher.targets.borrow();
+                current.len() != targets.len()
+                    || current.iter().zip(&targets).any(|((a, x), (b, y))| {
+                        a != b || x.leader_epoch != y.leader_epoch || !Arc::ptr_eq(&x.partition, &y.partition)
+                    })
+            };
+            if changed {
+                fetcher.targets.send_replace(targets);
+            }
+        }
+    }
+
+    /// Sends the ISR change `partition` proposes, if any, to the controller. The new
+    /// ISR takes effect when the committed change reaches this broker's image.
+    pub fn propose_isr_change(self: &Arc<Self>, partition: &Arc<Partition>) {
+        let Some(proposal) = partition.isr_proposal(self.config.replica_lag_time_max_ms, now_ms()) else {
+            return;
+        };
+        let broker = Arc::downgrade(self);
+        let partition = partition.clone();
+        tokio::spawn(async move {
+            let Some(broker) = broker.upgrade() else { return };
+            let request = ControllerRequest::AlterPartition {
+                broker_id: broker.config.node_id,
+                topic_id: partition.topic_id,
+                partition: partition.topic_partition.partition,
+                leader_epoch: proposal.leader_epoch,
+                partition_epoch: proposal.partition_epoch,
+                new_isr: proposal.new_isr.clone(),
+            };
+            match broker.controller_request(request, Duration::from_secs(5)).await {
+                Ok(_) => tracing::info!(
+                    topic_partition = %partition.topic_partition,
+                    isr = ?proposal.new_isr,
+                    "ISR change committed"
+                ),
+                Err(error) => {
+                    tracing::warn!(topic_partition = %partition.topic_partition, %error, "ISR change refused");
+                    partition.clear_pending_isr();
+                }
+            }
+        });
+    }
+}
+
+/// Every half `replica.lag.time.max.ms` (at most a second), lets each led partition
+/// propose dropping lagging followers.
+pub(super) async fn check_isr(broker: Weak<Broker>) {
+    let period = match broker.upgrade() {
+        Some(broker) => {
+            Duration::from_millis((broker.config.replica_lag_time_max_ms / 2).clamp(10, 1000) as u64)
+        }
+        None => return,
+    };
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        ticker.tick().await;
+        let Some(broker) = broker.upgrade() else { break };
+        for partition in broker.all_partitions() {
+            if partition.is_leader() {
+                broker.propose_isr_change(&partition);
+            }
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Follower IO: one replica fetcher per source broker, over one connection, for every
+//! partition this broker follows from that leader.
+//!
+//! Each round sends one Fetch (v15, with this broker's id in ReplicaState) carrying, per
+//! partition, the follower's log end as fetch offset, the epoch of its last batch (for
+//! the leader's divergence check) and the leader epoch it knows. The answer's batches
+//! are appended byte for byte at the leader's offsets and epochs; the leader's high
+//! watermark is taken; a diverging epoch cuts the log at the divergence point first
+//! (KIP-101, KIP-279, KIP-595). A partition whose leader refuses it (not leader, other
+//! epoch) waits until the metadata changes or a second passes.
+
+use super::Partition;
+use super::connection::KafkaConnection;
+use crate::log::TopicPartition;
+use crate::log::batch::split_and_validate;
+use crate::replication::partition::now_ms;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// The Fetch version followers use (ReplicaState, topic ids, diverging epochs).
+const FETCH_VERSION: i16 = 15;
+
+/// One partition a fetcher follows.
+#[derive(Clone)]
+pub struct FollowedPartition {
+    pub partition: Arc<Partition>,
+    pub topic_id: uuid::Uuid,
+    /// The leader epoch this follower knows, sent so that a stale view is refused.
+    pub leader_epoch: i32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FetcherConfig {
+    pub node_id: i32,
+    pub local_ip: Option<IpAddr>,
+    pub max_wait_ms: i32,
+    pub partition_max_bytes: i32,
+    pub response_max_bytes: i32,
+}
+
+/// The fetcher of one source broker, as the broker's publisher drives it.
+pub struct ReplicaFetcher {
+    pub targets: watch::Sender<BTreeMap<TopicPartition, FollowedPartition>>,
+    pub endpoint: watch::Sender<Option<(String, u16)>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ReplicaFetcher {
+    pub fn start(config: FetcherConfig, source: i32) -> Self {
+        let (targets, targets_rx) = watch::channel(BTreeMap::new());
+        let (endpoint, endpoint_rx) = watch::channel(None);
+        let task = tokio::spawn(run(config, source, targets_rx, endpoint_rx));
+        ReplicaFetcher {
+            targets,
+            endpoint,
+            task,
+        }
+    }
+}
+
+impl Drop for ReplicaFetcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn run(
+    config: FetcherConfig,
+    source: i32,
+    mut targets: watch::Receiver<BTreeMap<TopicPartition, FollowedPartition>>,
+    endpoint: watch::Receiver<Option<(String, u16)>>,
+) {
+    let mut connection: Option<(SocketAddr, KafkaConnection)> = None;
+    let mut paused: HashMap<TopicPartition, Instant> = HashMap::new();
+    loop {
+        if targets.has_changed().unwrap_or(false) {
+            paused.clear();
+        }
+        let now = Instant::now();
+        paused.retain(|_, until| *until > now);
+        let current: Vec<(TopicPartition, FollowedPartition)> = targets
+            .borrow_and_update()
+            .iter()
+            .filter(|(topic_partition, _)| !paused.contains_key(*topic_partition))
+            .map(|(topic_partition, followed)| (topic_partition.clone(), followed.clone()))
+            .collect();
+        if current.is_empty() {
+            let wake = paused.values().min().copied();
+            tokio::select! {
+                changed = targets.changed() => if changed.is_err() { return },
+                _ = async { match wake { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => {}
+            }
+            continue;
+        }
+        let Some(address) = resolve(&endpoint) else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        if connection
+            .as_ref()
+            .is_none_or(|(connected, _)| *connected != address)
+        {
+            let client_id = format!("ferrolog-replica-fetcher-{}-{source}", config.node_id);
+            match KafkaConnection::connect(address, config.local_ip, client_id).await {
+                Ok(opened) => connection = Some((address, opened)),
+                Err(error) => {
+                    tracing::debug!(source, %error, "replica fetcher cannot connect");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            }
+        }
+        let Some((_, open)) = connection.as_mut() else {
+            continue;
+        };
+        let request = fetch_request(&config, &current);
+        let timeout = Duration::from_millis(config.max_wait_ms.max(0) as u64) + Duration::from_secs(10);
+        let response = match tokio::time::timeout(timeout, open.call(&request, FETCH_VERSION)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => {
+                tracing::debug!(source, %error, "replica fetch failed");
+                connection = None;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(_) => {
+                tracing::debug!(source, "replica fetch timed out");
+                connection = None;
+                continue;
+            }
+        };
+        let by_id: HashMap<(uuid::Uuid, i32), &(TopicPartition, FollowedPartition)> = current
+            .iter()
+            .map(|entry| ((entry.1.topic_id, entry.0.partition), entry))
+            .collect();
+        apply_response(response, &by_id, &mut paused).await;
+    }
+}
+
+fn resolve(endpoint: &watch::Receiver<Option<(String, u16)>>) -> Option<SocketAddr> {
+    let (host, port) = endpoint.borrow().clone()?;
+    (host.as_str(), port).to_socket_addrs().ok()?.next()
+}
+
+fn fetch_request(config: &FetcherConfig, current: &[(TopicPartition, FollowedPartition)]) -> FetchRequest {
+    let mut topics: BTreeMap<uuid::Uuid, Vec<FetchPartition>> = BTreeMap::new();
+    for (topic_partition, followed) in current {
+        let position = followed.partition.fetch_position();
+        topics.entry(followed.topic_id).or_default().push(
+            FetchPartition::default()
+                .with_partition(topic_partition.partition)
+                .with_current_leader_epoch(followed.leader_epoch)
+                .with_fetch_offset(position.log_end_offset)
+                .with_last_fetched_epoch(position.last_fetched_epoch)
+                .with_log_start_offset(position.log_start_offset)
+                .with_partition_max_bytes(config.partition_max_bytes),
+        );
+    }
+    FetchRequest::default()
+        .with_replica_state(
+            ReplicaState::default()
+                .with_replica_id(BrokerId(config.node_id))
+                .with_replica_epoch(-1),
+        )
+        .with_max_wait_ms(config.max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(config.response_max_bytes)
+        .with_session_epoch(-1)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(topic_id, partitions)| {
+                    FetchTopic::default()
+                        .with_topic_id(topic_id)
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        )
+}
+
+async fn apply_response(
+    response: FetchResponse,
+    by_id: &HashMap<(uuid::Uuid, i32), &(TopicPartition, FollowedPartition)>,
+    paused: &mut HashMap<TopicPartition, Instant>,
+) {
+    let now = now_ms();
+    for topic in response.responses {
+        for data in topic.partitions {
+            let Some((topic_partition, followed)) =
+                by_id.get(&(topic.topic_id, data.partition_index)).copied()
+            else {
+                continue;
+            };
+            let partition = &followed.partition;
+            let outcome = match ResponseError::try_from_code(data.error_code) {
+                None if data.diverging_epoch.epoch >= 0 || data.diverging_epoch.end_offset >= 0 => {
+                    let diverging = data.diverging_epoch;
+                    let (own_epoch, own_end) = partition.end_offset_for_epoch(diverging.epoch);
+                    let target = if own_epoch >= 0 && own_end >= 0 {
+                        diverging.end_offset.min(own_end)
+                    } else {
+                        diverging.end_offset
+                    };
+                    tracing::info!(%topic_partition, epoch = diverging.epoch, target, "diverged from the leader; truncating");
+                    partition.truncate_to(target.max(0), now).map(|_| false)
+                }
+                None => {
+                    let records = data.records.unwrap_or_default();
+                    match split_and_validate(&records, usize::MAX) {
+                        Ok(batches) => partition.append_replicated(&batches, data.high_watermark, now),
+                        Err(error) => {
+                            tracing::warn!(%topic_partition, %error, "leader sent a bad batch");
+                            paused.insert(topic_partition.clone(), Instant::now() + Duration::from_secs(1));
+                            continue;
+                        }
+                    }
+                }
+                Some(ResponseError::OffsetOutOfRange) => {
+                    let position = partition.fetch_position();
+                    if position.log_end_offset < data.log_start_offset {
+                        partition.restart_at(data.log_start_offset, now).map(|_| false)
+                    } else {
+                        partition
+                            .truncate_to(data.high_watermark.max(0), now)
+                            .map(|_| false)
+                    }
+                }
+                Some(error) => {
+                    tracing::debug!(%topic_partition, ?error, "leader refused a replica fetch");
+                    paused.insert(topic_partition.clone(), Instant::now() + Duration::from_secs(1));
+                    continue;
+                }
+            };
+            match outcome {
+                Ok(true) => {
+                    if let Err(error) = partition.flush_if_due().await {
+                        tracing::error!(%topic_partition, %error, "follower flush failed");
+                    }
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(%topic_partition, %error, "follower append failed");
+                    paused.insert(topic_partition.clone(), Instant::now() + Duration::from_secs(1));
+                }
+            }
+        }
+    }
+}

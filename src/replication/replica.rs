@@ -1,0 +1,206 @@
+//! A partition's replication verbs: on the leader, follower progress, the high
+//! watermark, ISR proposals and waiting for `acks=all`; on a follower, appending the
+//! leader's batches and truncating at a divergence point.
+//!
+//! The decisions themselves are the pure rules of [`super::isr`]; this file applies them
+//! under the partition's locks and wakes whoever waits.
+
+use super::isr::{self, FollowerState, IsrView};
+use super::partition::{AppendError, Partition, PartitionState, identity};
+use crate::log::PartitionLog;
+use crate::log::batch::IncomingBatch;
+use std::collections::HashMap;
+
+/// An ISR change the leader wants the controller to commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrProposal {
+    pub new_isr: Vec<i32>,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+/// Where a follower's log stands, for its next fetch.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchPosition {
+    pub log_end_offset: i64,
+    pub log_start_offset: i64,
+    /// The epoch of its last batch (-1: none), for the leader's divergence check.
+    pub last_fetched_epoch: i32,
+}
+
+impl Partition {
+    /// Moves the high watermark to the lowest log end offset in the ISR; returns
+    /// whether it moved. The caller holds the locks it passes.
+    pub(super) fn refresh_high_watermark(
+        &self,
+        log: &mut PartitionLog,
+        state: &PartitionState,
+        followers: &HashMap<i32, FollowerState>,
+    ) -> bool {
+        let current = log.high_watermark();
+        let next = isr::high_watermark(current, self.node_id, log.log_end_offset(), &state.isr, followers);
+        if next > current {
+            log.set_high_watermark(next);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A follower fetched from `fetch_offset`: record its progress and move the high
+    /// watermark. Returns false when this broker does not lead the partition.
+    pub fn record_follower_fetch(&self, replica_id: i32, fetch_offset: i64, now_ms: i64) -> bool {
+        let mut log = self.log.lock();
+        let state = self.state.lock();
+        if state.leader != self.node_id {
+            return false;
+        }
+        let mut followers = self.followers.lock();
+        let log_end_offset = log.log_end_offset();
+        followers
+            .entry(replica_id)
+            .or_insert_with(|| FollowerState::new(now_ms))
+            .on_fetch(fetch_offset.min(log_end_offset), log_end_offset, now_ms);
+        let moved = self.refresh_high_watermark(&mut log, &state, &followers);
+        drop(followers);
+        drop(state);
+        drop(log);
+        if moved {
+            self.appended.notify_waiters();
+        }
+        true
+    }
+
+    /// The ISR change to send to the controller now, if one is due and none is pending
+    /// for the current partition epoch.
+    pub fn isr_proposal(&self, replica_lag_time_max_ms: i64, now_ms: i64) -> Option<IsrProposal> {
+        let log = self.log.lock();
+        let state = self.state.lock();
+        if state.leader != self.node_id {
+            return None;
+        }
+        let mut pending = self.pending_isr.lock();
+        if *pending == Some(state.partition_epoch) {
+            return None;
+        }
+        let followers = self.followers.lock();
+        let epoch_start_offset = log.epoch_start_offset(state.leader_epoch).unwrap_or(0);
+        let new_isr = isr::proposed_isr(&IsrView {
+            leader_id: self.node_id,
+            replicas: &state.replicas,
+            isr: &state.isr,
+            followers: &followers,
+            high_watermark: log.high_watermark(),
+            epoch_start_offset,
+            replica_lag_time_max_ms,
+            now_ms,
+        })?;
+        *pending = Some(state.partition_epoch);
+        Some(IsrProposal {
+            new_isr,
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+        })
+    }
+
+    /// The controller refused (or did not answer) an ISR change: allow another.
+    pub fn clear_pending_isr(&self) {
+        *self.pending_isr.lock() = None;
+    }
+
+    /// Waits until every ISR member has the log up to `end_offset` (the high watermark
+    /// reached it), for `acks=all`. Fails if leadership moves, if the ISR shrinks below
+    /// `min.insync.replicas`, or at `deadline`. Costs no thread: it sleeps on the
+    /// partition's notifier, which appends, follower fetches and leadership changes
+    /// wake.
+    pub async fn wait_replicated(
+        &self,
+        end_offset: i64,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), AppendError> {
+        loop {
+            let changed = self.appended.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let log = self.log.lock();
+                let state = self.state.lock();
+                if state.leader != self.node_id {
+                    return Err(AppendError::NotLeader);
+                }
+                if log.high_watermark() >= end_offset {
+                    return Ok(());
+                }
+                let required = log.config().min_insync_replicas;
+                if (state.isr.len() as i64) < required as i64 {
+                    return Err(AppendError::NotEnoughReplicasAfterAppend { required });
+                }
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(AppendError::Timeout);
+            }
+        }
+    }
+
+    /// Where this follower's log stands, for its next fetch.
+    pub fn fetch_position(&self) -> FetchPosition {
+        let log = self.log.lock();
+        FetchPosition {
+            log_end_offset: log.log_end_offset(),
+            log_start_offset: log.log_start_offset(),
+            last_fetched_epoch: log.latest_epoch().unwrap_or(-1),
+        }
+    }
+
+    /// Appends the leader's batches as they are, takes the leader's high watermark (up
+    /// to what this log has) and rebuilds idempotent-producer state from the batches, so
+    /// that a retry is recognized if this replica becomes leader.
+    pub fn append_replicated(
+        &self,
+        batches: &[IncomingBatch],
+        leader_high_watermark: i64,
+        now_ms: i64,
+    ) -> Result<bool, AppendError> {
+        let mut log = self.log.lock();
+        if !batches.is_empty() {
+            log.append_as_follower(batches, now_ms)?;
+            let mut producers = self.producers.lock();
+            for batch in batches {
+                if let Some(identity) = identity(batch) {
+                    producers.record(&identity, batch.header.base_offset, batch.header.last_offset());
+                }
+            }
+        }
+        let high_watermark = leader_high_watermark.min(log.log_end_offset());
+        if high_watermark > log.high_watermark() {
+            log.set_high_watermark(high_watermark);
+        }
+        let needs_flush = log.needs_flush(now_ms);
+        drop(log);
+        if !batches.is_empty() {
+            self.appended.notify_waiters();
+        }
+        Ok(needs_flush)
+    }
+
+    /// Cuts this follower's log where it diverged from the leader's.
+    pub fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<(), AppendError> {
+        self.log.lock().truncate_to(offset, now_ms)?;
+        // Retried batches above the cut would be answered as duplicates at offsets that
+        // no longer hold them: forget producer state past the cut.
+        self.producers.lock().truncate_after(offset);
+        Ok(())
+    }
+
+    /// Empties this follower's log and restarts it at the leader's log start.
+    pub fn restart_at(&self, offset: i64, now_ms: i64) -> Result<(), AppendError> {
+        self.log.lock().truncate_fully_and_start_at(offset, now_ms)?;
+        self.producers.lock().truncate_after(0);
+        Ok(())
+    }
+
+    /// Where `epoch` ends in this log (for a follower's divergence search).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.log.lock().end_offset_for_epoch(epoch)
+    }
+}
