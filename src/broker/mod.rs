@@ -150,7 +150,13 @@ impl Broker {
             let Some(registration) = topic.partition(topic_partition.partition) else {
                 continue;
             };
-            let partition = Partition::new(loaded_log.log, topic.topic_id, node_id, registration.into());
+            let partition = Partition::new(
+                loaded_log.log,
+                topic.topic_id,
+                node_id,
+                registration.into(),
+                config.replica_lag_time_max_ms,
+            );
             partitions.insert(topic_partition, Arc::new(partition));
         }
         tracing::info!(%cluster_id, n_partitions = partitions.len(), "broker storage loaded");

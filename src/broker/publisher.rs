@@ -81,7 +81,13 @@ impl Broker {
                         .create_log(topic_partition.clone(), log_config, state.leader_epoch, now)
                     {
                         Ok(log) => {
-                            let partition = Partition::new(log, topic.topic_id, node_id, state);
+                            let partition = Partition::new(
+                                log,
+                                topic.topic_id,
+                                node_id,
+                                state,
+                                self.config.replica_lag_time_max_ms,
+                            );
                             self.partitions
                                 .write()
                                 .insert(topic_partition, Arc::new(partition));

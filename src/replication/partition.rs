@@ -76,6 +76,9 @@ pub struct Partition {
     pub topic_id: uuid::Uuid,
     /// This broker's id.
     pub(super) node_id: i32,
+    /// `replica.lag.time.max.ms`: past this without catching up, a follower no longer
+    /// counts toward `min.insync.replicas`, even before the controller drops it.
+    pub(super) replica_lag_time_max_ms: i64,
     pub(super) state: Mutex<PartitionState>,
     pub(super) log: Mutex<PartitionLog>,
     /// What the leader knows of each follower; reset at every new leadership.
@@ -98,11 +101,18 @@ pub fn now_ms() -> i64 {
 }
 
 impl Partition {
-    pub fn new(log: PartitionLog, topic_id: uuid::Uuid, node_id: i32, state: PartitionState) -> Self {
+    pub fn new(
+        log: PartitionLog,
+        topic_id: uuid::Uuid,
+        node_id: i32,
+        state: PartitionState,
+        replica_lag_time_max_ms: i64,
+    ) -> Self {
         let partition = Partition {
             topic_partition: log.topic_partition.clone(),
             topic_id,
             node_id,
+            replica_lag_time_max_ms,
             // A placeholder: `update` below takes the real state, with its transitions.
             state: Mutex::new(PartitionState {
                 replicas: vec![],
@@ -209,7 +219,7 @@ impl Partition {
             if state.leader != self.node_id {
                 return Err(AppendError::NotLeader);
             }
-            state.isr.len()
+            self.in_sync_count(&state, now)
         };
         if required_acks == -1 {
             let required = log.config().min_insync_replicas;

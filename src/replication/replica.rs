@@ -47,6 +47,25 @@ impl Partition {
         }
     }
 
+    /// How many ISR members can take a write now: the leader, and followers that have
+    /// caught up within `replica.lag.time.max.ms`. A follower the leader has already
+    /// seen fall behind does not count, even while the controller has not (or cannot,
+    /// without a quorum) committed its removal: refusing a write that could not reach
+    /// `min.insync.replicas` is always safe.
+    pub(super) fn in_sync_count(&self, state: &PartitionState, now_ms: i64) -> usize {
+        let followers = self.followers.lock();
+        state
+            .isr
+            .iter()
+            .filter(|replica| {
+                **replica == self.node_id
+                    || followers.get(replica).is_none_or(|follower| {
+                        now_ms - follower.last_caught_up_ms <= self.replica_lag_time_max_ms
+                    })
+            })
+            .count()
+    }
+
     /// A follower fetched from `fetch_offset`: record its progress and move the high
     /// watermark. Returns false when this broker does not lead the partition.
     pub fn record_follower_fetch(&self, replica_id: i32, fetch_offset: i64, now_ms: i64) -> bool {
@@ -132,7 +151,7 @@ impl Partition {
                     return Ok(());
                 }
                 let required = log.config().min_insync_replicas;
-                if (state.isr.len() as i64) < required as i64 {
+                if (self.in_sync_count(&state, super::partition::now_ms()) as i64) < required as i64 {
                     return Err(AppendError::NotEnoughReplicasAfterAppend { required });
                 }
             }
