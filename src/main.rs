@@ -91,7 +91,14 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {address}"))?;
     broker.spawn_background();
     tracing::info!(address = %listener.local_addr()?, node_id = broker.config.node_id, "ferrolog listening");
-    ferrolog::server::run(listener, broker.clone(), shutdown_signal()).await;
+    // On SIGTERM the broker first hands its leaderships over while still serving, then
+    // stops accepting requests.
+    let draining = broker.clone();
+    ferrolog::server::run(listener, broker.clone(), async move {
+        shutdown_signal().await;
+        draining.controlled_shutdown().await;
+    })
+    .await;
     broker.shutdown().await?;
     Ok(())
 }

@@ -126,3 +126,12 @@ def describe_quorum(address):
                           voters=voters, observers=observers)
         r.skip_tags()
     return result
+
+
+def find_coordinator(address, group_id):
+    """The coordinator of `group_id` as FindCoordinator v0 answers: (error, node id)."""
+    key = group_id.encode()
+    r = _call(address, 10, 0, struct.pack(">h", len(key)) + key, flexible_header=False)
+    r.take(">i")  # correlation id
+    error, node_id = r.take(">hi")
+    return error, node_id

@@ -177,3 +177,83 @@ def test_paused_follower_leaves_the_isr_and_rejoins(cluster_factory):
     wait_until(lambda: follower in isrs(cluster, leader, "lagging")[0], 20, "the follower to rejoin the ISR")
     print(f"SIGCONT to back in the ISR: {time.time() - resumed_at:.1f} s")
     assert len(read_all(cluster.bootstrap(leader), "lagging", 1)[0]) == 50
+
+
+def test_rolling_restart_with_sigterm_fails_no_produce(cluster_factory, tmp_path):
+    cluster = cluster_factory(3, settings=FAST)
+    topic, partitions, count = "rolling", 3, 30_000
+    create_topic(cluster.bootstrap(1), topic, partitions, 3, config={"min.insync.replicas": "2"})
+    acked_path = tmp_path / "acked.jsonl"
+    bootstrap = ",".join(cluster.bootstrap(node) for node in cluster.node_ids)
+    producer = subprocess.Popen([sys.executable, "-c", PRODUCER, bootstrap, topic, str(count), str(partitions),
+                                 str(acked_path)])
+    try:
+        for node in cluster.node_ids:
+            wait_until(lambda: count_lines(acked_path) > node * count // 5, 120, "progress")
+            stopped_at = time.time()
+            cluster.stop(node)
+            print(f"\nbroker {node} stopped (SIGTERM) in {time.time() - stopped_at:.1f} s")
+            cluster.start(node)
+            other = next(n for n in cluster.node_ids if n != node)
+            wait_until(lambda: all(len(isr) == 3 for isr in isrs(cluster, other, topic).values()), 60,
+                       f"broker {node} back in every ISR")
+        assert producer.wait(timeout=240) == 0
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+            producer.wait()
+    acked = read_jsonl(acked_path)
+    failed = read_jsonl(str(acked_path) + ".failed")
+    assert not failed, failed[:5]
+    assert len(acked) == count
+    stored = read_all(cluster.bootstrap(1), topic, partitions)
+    at = {(partition, offset): value for partition, records in stored.items() for offset, value in records}
+    assert all(at.get((p, o)) == v for p, o, v in acked), "every acknowledged message is where it was acknowledged"
+    assert sum(len(records) for records in stored.values()) == count, "nothing twice"
+
+
+def test_group_offsets_survive_killing_the_coordinator(cluster_factory):
+    import kafka_wire
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    from confluent_kafka.admin import AdminClient
+    cluster = cluster_factory(3, settings=FAST)
+    create_topic(cluster.bootstrap(1), "jobs", 3, 3, config={"min.insync.replicas": "2"})
+    producer = Producer({"bootstrap.servers": cluster.bootstrap(1), "acks": "all"})
+    for i in range(300):
+        producer.produce("jobs", value=str(i).encode(), partition=i % 3)
+    assert producer.flush(30) == 0
+    settings = {"bootstrap.servers": ",".join(cluster.bootstrap(n) for n in cluster.node_ids),
+                "group.id": "workers", "enable.auto.commit": False, "auto.offset.reset": "earliest"}
+    consumer = Consumer(settings)
+    consumer.subscribe(["jobs"])
+    first = []
+    while len(first) < 150:
+        msg = consumer.poll(1.0)
+        if msg is not None and not msg.error():
+            first.append((msg.partition(), msg.offset()))
+    consumer.commit(asynchronous=False)
+    committed = {p: max(o for q, o in first if q == p) + 1 for p in {q for q, _ in first}}
+    consumer.close()
+    error, coordinator = kafka_wire.find_coordinator(cluster.bootstrap(1), "workers")
+    assert error == 0 and coordinator in cluster.node_ids
+    cluster.kill(coordinator)
+    survivor = next(node for node in cluster.node_ids if node != coordinator)
+    wait_until(lambda: kafka_wire.find_coordinator(cluster.bootstrap(survivor), "workers")[1] not in (coordinator, -1),
+               30, "a new coordinator")
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap(survivor)})
+    offsets = wait_until(
+        lambda: admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions("workers")])["workers"].result(10),
+        30, "the committed offsets from the new coordinator")
+    assert {tp.partition: tp.offset for tp in offsets.topic_partitions if tp.offset >= 0} == committed
+    settings["bootstrap.servers"] = cluster.bootstrap(survivor)
+    consumer = Consumer(settings)
+    consumer.subscribe(["jobs"])
+    rest = []
+    deadline = time.time() + 60
+    while len(rest) < 150 and time.time() < deadline:
+        msg = consumer.poll(1.0)
+        if msg is not None and not msg.error():
+            rest.append((msg.partition(), msg.offset()))
+    consumer.close()
+    assert len(rest) == 150, "resumed where the group committed"
+    assert not set(rest) & set(first), "nothing committed is delivered again"

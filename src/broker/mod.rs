@@ -67,6 +67,10 @@ pub struct Broker {
     logs: LogManager,
     /// Serializes the publisher's passes over the partitions.
     publishing: parking_lot::Mutex<()>,
+    /// `__consumer_offsets` partitions this broker leads: loaded (true) or loading.
+    coordinated: parking_lot::Mutex<HashMap<i32, bool>>,
+    /// Set at controlled shutdown: heartbeats stop.
+    shutting_down: std::sync::atomic::AtomicBool,
     /// One replica fetcher per leader this broker follows, by leader id.
     fetchers: parking_lot::Mutex<HashMap<i32, crate::replication::fetcher::ReplicaFetcher>>,
     /// The unused part of the current block of producer ids: [next, end).
@@ -187,6 +191,8 @@ impl Broker {
             logs,
             publishing: parking_lot::Mutex::new(()),
             fetchers: parking_lot::Mutex::new(HashMap::new()),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
+            coordinated: parking_lot::Mutex::new(HashMap::new()),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
         });
         // Partitions the image gives this broker but that have no log yet are created now.
@@ -194,10 +200,7 @@ impl Broker {
         broker.wait_until_unfenced().await;
         let current = broker.image();
         broker.publish(&current)?;
-        let n_records = log_writer::load(&broker)?;
-        if n_records > 0 {
-            tracing::info!(n_records, "loaded consumer groups and offsets");
-        }
+        broker.follow_group_leadership().await;
         Ok(broker)
     }
 
@@ -318,6 +321,58 @@ impl Broker {
         self.image.borrow().topics.values().cloned().collect()
     }
 
+    /// Loads the groups of every `__consumer_offsets` partition this broker has come to
+    /// lead, and forgets those of partitions it no longer leads. A group is served only
+    /// once its partition is loaded (COORDINATOR_LOAD_IN_PROGRESS until then).
+    pub(super) async fn follow_group_leadership(self: &Arc<Self>) {
+        let Some(topic) = self.topic(OFFSETS_TOPIC) else {
+            return;
+        };
+        let n_partitions = topic.n_partitions();
+        let led: Vec<i32> = (0..n_partitions)
+            .filter(|index| {
+                self.partition(&TopicPartition::new(OFFSETS_TOPIC, *index))
+                    .is_some_and(|partition| partition.is_leader())
+            })
+            .collect();
+        let gained: Vec<i32> = {
+            let mut coordinated = self.coordinated.lock();
+            let lost: Vec<i32> = coordinated
+                .keys()
+                .copied()
+                .filter(|index| !led.contains(index))
+                .collect();
+            for index in lost {
+                coordinated.remove(&index);
+                let n_groups = self.groups.unload_partition(index, n_partitions);
+                tracing::info!(
+                    partition = index,
+                    n_groups,
+                    "no longer coordinating groups of this offsets partition"
+                );
+            }
+            let gained: Vec<i32> = led
+                .iter()
+                .copied()
+                .filter(|index| !coordinated.contains_key(index))
+                .collect();
+            for index in &gained {
+                coordinated.insert(*index, false);
+            }
+            gained
+        };
+        for index in gained {
+            self.groups.unload_partition(index, n_partitions);
+            match log_writer::load_partition(self, index) {
+                Ok(n_records) => tracing::info!(partition = index, n_records, "loaded groups and offsets"),
+                Err(error) => tracing::error!(partition = index, %error, "cannot load groups"),
+            }
+            if let Some(loaded) = self.coordinated.lock().get_mut(&index) {
+                *loaded = true;
+            }
+        }
+    }
+
     /// The group's coordinator: the leader of its `__consumer_offsets` partition, or
     /// None while that partition has no live leader. Creates the topic on first use.
     pub async fn group_coordinator(&self, group_id: &str) -> Result<Option<Endpoint>, i16> {
@@ -340,7 +395,10 @@ impl Broker {
         let n_partitions = self.offsets_topic_partitions().await?;
         let index = crate::group::offsets::partition_for(group_id, n_partitions);
         match self.partition(&TopicPartition::new(OFFSETS_TOPIC, index)) {
-            Some(partition) if partition.is_leader() => Ok(()),
+            Some(partition) if partition.is_leader() => match self.coordinated.lock().get(&index) {
+                Some(true) => Ok(()),
+                _ => Err(kafka_protocol::ResponseError::CoordinatorLoadInProgress.code()),
+            },
             _ if self.group_coordinator(group_id).await?.is_none() => {
                 Err(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
             }
@@ -465,6 +523,28 @@ impl Broker {
                 }
             },
         );
+    }
+
+    /// Controlled shutdown (SIGTERM): asks the controller to move this broker's
+    /// leaderships to other in-sync replicas and waits until its own image shows that,
+    /// while it keeps serving (clients meet NOT_LEADER_OR_FOLLOWER and move on).
+    /// Heartbeats stop first, so the broker is not unfenced again.
+    pub async fn controlled_shutdown(&self) {
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let broker_epoch = self.registration.lock().broker_epoch;
+        let request = ControllerRequest::ControlledShutdown {
+            broker_id: self.config.node_id,
+            broker_epoch,
+        };
+        match self.controller.request(request, Duration::from_secs(5)).await {
+            Ok(ControllerReply::Committed { offset }) => {
+                self.wait_for_offset(offset, Duration::from_secs(5)).await;
+                tracing::info!("controlled shutdown: this broker leads nothing now");
+            }
+            Ok(other) => tracing::warn!(?other, "unexpected answer to a controlled shutdown"),
+            Err(error) => tracing::warn!(%error, "controlled shutdown not possible; stopping anyway"),
+        }
     }
 
     /// Clean shutdown: stop the controller, flush and close every log, write

@@ -117,6 +117,7 @@ pub(super) async fn follow_image(broker: Weak<Broker>, mut image: watch::Receive
         if let Err(error) = broker.publish(&current) {
             tracing::error!(%error, offset = current.offset, "could not apply metadata to local partitions");
         }
+        broker.follow_group_leadership().await;
     }
 }
 
@@ -158,6 +159,9 @@ pub(super) async fn heartbeat(broker: Weak<Broker>) {
     loop {
         ticker.tick().await;
         let Some(broker) = broker.upgrade() else { break };
+        if broker.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
         broker
             .send_heartbeat(interval.max(Duration::from_millis(500)))
             .await;

@@ -320,9 +320,10 @@ impl MetadataImage {
 
     /// The durable facts of the image, in a stable text form for comparing images across
     /// nodes and restarts: cluster id, brokers (ids, endpoints, racks), topics with ids,
-    /// configs, replicas, ISR, leaders and epochs, and the producer-id mark. Liveness
-    /// (fenced state, incarnation, broker epoch) changes with every restart and is left
-    /// out, as is the offset.
+    /// configs and replica assignments, and the producer-id mark. What moves with
+    /// liveness is left out: fenced state, incarnation and broker epoch, and partition
+    /// leaders, ISRs and their epochs (a controlled shutdown moves leadership away, a
+    /// restart brings replicas back), as is the offset.
     pub fn canonical_dump(&self) -> String {
         let mut out = String::new();
         let cluster_id = self.cluster_id.as_deref().unwrap_or("-");
@@ -347,12 +348,8 @@ impl MetadataImage {
             }
             for (index, partition) in topic.partitions.iter().enumerate() {
                 out.push_str(&format!(
-                    "  partition {index} replicas={:?} isr={:?} leader={} leader_epoch={} partition_epoch={}\n",
-                    partition.replicas,
-                    partition.isr,
-                    partition.leader,
-                    partition.leader_epoch,
-                    partition.partition_epoch
+                    "  partition {index} replicas={:?}\n",
+                    partition.replicas
                 ));
             }
         }

@@ -234,6 +234,15 @@ fn canonical_dump_leaves_out_liveness() {
     b.apply_batch(2, &[register(1)]);
     b.apply_batch(
         3,
+        &[MetadataRecord::PartitionChange {
+            topic_id: topic_id(1),
+            partition: 0,
+            leader: Some(NO_LEADER),
+            isr: None,
+        }],
+    );
+    b.apply_batch(
+        4,
         &[MetadataRecord::UnfenceBroker {
             broker_id: 1,
             broker_epoch: 2,

@@ -309,6 +309,26 @@ impl Controller {
                 };
                 Ok(ControllerReply::Committed { offset })
             }
+            ControllerRequest::ControlledShutdown {
+                broker_id,
+                broker_epoch,
+            } => {
+                let live = image
+                    .brokers
+                    .get(&broker_id)
+                    .is_some_and(|broker| broker.broker_epoch == broker_epoch && !broker.fenced);
+                if !live {
+                    return Ok(ControllerReply::Committed { offset: image.offset });
+                }
+                let mut records = vec![crate::cluster::image::MetadataRecord::FenceBroker {
+                    broker_id,
+                    broker_epoch,
+                }];
+                records.extend(placement::on_broker_fenced(&image, broker_id));
+                let offset = self.commit(records).await?;
+                tracing::info!(broker_id, "controlled shutdown: leadership moved away");
+                Ok(ControllerReply::Committed { offset })
+            }
             ControllerRequest::AlterPartition {
                 broker_id,
                 topic_id,

@@ -65,6 +65,12 @@ pub enum ControllerRequest {
         broker_epoch: i64,
     },
     DescribeQuorum,
+    /// A broker about to stop: move its leaderships and take it out of the ISRs now
+    /// (Kafka's controlled shutdown), rather than after its session times out.
+    ControlledShutdown {
+        broker_id: i32,
+        broker_epoch: i64,
+    },
     /// A partition leader's ISR change (Kafka's AlterPartition).
     AlterPartition {
         broker_id: i32,

@@ -532,6 +532,16 @@ impl GroupCoordinator {
         }
     }
 
+    /// Forgets every group stored in `__consumer_offsets` partition `partition` (this
+    /// broker stopped leading it, or is about to reload it). Waiting members are
+    /// answered NOT_COORDINATOR by dropping their waiters.
+    pub fn unload_partition(&self, partition: i32, n_partitions: i32) -> usize {
+        let mut groups = self.groups.lock();
+        let before = groups.len();
+        groups.retain(|group_id, _| super::offsets::partition_for(group_id, n_partitions) != partition);
+        before - groups.len()
+    }
+
     pub fn request_snapshot(&self, partition: i32) {
         let _ = self.writer.send(WriteJob::Snapshot { partition });
     }

@@ -55,14 +55,27 @@ async fn append(broker: &Broker, partition_index: i32, records: &[OffsetsRecord]
             return kafka_protocol::ResponseError::UnknownServerError.code();
         }
     };
-    match partition.append(&batches, -1).await {
-        Ok(_) => error_code::NONE,
+    // Like Kafka's coordinator: acks=all, answered once every in-sync replica has it
+    // (within offsets.commit.timeout.ms).
+    let deadline = tokio::time::Instant::now() + OFFSETS_COMMIT_TIMEOUT;
+    let appended = match partition.append(&batches, -1).await {
+        Ok(info) => partition.wait_replicated(info.last_offset + 1, deadline).await,
+        Err(error) => Err(error),
+    };
+    match appended {
+        Ok(()) => error_code::NONE,
+        Err(crate::replication::partition::AppendError::NotLeader) => {
+            kafka_protocol::ResponseError::NotCoordinator.code()
+        }
         Err(error) => {
-            tracing::error!(%error, "appending to __consumer_offsets failed");
+            tracing::warn!(%error, "appending to __consumer_offsets failed");
             error_code::append_error(&error)
         }
     }
 }
+
+/// Kafka's `offsets.commit.timeout.ms` default.
+const OFFSETS_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn snapshot(broker: &Broker, partition_index: i32) -> Result<(), crate::log::LogError> {
     let Ok(n_partitions) = broker.offsets_topic_partitions().await else {
@@ -90,16 +103,14 @@ async fn snapshot(broker: &Broker, partition_index: i32) -> Result<(), crate::lo
     Ok(())
 }
 
-/// Replays every `__consumer_offsets` partition into the coordinator (at start-up).
-pub fn load(broker: &Broker) -> Result<usize, crate::log::LogError> {
-    let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
-        return Ok(0);
-    };
+/// Replays one `__consumer_offsets` partition into the coordinator (when this broker
+/// becomes its leader).
+pub fn load_partition(broker: &Broker, index: i32) -> Result<usize, crate::log::LogError> {
     let mut n_records = 0;
     let now = now_ms();
-    for index in 0..topic.n_partitions() {
+    {
         let Some(partition) = broker.partition(&TopicPartition::new(OFFSETS_TOPIC, index)) else {
-            continue;
+            return Ok(0);
         };
         let mut offset = partition.with_log(|log| log.log_start_offset());
         loop {
