@@ -288,6 +288,47 @@ async fn every_api_answers_every_advertised_version() {
                     )
                     .await
                     .map(|response| assert_eq!(response.error_code, 0)),
+                ApiKey::OffsetForLeaderEpoch => {
+                    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+                        OffsetForLeaderPartition, OffsetForLeaderTopic,
+                    };
+                    let epoch = broker
+                        .broker
+                        .partition(&ferrolog::log::TopicPartition::new("all-versions", 0))
+                        .unwrap()
+                        .with_log(|log| (log.leader_epoch(), log.log_end_offset()));
+                    let ask = |leader_epoch: i32, current_leader_epoch: i32| {
+                        OffsetForLeaderEpochRequest::default()
+                            .with_replica_id(BrokerId(-1))
+                            .with_topics(vec![
+                                OffsetForLeaderTopic::default()
+                                    .with_topic(topic_name("all-versions"))
+                                    .with_partitions(vec![
+                                        OffsetForLeaderPartition::default()
+                                            .with_partition(0)
+                                            .with_current_leader_epoch(current_leader_epoch)
+                                            .with_leader_epoch(leader_epoch),
+                                    ]),
+                            ])
+                    };
+                    let current = client.send(ask(epoch.0, -1), version).await.map(|response| {
+                        let answer = &response.topics[0].partitions[0];
+                        assert_eq!(answer.error_code, 0);
+                        // The current epoch ends at the log end.
+                        assert_eq!((answer.leader_epoch, answer.end_offset), epoch);
+                    });
+                    let stale = client
+                        .send(ask(epoch.0, epoch.0 + 1), version)
+                        .await
+                        .map(|response| {
+                            let answer = &response.topics[0].partitions[0];
+                            assert_eq!(
+                                answer.error_code,
+                                kafka_protocol::ResponseError::UnknownLeaderEpoch.code()
+                            );
+                        });
+                    current.and(stale)
+                }
                 ApiKey::DescribeQuorum => {
                     use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
                     let request = DescribeQuorumRequest::default().with_topics(vec![

@@ -27,6 +27,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 
@@ -38,8 +39,8 @@ use kafka_protocol::messages::{
     DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeQuorumRequest, FetchRequest,
     FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
     JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
-    ResponseHeader, SyncGroupRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
+    ProduceRequest, RequestHeader, ResponseHeader, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::sync::Arc;
@@ -68,6 +69,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeQuorum, 0, 2),
 ];
 
@@ -274,6 +276,9 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, peer: std::net::So
         ApiKey::ListGroups => route!(ListGroupsRequest, |r| Some(list_groups::handle(ctx, r))),
         ApiKey::DescribeGroups => route!(DescribeGroupsRequest, |r| Some(describe_groups::handle(ctx, r))),
         ApiKey::DeleteGroups => route!(DeleteGroupsRequest, |r| Some(delete_groups::handle(ctx, r).await)),
+        ApiKey::OffsetForLeaderEpoch => route!(OffsetForLeaderEpochRequest, |r| Some(
+            offset_for_leader_epoch::handle(ctx, r)
+        )),
         ApiKey::DescribeQuorum => route!(DescribeQuorumRequest, |r| Some(
             describe_quorum::handle(ctx, r).await
         )),

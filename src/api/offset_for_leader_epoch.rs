@@ -1,0 +1,49 @@
+//! OffsetForLeaderEpoch (key 23): where a leader epoch ends in this leader's log
+//! (KIP-101, KIP-320). Followers and clients ask it after a leader change to find out
+//! whether their log or position diverged: the answer is the largest epoch not above the
+//! one asked for and the offset where it ended (the log end for the current epoch).
+//! Only the leader answers; a stale or future `current_leader_epoch` is refused.
+
+use super::{RequestContext, check_leader_epoch, led_partition};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+
+pub fn handle(
+    ctx: &RequestContext<'_>,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|wanted| {
+                    let answer = EpochEndOffset::default()
+                        .with_partition(wanted.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    let partition = match led_partition(ctx.broker, &topic.topic, wanted.partition) {
+                        Ok(partition) => partition,
+                        Err(code) => return answer.with_error_code(code),
+                    };
+                    partition.with_log(|log| {
+                        if let Err(code) = check_leader_epoch(wanted.current_leader_epoch, log.leader_epoch())
+                        {
+                            return answer.with_error_code(code);
+                        }
+                        let (epoch, end_offset) = log.end_offset_for_epoch(wanted.leader_epoch);
+                        answer.with_leader_epoch(epoch).with_end_offset(end_offset)
+                    })
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
