@@ -257,3 +257,35 @@ def test_group_offsets_survive_killing_the_coordinator(cluster_factory):
     consumer.close()
     assert len(rest) == 150, "resumed where the group committed"
     assert not set(rest) & set(first), "nothing committed is delivered again"
+
+
+def test_kafka_python_rides_through_a_leader_failover(cluster_factory):
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import TopicPartition as KafkaTopicPartition
+    cluster = cluster_factory(3, settings=FAST)
+    create_topic(cluster.bootstrap(1), "kp-failover", 1, 3, config={"min.insync.replicas": "2"})
+    bootstrap = [cluster.bootstrap(node) for node in cluster.node_ids]
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=50, retry_backoff_ms=200,
+                             max_in_flight_requests_per_connection=1, request_timeout_ms=10000,
+                             metadata_max_age_ms=1000)
+    acked, victim = [], None
+    for i in range(400):
+        if i == 200:
+            victim = leaders(cluster, 1, "kp-failover")[0]
+            cluster.kill(victim)
+        metadata = producer.send("kp-failover", value=f"k{i}".encode(), partition=0).get(timeout=60)
+        acked.append((metadata.offset, f"k{i}"))
+    producer.close()
+    live = next(node for node in cluster.node_ids if node != victim)
+    consumer = KafkaConsumer(bootstrap_servers=[cluster.bootstrap(live)], enable_auto_commit=False,
+                             consumer_timeout_ms=15000)
+    consumer.assign([KafkaTopicPartition("kp-failover", 0)])
+    consumer.seek_to_beginning()
+    seen = {}
+    for record in consumer:
+        seen[record.offset] = record.value.decode()
+        if len(seen) == len(acked):
+            break
+    consumer.close()
+    assert all(seen.get(offset) == value for offset, value in acked), "every acknowledged message is stored"
+    assert len(seen) == len(acked)
