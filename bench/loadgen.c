@@ -4,7 +4,7 @@
  *
  *   loadgen produce  BOOTSTRAP TOPIC COUNT SIZE ACKS
  *   loadgen consume  BOOTSTRAP TOPIC COUNT
- *   loadgen latency  BOOTSTRAP TOPIC RATE SECONDS SIZE
+ *   loadgen latency  BOOTSTRAP TOPIC RATE SECONDS SIZE [ACKS]   (ACKS default 1)
  *   loadgen tcpbw    SECONDS            (loopback TCP bandwidth, no broker)
  */
 #include <librdkafka/rdkafka.h>
@@ -175,10 +175,10 @@ static void *latency_consumer(void *arg) {
     return NULL;
 }
 
-static int latency(const char *bootstrap, const char *topic, int rate, int seconds, int size) {
+static int latency(const char *bootstrap, const char *topic, int rate, int seconds, int size, const char *acks) {
     struct latency_run run = {bootstrap, topic, (long)rate * seconds, NULL, 0, 0};
     run.samples = calloc(run.expected, sizeof(int64_t));
-    rd_kafka_t *rk = new_producer(bootstrap, "1", "0");
+    rd_kafka_t *rk = new_producer(bootstrap, acks, "0");
     char *payload = calloc(1, size < 8 ? 8 : size);
     /* One message first, so the topic exists before the consumer looks for its end. */
     rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_VALUE(payload, 1),
@@ -269,7 +269,7 @@ int main(int argc, char **argv) {
     if (argc >= 5 && !strcmp(argv[1], "consume"))
         return consume(argv[2], argv[3], atol(argv[4]));
     if (argc >= 7 && !strcmp(argv[1], "latency"))
-        return latency(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
+        return latency(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]), argc >= 8 ? argv[7] : "1");
     if (argc >= 3 && !strcmp(argv[1], "tcpbw"))
         return tcpbw(atoi(argv[2]));
     fprintf(stderr, "usage: see the comment at the top of bench/loadgen.c\n");

@@ -133,7 +133,7 @@ def test_killed_controller_is_replaced_and_writes_resume(cluster_factory):
 def test_two_nodes_down_refuses_writes_and_still_serves_reads(cluster_factory):
     cluster = cluster_factory(3)
     create_topic(cluster.bootstrap(1), "kept", 3, 3)
-    produce(cluster.bootstrap(1), "kept", 3, 20, acks="1")
+    produce(cluster.bootstrap(1), "kept", 3, 20, acks="all")  # committed on every replica
     survivor = 3
     for node in (1, 2):
         cluster.kill(node)

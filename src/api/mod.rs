@@ -102,7 +102,6 @@ impl Chunk {
 }
 
 /// What the connection does with a request.
-#[derive(Debug)]
 pub enum Outcome {
     /// Send these chunks in order (the first starts with the length prefix).
     Respond(Vec<Chunk>),
@@ -110,6 +109,21 @@ pub enum Outcome {
     NoResponse,
     /// Send this frame, if any, then close the connection: the request cannot be served.
     Close(Option<BytesMut>),
+    /// The request was acted on (a produce appended); its answer comes when this
+    /// completes (acks=all: once replicated). The connection reads on meanwhile and
+    /// sends answers in request order.
+    Deferred(std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send>>),
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Respond(chunks) => write!(f, "Respond({} chunks)", chunks.len()),
+            Outcome::NoResponse => write!(f, "NoResponse"),
+            Outcome::Close(_) => write!(f, "Close"),
+            Outcome::Deferred(_) => write!(f, "Deferred"),
+        }
+    }
 }
 
 /// What a handler gets besides its request.
@@ -135,6 +149,18 @@ fn encode_frame<R: Encodable>(
     let length = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&length.to_be_bytes());
     Ok(buf)
+}
+
+/// The outcome that answers with `body`, or closes the connection if it cannot be
+/// encoded.
+pub(crate) fn respond<R: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, body: &R) -> Outcome {
+    match encode_frame(api_key, version, correlation_id, body) {
+        Ok(frame) => Outcome::Respond(vec![Chunk::Bytes(frame.freeze())]),
+        Err(error) => {
+            tracing::error!(?api_key, version, %error, "could not encode response; closing connection");
+            Outcome::Close(None)
+        }
+    }
 }
 
 /// Decodes a request of type `Req`, runs the handler, encodes its response.
@@ -234,7 +260,13 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, peer: std::net::So
     match api_key {
         ApiKey::ApiVersions => route!(ApiVersionsRequest, |r| Some(api_versions::handle(ctx, r))),
         ApiKey::Metadata => route!(MetadataRequest, |r| Some(metadata::handle(ctx, r).await)),
-        ApiKey::Produce => route!(ProduceRequest, |r| produce::handle(ctx, r).await),
+        ApiKey::Produce => match ProduceRequest::decode(&mut body, version) {
+            Ok(request) => produce::handle(ctx, request, correlation_id).await,
+            Err(error) => {
+                tracing::debug!(version, %error, "malformed produce request; closing connection");
+                Outcome::Close(None)
+            }
+        },
         ApiKey::Fetch => {
             let request = match FetchRequest::decode(&mut body, version) {
                 Ok(request) => request,

@@ -4,13 +4,16 @@
 //! at the request's timeout. Partitions of one request are appended concurrently, so a sync-flush topic
 //! waits for one group commit per partition, not one per batch. acks=0 gets no response.
 
-use super::{RequestContext, error_code, led_partition, lookup_topic};
+use super::{Outcome, RequestContext, error_code, led_partition, lookup_topic};
 use crate::log::batch::{self, BatchError};
+use crate::log::partition_log::AppendInfo;
+use crate::replication::Partition;
 use crate::replication::partition::AppendError;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
+use std::sync::Arc;
 
 fn partition_error(index: i32, code: i16, message: String) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -22,14 +25,41 @@ fn partition_error(index: i32, code: i16, message: String) -> PartitionProduceRe
         .with_error_message(Some(StrBytes::from_string(message)))
 }
 
+/// A partition's part of the answer: ready now, or once replicated (acks=all).
+enum Pending {
+    Ready(PartitionProduceResponse),
+    Replicating {
+        partition: Arc<Partition>,
+        index: i32,
+        info: AppendInfo,
+    },
+}
+
+fn appended(index: i32, info: &AppendInfo) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_base_offset(info.base_offset)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(info.log_start_offset)
+}
+
+fn failed(topic: &str, index: i32, error: &AppendError) -> PartitionProduceResponse {
+    if let AppendError::Log(log_error) = error
+        && log_error.is_fatal()
+    {
+        tracing::error!(%error, topic, index, "append failed; log taken offline");
+    }
+    partition_error(index, error_code::append_error(error), error.to_string())
+}
+
+/// Checks and appends one partition's batches.
 async fn produce_partition(
     ctx: &RequestContext<'_>,
     topic: &str,
     index: i32,
     records: Option<bytes::Bytes>,
     acks: i16,
-    deadline: tokio::time::Instant,
-) -> PartitionProduceResponse {
+) -> Pending {
     let partition = match led_partition(ctx.broker, topic, index) {
         Ok(partition) => partition,
         Err(code) => {
@@ -38,100 +68,134 @@ async fn produce_partition(
             } else {
                 format!("unknown partition {topic}-{index}")
             };
-            return partition_error(index, code, message);
+            return Pending::Ready(partition_error(index, code, message));
         }
     };
     let Some(records) = records else {
-        return partition_error(index, ResponseError::InvalidRecord.code(), "null records".into());
+        return Pending::Ready(partition_error(
+            index,
+            ResponseError::InvalidRecord.code(),
+            "null records".into(),
+        ));
     };
     let max_message_bytes = partition.with_log(|log| log.config().max_message_bytes).max(0) as usize;
     let batches = match batch::split_and_validate(&records, max_message_bytes) {
         Ok(batches) if !batches.is_empty() => batches,
         Ok(_) => {
-            return partition_error(index, error_code::INVALID_REQUEST, "no record batch".into());
+            return Pending::Ready(partition_error(
+                index,
+                error_code::INVALID_REQUEST,
+                "no record batch".into(),
+            ));
         }
         Err(error) => {
             let code = error_code::batch_error(&error);
             if !matches!(error, BatchError::TooLarge { .. }) {
                 tracing::debug!(%error, topic, index, "rejected produce");
             }
-            return partition_error(index, code, error.to_string());
+            return Pending::Ready(partition_error(index, code, error.to_string()));
         }
     };
-    let appended = match partition.append(&batches, acks).await {
-        // acks=all: answered once every in-sync replica has the batch.
-        Ok(info) if acks == -1 => partition
-            .wait_replicated(info.last_offset + 1, deadline)
-            .await
-            .map(|_| info),
-        other => other,
-    };
-    match appended {
-        Ok(info) => PartitionProduceResponse::default()
-            .with_index(index)
-            .with_base_offset(info.base_offset)
-            .with_log_append_time_ms(-1)
-            .with_log_start_offset(info.log_start_offset),
-        Err(error) => {
-            if let AppendError::Log(log_error) = &error
-                && log_error.is_fatal()
-            {
-                tracing::error!(%error, topic, index, "append failed; log taken offline");
-            }
-            partition_error(index, error_code::append_error(&error), error.to_string())
-        }
+    match partition.append(&batches, acks).await {
+        Ok(info) if acks == -1 => Pending::Replicating {
+            partition,
+            index,
+            info,
+        },
+        Ok(info) => Pending::Ready(appended(index, &info)),
+        Err(error) => Pending::Ready(failed(topic, index, &error)),
     }
 }
 
-pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<ProduceResponse> {
+/// A partition's answer: at once, or (acks=all) once every in-sync replica has the
+/// batch, or the error that ended the wait.
+async fn finish(topic: &str, pending: Pending, deadline: tokio::time::Instant) -> PartitionProduceResponse {
+    match pending {
+        Pending::Ready(response) => response,
+        Pending::Replicating {
+            partition,
+            index,
+            info,
+        } => match partition.wait_replicated(info.last_offset + 1, deadline).await {
+            Ok(()) => appended(index, &info),
+            Err(error) => failed(topic, index, &error),
+        },
+    }
+}
+
+/// Appends now, in request order; the answer comes when every partition's part is
+/// ready. With acks=all that waits for replication, and the connection goes on reading
+/// (and appending) the next requests meanwhile: answers still leave in request order.
+pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, correlation_id: i32) -> Outcome {
     let acks = request.acks;
     let deadline =
         tokio::time::Instant::now() + std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let by_id = ctx.version >= 13;
-    let mut responses = Vec::with_capacity(request.topic_data.len());
+    let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let topic = lookup_topic(ctx.broker, &topic_data.name, topic_data.topic_id, by_id);
-        let partitions: Vec<PartitionProduceResponse> = match (&topic, acks) {
-            (_, acks) if !matches!(acks, -1..=1) => topic_data
+        let refuse = |code: i16, message: String| -> Vec<Pending> {
+            topic_data
                 .partition_data
                 .iter()
-                .map(|data| {
-                    partition_error(
-                        data.index,
-                        ResponseError::InvalidRequiredAcks.code(),
-                        format!("acks must be -1, 0 or 1, got {acks}"),
-                    )
-                })
-                .collect(),
-            (Ok(topic), _) if crate::broker::Broker::is_internal_topic(&topic.name) => topic_data
-                .partition_data
-                .iter()
-                .map(|data| {
-                    partition_error(
-                        data.index,
-                        ResponseError::InvalidTopicException.code(),
-                        format!("cannot append to internal topic {}", topic.name),
-                    )
-                })
-                .collect(),
-            (Err(code), _) => topic_data
-                .partition_data
-                .iter()
-                .map(|data| partition_error(data.index, *code, "unknown topic".into()))
-                .collect(),
+                .map(|data| Pending::Ready(partition_error(data.index, code, message.clone())))
+                .collect()
+        };
+        let (name, partitions) = match (&topic, acks) {
+            (_, acks) if !matches!(acks, -1..=1) => (
+                String::new(),
+                refuse(
+                    ResponseError::InvalidRequiredAcks.code(),
+                    format!("acks must be -1, 0 or 1, got {acks}"),
+                ),
+            ),
+            (Ok(topic), _) if crate::broker::Broker::is_internal_topic(&topic.name) => (
+                topic.name.clone(),
+                refuse(
+                    ResponseError::InvalidTopicException.code(),
+                    format!("cannot append to internal topic {}", topic.name),
+                ),
+            ),
+            (Err(code), _) => (String::new(), refuse(*code, "unknown topic".into())),
             (Ok(topic), _) => {
-                let appends = topic_data.partition_data.into_iter().map(|data| {
-                    produce_partition(ctx, &topic.name, data.index, data.records, acks, deadline)
-                });
-                futures::future::join_all(appends).await
+                let appends = topic_data
+                    .partition_data
+                    .into_iter()
+                    .map(|data| produce_partition(ctx, &topic.name, data.index, data.records, acks));
+                (topic.name.clone(), futures::future::join_all(appends).await)
             }
         };
-        responses.push(
-            TopicProduceResponse::default()
-                .with_name(topic_data.name)
-                .with_topic_id(topic_data.topic_id)
-                .with_partition_responses(partitions),
-        );
+        topics.push((topic_data.name, topic_data.topic_id, name, partitions));
     }
-    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    if acks == 0 {
+        return Outcome::NoResponse;
+    }
+    let waits = topics.iter().any(|(_, _, _, partitions)| {
+        partitions
+            .iter()
+            .any(|pending| matches!(pending, Pending::Replicating { .. }))
+    });
+    let version = ctx.version;
+    let respond = async move {
+        let mut responses = Vec::with_capacity(topics.len());
+        for (topic_name, topic_id, name, partitions) in topics {
+            let mut answers = Vec::with_capacity(partitions.len());
+            for pending in partitions {
+                answers.push(finish(&name, pending, deadline).await);
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(topic_name)
+                    .with_topic_id(topic_id)
+                    .with_partition_responses(answers),
+            );
+        }
+        let response = ProduceResponse::default().with_responses(responses);
+        super::respond(ApiKey::Produce, version, correlation_id, &response)
+    };
+    if waits {
+        Outcome::Deferred(Box::pin(respond))
+    } else {
+        respond.await
+    }
 }

@@ -7,7 +7,7 @@
 //! are appended byte for byte at the leader's offsets and epochs; the leader's high
 //! watermark is taken; a diverging epoch cuts the log at the divergence point first
 //! (KIP-101, KIP-279, KIP-595). A partition whose leader refuses it (not leader, other
-//! epoch) waits until the metadata changes or a second passes.
+//! epoch) waits until the metadata changes or a short backoff passes.
 
 use super::Partition;
 use super::connection::KafkaConnection;
@@ -23,6 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+/// How long a partition waits after the leader refused it, unless the metadata
+/// changes first.
+const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
 /// The Fetch version followers use (ReplicaState, topic ids, diverging epochs).
 const FETCH_VERSION: i16 = 15;
@@ -233,8 +237,10 @@ async fn apply_response(
                     }
                 }
                 Some(error) => {
+                    // Most often the leader has not applied the metadata that made it leader
+                    // yet (or this follower is behind on it): ask again shortly.
                     tracing::debug!(%topic_partition, ?error, "leader refused a replica fetch");
-                    paused.insert(topic_partition.clone(), Instant::now() + Duration::from_secs(1));
+                    paused.insert(topic_partition.clone(), Instant::now() + RETRY_BACKOFF);
                     continue;
                 }
             };

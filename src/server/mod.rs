@@ -6,8 +6,12 @@
 //! for transports such as TLS that must see the bytes). A slow reader only ever waits on
 //! its own socket: sendfile runs non-blocking and yields until the socket is writable.
 //!
-//! Requests on one connection are served one at a time, in order, as Kafka does, so
-//! responses always leave in request order. A frame larger than
+//! Requests on one connection are handled one at a time, in order, as Kafka does, and
+//! responses always leave in request order. One exception to "one at a time": a
+//! produce with acks=all is appended at once but answered only when replicated; while
+//! it waits, the connection reads and handles the next requests (up to
+//! `MAX_WAITING_ANSWERS`), holding their answers back until the earlier ones are sent.
+//! Pipelined producers thus do not wait a replication round trip per request. A frame larger than
 //! `socket.request.max.bytes`, a negative size or a request that cannot be decoded
 //! closes that connection only. `max.connections` caps open connections; one over the
 //! cap is closed at once.
@@ -15,10 +19,12 @@
 use crate::api::{self, Chunk, Outcome};
 use crate::broker::Broker;
 use crate::log::segment::FileSlice;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
@@ -98,65 +104,143 @@ enum ConnectionError {
     BadRequest,
 }
 
+/// How many answers may wait (acks=all produces being replicated) on one connection
+/// while it reads on; past this it stops reading until the oldest is sent.
+const MAX_WAITING_ANSWERS: usize = 32;
+
+/// Reads one frame; None at a clean end of stream.
+async fn read_frame(socket: &mut OwnedReadHalf, max: usize) -> Result<Option<Bytes>, ConnectionError> {
+    let size = match socket.read_i32().await {
+        Ok(size) => size,
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    if size < 0 || size as usize > max {
+        return Err(ConnectionError::FrameSize { size, max });
+    }
+    // Read straight into an uninitialized buffer (no zeroing pass over large frames).
+    // Only the first MiB is reserved up front, so a peer that announces a huge frame
+    // and sends nothing does not make the broker hold the whole size.
+    let size = size as usize;
+    let mut frame = BytesMut::with_capacity(size.min(1 << 20));
+    let mut body = socket.take(size as u64);
+    while frame.len() < size {
+        if frame.len() == frame.capacity() {
+            frame.reserve(size - frame.len());
+        }
+        if body.read_buf(&mut frame).await? == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+    }
+    Ok(Some(frame.freeze()))
+}
+
+/// Sends one answer; Err when the connection must close.
+async fn send_outcome(
+    writer: &mut OwnedWriteHalf,
+    outcome: Outcome,
+    options: ServerOptions,
+    started: std::time::Instant,
+) -> Result<(), ConnectionError> {
+    match outcome {
+        Outcome::Respond(chunks) => {
+            let bytes: u64 = chunks.iter().map(Chunk::len).sum();
+            write_chunks(writer, chunks, options).await?;
+            tracing::trace!(sent = ?started.elapsed(), bytes, "request served");
+            Ok(())
+        }
+        Outcome::NoResponse => Ok(()),
+        Outcome::Close(last) => {
+            if let Some(last) = last {
+                let _ = writer.write_all(&last).await;
+            }
+            Err(ConnectionError::BadRequest)
+        }
+        // A deferred answer is awaited before it is sent; it never yields another.
+        Outcome::Deferred(_) => Err(ConnectionError::BadRequest),
+    }
+}
+
+type Waiting = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send>>;
+
 async fn serve_connection(
-    mut socket: TcpStream,
+    socket: TcpStream,
     peer: std::net::SocketAddr,
     broker: &Arc<Broker>,
     options: ServerOptions,
 ) -> Result<(), ConnectionError> {
     let max = broker.config.socket_request_max_bytes;
+    let (mut reader, mut writer) = socket.into_split();
+    // Frames are read by their own task, so that reading the next request can wait
+    // alongside answers being prepared; the channel holds at most one frame ahead.
+    let (frames_tx, mut frames) = tokio::sync::mpsc::channel(1);
+    let read_task = tokio::spawn(async move {
+        loop {
+            let frame = read_frame(&mut reader, max).await;
+            let end = !matches!(frame, Ok(Some(_)));
+            if frames_tx.send(frame).await.is_err() || end {
+                break;
+            }
+        }
+    });
+    let _stop_reading = AbortOnDrop(read_task);
+    let mut waiting: VecDeque<(Waiting, std::time::Instant)> = VecDeque::new();
     loop {
-        let size = match socket.read_i32().await {
-            Ok(size) => size,
-            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(error) => return Err(error.into()),
-        };
-        if size < 0 || size as usize > max {
-            return Err(ConnectionError::FrameSize { size, max });
-        }
-        // Read straight into an uninitialized buffer (no zeroing pass over large frames).
-        // Only the first MiB is reserved up front, so a peer that announces a huge frame
-        // and sends nothing does not make the broker hold the whole size.
-        let size = size as usize;
-        let mut frame = BytesMut::with_capacity(size.min(1 << 20));
-        let mut body = (&mut socket).take(size as u64);
-        while frame.len() < size {
-            if frame.len() == frame.capacity() {
-                frame.reserve(size - frame.len());
-            }
-            if body.read_buf(&mut frame).await? == 0 {
-                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-            }
-        }
-        let started = std::time::Instant::now();
-        let outcome = api::handle_frame(broker, frame.freeze(), peer).await;
-        let handled = started.elapsed();
-        match outcome {
-            Outcome::Respond(chunks) => {
-                let bytes: u64 = chunks.iter().map(Chunk::len).sum();
-                write_chunks(&mut socket, chunks, options).await?;
-                tracing::trace!(?handled, sent = ?started.elapsed(), bytes, "request served");
-            }
-            Outcome::NoResponse => {}
-            Outcome::Close(last) => {
-                if let Some(last) = last {
-                    let _ = socket.write_all(&last).await;
+        tokio::select! {
+            // The oldest waiting answer goes first: answers leave in request order.
+            outcome = async {
+                match waiting.front_mut() {
+                    Some((answer, _)) => answer.await,
+                    None => std::future::pending().await,
                 }
-                return Err(ConnectionError::BadRequest);
+            }, if !waiting.is_empty() => {
+                if let Some((_, started)) = waiting.pop_front() {
+                    send_outcome(&mut writer, outcome, options, started).await?;
+                }
+            }
+            frame = frames.recv(), if waiting.len() < MAX_WAITING_ANSWERS => {
+                let frame = match frame {
+                    Some(Ok(Some(frame))) => frame,
+                    Some(Err(error)) => return Err(error),
+                    Some(Ok(None)) | None => {
+                        // The client is done sending: answer what it is owed, then close.
+                        while let Some((answer, started)) = waiting.pop_front() {
+                            send_outcome(&mut writer, answer.await, options, started).await?;
+                        }
+                        return Ok(());
+                    }
+                };
+                let started = std::time::Instant::now();
+                let outcome = api::handle_frame(broker, frame, peer).await;
+                tracing::trace!(handled = ?started.elapsed(), "request handled");
+                match outcome {
+                    Outcome::Deferred(answer) => waiting.push_back((answer, started)),
+                    outcome if waiting.is_empty() => send_outcome(&mut writer, outcome, options, started).await?,
+                    outcome => waiting.push_back((Box::pin(std::future::ready(outcome)), started)),
+                }
             }
         }
     }
 }
 
+/// Aborts a task when dropped (the connection's reader ends with the connection).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn write_chunks(
-    socket: &mut TcpStream,
+    socket: &mut OwnedWriteHalf,
     chunks: Vec<Chunk>,
     options: ServerOptions,
 ) -> std::io::Result<()> {
     for chunk in chunks {
         match chunk {
             Chunk::Bytes(bytes) => socket.write_all(&bytes).await?,
-            Chunk::File(slice) if options.zero_copy => send_file(socket, &slice).await?,
+            Chunk::File(slice) if options.zero_copy => send_file(socket.as_ref(), &slice).await?,
             Chunk::File(slice) => {
                 let file = slice.clone();
                 let bytes = tokio::task::spawn_blocking(move || file.read_to_vec())
