@@ -92,8 +92,23 @@ impl KafkaConnection {
         if size < 0 || size as usize > MAX_RESPONSE {
             return Err(protocol(format!("response size {size}")));
         }
-        let mut body = BytesMut::zeroed(size as usize);
-        self.stream.read_exact(&mut body).await.map_err(io("read from"))?;
+        // Read into an uninitialized buffer: no zeroing pass over each fetched megabyte.
+        let size = size as usize;
+        let mut body = BytesMut::with_capacity(size);
+        while body.len() < size {
+            let read = (&mut self.stream)
+                .take((size - body.len()) as u64)
+                .read_buf(&mut body)
+                .await
+                .map_err(io("read from"))?;
+            if read == 0 {
+                return Err(ConnectionError::Io {
+                    op: "read from",
+                    address,
+                    source: std::io::ErrorKind::UnexpectedEof.into(),
+                });
+            }
+        }
         let mut body = body.freeze();
         let response_header = ResponseHeader::decode(&mut body, api_key.response_header_version(version))
             .map_err(|error| protocol(error.to_string()))?;
