@@ -43,6 +43,30 @@ p.flush(180)
 '''
 
 
+class BackgroundProducer:
+    """The PRODUCER script in its own process, sending COUNT numbered messages to every
+    node of `cluster`; acknowledged sends land in a JSONL file."""
+
+    def __init__(self, cluster, topic, count, partitions, path):
+        self.path = path
+        bootstrap = ",".join(cluster.bootstrap(node) for node in cluster.node_ids)
+        self.process = subprocess.Popen([sys.executable, "-c", PRODUCER, bootstrap, topic, str(count),
+                                         str(partitions), str(path)])
+
+    def acked_count(self):
+        return count_lines(self.path)
+
+    def finish(self, timeout=240):
+        """Waits for the last delivery report: (acknowledged, failed)."""
+        assert self.process.wait(timeout=timeout) == 0
+        return read_jsonl(self.path), read_jsonl(str(self.path) + ".failed")
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
 def leaders(cluster, via, topic):
     return {index: leader for index, leader, _, _ in cluster.metadata(via)["topics"][topic]}
 
@@ -81,13 +105,10 @@ def test_acknowledged_writes_survive_killing_each_leader_in_turn(cluster_factory
     cluster = cluster_factory(3, settings=FAST)
     topic, partitions, count = "durable", 3, 100_000
     create_topic(cluster.bootstrap(1), topic, partitions, 3, config={"min.insync.replicas": "2"})
-    acked_path = tmp_path / "acked.jsonl"
-    bootstrap = ",".join(cluster.bootstrap(node) for node in cluster.node_ids)
-    producer = subprocess.Popen([sys.executable, "-c", PRODUCER, bootstrap, topic, str(count), str(partitions),
-                                 str(acked_path)])
+    producer = BackgroundProducer(cluster, topic, count, partitions, tmp_path / "acked.jsonl")
     try:
         for partition in range(partitions):
-            wait_until(lambda: count_lines(acked_path) > (partition + 1) * count // 5, 120, "progress")
+            wait_until(lambda: producer.acked_count() > (partition + 1) * count // 5, 120, "progress")
             survivor = next(node for node in cluster.node_ids
                             if node != leaders(cluster, 1 if partition else 2, topic)[partition])
             victim = leaders(cluster, survivor, topic)[partition]
@@ -99,13 +120,9 @@ def test_acknowledged_writes_survive_killing_each_leader_in_turn(cluster_factory
             cluster.start(victim)
             wait_until(lambda: all(len(isr) == 3 for isr in isrs(cluster, survivor, topic).values()), 60,
                        f"broker {victim} back in every ISR")
-        assert producer.wait(timeout=240) == 0
+        acked, failed = producer.finish()
     finally:
-        if producer.poll() is None:
-            producer.kill()
-            producer.wait()
-    acked = read_jsonl(acked_path)
-    failed = read_jsonl(str(acked_path) + ".failed")
+        producer.kill()
     print(f"acknowledged {len(acked)}, failed {len(failed)}")
     assert not failed, failed[:5]
     assert len(acked) == count
@@ -183,13 +200,10 @@ def test_rolling_restart_with_sigterm_fails_no_produce(cluster_factory, tmp_path
     cluster = cluster_factory(3, settings=FAST)
     topic, partitions, count = "rolling", 3, 30_000
     create_topic(cluster.bootstrap(1), topic, partitions, 3, config={"min.insync.replicas": "2"})
-    acked_path = tmp_path / "acked.jsonl"
-    bootstrap = ",".join(cluster.bootstrap(node) for node in cluster.node_ids)
-    producer = subprocess.Popen([sys.executable, "-c", PRODUCER, bootstrap, topic, str(count), str(partitions),
-                                 str(acked_path)])
+    producer = BackgroundProducer(cluster, topic, count, partitions, tmp_path / "acked.jsonl")
     try:
         for node in cluster.node_ids:
-            wait_until(lambda: count_lines(acked_path) > node * count // 5, 120, "progress")
+            wait_until(lambda: producer.acked_count() > node * count // 5, 120, "progress")
             stopped_at = time.time()
             cluster.stop(node)
             print(f"\nbroker {node} stopped (SIGTERM) in {time.time() - stopped_at:.1f} s")
@@ -197,13 +211,9 @@ def test_rolling_restart_with_sigterm_fails_no_produce(cluster_factory, tmp_path
             other = next(n for n in cluster.node_ids if n != node)
             wait_until(lambda: all(len(isr) == 3 for isr in isrs(cluster, other, topic).values()), 60,
                        f"broker {node} back in every ISR")
-        assert producer.wait(timeout=240) == 0
+        acked, failed = producer.finish()
     finally:
-        if producer.poll() is None:
-            producer.kill()
-            producer.wait()
-    acked = read_jsonl(acked_path)
-    failed = read_jsonl(str(acked_path) + ".failed")
+        producer.kill()
     assert not failed, failed[:5]
     assert len(acked) == count
     stored = read_all(cluster.bootstrap(1), topic, partitions)

@@ -327,19 +327,7 @@ impl PartitionLog {
             .map(|batch| batch.header.last_offset_delta as i64 + 1)
             .sum();
         let epoch = self.leader_epoch;
-        let result = self.maybe_roll(total, messages, now_ms).and_then(|_| {
-            match self.segments.values_mut().next_back() {
-                Some(active) => active.append(batches, Some((base_offset, epoch))),
-                None => Ok(()),
-            }
-        });
-        if let Err(error) = result {
-            if error.is_fatal() {
-                self.offline = true;
-            }
-            return Err(error);
-        }
-        self.oldest_unflushed_ms.get_or_insert(now_ms);
+        self.write(batches, Some((base_offset, epoch)), total, messages, now_ms)?;
         if self.epochs.entries.assign(epoch, base_offset) {
             self.save_epochs()?;
         }
@@ -348,6 +336,32 @@ impl PartitionLog {
             last_offset: base_offset + messages - 1,
             log_start_offset: self.log_start_offset(),
         })
+    }
+
+    /// Rolls if due, then writes the batches to the active segment (see
+    /// `LogSegment::append` for `stamp`). A fatal disk error takes the log offline.
+    fn write(
+        &mut self,
+        batches: &[IncomingBatch],
+        stamp: Option<(i64, i32)>,
+        total_bytes: u64,
+        messages: i64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let result = self.maybe_roll(total_bytes, messages, now_ms).and_then(|_| {
+            match self.segments.values_mut().next_back() {
+                Some(active) => active.append(batches, stamp),
+                None => Ok(()),
+            }
+        });
+        if let Err(error) = &result
+            && error.is_fatal()
+        {
+            self.offline = true;
+        }
+        result?;
+        self.oldest_unflushed_ms.get_or_insert(now_ms);
+        Ok(())
     }
 
     /// Appends a leader's batches as they are (offsets and epochs included). The first
@@ -382,19 +396,7 @@ impl PartitionLog {
         };
         let base_offset = first.header.base_offset;
         let total: u64 = batches.iter().map(|batch| batch.bytes.len() as u64).sum();
-        let result = self
-            .maybe_roll(total, expected - base_offset, now_ms)
-            .and_then(|_| match self.segments.values_mut().next_back() {
-                Some(active) => active.append(batches, None),
-                None => Ok(()),
-            });
-        if let Err(error) = result {
-            if error.is_fatal() {
-                self.offline = true;
-            }
-            return Err(error);
-        }
-        self.oldest_unflushed_ms.get_or_insert(now_ms);
+        self.write(batches, None, total, expected - base_offset, now_ms)?;
         let mut changed = false;
         for batch in batches {
             changed |= self
