@@ -6,12 +6,19 @@
 //! partition's data is a file range that `fetch_frame` frames and the server sends.
 
 use super::fetch_frame::FetchReply;
-use super::{RequestContext, check_leader_epoch, error_code, led_partition, lookup_topic};
+use super::{
+    RequestContext, check_leader_epoch, current_leader, error_code, is_leader_error, led_partition,
+    lookup_topic,
+};
 use crate::log::segment::FileSlice;
 use crate::replication::Partition;
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,8 +98,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
     // No transactions yet, so the last stable offset is the high watermark and both
     // isolation levels read the same data.
     let mut wanted = Vec::new();
+    let mut names = Vec::with_capacity(request.topics.len());
     for (topic_index, topic) in request.topics.iter().enumerate() {
         let record = lookup_topic(ctx.broker, &topic.topic, topic.topic_id, by_id);
+        names.push(record.as_ref().ok().map(|record| record.name.clone()));
         for partition in &topic.partitions {
             let resolved = match &record {
                 Ok(record) => led_partition(ctx.broker, &record.name, partition.partition),
@@ -167,7 +176,21 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         })
         .collect();
     let mut slices = Vec::new();
+    let mut endpoints = std::collections::BTreeMap::new();
+    let image = (ctx.version >= 16).then(|| ctx.broker.image());
     for (item, (data, slice)) in wanted.iter().zip(results) {
+        // KIP-951 (v16+): name the partition's current leader with a leader error.
+        let mut data = data;
+        if let Some(image) = &image
+            && is_leader_error(data.error_code)
+            && let Some(name) = &names[item.topic_index]
+            && let Some((leader, epoch, endpoint)) = current_leader(image, name, item.partition_index)
+        {
+            data.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(leader))
+                .with_leader_epoch(epoch);
+            endpoints.insert(leader, endpoint);
+        }
         let partitions = &mut responses[item.topic_index].partitions;
         match slice {
             Some(slice) => {
@@ -177,8 +200,19 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
             None => partitions.push(data),
         }
     }
+    let node_endpoints = endpoints
+        .into_iter()
+        .map(|(node_id, endpoint)| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(node_id))
+                .with_host(StrBytes::from_string(endpoint.host))
+                .with_port(endpoint.port as i32)
+        })
+        .collect();
     FetchReply {
-        response: FetchResponse::default().with_responses(responses),
+        response: FetchResponse::default()
+            .with_responses(responses)
+            .with_node_endpoints(node_endpoints),
         slices,
     }
 }

@@ -61,9 +61,21 @@ pub fn encode(version: i16, correlation_id: i32, reply: FetchReply) -> anyhow::R
             .map(|(_, slice)| slice.clone())
     };
     anyhow::ensure!(
-        response.node_endpoints.is_empty() && response.unknown_tagged_fields.is_empty(),
-        "zero-copy fetch framing writes no top-level tagged fields"
+        response.unknown_tagged_fields.is_empty(),
+        "zero-copy fetch framing writes no unknown top-level tagged fields"
     );
+    // The top-level tagged fields (KIP-951 node endpoints, v16+) as the crate encodes
+    // them: after an empty response's fixed fields (throttle, error code, session id,
+    // an empty topic array).
+    let top_level_tags = if flexible && !response.node_endpoints.is_empty() {
+        let mut tail = BytesMut::new();
+        FetchResponse::default()
+            .with_node_endpoints(response.node_endpoints.clone())
+            .encode(&mut tail, version)?;
+        tail.split_off(4 + 2 + 4 + 1)
+    } else {
+        BytesMut::from(&[0u8][..])
+    };
     let mut chunks = Vec::new();
     let mut buf = BytesMut::with_capacity(256);
     buf.put_i32(0); // the size, patched below
@@ -117,7 +129,7 @@ pub fn encode(version: i16, correlation_id: i32, reply: FetchReply) -> anyhow::R
         }
     }
     if flexible {
-        buf.put_u8(0); // top-level tagged fields
+        buf.put_slice(&top_level_tags);
     }
     chunks.push(Chunk::Bytes(buf.split().freeze()));
     let total: u64 = chunks.iter().map(Chunk::len).sum();
@@ -148,7 +160,9 @@ fn tagged_fields_len(
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, LeaderIdAndEpoch, PartitionData};
+    use kafka_protocol::messages::fetch_response::{
+        FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    };
     use kafka_protocol::messages::{ResponseHeader, TopicName};
     use kafka_protocol::protocol::StrBytes;
     use std::io::Write;
@@ -206,16 +220,29 @@ mod tests {
                     Bytes::from(data[*position as usize..(*position + *len) as usize].to_vec())
                 })
                 .collect();
+            // KIP-951 endpoints, a top-level tagged field from v16 on.
+            let node_endpoints = if version >= 16 {
+                vec![
+                    NodeEndpoint::default()
+                        .with_node_id(1.into())
+                        .with_host(StrBytes::from_static_str("127.0.0.1"))
+                        .with_port(9093),
+                ]
+            } else {
+                vec![]
+            };
             let build = |records: [Option<Bytes>; 3]| {
                 let [first, second, third] = records;
-                FetchResponse::default().with_responses(vec![
-                    topic("a").with_partitions(vec![
-                        partition(0).with_records(first),
-                        partition(1).with_error_code(1).with_records(Some(Bytes::new())),
-                        with_leader(partition(2)).with_records(second),
-                    ]),
-                    topic("bb").with_partitions(vec![partition(7).with_records(third)]),
-                ])
+                FetchResponse::default()
+                    .with_responses(vec![
+                        topic("a").with_partitions(vec![
+                            partition(0).with_records(first),
+                            partition(1).with_error_code(1).with_records(Some(Bytes::new())),
+                            with_leader(partition(2)).with_records(second),
+                        ]),
+                        topic("bb").with_partitions(vec![partition(7).with_records(third)]),
+                    ])
+                    .with_node_endpoints(node_endpoints.clone())
             };
             let reply = FetchReply {
                 response: build([None, None, None]),

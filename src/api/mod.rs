@@ -341,6 +341,31 @@ pub fn led_partition(
     }
 }
 
+/// KIP-951: the live leader of a partition as this broker's image knows it (leader id,
+/// leader epoch, its client endpoint), for answers that tell a client where to go.
+pub fn current_leader(
+    image: &crate::cluster::image::MetadataImage,
+    topic: &str,
+    index: i32,
+) -> Option<(i32, i32, crate::cluster::image::Endpoint)> {
+    let partition = image.topic(topic)?.partition(index)?;
+    let broker = image
+        .brokers
+        .get(&partition.leader)
+        .filter(|broker| !broker.fenced)?;
+    Some((
+        partition.leader,
+        partition.leader_epoch,
+        broker.endpoints.first()?.clone(),
+    ))
+}
+
+/// Whether an error code sends a client to look for the partition's leader.
+pub fn is_leader_error(code: i16) -> bool {
+    code == error_code::NOT_LEADER_OR_FOLLOWER
+        || code == kafka_protocol::ResponseError::FencedLeaderEpoch.code()
+}
+
 /// Finds a topic by id (newer request versions) or by name; the error is the Kafka code.
 pub fn lookup_topic(
     broker: &Broker,

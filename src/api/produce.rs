@@ -10,7 +10,10 @@ use crate::log::partition_log::AppendInfo;
 use crate::replication::Partition;
 use crate::replication::partition::AppendError;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
@@ -176,12 +179,26 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, correlati
             .any(|pending| matches!(pending, Pending::Replicating { .. }))
     });
     let version = ctx.version;
+    let broker = ctx.broker.clone();
     let respond = async move {
         let mut responses = Vec::with_capacity(topics.len());
+        let mut endpoints = std::collections::BTreeMap::new();
         for (topic_name, topic_id, name, partitions) in topics {
             let mut answers = Vec::with_capacity(partitions.len());
             for pending in partitions {
-                answers.push(finish(&name, pending, deadline).await);
+                let mut answer = finish(&name, pending, deadline).await;
+                // KIP-951 (v10+): name the partition's current leader with the error.
+                if version >= 10
+                    && super::is_leader_error(answer.error_code)
+                    && let Some((leader, epoch, endpoint)) =
+                        super::current_leader(&broker.image(), &name, answer.index)
+                {
+                    answer.current_leader = LeaderIdAndEpoch::default()
+                        .with_leader_id(BrokerId(leader))
+                        .with_leader_epoch(epoch);
+                    endpoints.insert(leader, endpoint);
+                }
+                answers.push(answer);
             }
             responses.push(
                 TopicProduceResponse::default()
@@ -190,7 +207,18 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, correlati
                     .with_partition_responses(answers),
             );
         }
-        let response = ProduceResponse::default().with_responses(responses);
+        let node_endpoints = endpoints
+            .into_iter()
+            .map(|(node_id, endpoint)| {
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(node_id))
+                    .with_host(StrBytes::from_string(endpoint.host))
+                    .with_port(endpoint.port as i32)
+            })
+            .collect();
+        let response = ProduceResponse::default()
+            .with_responses(responses)
+            .with_node_endpoints(node_endpoints);
         super::respond(ApiKey::Produce, version, correlation_id, &response)
     };
     if waits {

@@ -42,6 +42,53 @@ impl TestBroker {
         for (key, value) in settings {
             explicit.insert(key.to_string(), value.to_string());
         }
+        Self::serve(listener, dir, explicit).await
+    }
+
+    /// Starts `n` nodes of one cluster in this process (combined mode: broker and
+    /// controller, nodes 1..=n), each on ephemeral client and controller ports.
+    pub async fn start_cluster(n: i32, settings: &[(&str, &str)]) -> Vec<TestBroker> {
+        let mut controller_ports = Vec::new();
+        for _ in 0..n {
+            // Reserve a free port for each CONTROLLER listener (released just before use).
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            controller_ports.push(probe.local_addr().expect("address").port());
+        }
+        let voters: Vec<String> = (1..=n)
+            .zip(&controller_ports)
+            .map(|(id, port)| format!("{id}@127.0.0.1:{port}"))
+            .collect();
+        let mut starts = Vec::new();
+        for (id, port) in (1..=n).zip(&controller_ports) {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let address = listener.local_addr().expect("address");
+            let mut explicit = BTreeMap::from([
+                ("node.id".to_string(), id.to_string()),
+                (
+                    "listeners".to_string(),
+                    format!("PLAINTEXT://{address},CONTROLLER://127.0.0.1:{port}"),
+                ),
+                ("controller.quorum.voters".to_string(), voters.join(",")),
+                ("log.dirs".to_string(), dir.path().display().to_string()),
+                ("offsets.topic.replication.factor".to_string(), n.to_string()),
+                ("offsets.topic.num.partitions".to_string(), "5".to_string()),
+                ("group.initial.rebalance.delay.ms".to_string(), "0".to_string()),
+            ]);
+            for (key, value) in settings {
+                explicit.insert(key.to_string(), value.to_string());
+            }
+            starts.push(Self::serve(listener, dir, explicit));
+        }
+        futures::future::join_all(starts).await
+    }
+
+    async fn serve(
+        listener: tokio::net::TcpListener,
+        dir: tempfile::TempDir,
+        explicit: BTreeMap<String, String>,
+    ) -> TestBroker {
+        let address = listener.local_addr().expect("address");
         let config = BrokerConfig::from_explicit(explicit).expect("config");
         let broker = Broker::start(config).await.expect("broker starts");
         broker.spawn_background();

@@ -1,0 +1,110 @@
+//! Brokers of one cluster in this process, over real TCP: requests to a broker that
+//! does not lead a partition are refused with the leader named (KIP-951).
+
+mod common;
+
+use common::{TestBroker, fetch_request, produce_request, record_batch};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{CreateTopicsRequest, create_topics_request};
+use kafka_protocol::records::Compression;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_refuses_produce_and_fetch_and_names_the_leader() {
+    let nodes = TestBroker::start_cluster(2, &[]).await;
+    let mut client = nodes[0].client().await;
+    let assignment = create_topics_request::CreatableReplicaAssignment::default()
+        .with_partition_index(0)
+        .with_broker_ids(vec![2.into(), 1.into()]);
+    let response = client
+        .send(
+            CreateTopicsRequest::default().with_topics(vec![
+                create_topics_request::CreatableTopic::default()
+                    .with_name(common::topic_name("led-by-2"))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+                    .with_assignments(vec![assignment]),
+            ]),
+            7,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        response.topics[0].error_code, 0,
+        "{:?}",
+        response.topics[0].error_message
+    );
+    let leader_port = nodes[1].address.port() as i32;
+    // Node 1 follows: a produce there names node 2, with its endpoint (v10+).
+    let response = client
+        .send(
+            produce_request("led-by-2", 0, record_batch(1, Compression::None, 1), 1),
+            10,
+        )
+        .await
+        .unwrap();
+    let partition = &response.responses[0].partition_responses[0];
+    assert_eq!(partition.error_code, ResponseError::NotLeaderOrFollower.code());
+    assert_eq!(
+        (
+            *partition.current_leader.leader_id,
+            partition.current_leader.leader_epoch
+        ),
+        (2, 0)
+    );
+    assert_eq!(response.node_endpoints.len(), 1);
+    assert_eq!(
+        (
+            *response.node_endpoints[0].node_id,
+            response.node_endpoints[0].port
+        ),
+        (2, leader_port)
+    );
+    // Older versions have no such fields: just the error.
+    let response = client
+        .send(
+            produce_request("led-by-2", 0, record_batch(1, Compression::None, 1), 1),
+            9,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code,
+        ResponseError::NotLeaderOrFollower.code()
+    );
+    // The same for a consumer's fetch (v16+), through the zero-copy framing.
+    let mut request = fetch_request("led-by-2", 0, 0);
+    request.topics[0].topic_id = nodes[0].broker.topic("led-by-2").unwrap().topic_id;
+    let response = client.send(request, 16).await.unwrap();
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, ResponseError::NotLeaderOrFollower.code());
+    assert_eq!(*partition.current_leader.leader_id, 2);
+    assert_eq!(
+        (
+            *response.node_endpoints[0].node_id,
+            response.node_endpoints[0].port
+        ),
+        (2, leader_port)
+    );
+    // The leader takes the write, and its follower gets it.
+    let mut leader = nodes[1].client().await;
+    let response = leader
+        .send(
+            produce_request("led-by-2", 0, record_batch(3, Compression::None, 1), -1),
+            9,
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    let follower = nodes[0]
+        .broker
+        .partition(&ferrolog::log::TopicPartition::new("led-by-2", 0))
+        .unwrap();
+    assert_eq!(
+        follower.with_log(|log| log.log_end_offset()),
+        3,
+        "acks=all waited for the follower"
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+}
