@@ -77,8 +77,8 @@ def test_topic_created_through_one_node_is_seen_by_all_with_leaders_spread(clust
 
 
 def test_create_topics_commit_latency(cluster_factory):
-    """CreateTopics is answered once committed by the quorum and visible on the broker
-    that received it; measured through the active controller and through a follower."""
+    """CreateTopics is answered once committed by the quorum; measured through the active
+    controller and through another node."""
     cluster = cluster_factory(3)
     leader = cluster.active_controller(via=1)
     follower = next(node for node in cluster.node_ids if node != leader)
@@ -91,7 +91,9 @@ def test_create_topics_commit_latency(cluster_factory):
             started = time.perf_counter()
             admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=3)])[name].result(10)
             latencies.append((time.perf_counter() - started) * 1000)
-            assert name in cluster.metadata(node)["topics"], "visible on the receiving broker at once"
+            # The admin client may send to any broker it learned of (each names itself as
+            # controller), so the node asked here may learn of the topic a moment later.
+            wait_until(lambda: name in cluster.metadata(node)["topics"], 10, f"{name} on node {node}")
         latencies.sort()
         print(f"\nCreateTopics through {label}: median {statistics.median(latencies):.1f} ms, "
               f"p90 {latencies[int(len(latencies) * 0.9)]:.1f} ms, max {latencies[-1]:.1f} ms")
