@@ -121,7 +121,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
     }
     if replica {
         // A follower's fetch offset is its log end: record its progress (which may move
-        // the high watermark) and let the leader reconsider the ISR.
+        // the high watermark); one outside the ISR may be due to join it.
         let now = crate::replication::partition::now_ms();
         for item in &wanted {
             if let Ok(partition) = &item.partition
@@ -177,14 +177,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         .collect();
     let mut slices = Vec::new();
     let mut endpoints = std::collections::BTreeMap::new();
-    let image = (ctx.version >= 16).then(|| ctx.broker.image());
     for (item, (data, slice)) in wanted.iter().zip(results) {
         // KIP-951 (v16+): name the partition's current leader with a leader error.
         let mut data = data;
-        if let Some(image) = &image
+        if ctx.version >= 16
             && is_leader_error(data.error_code)
             && let Some(name) = &names[item.topic_index]
-            && let Some((leader, epoch, endpoint)) = current_leader(image, name, item.partition_index)
+            && let Some((leader, epoch, endpoint)) =
+                current_leader(&ctx.broker.image(), name, item.partition_index)
         {
             data.current_leader = LeaderIdAndEpoch::default()
                 .with_leader_id(BrokerId(leader))

@@ -223,11 +223,6 @@ impl Broker {
         self.controller.request(request, timeout).await
     }
 
-    /// The client endpoint this broker advertises.
-    pub fn endpoint(&self) -> Endpoint {
-        advertised_endpoint(&self.config)
-    }
-
     /// The partition count of `__consumer_offsets`, creating the topic on first use.
     /// The error is the Kafka code to answer (COORDINATOR_NOT_AVAILABLE).
     pub async fn offsets_topic_partitions(&self) -> Result<i32, i16> {

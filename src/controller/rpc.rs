@@ -235,10 +235,6 @@ impl RpcPool {
         }
     }
 
-    pub fn address(&self) -> SocketAddr {
-        self.address
-    }
-
     async fn connect(&self) -> std::io::Result<TcpStream> {
         let socket = if self.address.is_ipv4() {
             tokio::net::TcpSocket::new_v4()?

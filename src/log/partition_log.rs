@@ -442,20 +442,8 @@ impl PartitionLog {
     /// Empties the log and restarts it at `offset` (a follower whose whole log is
     /// behind the leader's log start).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
-        let bases: Vec<i64> = self.segments.keys().copied().collect();
-        for base in bases {
-            if let Some(segment) = self.segments.remove(&base) {
-                segment.delete()?;
-            }
-        }
-        let fresh = LogSegment::create(
-            &self.dir,
-            offset.max(0),
-            self.config.index_interval_bytes,
-            self.config.max_index_size,
-            now_ms,
-        )?;
-        self.segments.insert(offset.max(0), fresh);
+        self.delete_segments_from(i64::MIN)?;
+        self.start_segment_at(offset.max(0), now_ms)?;
         self.high_watermark = offset.max(0);
         self.recovery_point = offset.max(0);
         self.epochs.entries = EpochEntries::default();
@@ -465,39 +453,47 @@ impl PartitionLog {
     fn truncate_segments(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
         // Segments starting at or after `offset` go whole; the one before ends there or
         // is cut there.
+        self.delete_segments_from(offset)?;
+        let Some(last) = self.segments.values_mut().next_back() else {
+            return self.start_segment_at(offset.max(0), now_ms);
+        };
+        let base = last.base_offset;
+        last.truncate_file_to(offset)?;
+        // Reopen it as the active segment, rebuilding its indexes.
+        drop(self.segments.remove(&base));
+        let (reopened, _) = LogSegment::open(
+            &self.dir,
+            base,
+            self.config.index_interval_bytes,
+            self.config.max_index_size,
+            true,
+            true,
+        )?;
+        self.segments.insert(base, reopened);
+        Ok(())
+    }
+
+    /// Deletes every segment whose base offset is at least `offset`.
+    fn delete_segments_from(&mut self, offset: i64) -> Result<(), LogError> {
         let doomed: Vec<i64> = self.segments.range(offset..).map(|(base, _)| *base).collect();
         for base in doomed {
             if let Some(segment) = self.segments.remove(&base) {
                 segment.delete()?;
             }
         }
-        match self.segments.values_mut().next_back() {
-            Some(last) => {
-                let base = last.base_offset;
-                last.truncate_file_to(offset)?;
-                // Reopen it as the active segment, rebuilding its indexes.
-                drop(self.segments.remove(&base));
-                let (reopened, _) = LogSegment::open(
-                    &self.dir,
-                    base,
-                    self.config.index_interval_bytes,
-                    self.config.max_index_size,
-                    true,
-                    true,
-                )?;
-                self.segments.insert(base, reopened);
-            }
-            None => {
-                let fresh = LogSegment::create(
-                    &self.dir,
-                    offset.max(0),
-                    self.config.index_interval_bytes,
-                    self.config.max_index_size,
-                    now_ms,
-                )?;
-                self.segments.insert(offset.max(0), fresh);
-            }
-        }
+        Ok(())
+    }
+
+    /// Adds an empty active segment starting at `offset`.
+    fn start_segment_at(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        let fresh = LogSegment::create(
+            &self.dir,
+            offset,
+            self.config.index_interval_bytes,
+            self.config.max_index_size,
+            now_ms,
+        )?;
+        self.segments.insert(offset, fresh);
         Ok(())
     }
 

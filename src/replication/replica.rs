@@ -67,13 +67,15 @@ impl Partition {
     }
 
     /// A follower fetched from `fetch_offset`: record its progress and move the high
-    /// watermark. Returns false when this broker does not lead the partition.
+    /// watermark. Returns true when the follower is outside the ISR on a partition this
+    /// broker leads, so that its joining may be due (leaving is the periodic check's).
     pub fn record_follower_fetch(&self, replica_id: i32, fetch_offset: i64, now_ms: i64) -> bool {
         let mut log = self.log.lock();
         let state = self.state.lock();
         if state.leader != self.node_id {
             return false;
         }
+        let outside_isr = !state.isr.contains(&replica_id);
         let mut followers = self.followers.lock();
         let log_end_offset = log.log_end_offset();
         followers
@@ -87,7 +89,7 @@ impl Partition {
         if moved {
             self.appended.notify_waiters();
         }
-        true
+        outside_isr
     }
 
     /// The ISR change to send to the controller now, if one is due and none is pending
