@@ -85,7 +85,20 @@ async fn a_follower_refuses_produce_and_fetch_and_names_the_leader() {
         ),
         (2, leader_port)
     );
-    // The leader takes the write, and its follower gets it.
+    // The leader takes the write (once it has applied the metadata that makes it
+    // leader: metadata reaches nodes at their own pace), and its follower gets it.
+    let led = nodes[1].broker.clone();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !led
+        .partition(&ferrolog::log::TopicPartition::new("led-by-2", 0))
+        .is_some_and(|partition| partition.is_leader())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node 2 never led the partition"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let mut leader = nodes[1].client().await;
     let response = leader
         .send(
