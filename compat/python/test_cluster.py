@@ -50,7 +50,9 @@ def test_topic_created_through_one_node_is_seen_by_all_with_leaders_spread(clust
     cluster = cluster_factory(3)
     create_topic(cluster.bootstrap(2), "spread", 6, 3)
     for node_id in cluster.node_ids:
-        metadata = cluster.metadata(node_id)
+        # Committed metadata reaches each node at its own pace (within a Raft heartbeat).
+        metadata = wait_until(lambda: "spread" in (m := cluster.metadata(node_id))["topics"] and m, 10,
+                              f"the topic on node {node_id}")
         assert sorted(metadata["brokers"]) == [1, 2, 3], metadata
         partitions = metadata["topics"]["spread"]
         assert len(partitions) == 6
@@ -126,7 +128,7 @@ def test_killed_controller_is_replaced_and_writes_resume(cluster_factory):
     assert cluster.quorum(survivor)["epoch"] > old_epoch
     for node in cluster.node_ids:
         if node != old_leader:
-            assert "after" in cluster.metadata(node)["topics"]
+            wait_until(lambda: "after" in cluster.metadata(node)["topics"], 10, f"the topic on node {node}")
     # The killed node comes back and catches up with what it missed.
     cluster.start(old_leader)
     wait_until(lambda: "after" in cluster.metadata(old_leader)["topics"], 20, "the restarted node to catch up")
@@ -242,7 +244,8 @@ def test_dedicated_controller_and_brokers(tmp_path):
         two, three = (f"127.0.0.1:{client_ports[n]}" for n in (2, 3))
         create_topic(two, "dedicated", 4, 2)
         import kafka_wire
-        metadata = kafka_wire.metadata(three)
+        metadata = wait_until(lambda: "dedicated" in (m := kafka_wire.metadata(three))["topics"] and m, 10,
+                              "the topic on broker 3")
         assert sorted(metadata["brokers"]) == [2, 3], "the controller is not a broker"
         assert all(sorted(replicas) == [2, 3] for _, _, replicas, _ in metadata["topics"]["dedicated"])
         produce(two, "dedicated", 4, 25)
