@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestBroker, fetch_request, produce_request, record_batch};
+use common::{TestBroker, fetch_request, produce_request, record_batch, with_producer};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{CreateTopicsRequest, create_topics_request};
 use kafka_protocol::records::Compression;
@@ -117,6 +117,99 @@ async fn a_follower_refuses_produce_and_fetch_and_names_the_leader() {
         3,
         "acks=all waited for the follower"
     );
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// Waits until `node` leads `topic`-0 by its applied metadata.
+async fn wait_until_leading(node: &TestBroker, topic: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !node
+        .broker
+        .partition(&ferrolog::log::TopicPartition::new(topic, 0))
+        .is_some_and(|partition| partition.is_leader())
+    {
+        assert!(tokio::time::Instant::now() < deadline, "node never led {topic}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_answers_a_retried_idempotent_batch_as_a_duplicate() {
+    use kafka_protocol::messages::{InitProducerIdRequest, ProducerId};
+    let nodes = TestBroker::start_cluster(2, &[]).await;
+    let mut client = nodes[1].client().await;
+    let assignment = create_topics_request::CreatableReplicaAssignment::default()
+        .with_partition_index(0)
+        .with_broker_ids(vec![2.into(), 1.into()]);
+    let response = client
+        .send(
+            CreateTopicsRequest::default().with_topics(vec![
+                create_topics_request::CreatableTopic::default()
+                    .with_name(common::topic_name("retried"))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+                    .with_assignments(vec![assignment]),
+            ]),
+            7,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        response.topics[0].error_code, 0,
+        "{:?}",
+        response.topics[0].error_message
+    );
+    wait_until_leading(&nodes[1], "retried").await;
+    let init = client
+        .send(
+            InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+            4,
+        )
+        .await
+        .unwrap();
+    assert_eq!(init.error_code, 0);
+    let producer_id = *init.producer_id;
+    let batch = |sequence| with_producer(&record_batch(1, Compression::Lz4, 1), producer_id, 0, sequence);
+    let answer = |response: kafka_protocol::messages::ProduceResponse| {
+        let partition = &response.responses[0].partition_responses[0];
+        (partition.error_code, partition.base_offset)
+    };
+    for sequence in 0..3 {
+        let response = client
+            .send(produce_request("retried", 0, batch(sequence), -1), 9)
+            .await
+            .unwrap();
+        assert_eq!(answer(response), (0, sequence as i64));
+    }
+    // Leadership moves to node 1 (a controlled shutdown of node 2), as if the answer
+    // to the last batch had been lost and the producer retried it at the new leader.
+    nodes[1].broker.controlled_shutdown().await;
+    wait_until_leading(&nodes[0], "retried").await;
+    let mut new_leader = nodes[0].client().await;
+    let response = new_leader
+        .send(produce_request("retried", 0, batch(2), -1), 9)
+        .await
+        .unwrap();
+    assert_eq!(answer(response), (0, 2), "the retry is a duplicate at its offset");
+    let response = new_leader
+        .send(produce_request("retried", 0, batch(4), -1), 9)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer(response).0,
+        ResponseError::OutOfOrderSequenceNumber.code(),
+        "the new leader knows the producer's sequence"
+    );
+    let partition = nodes[0]
+        .broker
+        .partition(&ferrolog::log::TopicPartition::new("retried", 0))
+        .unwrap();
+    assert_eq!(partition.with_log(|log| log.log_end_offset()), 3);
     for node in nodes {
         node.stop().await;
     }

@@ -2,8 +2,7 @@
 
 mod common;
 
-use bytes::Bytes;
-use common::{TestBroker, create_topic, produce_request, record_batch};
+use common::{TestBroker, create_topic, produce_request, record_batch, with_producer};
 use ferrolog::log::TopicPartition;
 use kafka_protocol::messages::*;
 use kafka_protocol::records::Compression;
@@ -70,17 +69,6 @@ async fn concurrent_sync_producers_are_all_durable_when_acked() {
     assert_eq!(recovery_point, 160);
 }
 
-/// Rewrites an encoded batch's producer id, epoch and base sequence and fixes its CRC.
-fn with_producer(batch: &Bytes, producer_id: i64, epoch: i16, base_sequence: i32) -> Bytes {
-    let mut bytes = batch.to_vec();
-    bytes[43..51].copy_from_slice(&producer_id.to_be_bytes());
-    bytes[51..53].copy_from_slice(&epoch.to_be_bytes());
-    bytes[53..57].copy_from_slice(&base_sequence.to_be_bytes());
-    let crc = crc32c::crc32c(&bytes[21..]);
-    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
-    Bytes::from(bytes)
-}
-
 #[tokio::test]
 async fn idempotent_retries_are_not_appended_twice() {
     let broker = TestBroker::start(&[]).await;
@@ -127,7 +115,7 @@ async fn idempotent_retries_are_not_appended_twice() {
     assert_eq!(
         offsets(
             client
-                .send(produce_request("idem", 0, first, -1), 9)
+                .send(produce_request("idem", 0, first.clone(), -1), 9)
                 .await
                 .unwrap()
         ),
@@ -156,6 +144,31 @@ async fn idempotent_retries_are_not_appended_twice() {
         .await
         .unwrap();
     assert_ne!(*again.producer_id, producer_id);
+    // After a restart the state comes back from the log (its shutdown snapshot): the
+    // retry is still a duplicate, and the producer continues at its next sequence.
+    drop(client);
+    let dir = broker.stop().await;
+    let broker = TestBroker::start_in(dir, &[]).await;
+    let mut client = broker.client().await;
+    assert_eq!(
+        offsets(
+            client
+                .send(produce_request("idem", 0, first, -1), 9)
+                .await
+                .unwrap()
+        ),
+        (0, 0)
+    );
+    let third = with_producer(&record_batch(1, Compression::Snappy, 1), producer_id, 0, 2);
+    assert_eq!(
+        offsets(
+            client
+                .send(produce_request("idem", 0, third, -1), 9)
+                .await
+                .unwrap()
+        ),
+        (0, 2)
+    );
 }
 
 #[tokio::test]

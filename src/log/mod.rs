@@ -10,6 +10,8 @@ pub mod leader_epoch;
 pub mod manager;
 pub mod offset_index;
 pub mod partition_log;
+pub mod producer_snapshot;
+pub mod producer_state;
 pub mod retention;
 pub mod segment;
 pub mod time_index;

@@ -13,9 +13,15 @@
 //! A leader appends with [`PartitionLog::append`] (offsets and epoch assigned here); a
 //! follower with [`PartitionLog::append_as_follower`] (the leader's offsets and epochs,
 //! byte for byte), and cuts a diverged tail with [`PartitionLog::truncate_to`].
+//!
+//! Both record the idempotent-producer state of what they append, which the log keeps
+//! in step with its batches: snapshots at rolls and shutdown, rebuilt at open and after
+//! a truncation from the newest snapshot plus the batches after it.
 
 use super::batch::IncomingBatch;
 use super::leader_epoch::{EpochEntries, LeaderEpochCache};
+use super::producer_snapshot;
+use super::producer_state::ProducerStateTable;
 use super::retention::{self, SegmentSummary};
 use super::segment::{self, FileSlice, LogSegment, RecoveryReport};
 use super::{LogError, TopicPartition};
@@ -43,6 +49,8 @@ pub struct PartitionLog {
     leader_epoch: i32,
     /// Where each leader epoch began in this log.
     epochs: LeaderEpochCache,
+    /// Idempotent-producer state of the batches in this log.
+    producers: ProducerStateTable,
     recovery_point: i64,
     /// Wall-clock time of the oldest append not yet fsynced, for `flush.ms`.
     oldest_unflushed_ms: Option<i64>,
@@ -69,6 +77,7 @@ impl PartitionLog {
             high_watermark: 0,
             leader_epoch,
             epochs: LeaderEpochCache::new(dir, EpochEntries::default()),
+            producers: ProducerStateTable::default(),
             recovery_point: 0,
             oldest_unflushed_ms: None,
             offline: false,
@@ -178,6 +187,7 @@ impl PartitionLog {
             high_watermark: 0,
             leader_epoch,
             epochs: LeaderEpochCache::new(dir, EpochEntries::default()),
+            producers: ProducerStateTable::default(),
             recovery_point: 0,
             oldest_unflushed_ms: None,
             offline: false,
@@ -186,7 +196,47 @@ impl PartitionLog {
         log.recovery_point = log.log_end_offset();
         log.high_watermark = log.log_end_offset();
         log.load_epochs()?;
+        log.load_producer_state()?;
         Ok((log, report))
+    }
+
+    /// Rebuilds the producer table: the newest snapshot at or below the log end, then
+    /// every batch after it. Snapshots past the log end describe cut batches and go.
+    fn load_producer_state(&mut self) -> Result<(), LogError> {
+        let log_end_offset = self.log_end_offset();
+        producer_snapshot::remove_where(&self.dir, |offset| offset > log_end_offset)
+            .map_err(|source| LogError::io(&self.dir, "remove producer snapshots", source))?;
+        let (from, mut table) = producer_snapshot::latest_at_or_below(&self.dir, log_end_offset)
+            .unwrap_or((i64::MIN, ProducerStateTable::default()));
+        let mut scanned = 0usize;
+        for segment in self.segments.values() {
+            if segment.next_offset() <= from {
+                continue;
+            }
+            for header in segment.headers()? {
+                if header.base_offset >= from {
+                    table.record_header(&header);
+                    scanned += 1;
+                }
+            }
+        }
+        tracing::debug!(topic_partition = %self.topic_partition, from, scanned, producers = table.len(), "producer state loaded");
+        self.producers = table;
+        Ok(())
+    }
+
+    /// Writes a producer snapshot at the log end. Failing only costs a longer scan at
+    /// the next start, so it is logged, not fatal.
+    fn snapshot_producers(&self) {
+        let offset = self.log_end_offset();
+        if let Err(error) = producer_snapshot::write(&self.dir, offset, &self.producers) {
+            tracing::warn!(topic_partition = %self.topic_partition, offset, %error, "cannot write producer snapshot");
+        }
+    }
+
+    /// The idempotent-producer state of the batches in this log.
+    pub fn producers(&self) -> &ProducerStateTable {
+        &self.producers
     }
 
     /// Loads the leader-epoch checkpoint, or rebuilds it from the batches' epochs, and
@@ -328,6 +378,13 @@ impl PartitionLog {
             .sum();
         let epoch = self.leader_epoch;
         self.write(batches, Some((base_offset, epoch)), total, messages, now_ms)?;
+        let mut next = base_offset;
+        for batch in batches {
+            let mut header = batch.header;
+            header.base_offset = next;
+            self.producers.record_header(&header);
+            next = header.last_offset() + 1;
+        }
         if self.epochs.entries.assign(epoch, base_offset) {
             self.save_epochs()?;
         }
@@ -399,6 +456,7 @@ impl PartitionLog {
         self.write(batches, None, total, expected - base_offset, now_ms)?;
         let mut changed = false;
         for batch in batches {
+            self.producers.record_header(&batch.header);
             changed |= self
                 .epochs
                 .entries
@@ -435,6 +493,8 @@ impl PartitionLog {
         if self.epochs.entries.truncate_from_end(log_end_offset) {
             self.save_epochs()?;
         }
+        // A retry of a cut batch must not be answered as a duplicate.
+        self.load_producer_state()?;
         tracing::info!(topic_partition = %self.topic_partition, log_end_offset, "log truncated");
         Ok(())
     }
@@ -447,6 +507,9 @@ impl PartitionLog {
         self.high_watermark = offset.max(0);
         self.recovery_point = offset.max(0);
         self.epochs.entries = EpochEntries::default();
+        self.producers = ProducerStateTable::default();
+        producer_snapshot::remove_where(&self.dir, |_| true)
+            .map_err(|source| LogError::io(&self.dir, "remove producer snapshots", source))?;
         self.save_epochs()
     }
 
@@ -537,6 +600,7 @@ impl PartitionLog {
             now_ms,
         )?;
         self.segments.insert(new_base, segment);
+        self.snapshot_producers();
         Ok(())
     }
 
@@ -678,10 +742,7 @@ impl PartitionLog {
                 segment.delete()?;
             }
         }
-        let log_start_offset = self.log_start_offset();
-        if self.high_watermark < log_start_offset {
-            self.high_watermark = log_start_offset;
-        }
+        self.log_start_moved();
         Ok(count)
     }
 
@@ -700,11 +761,24 @@ impl PartitionLog {
                 segment.delete()?;
             }
         }
+        self.log_start_moved();
+        Ok(doomed.len())
+    }
+
+    /// After segments went from the front: the high watermark stays inside the log, and
+    /// producer snapshots below the log start go, except the newest one.
+    fn log_start_moved(&mut self) {
         let log_start_offset = self.log_start_offset();
         if self.high_watermark < log_start_offset {
             self.high_watermark = log_start_offset;
         }
-        Ok(doomed.len())
+        let newest = producer_snapshot::list(&self.dir).last().copied();
+        let pruned = producer_snapshot::remove_where(&self.dir, |offset| {
+            offset < log_start_offset && Some(offset) != newest
+        });
+        if let Err(error) = pruned {
+            tracing::warn!(topic_partition = %self.topic_partition, %error, "cannot remove old producer snapshots");
+        }
     }
 
     /// Flushes everything and seals the active segment's indexes, for a clean shutdown.
@@ -718,6 +792,7 @@ impl PartitionLog {
             active.seal()?;
         }
         self.recovery_point = self.log_end_offset();
+        self.snapshot_producers();
         Ok(())
     }
 

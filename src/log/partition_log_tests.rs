@@ -295,3 +295,122 @@ fn truncation_cuts_whole_batches_across_segments_and_appends_continue() {
     assert!(contents(&log).is_empty());
     assert_eq!(log.latest_epoch(), None);
 }
+
+/// One batch of `count` records from idempotent producer `producer_id`, epoch 0.
+fn idempotent(producer_id: i64, base_sequence: i32, count: i32) -> Vec<IncomingBatch> {
+    let mut bytes = make_batch(count, 1000, &[7; 30]);
+    bytes[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    bytes[51..53].copy_from_slice(&0i16.to_be_bytes());
+    bytes[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&bytes[21..]);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    split_and_validate(&bytes::Bytes::from(bytes), 1 << 20).unwrap()
+}
+
+fn decision(log: &PartitionLog, producer_id: i64, base_sequence: i32, count: i32) -> Decision {
+    let batch = idempotent(producer_id, base_sequence, count);
+    log.producers()
+        .check(&BatchIdentity::of(&batch[0].header).unwrap())
+}
+
+use crate::log::producer_state::{BatchIdentity, Decision};
+
+#[test]
+fn producer_state_survives_clean_and_unclean_restarts_and_follows_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let tp = TopicPartition::new("t", 0);
+    // Small segments: the log rolls often and writes a snapshot at each roll.
+    let mut log = PartitionLog::create(&path, tp.clone(), config(400), 0, 0).unwrap();
+    for sequence in (0..60).step_by(3) {
+        log.append(&idempotent(1, sequence, 3), 0).unwrap();
+        log.append(&incoming(1, 1000, &[1; 30]), 0).unwrap();
+    }
+    log.append(&idempotent(2, 0, 2), 0).unwrap();
+    assert!(log.n_segments() > 5);
+    let retried = Decision::Duplicate {
+        base_offset: 76,
+        last_offset: 78,
+    };
+    assert_eq!(decision(&log, 1, 57, 3), retried);
+    let snapshots = producer_snapshot::list(&path);
+    assert!(snapshots.len() > 4, "a snapshot per roll: {snapshots:?}");
+    log.close().unwrap();
+    drop(log);
+    assert_eq!(
+        producer_snapshot::list(&path).last(),
+        Some(&82),
+        "and one at shutdown"
+    );
+
+    for clean in [true, false] {
+        let (reopened, _) = PartitionLog::open(&path, tp.clone(), config(400), 0, 0, clean, 0).unwrap();
+        assert_eq!(decision(&reopened, 1, 57, 3), retried, "clean: {clean}");
+        assert_eq!(decision(&reopened, 1, 60, 1), Decision::Append);
+        assert_eq!(decision(&reopened, 1, 61, 1), Decision::OutOfOrderSequence);
+        assert_eq!(
+            decision(&reopened, 2, 0, 2),
+            Decision::Duplicate {
+                base_offset: 80,
+                last_offset: 81
+            }
+        );
+    }
+    // A crash before the shutdown snapshot: the last snapshot plus the active segment.
+    std::fs::remove_file(producer_snapshot::path(&path, 82)).unwrap();
+    let (mut reopened, _) = PartitionLog::open(&path, tp.clone(), config(400), 0, 0, false, 0).unwrap();
+    assert_eq!(decision(&reopened, 1, 57, 3), retried);
+    // Every snapshot gone (a log from before snapshots): rebuilt from all batches.
+    producer_snapshot::remove_where(&path, |_| true).unwrap();
+    let (scanned, _) = PartitionLog::open(&path, tp.clone(), config(400), 0, 0, false, 0).unwrap();
+    assert_eq!(decision(&scanned, 1, 57, 3), retried);
+    drop(scanned);
+
+    // A truncation below producer 2's batch and producer 1's last: neither is a
+    // duplicate any more, and the older batches still are.
+    reopened.truncate_to(76, 0).unwrap();
+    assert_eq!(decision(&reopened, 2, 0, 2), Decision::Append);
+    assert_eq!(decision(&reopened, 1, 57, 3), Decision::Append);
+    assert_eq!(
+        decision(&reopened, 1, 54, 3),
+        Decision::Duplicate {
+            base_offset: 72,
+            last_offset: 74
+        }
+    );
+    assert!(producer_snapshot::list(&path).iter().all(|offset| *offset <= 76));
+}
+
+#[test]
+fn a_follower_records_producer_state_from_replicated_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut leader = PartitionLog::create(
+        &dir.path().join("l"),
+        TopicPartition::new("t", 0),
+        config(1 << 20),
+        0,
+        0,
+    )
+    .unwrap();
+    let mut follower = PartitionLog::create(
+        &dir.path().join("f"),
+        TopicPartition::new("t", 0),
+        config(1 << 20),
+        0,
+        0,
+    )
+    .unwrap();
+    leader.append(&incoming(4, 1000, &[1; 10]), 0).unwrap();
+    leader.append(&idempotent(9, 0, 5), 0).unwrap();
+    for bytes in raw_batches(&leader) {
+        follower.append_as_follower(&as_incoming(&bytes), 0).unwrap();
+    }
+    assert_eq!(
+        decision(&follower, 9, 0, 5),
+        Decision::Duplicate {
+            base_offset: 4,
+            last_offset: 8
+        }
+    );
+    assert_eq!(follower.producers(), leader.producers());
+}

@@ -5,7 +5,6 @@ pub mod connection;
 pub mod fetcher;
 pub mod isr;
 pub mod partition;
-pub mod producer_state;
 pub mod replica;
 
 pub use partition::Partition;

@@ -9,10 +9,10 @@
 //! leader's batches as they are and takes its high watermark.
 
 use super::isr::FollowerState;
-use super::producer_state::{BatchIdentity, Decision, ProducerStateTable};
 use crate::cluster::image::PartitionRegistration;
 use crate::log::batch::IncomingBatch;
 use crate::log::partition_log::AppendInfo;
+use crate::log::producer_state::{BatchIdentity, Decision};
 use crate::log::{LogError, PartitionLog, TopicPartition};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -38,14 +38,8 @@ pub enum AppendError {
     Log(#[from] LogError),
 }
 
-pub(super) fn identity(batch: &IncomingBatch) -> Option<BatchIdentity> {
-    let header = &batch.header;
-    (header.producer_id >= 0).then(|| BatchIdentity {
-        producer_id: header.producer_id,
-        producer_epoch: header.producer_epoch,
-        first_sequence: header.base_sequence,
-        last_sequence: header.base_sequence.wrapping_add(header.last_offset_delta),
-    })
+fn identity(batch: &IncomingBatch) -> Option<BatchIdentity> {
+    BatchIdentity::of(&batch.header)
 }
 
 /// A partition's registration as the metadata image last gave it.
@@ -70,7 +64,7 @@ impl From<&PartitionRegistration> for PartitionState {
     }
 }
 
-/// Lock order: `log`, then `state`, then `followers`, then `producers`.
+/// Lock order: `log`, then `state`, then `followers`.
 pub struct Partition {
     pub topic_partition: TopicPartition,
     pub topic_id: uuid::Uuid,
@@ -85,8 +79,6 @@ pub struct Partition {
     pub(super) followers: Mutex<HashMap<i32, FollowerState>>,
     /// The partition epoch an ISR change was proposed from, until the image moves on.
     pub(super) pending_isr: Mutex<Option<i32>>,
-    /// Idempotent-producer state; locked only while `log` is held.
-    pub(super) producers: Mutex<ProducerStateTable>,
     /// Serializes fsyncs so concurrent producers share one (group commit).
     flush_lock: tokio::sync::Mutex<()>,
     /// Woken after every append, high-watermark move and leadership change: for fetches
@@ -124,7 +116,6 @@ impl Partition {
             log: Mutex::new(log),
             followers: Mutex::new(HashMap::new()),
             pending_isr: Mutex::new(None),
-            producers: Mutex::new(ProducerStateTable::default()),
             flush_lock: tokio::sync::Mutex::new(()),
             appended: Notify::new(),
         };
@@ -234,10 +225,9 @@ impl Partition {
             }
             _ => None,
         };
-        let mut producers = self.producers.lock();
         if let Some(identity) = &identity {
             let producer_id = identity.producer_id;
-            match producers.check(identity) {
+            match log.producers().check(identity) {
                 Decision::Append => {}
                 Decision::Duplicate {
                     base_offset,
@@ -261,11 +251,8 @@ impl Partition {
                 }
             }
         }
+        // The log records the batch in its producer state.
         let info = log.append(batches, now)?;
-        if let Some(identity) = &identity {
-            producers.record(identity, info.base_offset, info.last_offset);
-        }
-        drop(producers);
         // A lone in-sync leader commits at once; otherwise followers move it.
         let state = self.state.lock();
         let followers = self.followers.lock();

@@ -6,7 +6,7 @@
 //! under the partition's locks and wakes whoever waits.
 
 use super::isr::{self, FollowerState, IsrView};
-use super::partition::{AppendError, Partition, PartitionState, identity};
+use super::partition::{AppendError, Partition, PartitionState};
 use crate::log::PartitionLog;
 use crate::log::batch::IncomingBatch;
 use std::collections::HashMap;
@@ -185,12 +185,6 @@ impl Partition {
         let mut log = self.log.lock();
         if !batches.is_empty() {
             log.append_as_follower(batches, now_ms)?;
-            let mut producers = self.producers.lock();
-            for batch in batches {
-                if let Some(identity) = identity(batch) {
-                    producers.record(&identity, batch.header.base_offset, batch.header.last_offset());
-                }
-            }
         }
         let high_watermark = leader_high_watermark.min(log.log_end_offset());
         if high_watermark > log.high_watermark() {
@@ -206,17 +200,15 @@ impl Partition {
 
     /// Cuts this follower's log where it diverged from the leader's.
     pub fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<(), AppendError> {
+        // The log rebuilds its producer state too: a retried batch that was cut must
+        // not be answered as a duplicate at offsets that no longer hold it.
         self.log.lock().truncate_to(offset, now_ms)?;
-        // Retried batches above the cut would be answered as duplicates at offsets that
-        // no longer hold them: forget producer state past the cut.
-        self.producers.lock().truncate_after(offset);
         Ok(())
     }
 
     /// Empties this follower's log and restarts it at the leader's log start.
     pub fn restart_at(&self, offset: i64, now_ms: i64) -> Result<(), AppendError> {
         self.log.lock().truncate_fully_and_start_at(offset, now_ms)?;
-        self.producers.lock().truncate_after(0);
         Ok(())
     }
 

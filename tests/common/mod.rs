@@ -337,3 +337,14 @@ pub async fn create_topic(client: &mut Client, name: &str, partitions: i32, conf
         response.topics[0].error_message
     );
 }
+
+/// Rewrites an encoded batch's producer id, epoch and base sequence and fixes its CRC.
+pub fn with_producer(batch: &Bytes, producer_id: i64, epoch: i16, base_sequence: i32) -> Bytes {
+    let mut bytes = batch.to_vec();
+    bytes[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    bytes[51..53].copy_from_slice(&epoch.to_be_bytes());
+    bytes[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&bytes[21..]);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(bytes)
+}

@@ -5,8 +5,15 @@
 //! that matches one of them is a duplicate and is answered with its original offsets
 //! instead of being appended twice. A sequence gap is OUT_OF_ORDER_SEQUENCE_NUMBER, an
 //! older epoch is INVALID_PRODUCER_EPOCH. A producer the partition has no state for
-//! (new, or state lost in a restart) is accepted at any sequence.
+//! (new, or whose batches are all gone) is accepted at any sequence.
+//!
+//! The table is a function of the log: every batch with a producer id, in offset order,
+//! is [`ProducerStateTable::record`]ed, whether a leader appended it or a follower
+//! replicated it. So it can be rebuilt from any snapshot plus the batches after it
+//! (`producer_snapshot.rs`).
 
+use super::batch::BatchHeader;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 
 /// How many recent batches per producer are kept for duplicate detection (Kafka's 5).
@@ -20,7 +27,19 @@ pub struct BatchIdentity {
     pub last_sequence: i32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl BatchIdentity {
+    /// The identity of a batch from an idempotent producer (producer id set), if any.
+    pub fn of(header: &BatchHeader) -> Option<BatchIdentity> {
+        (header.producer_id >= 0).then(|| BatchIdentity {
+            producer_id: header.producer_id,
+            producer_epoch: header.producer_epoch,
+            first_sequence: header.base_sequence,
+            last_sequence: header.base_sequence.wrapping_add(header.last_offset_delta),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct RecentBatch {
     first_sequence: i32,
     last_sequence: i32,
@@ -28,7 +47,7 @@ struct RecentBatch {
     last_offset: i64,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct ProducerEntry {
     epoch: i16,
     recent: VecDeque<RecentBatch>,
@@ -47,7 +66,7 @@ pub enum Decision {
     InvalidProducerEpoch,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
 }
@@ -107,13 +126,20 @@ impl ProducerStateTable {
         }
     }
 
-    /// Forgets batches at or after `offset` (the log was truncated there); a producer
-    /// left with none is forgotten, and is accepted at any sequence again.
-    pub fn truncate_after(&mut self, offset: i64) {
-        self.producers.retain(|_, entry| {
-            entry.recent.retain(|recent| recent.last_offset < offset);
-            !entry.recent.is_empty()
-        });
+    /// Records a batch whose header carries its final offsets, if it has a producer id.
+    pub fn record_header(&mut self, header: &BatchHeader) {
+        if let Some(identity) = BatchIdentity::of(header) {
+            self.record(&identity, header.base_offset, header.last_offset());
+        }
+    }
+
+    /// How many producers the table knows.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
     }
 }
 
@@ -161,28 +187,6 @@ mod tests {
         assert_eq!(table.check(&batch(4, 0, 0)), Decision::Append);
         table.record(&batch(4, 0, 0), 1, 1);
         assert_eq!(table.check(&batch(3, 1, 1)), Decision::InvalidProducerEpoch);
-    }
-
-    #[test]
-    fn truncation_forgets_batches_past_the_cut() {
-        let mut table = ProducerStateTable::default();
-        table.record(&batch(0, 0, 9), 100, 109);
-        table.record(&batch(0, 10, 19), 110, 119);
-        table.truncate_after(110);
-        assert_eq!(
-            table.check(&batch(0, 10, 19)),
-            Decision::Append,
-            "no longer a duplicate"
-        );
-        assert_eq!(
-            table.check(&batch(0, 0, 9)),
-            Decision::Duplicate {
-                base_offset: 100,
-                last_offset: 109
-            }
-        );
-        table.truncate_after(0);
-        assert_eq!(table.check(&batch(0, 50, 50)), Decision::Append, "unknown again");
     }
 
     #[test]

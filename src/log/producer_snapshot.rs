@@ -1,0 +1,106 @@
+//! Producer-state snapshot files: `<offset>.snapshot` in the partition directory (the
+//! offset zero-padded to 20 digits, as Kafka names them) holds the idempotent-producer
+//! table as it stood with every batch below `offset` recorded.
+//!
+//! A snapshot is written when a segment rolls (at the new segment's base) and at a clean
+//! shutdown (at the log end), each atomically (temporary file, fsync, rename). Start-up
+//! loads the newest readable snapshot at or below the log end and records the batches
+//! after it, so it reads batch headers of at most the active segment, and none after a
+//! clean shutdown. A missing, unreadable or too-new snapshot only means a longer scan:
+//! the table is always rebuilt from the log itself.
+
+use super::checkpoint::write_atomically;
+use super::producer_state::ProducerStateTable;
+use std::path::{Path, PathBuf};
+
+const EXTENSION: &str = "snapshot";
+
+pub fn path(dir: &Path, offset: i64) -> PathBuf {
+    dir.join(format!("{offset:020}.{EXTENSION}"))
+}
+
+/// Offsets of the snapshot files in `dir`, ascending.
+pub fn list(dir: &Path) -> Vec<i64> {
+    let mut offsets: Vec<i64> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            name.to_str()?.strip_suffix(".snapshot")?.parse::<i64>().ok()
+        })
+        .collect();
+    offsets.sort_unstable();
+    offsets
+}
+
+pub fn write(dir: &Path, offset: i64, table: &ProducerStateTable) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(table).map_err(std::io::Error::other)?;
+    write_atomically(&path(dir, offset), &bytes)
+}
+
+/// The table stored at `offset`, or None if the file is missing or unreadable.
+pub fn read(dir: &Path, offset: i64) -> Option<ProducerStateTable> {
+    let bytes = std::fs::read(path(dir, offset)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Removes the snapshots for which `doomed(offset)` holds.
+pub fn remove_where(dir: &Path, doomed: impl Fn(i64) -> bool) -> std::io::Result<()> {
+    for offset in list(dir).into_iter().filter(|offset| doomed(*offset)) {
+        match std::fs::remove_file(path(dir, offset)) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The newest readable snapshot at or below `log_end_offset`: its offset and table.
+pub fn latest_at_or_below(dir: &Path, log_end_offset: i64) -> Option<(i64, ProducerStateTable)> {
+    list(dir)
+        .into_iter()
+        .rev()
+        .filter(|offset| *offset <= log_end_offset)
+        .find_map(|offset| read(dir, offset).map(|table| (offset, table)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::producer_state::BatchIdentity;
+
+    fn table_with(producer_id: i64) -> ProducerStateTable {
+        let mut table = ProducerStateTable::default();
+        table.record(
+            &BatchIdentity {
+                producer_id,
+                producer_epoch: 0,
+                first_sequence: 0,
+                last_sequence: 4,
+            },
+            10,
+            14,
+        );
+        table
+    }
+
+    #[test]
+    fn newest_readable_snapshot_at_or_below_the_end_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 15, &table_with(1)).unwrap();
+        write(dir.path(), 40, &table_with(2)).unwrap();
+        write(dir.path(), 90, &table_with(3)).unwrap();
+        std::fs::write(path(dir.path(), 60), b"{not json").unwrap();
+        assert_eq!(list(dir.path()), vec![15, 40, 60, 90]);
+        // 90 is past the end; 60 is unreadable; 40 it is.
+        assert_eq!(latest_at_or_below(dir.path(), 70), Some((40, table_with(2))));
+        assert_eq!(latest_at_or_below(dir.path(), 10), None);
+        remove_where(dir.path(), |offset| offset > 20).unwrap();
+        assert_eq!(list(dir.path()), vec![15]);
+        assert_eq!(
+            path(dir.path(), 15).file_name().unwrap(),
+            "00000000000000000015.snapshot"
+        );
+    }
+}
