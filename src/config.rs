@@ -79,6 +79,12 @@ const LONG_ANY: ConfigKind = ConfigKind::Long { min: i64::MIN };
 const CLEANUP_POLICIES: &[&str] = &["delete"];
 const PROCESS_ROLES: &[&str] = &["broker", "controller"];
 const COMPRESSION_TYPES: &[&str] = &["producer"];
+/// Kafka's rack-aware selector (KIP-392); the leader-only selector is the default.
+pub const RACK_AWARE_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+const REPLICA_SELECTORS: &[&str] = &[
+    RACK_AWARE_SELECTOR,
+    "org.apache.kafka.common.replica.LeaderSelector",
+];
 
 /// Every broker config the broker understands, with Kafka's defaults.
 pub const BROKER_CONFIGS: &[ConfigDef] = &[
@@ -105,6 +111,12 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("replica.fetch.wait.max.ms", Some("500"), INT),
     def("replica.fetch.max.bytes", Some("1048576"), POSITIVE_INT),
     def("replica.fetch.response.max.bytes", Some("10485760"), POSITIVE_INT),
+    def("broker.rack", None, ConfigKind::Text),
+    def(
+        "replica.selector.class",
+        None,
+        ConfigKind::Choice(REPLICA_SELECTORS),
+    ),
     def("listeners", Some("PLAINTEXT://127.0.0.1:9092"), ConfigKind::Text),
     def("advertised.listeners", None, ConfigKind::Text),
     def("log.dirs", Some("/tmp/kafka-logs"), ConfigKind::Text),
@@ -365,6 +377,11 @@ pub struct BrokerConfig {
     pub replica_fetch_max_bytes: i32,
     /// `replica.fetch.response.max.bytes`: a follower's whole fetch response.
     pub replica_fetch_response_max_bytes: i32,
+    /// `broker.rack`: where this broker stands, for rack-aware reads.
+    pub broker_rack: Option<String>,
+    /// `replica.selector.class` is the rack-aware selector: a leader sends a consumer
+    /// with a `client.rack` to an in-sync replica in its rack (KIP-392).
+    pub rack_aware_reads: bool,
     pub advertised_host: String,
     pub advertised_port: u16,
     pub log_dirs: Vec<PathBuf>,
@@ -509,6 +526,11 @@ impl BrokerConfig {
             replica_fetch_wait_max_ms: int("replica.fetch.wait.max.ms") as i32,
             replica_fetch_max_bytes: int("replica.fetch.max.bytes") as i32,
             replica_fetch_response_max_bytes: int("replica.fetch.response.max.bytes") as i32,
+            broker_rack: get("broker.rack")
+                .map(|rack| rack.trim().to_string())
+                .filter(|rack| !rack.is_empty()),
+            rack_aware_reads: get("replica.selector.class").as_deref().map(str::trim)
+                == Some(RACK_AWARE_SELECTOR),
             advertised_host,
             advertised_port,
             log_dirs,

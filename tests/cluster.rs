@@ -9,7 +9,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, create_topics_request};
 use kafka_protocol::records::Compression;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follower_refuses_produce_and_fetch_and_names_the_leader() {
+async fn a_follower_refuses_produce_and_a_non_replica_refuses_fetch_naming_the_leader() {
     let nodes = TestBroker::start_cluster(2, &[]).await;
     let mut client = nodes[0].client().await;
     let assignment = create_topics_request::CreatableReplicaAssignment::default()
@@ -71,9 +71,11 @@ async fn a_follower_refuses_produce_and_fetch_and_names_the_leader() {
         response.responses[0].partition_responses[0].error_code,
         ResponseError::NotLeaderOrFollower.code()
     );
-    // The same for a consumer's fetch (v16+), through the zero-copy framing.
-    let mut request = fetch_request("led-by-2", 0, 0);
-    request.topics[0].topic_id = nodes[0].broker.topic("led-by-2").unwrap().topic_id;
+    // The same for a consumer's fetch (v16+), through the zero-copy framing, at a
+    // broker that holds no replica (a follower would serve it: KIP-392).
+    create_placed(&mut client, "only-on-2", &[2]).await;
+    let mut request = fetch_request("only-on-2", 0, 0);
+    request.topics[0].topic_id = nodes[0].broker.topic("only-on-2").unwrap().topic_id;
     let response = client.send(request, 16).await.unwrap();
     let partition = &response.responses[0].partitions[0];
     assert_eq!(partition.error_code, ResponseError::NotLeaderOrFollower.code());
@@ -213,4 +215,145 @@ async fn a_new_leader_answers_a_retried_idempotent_batch_as_a_duplicate() {
     for node in nodes {
         node.stop().await;
     }
+}
+
+/// Creates `topic` with one partition on `replicas` (the first leads) through `client`.
+async fn create_placed(client: &mut common::Client, topic: &str, replicas: &[i32]) {
+    let assignment = create_topics_request::CreatableReplicaAssignment::default()
+        .with_partition_index(0)
+        .with_broker_ids(replicas.iter().map(|id| (*id).into()).collect());
+    let response = client
+        .send(
+            CreateTopicsRequest::default().with_topics(vec![
+                create_topics_request::CreatableTopic::default()
+                    .with_name(common::topic_name(topic))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+                    .with_assignments(vec![assignment]),
+            ]),
+            7,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        response.topics[0].error_code, 0,
+        "{:?}",
+        response.topics[0].error_message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_is_sent_to_the_replica_in_its_rack_and_reads_there() {
+    let nodes = TestBroker::start_cluster(
+        2,
+        &[
+            ("broker.rack", "rack-{id}"),
+            (
+                "replica.selector.class",
+                "org.apache.kafka.common.replica.RackAwareReplicaSelector",
+            ),
+        ],
+    )
+    .await;
+    let mut leader = nodes[0].client().await;
+    create_placed(&mut leader, "racked", &[1, 2]).await;
+    wait_until_leading(&nodes[0], "racked").await;
+    let response = leader
+        .send(
+            produce_request("racked", 0, record_batch(3, Compression::None, 1), -1),
+            9,
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    let fetch = |rack: &str| {
+        let mut request = fetch_request("racked", 0, 0);
+        request.rack_id = kafka_protocol::protocol::StrBytes::from_string(rack.to_string());
+        request
+    };
+    // The leader sends a consumer in rack-2 to node 2, with no records.
+    let response = leader.send(fetch("rack-2"), 11).await.unwrap();
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    assert_eq!(*partition.preferred_read_replica, 2);
+    assert!(
+        partition
+            .records
+            .as_ref()
+            .is_none_or(|records| records.is_empty())
+    );
+    // A consumer in its own rack, or with none, reads from the leader.
+    for rack in ["rack-1", ""] {
+        let response = leader.send(fetch(rack), 11).await.unwrap();
+        let partition = &response.responses[0].partitions[0];
+        assert_eq!(*partition.preferred_read_replica, -1);
+        assert_eq!(record_count(partition.records.as_ref().unwrap()), 3);
+    }
+    // Node 2 serves the consumer up to its own high watermark, which reaches 3 with
+    // its next fetch from the leader.
+    let mut follower = nodes[1].client().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let response = follower.send(fetch("rack-2"), 11).await.unwrap();
+        let partition = &response.responses[0].partitions[0];
+        assert_eq!(partition.error_code, 0);
+        assert_eq!(*partition.preferred_read_replica, -1);
+        let records = partition.records.as_ref().map_or(0, record_count);
+        assert!(
+            records <= partition.high_watermark,
+            "never past its high watermark"
+        );
+        if partition.high_watermark == 3 {
+            assert_eq!(records, 3);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "follower high watermark stuck"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Before v11 a consumer may only read from the leader.
+    let response = follower.send(fetch_request("racked", 0, 0), 10).await.unwrap();
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        ResponseError::NotLeaderOrFollower.code()
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_rack_aware_selector_every_consumer_reads_from_the_leader() {
+    let nodes = TestBroker::start_cluster(2, &[("broker.rack", "rack-{id}")]).await;
+    let mut leader = nodes[0].client().await;
+    create_placed(&mut leader, "unracked", &[1, 2]).await;
+    wait_until_leading(&nodes[0], "unracked").await;
+    let response = leader
+        .send(
+            produce_request("unracked", 0, record_batch(2, Compression::None, 1), -1),
+            9,
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    let mut request = fetch_request("unracked", 0, 0);
+    request.rack_id = kafka_protocol::protocol::StrBytes::from_static_str("rack-2");
+    let response = leader.send(request, 11).await.unwrap();
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(*partition.preferred_read_replica, -1);
+    assert_eq!(record_count(partition.records.as_ref().unwrap()), 2);
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// How many records the batches hold.
+fn record_count(records: &bytes::Bytes) -> i64 {
+    ferrolog::log::batch::split_and_validate(records, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|batch| batch.header.last_offset_delta as i64 + 1)
+        .sum()
 }

@@ -4,14 +4,20 @@
 //! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells
 //! clients to keep sending full fetch requests. Record data is not read here: each
 //! partition's data is a file range that `fetch_frame` frames and the server sends.
+//!
+//! Consumers (v11+) may read from a follower, up to its high watermark (KIP-392). With
+//! the rack-aware selector configured, a leader answers a consumer that names its rack
+//! with a preferred read replica and no records when an in-sync replica in that rack
+//! can serve it.
 
 use super::fetch_frame::FetchReply;
 use super::{
     RequestContext, check_leader_epoch, current_leader, error_code, is_leader_error, led_partition,
-    lookup_topic,
+    local_replica, lookup_topic,
 };
 use crate::log::segment::FileSlice;
 use crate::replication::Partition;
+use crate::replication::read_replica::{ReplicaView, preferred_read_replica};
 use bytes::Bytes;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::fetch_response::{
@@ -33,7 +39,46 @@ struct Wanted {
     last_fetched_epoch: i32,
     /// A follower's fetch: it reads past the high watermark, up to the log end.
     replica: bool,
+    /// A consumer that may read from a follower (v11+, KIP-392).
+    any_replica: bool,
+    /// Where the leader sends this consumer instead (KIP-392), if elsewhere.
+    preferred_read_replica: Option<i32>,
     partition: Result<Arc<Partition>, i16>,
+}
+
+/// KIP-392: the in-sync replica in the consumer's rack that the leader sends it to,
+/// when the rack-aware selector is configured and such a replica is not the leader.
+fn preferred_replica(
+    ctx: &RequestContext<'_>,
+    partition: &Partition,
+    rack_id: &str,
+    fetch_offset: i64,
+) -> Option<i32> {
+    let config = &ctx.broker.config;
+    if !config.rack_aware_reads || rack_id.is_empty() {
+        return None;
+    }
+    let (leader_log_end_offset, candidates) = partition.read_candidates(fetch_offset)?;
+    let image = ctx.broker.image();
+    let followers: Vec<ReplicaView> = candidates
+        .into_iter()
+        .filter_map(|(broker_id, log_end_offset, last_caught_up_ms)| {
+            let registered = image.brokers.get(&broker_id).filter(|broker| !broker.fenced)?;
+            Some(ReplicaView {
+                broker_id,
+                rack: registered.rack.clone(),
+                log_end_offset,
+                last_caught_up_ms,
+            })
+        })
+        .collect();
+    let leader = ReplicaView {
+        broker_id: config.node_id,
+        rack: config.broker_rack.clone(),
+        log_end_offset: leader_log_end_offset,
+        last_caught_up_ms: i64::MAX,
+    };
+    preferred_read_replica(rack_id, &leader, &followers)
 }
 
 fn read_partition(wanted: &Wanted, remaining: u64, min_one: bool) -> (PartitionData, Option<FileSlice>) {
@@ -47,7 +92,7 @@ fn read_partition(wanted: &Wanted, remaining: u64, min_one: bool) -> (PartitionD
         Ok(partition) => partition,
         Err(code) => return (base.with_error_code(*code), None),
     };
-    if !partition.is_leader() {
+    if !wanted.any_replica && !partition.is_leader() {
         // Leadership moved while the fetch waited.
         return (base.with_error_code(error_code::NOT_LEADER_OR_FOLLOWER), None);
     }
@@ -59,6 +104,9 @@ fn read_partition(wanted: &Wanted, remaining: u64, min_one: bool) -> (PartitionD
             .with_log_start_offset(log.log_start_offset());
         if let Err(code) = check_leader_epoch(wanted.current_leader_epoch, log.leader_epoch()) {
             return (base.with_error_code(code), None);
+        }
+        if let Some(replica) = wanted.preferred_read_replica {
+            return (base.with_preferred_read_replica(BrokerId(replica)), None);
         }
         if wanted.replica && wanted.last_fetched_epoch >= 0 {
             // KIP-320/KIP-595 divergence: where the follower's last epoch ends here.
@@ -95,6 +143,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         *request.replica_id
     };
     let replica = replica_id >= 0;
+    let any_replica = !replica && ctx.version >= 11;
     // No transactions yet, so the last stable offset is the high watermark and both
     // isolation levels read the same data.
     let mut wanted = Vec::new();
@@ -104,8 +153,15 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         names.push(record.as_ref().ok().map(|record| record.name.clone()));
         for partition in &topic.partitions {
             let resolved = match &record {
+                Ok(record) if any_replica => local_replica(ctx.broker, &record.name, partition.partition),
                 Ok(record) => led_partition(ctx.broker, &record.name, partition.partition),
                 Err(code) => Err(*code),
+            };
+            let preferred_read_replica = match &resolved {
+                Ok(local) if any_replica => {
+                    preferred_replica(ctx, local, request.rack_id.as_str(), partition.fetch_offset)
+                }
+                _ => None,
             };
             wanted.push(Wanted {
                 topic_index,
@@ -115,6 +171,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
                 current_leader_epoch: partition.current_leader_epoch,
                 last_fetched_epoch: partition.last_fetched_epoch,
                 replica,
+                any_replica,
+                preferred_read_replica,
                 partition: resolved,
             });
         }
@@ -155,7 +213,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         for item in &wanted {
             let (data, slice) = read_partition(item, max_bytes - total.min(max_bytes), total == 0);
             total += slice.as_ref().map_or(0, |slice| slice.len);
-            any_error |= data.error_code != error_code::NONE || data.diverging_epoch.epoch >= 0;
+            any_error |= data.error_code != error_code::NONE
+                || data.diverging_epoch.epoch >= 0
+                || *data.preferred_read_replica >= 0;
             results.push((data, slice));
         }
         let expired = tokio::time::Instant::now() >= deadline;

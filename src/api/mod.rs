@@ -327,9 +327,21 @@ pub fn led_partition(
     topic: &str,
     index: i32,
 ) -> Result<Arc<crate::replication::Partition>, i16> {
+    match local_replica(broker, topic, index) {
+        Ok(partition) if !partition.is_leader() => Err(error_code::NOT_LEADER_OR_FOLLOWER),
+        other => other,
+    }
+}
+
+/// This broker's replica of a partition, leader or follower (consumers of v11+ may
+/// read from followers, KIP-392).
+pub fn local_replica(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+) -> Result<Arc<crate::replication::Partition>, i16> {
     match broker.partition(&crate::log::TopicPartition::new(topic, index)) {
-        Some(partition) if partition.is_leader() => Ok(partition),
-        Some(_) => Err(error_code::NOT_LEADER_OR_FOLLOWER),
+        Some(partition) => Ok(partition),
         None => match broker
             .image()
             .topic(topic)

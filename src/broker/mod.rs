@@ -611,7 +611,7 @@ async fn register(controller: &ControllerClient, config: &BrokerConfig, incarnat
         broker_id: config.node_id,
         incarnation_id,
         endpoints: vec![advertised_endpoint(config)],
-        rack: None,
+        rack: config.broker_rack.clone(),
     };
     loop {
         match controller.request(request.clone(), Duration::from_secs(5)).await {

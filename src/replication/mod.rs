@@ -5,6 +5,7 @@ pub mod connection;
 pub mod fetcher;
 pub mod isr;
 pub mod partition;
+pub mod read_replica;
 pub mod replica;
 
 pub use partition::Partition;

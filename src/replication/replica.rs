@@ -187,12 +187,14 @@ impl Partition {
             log.append_as_follower(batches, now_ms)?;
         }
         let high_watermark = leader_high_watermark.min(log.log_end_offset());
-        if high_watermark > log.high_watermark() {
+        let moved = high_watermark > log.high_watermark();
+        if moved {
             log.set_high_watermark(high_watermark);
         }
         let needs_flush = log.needs_flush(now_ms);
         drop(log);
-        if !batches.is_empty() {
+        if moved {
+            // Consumers reading from this follower (KIP-392) wait on its high watermark.
             self.appended.notify_waiters();
         }
         Ok(needs_flush)
@@ -215,5 +217,23 @@ impl Partition {
     /// Where `epoch` ends in this log (for a follower's divergence search).
     pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
         self.log.lock().end_offset_for_epoch(epoch)
+    }
+
+    /// The leader's view of the replicas a consumer at `fetch_offset` could read from
+    /// instead (KIP-392): itself, and the in-sync followers that hold that offset, as
+    /// (broker id, log end offset, last caught-up time). None if this is not the leader.
+    pub fn read_candidates(&self, fetch_offset: i64) -> Option<(i64, Vec<(i32, i64, i64)>)> {
+        let log = self.log.lock();
+        let state = self.state.lock();
+        if state.leader != self.node_id {
+            return None;
+        }
+        let followers = self.followers.lock();
+        let candidates = followers
+            .iter()
+            .filter(|(id, follower)| state.isr.contains(id) && follower.log_end_offset >= fetch_offset)
+            .map(|(id, follower)| (*id, follower.log_end_offset, follower.last_caught_up_ms))
+            .collect();
+        Some((log.log_end_offset(), candidates))
     }
 }

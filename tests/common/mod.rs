@@ -47,6 +47,7 @@ impl TestBroker {
 
     /// Starts `n` nodes of one cluster in this process (combined mode: broker and
     /// controller, nodes 1..=n), each on ephemeral client and controller ports.
+    /// `{id}` in a setting's value becomes the node's id.
     pub async fn start_cluster(n: i32, settings: &[(&str, &str)]) -> Vec<TestBroker> {
         let mut controller_ports = Vec::new();
         for _ in 0..n {
@@ -76,7 +77,7 @@ impl TestBroker {
                 ("group.initial.rebalance.delay.ms".to_string(), "0".to_string()),
             ]);
             for (key, value) in settings {
-                explicit.insert(key.to_string(), value.to_string());
+                explicit.insert(key.to_string(), value.replace("{id}", &id.to_string()));
             }
             starts.push(Self::serve(listener, dir, explicit));
         }
