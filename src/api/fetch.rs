@@ -62,13 +62,14 @@ fn preferred_replica(
     let image = ctx.broker.image();
     let followers: Vec<ReplicaView> = candidates
         .into_iter()
-        .filter_map(|(broker_id, log_end_offset, last_caught_up_ms)| {
-            let registered = image.brokers.get(&broker_id).filter(|broker| !broker.fenced)?;
+        .filter_map(|candidate| {
+            let registered = image
+                .brokers
+                .get(&candidate.broker_id)
+                .filter(|broker| !broker.fenced)?;
             Some(ReplicaView {
-                broker_id,
                 rack: registered.rack.clone(),
-                log_end_offset,
-                last_caught_up_ms,
+                ..candidate
             })
         })
         .collect();

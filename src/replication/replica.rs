@@ -7,6 +7,7 @@
 
 use super::isr::{self, FollowerState, IsrView};
 use super::partition::{AppendError, Partition, PartitionState};
+use super::read_replica::ReplicaView;
 use crate::log::PartitionLog;
 use crate::log::batch::IncomingBatch;
 use std::collections::HashMap;
@@ -220,9 +221,9 @@ impl Partition {
     }
 
     /// The leader's view of the replicas a consumer at `fetch_offset` could read from
-    /// instead (KIP-392): itself, and the in-sync followers that hold that offset, as
-    /// (broker id, log end offset, last caught-up time). None if this is not the leader.
-    pub fn read_candidates(&self, fetch_offset: i64) -> Option<(i64, Vec<(i32, i64, i64)>)> {
+    /// instead (KIP-392): its log end offset, and the in-sync followers that hold that offset,
+    /// with their racks left for the caller. None if this is not the leader.
+    pub fn read_candidates(&self, fetch_offset: i64) -> Option<(i64, Vec<ReplicaView>)> {
         let log = self.log.lock();
         let state = self.state.lock();
         if state.leader != self.node_id {
@@ -232,7 +233,12 @@ impl Partition {
         let candidates = followers
             .iter()
             .filter(|(id, follower)| state.isr.contains(id) && follower.log_end_offset >= fetch_offset)
-            .map(|(id, follower)| (*id, follower.log_end_offset, follower.last_caught_up_ms))
+            .map(|(id, follower)| ReplicaView {
+                broker_id: *id,
+                rack: None,
+                log_end_offset: follower.log_end_offset,
+                last_caught_up_ms: follower.last_caught_up_ms,
+            })
             .collect();
         Some((log.log_end_offset(), candidates))
     }
