@@ -1,5 +1,7 @@
 """A local ferrolog cluster for tests, driven through scripts/cluster on ephemeral ports
-(the same code path an operator uses), with every node started and killed by PID."""
+(the same code path an operator uses), with every node started and killed by PID.
+With `distinct_hosts`, node ID listens on 127.0.0.(10+ID) and links between nodes can
+be cut (isolate, cut, heal) when the tests run under scripts/netns."""
 
 import os
 import subprocess
@@ -14,10 +16,11 @@ BINARY = Path(os.environ.get("FERROLOG_BIN", REPO / "target" / "release" / "ferr
 
 
 class Cluster:
-    def __init__(self, directory, settings=()):
+    def __init__(self, directory, settings=(), distinct_hosts=False):
         self.dir = Path(directory)
         self.env = dict(os.environ, FERROLOG_CLUSTER_DIR=str(self.dir), FERROLOG_CLUSTER_PORTS="ephemeral",
-                        FERROLOG_CLUSTER_SETTINGS=" ".join(settings), FERROLOG_BIN=str(BINARY))
+                        FERROLOG_CLUSTER_SETTINGS=" ".join(settings), FERROLOG_BIN=str(BINARY),
+                        FERROLOG_CLUSTER_HOSTS="distinct" if distinct_hosts else "shared")
 
     def run(self, *args):
         return subprocess.run([str(SCRIPT), *map(str, args)], env=self.env, check=True, timeout=180,
@@ -46,6 +49,16 @@ class Cluster:
     def resume(self, node_id):
         self.run("resume", node_id)
 
+    def isolate(self, node_id):
+        """Drops all traffic between `node_id` and the other nodes; clients still reach it."""
+        self.run("isolate", node_id)
+
+    def cut(self, a, b):
+        self.run("cut", a, b)
+
+    def heal(self):
+        self.run("heal")
+
     @property
     def node_ids(self):
         return [int(line.split()[0]) for line in open(self.dir / "nodes")]
@@ -54,7 +67,8 @@ class Cluster:
         for line in open(self.dir / "nodes"):
             fields = line.split()
             if int(fields[0]) == node_id:
-                return f"127.0.0.1:{fields[1]}"
+                host = fields[3] if len(fields) > 3 else "127.0.0.1"
+                return f"{host}:{fields[1]}"
         raise KeyError(node_id)
 
     def metadata(self, node_id):

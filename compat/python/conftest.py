@@ -87,8 +87,8 @@ def cluster_factory(tmp_path):
     from cluster import Cluster
     started = []
 
-    def make(n=3, settings=(), name="cluster"):
-        cluster = Cluster(tmp_path / name, settings)
+    def make(n=3, settings=(), name="cluster", distinct_hosts=False):
+        cluster = Cluster(tmp_path / name, settings, distinct_hosts)
         started.append(cluster)
         return cluster.up(n)
 

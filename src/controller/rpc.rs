@@ -247,7 +247,14 @@ impl RpcPool {
         {
             socket.bind(SocketAddr::new(ip, 0))?;
         }
-        let stream = socket.connect(self.address).await?;
+        // A node cut off by a partition drops the handshake: fail fast instead of
+        // waiting out the kernel's SYN retries.
+        let stream = tokio::time::timeout(
+            crate::replication::connection::CONNECT_TIMEOUT,
+            socket.connect(self.address),
+        )
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         stream.set_nodelay(true)?;
         Ok(stream)
     }

@@ -31,6 +31,9 @@ pub struct KafkaConnection {
     client_id: StrBytes,
 }
 
+/// How long a connection attempt may take.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 impl KafkaConnection {
     pub async fn connect(
         address: SocketAddr,
@@ -50,7 +53,13 @@ impl KafkaConnection {
         {
             socket.bind(SocketAddr::new(ip, 0)).map_err(io("bind for"))?;
         }
-        let stream = socket.connect(address).await.map_err(io("connect to"))?;
+        // A peer cut off by a partition drops the handshake: give up rather than wait
+        // out the kernel's SYN retries, so the fetcher retries soon after healing.
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(address))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))
+            .and_then(|connected| connected)
+            .map_err(io("connect to"))?;
         stream.set_nodelay(true).map_err(io("configure"))?;
         Ok(KafkaConnection {
             stream,
