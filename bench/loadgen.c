@@ -5,6 +5,9 @@
  *   loadgen produce  BOOTSTRAP TOPIC COUNT SIZE ACKS
  *   loadgen consume  BOOTSTRAP TOPIC COUNT
  *   loadgen latency  BOOTSTRAP TOPIC RATE SECONDS SIZE [ACKS]   (ACKS default 1)
+ *   loadgen failover BOOTSTRAP TOPIC RATE SECONDS   (idempotent acks=all at RATE msg/s;
+ *                    reports the longest pause between acknowledgements, in wall-clock ms,
+ *                    so the caller can relate it to the moment it killed a leader)
  *   loadgen tcpbw    SECONDS            (loopback TCP bandwidth, no broker)
  */
 #include <librdkafka/rdkafka.h>
@@ -217,6 +220,65 @@ static int latency(const char *bootstrap, const char *topic, int rate, int secon
     return n == run.expected ? 0 : 1;
 }
 
+static int64_t last_ack_ms = 0, gap_start_ms = 0, gap_end_ms = 0;
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_failover_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    if (msg->err) {
+        failed++;
+        return;
+    }
+    delivered++;
+    int64_t now = wall_ms();
+    if (last_ack_ms && now - last_ack_ms > gap_end_ms - gap_start_ms) {
+        gap_start_ms = last_ack_ms;
+        gap_end_ms = now;
+    }
+    last_ack_ms = now;
+}
+
+static int failover(const char *bootstrap, const char *topic, int rate, int seconds) {
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    set(conf, "bootstrap.servers", bootstrap);
+    set(conf, "acks", "all");
+    set(conf, "enable.idempotence", "true");
+    set(conf, "linger.ms", "0");
+    set(conf, "message.timeout.ms", "120000");
+    rd_kafka_conf_set_dr_msg_cb(conf, on_failover_delivery);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (!rk) {
+        fprintf(stderr, "producer: %s\n", err);
+        return 2;
+    }
+    char payload[100] = {0};
+    long total = (long)rate * seconds;
+    double start = now_s();
+    for (long i = 0; i < total; i++) {
+        double due = start + (double)i / rate;
+        for (double wait = due - now_s(); wait > 0; wait = due - now_s()) {
+            struct timespec pause = {0, (long)(wait * 1e9)};
+            nanosleep(&pause, NULL);
+        }
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+                          RD_KAFKA_V_VALUE(payload, sizeof(payload)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_END);
+        rd_kafka_poll(rk, 0);
+    }
+    rd_kafka_flush(rk, 120000);
+    printf("messages=%ld failed=%ld gap_start_ms=%lld gap_end_ms=%lld\n", delivered, failed,
+           (long long)gap_start_ms, (long long)gap_end_ms);
+    rd_kafka_destroy(rk);
+    return failed == 0 && delivered == total ? 0 : 1;
+}
+
 static int listener_fd;
 
 static void *tcp_sink(void *arg) {
@@ -270,6 +332,8 @@ int main(int argc, char **argv) {
         return consume(argv[2], argv[3], atol(argv[4]));
     if (argc >= 7 && !strcmp(argv[1], "latency"))
         return latency(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]), argc >= 8 ? argv[7] : "1");
+    if (argc >= 6 && !strcmp(argv[1], "failover"))
+        return failover(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
     if (argc >= 3 && !strcmp(argv[1], "tcpbw"))
         return tcpbw(atoi(argv[2]));
     fprintf(stderr, "usage: see the comment at the top of bench/loadgen.c\n");
