@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the map of modules and their invariants.
 
+pub mod alloc;
 pub mod api;
 pub mod broker;
 pub mod cluster;
