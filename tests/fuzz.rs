@@ -235,7 +235,7 @@ async fn mutated_client_requests_never_break_the_broker() {
             task.await.expect("case task");
         }
         done += 32;
-        if done % 1024 == 0 {
+        if done.is_multiple_of(1024) {
             canary(&mut client, done as i64).await;
             peak_mib = peak_mib.max(resident_mib());
             assert!(peak_mib < 1024, "resident memory grew to {peak_mib} MiB");
