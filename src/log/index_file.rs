@@ -5,6 +5,11 @@
 //! is sealed (rolled or closed) the file is trimmed to exactly `entries * entry_size`, so
 //! a sealed index's length says how many entries it holds.
 //!
+//! The preallocated file is sparse: disk blocks are reserved with `fallocate` a chunk at
+//! a time just before entries reach them, so a full disk refuses the reservation (the
+//! entry is skipped: indexes are sparse by nature, a lookup scans on from the entry
+//! before) instead of the kernel raising SIGBUS on a write through the mapping.
+//!
 //! Crash rule: indexes are not checksummed. After an unclean shutdown the indexes of every
 //! segment past the recovery point are rebuilt from the log, and any index whose size or
 //! contents fail a sanity check is rebuilt too.
@@ -21,7 +26,12 @@ pub struct IndexFile {
     mmap: Option<MmapMut>,
     entry_size: usize,
     entries: usize,
+    /// Bytes from the start that are known to have disk blocks behind them.
+    reserved: usize,
 }
+
+/// How much of an index file is reserved at a time.
+const RESERVE_CHUNK: usize = 64 * 1024;
 
 impl IndexFile {
     /// Opens (or creates) the file, keeping its entries when `keep_entries` is true and
@@ -55,6 +65,7 @@ impl IndexFile {
             mmap: None,
             entry_size,
             entries,
+            reserved: entries * entry_size,
         };
         if active {
             index.resize((max_size / entry_size as u64) * entry_size as u64)?;
@@ -78,6 +89,7 @@ impl IndexFile {
 
     fn resize(&mut self, length: u64) -> io::Result<()> {
         let length = length.max((self.entries * self.entry_size) as u64);
+        self.reserved = self.reserved.min(length as usize);
         self.mmap = None;
         self.file.set_len(length)?;
         self.remap()
@@ -104,13 +116,48 @@ impl IndexFile {
         }
     }
 
-    /// Appends one entry; returns false when the file is full.
+    /// Makes sure disk blocks stand behind the file up to `end`; false if the disk has
+    /// no room. Filesystems without `fallocate` keep the sparse behaviour.
+    fn reserve_through(&mut self, end: usize) -> bool {
+        if end <= self.reserved {
+            return true;
+        }
+        let length = self.mmap.as_ref().map_or(0, |mmap| mmap.len());
+        let target = (end.div_ceil(RESERVE_CHUNK) * RESERVE_CHUNK).min(length);
+        use std::os::fd::AsRawFd;
+        // SAFETY: fallocate on our own open descriptor, within the file's length.
+        let result = unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                0,
+                self.reserved as libc::off_t,
+                (target - self.reserved) as libc::off_t,
+            )
+        };
+        if result == 0 {
+            self.reserved = target;
+            return true;
+        }
+        let error = io::Error::last_os_error();
+        if error.raw_os_error() == Some(libc::EOPNOTSUPP) {
+            self.reserved = usize::MAX;
+            return true;
+        }
+        tracing::warn!(path = %self.path.display(), %error, "cannot reserve index space; entry skipped");
+        false
+    }
+
+    /// Appends one entry; returns false when the file is full. An entry the disk has no
+    /// room for is skipped (returning true): lookups then scan from the entry before.
     pub fn push(&mut self, entry: &[u8]) -> bool {
         debug_assert_eq!(entry.len(), self.entry_size);
         if self.is_full() {
             return false;
         }
         let start = self.entries * self.entry_size;
+        if !self.reserve_through(start + self.entry_size) {
+            return true;
+        }
         if let Some(mmap) = self.mmap.as_mut() {
             mmap[start..start + self.entry_size].copy_from_slice(entry);
             self.entries += 1;
@@ -150,6 +197,7 @@ impl IndexFile {
         self.flush()?;
         self.mmap = None;
         self.file.set_len((self.entries * self.entry_size) as u64)?;
+        self.reserved = self.reserved.min(self.entries * self.entry_size);
         self.file.sync_all()?;
         self.remap()
     }
@@ -169,5 +217,40 @@ pub fn remove_if_exists(path: &Path) -> io::Result<()> {
     match std::fs::remove_file(path) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_reserve_disk_blocks_a_chunk_at_a_time() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let mut index = IndexFile::open(&path, 8, 1 << 20, false, true).unwrap();
+        let blocks = |path: &Path| std::fs::metadata(path).unwrap().blocks() * 512;
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 1 << 20);
+        assert!(blocks(&path) < RESERVE_CHUNK as u64, "sparse until used");
+        assert!(index.push(&1u64.to_be_bytes()));
+        assert!(
+            blocks(&path) >= RESERVE_CHUNK as u64,
+            "the first chunk is reserved"
+        );
+        assert!(blocks(&path) < 2 * RESERVE_CHUNK as u64);
+        for entry in 1..(RESERVE_CHUNK / 8 + 1) as u64 {
+            assert!(index.push(&entry.to_be_bytes()));
+        }
+        assert!(
+            blocks(&path) >= 2 * RESERVE_CHUNK as u64,
+            "the next chunk when entries reach it"
+        );
+        assert_eq!(index.entries(), RESERVE_CHUNK / 8 + 1);
+        index.seal().unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            (RESERVE_CHUNK + 8) as u64
+        );
     }
 }

@@ -414,3 +414,40 @@ fn a_follower_records_producer_state_from_replicated_batches() {
     );
     assert_eq!(follower.producers(), leader.producers());
 }
+
+#[test]
+fn a_torn_last_batch_is_cut_at_every_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::create(&path, TopicPartition::new("t", 0), config(1 << 20), 0, 0).unwrap();
+    for index in 0..4u8 {
+        log.append(&incoming(2, index as i64, &[index; 40]), 0).unwrap();
+    }
+    let before_last = log.size_bytes();
+    log.append(&incoming(3, 9, &[9; 40]), 0).unwrap();
+    let full = log.size_bytes();
+    let kept = contents(&log)[..4].to_vec();
+    drop(log);
+    let segment = segment::file_name(&path, 0, "log");
+    let bytes = std::fs::read(&segment).unwrap();
+    // A crash may leave any prefix of the last batch: every one is cut on recovery.
+    for cut in before_last..full {
+        std::fs::write(&segment, &bytes[..cut as usize]).unwrap();
+        let (mut recovered, report) = PartitionLog::open(
+            &path,
+            TopicPartition::new("t", 0),
+            config(1 << 20),
+            0,
+            0,
+            false,
+            0,
+        )
+        .unwrap();
+        assert_eq!(contents(&recovered), kept, "cut at byte {cut}");
+        assert_eq!(report.truncated_bytes, cut - before_last);
+        assert_eq!(recovered.log_end_offset(), 8);
+        recovered.append(&incoming(1, 1, b"z"), 0).unwrap();
+        drop(recovered);
+        std::fs::write(&segment, &bytes).unwrap();
+    }
+}
