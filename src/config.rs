@@ -112,6 +112,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("replica.fetch.max.bytes", Some("1048576"), POSITIVE_INT),
     def("replica.fetch.response.max.bytes", Some("10485760"), POSITIVE_INT),
     def("broker.rack", None, ConfigKind::Text),
+    def("unclean.leader.election.enable", Some("false"), ConfigKind::Bool),
     def(
         "replica.selector.class",
         None,
@@ -258,6 +259,11 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         },
     ),
     topic("segment.ms", "log.roll.ms", ConfigKind::Long { min: 1 }),
+    topic(
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        ConfigKind::Bool,
+    ),
 ];
 
 pub fn broker_config_def(name: &str) -> Option<&'static ConfigDef> {

@@ -4,9 +4,33 @@
 //!
 //! Leaders are chosen only among replicas that may lead: in the ISR and on a live
 //! (registered, unfenced) broker, preferring replica order, so the first replica (the
-//! preferred leader) leads whenever it can. There is no unclean election.
+//! preferred leader) leads whenever it can. Only when no ISR member is live and the
+//! topic allows it (`unclean.leader.election.enable`, default false) does a live replica
+//! outside the ISR lead, with an ISR of itself: availability bought with the writes it
+//! never had.
 
-use super::image::{MetadataImage, MetadataRecord, NO_LEADER, PartitionRegistration};
+use super::image::{MetadataImage, MetadataRecord, NO_LEADER, PartitionRegistration, TopicImage};
+
+/// The topic config that allows unclean leader election, and its broker default name.
+pub const UNCLEAN_ELECTION: &str = "unclean.leader.election.enable";
+
+/// Whether `topic` allows electing a leader outside the ISR: its own config, else the
+/// broker default.
+pub fn unclean_allowed(topic: &TopicImage, broker_default: bool) -> bool {
+    topic
+        .configs
+        .get(UNCLEAN_ELECTION)
+        .map_or(broker_default, |value| value.trim().eq_ignore_ascii_case("true"))
+}
+
+/// The first live replica in replica order (for an unclean election), or none.
+fn first_live(replicas: &[i32], may_lead: impl Fn(i32) -> bool) -> i32 {
+    replicas
+        .iter()
+        .copied()
+        .find(|replica| may_lead(*replica))
+        .unwrap_or(NO_LEADER)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlacementError {
@@ -64,13 +88,13 @@ pub fn choose_leader(replicas: &[i32], isr: &[i32], may_lead: impl Fn(i32) -> bo
         .unwrap_or(NO_LEADER)
 }
 
-fn each_partition(image: &MetadataImage) -> impl Iterator<Item = (uuid::Uuid, i32, &PartitionRegistration)> {
+fn each_partition(image: &MetadataImage) -> impl Iterator<Item = (&TopicImage, i32, &PartitionRegistration)> {
     image.topics.values().flat_map(|topic| {
         topic
             .partitions
             .iter()
             .enumerate()
-            .map(move |(index, partition)| (topic.topic_id, index as i32, partition))
+            .map(move |(index, partition)| (topic, index as i32, partition))
     })
 }
 
@@ -95,11 +119,11 @@ fn change(
 /// (unless it is the last member, which Kafka keeps so that the partition's last known
 /// in-sync replica is remembered), and every partition it led gets a new leader from the
 /// rest of the ISR on live brokers, or none.
-pub fn on_broker_fenced(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
+pub fn on_broker_fenced(image: &MetadataImage, broker_id: i32, unclean_default: bool) -> Vec<MetadataRecord> {
     let may_lead = |replica: i32| replica != broker_id && image.is_live(replica);
     each_partition(image)
         .filter(|(_, _, partition)| partition.leader == broker_id || partition.isr.contains(&broker_id))
-        .filter_map(|(topic_id, index, partition)| {
+        .filter_map(|(topic, index, partition)| {
             let mut isr: Vec<i32> = partition
                 .isr
                 .iter()
@@ -109,12 +133,18 @@ pub fn on_broker_fenced(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRe
             if isr.is_empty() {
                 isr = partition.isr.clone();
             }
-            let leader = if partition.leader == broker_id || partition.leader == NO_LEADER {
+            let mut leader = if partition.leader == broker_id || partition.leader == NO_LEADER {
                 choose_leader(&partition.replicas, &isr, may_lead)
             } else {
                 partition.leader
             };
-            change(topic_id, index, partition, leader, isr)
+            if leader == NO_LEADER && unclean_allowed(topic, unclean_default) {
+                leader = first_live(&partition.replicas, may_lead);
+                if leader != NO_LEADER {
+                    isr = vec![leader];
+                }
+            }
+            change(topic.topic_id, index, partition, leader, isr)
         })
         .collect()
 }
@@ -122,13 +152,25 @@ pub fn on_broker_fenced(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRe
 /// The partition changes when `broker_id` is unfenced: it leads the partitions that
 /// had no leader and keep it in their ISR (it was their last in-sync replica). It does
 /// not rejoin other ISRs here: as a follower it catches up and its leader adds it back.
-pub fn on_broker_unfenced(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
+pub fn on_broker_unfenced(
+    image: &MetadataImage,
+    broker_id: i32,
+    unclean_default: bool,
+) -> Vec<MetadataRecord> {
     let may_lead = |replica: i32| replica == broker_id || image.is_live(replica);
     each_partition(image)
-        .filter(|(_, _, partition)| partition.leader == NO_LEADER && partition.isr.contains(&broker_id))
-        .filter_map(|(topic_id, index, partition)| {
+        .filter(|(topic, _, partition)| {
+            partition.leader == NO_LEADER
+                && (partition.isr.contains(&broker_id)
+                    || (partition.replicas.contains(&broker_id) && unclean_allowed(topic, unclean_default)))
+        })
+        .filter_map(|(topic, index, partition)| {
             let leader = choose_leader(&partition.replicas, &partition.isr, may_lead);
-            change(topic_id, index, partition, leader, partition.isr.clone())
+            if leader == NO_LEADER {
+                // No ISR member can lead, and the topic allows an unclean election.
+                return change(topic.topic_id, index, partition, broker_id, vec![broker_id]);
+            }
+            change(topic.topic_id, index, partition, leader, partition.isr.clone())
         })
         .collect()
 }
@@ -259,7 +301,7 @@ mod tests {
     #[test]
     fn fencing_moves_leadership_within_the_isr() {
         let (mut image, _) = cluster(&[1, 2, 3]);
-        let changes = on_broker_fenced(&image, 1);
+        let changes = on_broker_fenced(&image, 1, false);
         assert_eq!(changes.len(), 3, "broker 1 is in every ISR");
         image.apply_batch(30, &changes);
         let topic = image.topic("t").unwrap();
@@ -283,12 +325,12 @@ mod tests {
                 isr: Some(vec![1]),
             }],
         );
-        image.apply_batch(31, &on_broker_fenced(&image, 1));
+        image.apply_batch(31, &on_broker_fenced(&image, 1, false));
         let partition = &image.topic("t").unwrap().partitions[0];
         assert_eq!(partition.leader, NO_LEADER);
         assert_eq!(partition.isr, vec![1]);
         // When it comes back it leads again.
-        image.apply_batch(32, &on_broker_unfenced(&image, 1));
+        image.apply_batch(32, &on_broker_unfenced(&image, 1, false));
         let partition = &image.topic("t").unwrap().partitions[0];
         assert_eq!(partition.leader, 1);
         assert_eq!(partition.leader_epoch, 2);
@@ -297,13 +339,76 @@ mod tests {
     #[test]
     fn unfenced_broker_does_not_rejoin_isrs_by_itself() {
         let (mut image, _) = cluster(&[1, 2, 3]);
-        image.apply_batch(30, &on_broker_fenced(&image, 1));
+        image.apply_batch(30, &on_broker_fenced(&image, 1, false));
         assert!(
-            on_broker_unfenced(&image, 1).is_empty(),
+            on_broker_unfenced(&image, 1, false).is_empty(),
             "followers rejoin through their leader"
         );
         let topic = image.topic("t").unwrap();
         assert_eq!(topic.partitions[0].isr, vec![2, 3]);
         assert_eq!(topic.partitions[0].leader, 2, "no preferred-leader move-back");
+    }
+
+    /// Partition 0's ISR shrunk to broker 1 alone.
+    fn only_one_in_sync(live: &[i32], unclean: Option<&str>) -> MetadataImage {
+        let (mut image, topic_id) = cluster(live);
+        let mut records = vec![MetadataRecord::PartitionChange {
+            topic_id,
+            partition: 0,
+            leader: None,
+            isr: Some(vec![1]),
+        }];
+        if let Some(value) = unclean {
+            records.push(MetadataRecord::TopicConfigs {
+                topic_id,
+                configs: BTreeMap::from([(UNCLEAN_ELECTION.to_string(), value.to_string())]),
+            });
+        }
+        image.apply_batch(30, &records);
+        image
+    }
+
+    #[test]
+    fn unclean_election_only_when_allowed_and_no_isr_member_is_live() {
+        // Broker 1, the last in-sync replica, is fenced; 2 and 3 are live but behind.
+        let clean = only_one_in_sync(&[1, 2, 3], None);
+        let changes = on_broker_fenced(&clean, 1, false);
+        let mut image = clean.clone();
+        image.apply_batch(31, &changes);
+        assert_eq!(image.topic("t").unwrap().partitions[0].leader, NO_LEADER);
+        // The broker default allows it: the first live replica leads, alone in the ISR.
+        let mut image = clean.clone();
+        image.apply_batch(31, &on_broker_fenced(&clean, 1, true));
+        let partition = &image.topic("t").unwrap().partitions[0];
+        assert_eq!((partition.leader, partition.isr.clone()), (2, vec![2]));
+        assert_eq!(partition.leader_epoch, 1);
+        // The topic config overrides the broker default, either way.
+        let topic_says_no = only_one_in_sync(&[1, 2, 3], Some("false"));
+        let mut image = topic_says_no.clone();
+        image.apply_batch(31, &on_broker_fenced(&topic_says_no, 1, true));
+        assert_eq!(image.topic("t").unwrap().partitions[0].leader, NO_LEADER);
+        let topic_says_yes = only_one_in_sync(&[1, 2, 3], Some("true"));
+        let mut image = topic_says_yes.clone();
+        image.apply_batch(31, &on_broker_fenced(&topic_says_yes, 1, false));
+        assert_eq!(image.topic("t").unwrap().partitions[0].leader, 2);
+    }
+
+    #[test]
+    fn a_returning_out_of_sync_replica_leads_only_if_unclean_election_is_allowed() {
+        let mut image = only_one_in_sync(&[1], None);
+        let mut fence = vec![MetadataRecord::FenceBroker {
+            broker_id: 1,
+            broker_epoch: 1,
+        }];
+        fence.extend(on_broker_fenced(&image, 1, false));
+        image.apply_batch(31, &fence);
+        assert_eq!(image.topic("t").unwrap().partitions[0].leader, NO_LEADER);
+        assert!(
+            on_broker_unfenced(&image, 2, false).is_empty(),
+            "it waits for broker 1"
+        );
+        image.apply_batch(32, &on_broker_unfenced(&image, 2, true));
+        let partition = &image.topic("t").unwrap().partitions[0];
+        assert_eq!((partition.leader, partition.isr.clone()), (2, vec![2]));
     }
 }

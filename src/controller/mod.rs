@@ -53,6 +53,8 @@ pub struct ControllerConfig {
     pub metadata_log_dir: PathBuf,
     pub election_timeout_ms: u64,
     pub broker_session_timeout_ms: i64,
+    /// `unclean.leader.election.enable`: the default for topics that do not set it.
+    pub unclean_leader_election: bool,
 }
 
 impl ControllerConfig {
@@ -65,6 +67,9 @@ impl ControllerConfig {
             metadata_log_dir: config.log_dirs.first().cloned().unwrap_or_default(),
             election_timeout_ms: config.election_timeout_ms,
             broker_session_timeout_ms: config.broker_session_timeout_ms,
+            unclean_leader_election: config
+                .value("unclean.leader.election.enable")
+                .is_some_and(|(value, _)| value.trim().eq_ignore_ascii_case("true")),
         }
     }
 }
@@ -254,7 +259,11 @@ impl Controller {
                         broker_id,
                         broker_epoch,
                     }];
-                    records.extend(placement::on_broker_unfenced(&image, broker_id));
+                    records.extend(placement::on_broker_unfenced(
+                        &image,
+                        broker_id,
+                        self.config.unclean_leader_election,
+                    ));
                     self.commit(records).await?;
                     tracing::info!(broker_id, "broker unfenced");
                     Ok(ControllerReply::Heartbeat { fenced: false })
@@ -324,7 +333,11 @@ impl Controller {
                     broker_id,
                     broker_epoch,
                 }];
-                records.extend(placement::on_broker_fenced(&image, broker_id));
+                records.extend(placement::on_broker_fenced(
+                    &image,
+                    broker_id,
+                    self.config.unclean_leader_election,
+                ));
                 let offset = self.commit(records).await?;
                 tracing::info!(broker_id, "controlled shutdown: leadership moved away");
                 Ok(ControllerReply::Committed { offset })
@@ -512,7 +525,11 @@ impl Controller {
             let broker_id = *broker_id;
             let image = self.image.borrow().clone();
             let mut records = vec![fence];
-            records.extend(placement::on_broker_fenced(&image, broker_id));
+            records.extend(placement::on_broker_fenced(
+                &image,
+                broker_id,
+                self.config.unclean_leader_election,
+            ));
             match self.commit(records).await {
                 Ok(_) => tracing::warn!(
                     broker_id,

@@ -478,6 +478,12 @@ impl PartitionLog {
     /// log is emptied and restarts at `offset`.
     pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
         if offset >= self.log_end_offset() {
+            // No batch to cut, but an epoch this replica started as leader without
+            // appending anything (an entry at the log end) must go: otherwise it keeps
+            // claiming that epoch as its last, and its leader keeps answering "diverged".
+            if self.epochs.entries.truncate_from_end(offset) {
+                self.save_epochs()?;
+            }
             return Ok(());
         }
         let result = self.truncate_segments(offset, now_ms);

@@ -451,3 +451,33 @@ fn a_torn_last_batch_is_cut_at_every_byte() {
         std::fs::write(&segment, &bytes).unwrap();
     }
 }
+
+/// Found by the chaos suite: a replica that had led epoch 6 without appending anything
+/// kept claiming epoch 6 after truncating to its log end, so its new leader answered
+/// "diverged at the end of epoch 4" forever and it never rejoined the ISR.
+#[test]
+fn truncating_at_the_log_end_drops_an_epoch_without_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::create(&path, TopicPartition::new("t", 0), config(1 << 20), 4, 0).unwrap();
+    log.start_epoch(4).unwrap();
+    log.append(&incoming(3, 1, b"a"), 0).unwrap();
+    log.start_epoch(6).unwrap();
+    assert_eq!(log.latest_epoch(), Some(6));
+    // The leader of epoch 7 knows epoch 4 as ending at 3 and nothing of epoch 6.
+    log.truncate_to(3, 0).unwrap();
+    assert_eq!(log.latest_epoch(), Some(4));
+    assert_eq!(log.log_end_offset(), 3);
+    drop(log);
+    let (reopened, _) = PartitionLog::open(
+        &path,
+        TopicPartition::new("t", 0),
+        config(1 << 20),
+        7,
+        0,
+        false,
+        0,
+    )
+    .unwrap();
+    assert_eq!(reopened.latest_epoch(), Some(4), "the checkpoint was rewritten");
+}
