@@ -134,7 +134,7 @@ def main():
         create_topic(cluster.bootstrap(1), TOPIC, PARTITIONS, 3, config={"min.insync.replicas": "2"})
         workers = start_workers(cluster, out, args.rate)
         nemesis = Nemesis(cluster, rng, TOPIC, PARTITIONS, log_event)
-        events = []
+        events, unrecovered = [], []
         time.sleep(5)
         if args.schedule == "ci":
             plan = [(kind, 5.0) for kind in kinds]
@@ -145,6 +145,8 @@ def main():
             events.append(nemesis.run(kind, hold))
             healthy = nemesis.wait_healthy()
             if healthy is None:
+                # Every replica back in its ISR within a minute of healing, or a bug.
+                unrecovered.append(events[-1])
                 print(f"cluster not healthy 60 s after {kind}", flush=True)
             time.sleep(1 if args.schedule == "ci" else rng.uniform(1, 4))
         time.sleep(5)
@@ -173,6 +175,8 @@ def main():
     replicas = {p: {node: replica_batches(cluster.dir / f"node-{node}" / f"{TOPIC}-{p}", marks[p])
                     for node in cluster.node_ids} for p in range(PARTITIONS)}
     result = check(history, records, replicas, events)
+    result["anomalies"]["not_recovered"] = {"count": len(unrecovered), "examples": unrecovered[:5]}
+    result["ok"] = result["ok"] and not unrecovered
     result["replica_batches_compared"] = {p: {node: len(batches) for node, batches in copies.items()}
                                           for p, copies in replicas.items()}
     result.update(seed=args.seed, schedule=args.schedule, nemeses=kinds, minutes=round(
