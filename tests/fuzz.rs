@@ -171,7 +171,17 @@ async fn canary(client: &mut Client, round: i64) {
     assert_eq!(versions.error_code, 0);
     let produced = client
         .send(
-            produce_request("canary", 0, record_batch(1, Compression::None, round), 1),
+            // Current timestamps: ancient ones would roll a segment at every append.
+            produce_request(
+                "canary",
+                0,
+                record_batch(
+                    1,
+                    Compression::None,
+                    ferrolog::replication::partition::now_ms() + round % 7,
+                ),
+                1,
+            ),
             9,
         )
         .await
@@ -192,6 +202,12 @@ async fn canary(client: &mut Client, round: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutated_client_requests_never_break_the_broker() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         PANICS.fetch_add(1, Ordering::SeqCst);
@@ -312,4 +328,98 @@ async fn a_request_claiming_two_billion_elements_is_refused_without_harm() {
     );
     canary(&mut client, 1).await;
     assert!(resident_mib() < 1024);
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |entries| entries.count())
+}
+
+/// Found by the long fuzz run: a fetch asking to wait for hours held its connection
+/// (and file descriptor) open after the client had gone, until descriptors ran out.
+/// A client's close now drops the request it was waiting on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_ends_when_its_client_goes() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "quiet", 1, &[]).await;
+    let before = open_fds();
+    for _ in 0..50 {
+        let mut waiting = Client::connect(broker.address).await;
+        let mut request = fetch_request("quiet", 0, 0);
+        request.max_wait_ms = 3_600_000;
+        request.min_bytes = 1;
+        let frame = waiting.encode_request(&request, 11);
+        waiting.stream.write_all(&frame).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        drop(waiting);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open_fds() > before + 5 {
+        assert!(
+            Instant::now() < deadline,
+            "{} descriptors still open for gone clients",
+            open_fds() - before
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    canary_without_topic(&mut client).await;
+}
+
+async fn canary_without_topic(client: &mut Client) {
+    let versions = client
+        .send(ApiVersionsRequest::default(), 3)
+        .await
+        .expect("ApiVersions");
+    assert_eq!(versions.error_code, 0);
+}
+
+/// Found by the long fuzz run: one mutated CreateTopics asked for thousands of
+/// partitions, and the files they opened starved every other partition of descriptors.
+/// As in Kafka, one request may add at most 10 000 partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_adds_at_most_ten_thousand_partitions() {
+    use kafka_protocol::messages::{
+        CreatePartitionsRequest, CreateTopicsRequest, create_partitions_request, create_topics_request,
+    };
+    let broker = TestBroker::start(&[]).await;
+    let mut client = broker.client().await;
+    let topic = |name: &str, partitions: i32| {
+        create_topics_request::CreatableTopic::default()
+            .with_name(common::topic_name(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)
+    };
+    let response = client
+        .send(
+            CreateTopicsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![topic("huge-a", 6000), topic("huge-b", 6000)]),
+            5,
+        )
+        .await
+        .expect("CreateTopics");
+    for result in &response.topics {
+        assert_eq!(result.error_code, kafka_protocol::ResponseError::PolicyViolation.code());
+    }
+    assert!(broker.broker.topic("huge-a").is_none() && broker.broker.topic("huge-b").is_none());
+    create_topic(&mut client, "grows", 1, &[]).await;
+    let response = client
+        .send(
+            CreatePartitionsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![
+                    create_partitions_request::CreatePartitionsTopic::default()
+                        .with_name(common::topic_name("grows"))
+                        .with_count(i32::MAX),
+                ]),
+            1,
+        )
+        .await
+        .expect("CreatePartitions");
+    assert_eq!(
+        response.results[0].error_code,
+        kafka_protocol::ResponseError::PolicyViolation.code()
+    );
+    assert_eq!(broker.broker.topic("grows").expect("topic").n_partitions(), 1);
+    canary_without_topic(&mut client).await;
 }

@@ -1,6 +1,7 @@
 //! CreatePartitions (key 37): raise a topic's partition count, placing the new
 //! partitions on live brokers or by the request's assignments; committed by the
-//! controller quorum before the answer.
+//! controller quorum before the answer. More than 10 000 new partitions in one request
+//! is POLICY_VIOLATION for all of its topics, as in Kafka.
 
 use super::{RequestContext, controller_timeout, error_code};
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -9,9 +10,27 @@ use kafka_protocol::protocol::StrBytes;
 
 pub async fn handle(ctx: &RequestContext<'_>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let timeout = controller_timeout(request.timeout_ms);
+    let image = ctx.broker.image();
+    let new_partitions: i64 = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let existing = image.topic(&topic.name).map_or(0, |known| known.n_partitions());
+            (topic.count as i64 - existing as i64).max(0)
+        })
+        .sum();
+    let too_many = new_partitions > super::MAX_PARTITIONS_PER_REQUEST;
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+        if too_many {
+            results.push(
+                result
+                    .with_error_code(kafka_protocol::ResponseError::PolicyViolation.code())
+                    .with_error_message(Some(StrBytes::from_static_str(super::EXCESSIVE_PARTITIONS))),
+            );
+            continue;
+        }
         let assignments = topic.assignments.map(|assignments| {
             assignments
                 .into_iter()

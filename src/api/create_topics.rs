@@ -57,10 +57,28 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
         .filter(|topic| !seen.insert(topic.name.to_string()))
         .map(|topic| topic.name.to_string())
         .collect();
+    let new_partitions: i64 = request
+        .topics
+        .iter()
+        .map(|topic| match (topic.assignments.len(), topic.num_partitions) {
+            (0, -1) => broker.config.num_partitions as i64,
+            (0, count) => count.max(0) as i64,
+            (assigned, _) => assigned as i64,
+        })
+        .sum();
+    let too_many = new_partitions > super::MAX_PARTITIONS_PER_REQUEST;
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.to_string();
         let result = CreatableTopicResult::default().with_name(topic.name.clone());
+        if too_many {
+            results.push(failure(
+                result,
+                ResponseError::PolicyViolation.code(),
+                super::EXCESSIVE_PARTITIONS.into(),
+            ));
+            continue;
+        }
         if duplicates.contains(&name) {
             results.push(failure(
                 result,

@@ -395,6 +395,14 @@ pub fn lookup_topic(
 /// The controller wait for admin requests that carry no timeout of their own.
 pub const DEFAULT_ADMIN_TIMEOUT: std::time::Duration = crate::broker::DEFAULT_CONTROLLER_TIMEOUT;
 
+/// At most this many new partitions per CreateTopics or CreatePartitions request, as
+/// Kafka's controller allows: more is POLICY_VIOLATION for every topic in the request,
+/// so no single request can make the broker open files and map indexes without bound.
+pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
+/// Kafka's message for a request over [`MAX_PARTITIONS_PER_REQUEST`].
+pub const EXCESSIVE_PARTITIONS: &str = "Excessively large number of partitions per request.";
+
 /// How long a broker waits for the controller on behalf of a request that allows
 /// `timeout_ms` (admin requests carry one; 0 or less means the broker's default).
 pub fn controller_timeout(timeout_ms: i32) -> std::time::Duration {

@@ -91,15 +91,38 @@ impl LogError {
         }
     }
 
-    /// Whether this error means the disk can no longer be trusted.
+    /// Whether this error means the disk can no longer be trusted. Running out of file
+    /// descriptors (EMFILE, ENFILE) is the process's limit, not the disk's: the operation
+    /// fails before writing anything, and the log stays online to retry later.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, LogError::Io { .. } | LogError::Corrupt { .. })
+        match self {
+            LogError::Io { source, .. } => {
+                !matches!(source.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+            }
+            LogError::Corrupt { .. } => true,
+            _ => false,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::TopicPartition;
+
+    #[test]
+    fn running_out_of_descriptors_is_not_a_disk_fault() {
+        let io = |code| {
+            super::LogError::io(
+                std::path::Path::new("x"),
+                "create segment",
+                std::io::Error::from_raw_os_error(code),
+            )
+        };
+        assert!(!io(libc::EMFILE).is_fatal());
+        assert!(!io(libc::ENFILE).is_fatal());
+        assert!(io(libc::ENOSPC).is_fatal());
+        assert!(io(libc::EIO).is_fatal());
+    }
 
     #[test]
     fn dir_names_round_trip() {

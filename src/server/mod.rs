@@ -174,10 +174,18 @@ async fn serve_connection(
     // Frames are read by their own task, so that reading the next request can wait
     // alongside answers being prepared; the channel holds at most one frame ahead.
     let (frames_tx, mut frames) = tokio::sync::mpsc::channel(1);
+    // Raised when the client closes (or breaks) its side: a request still being
+    // handled (a long-polling fetch) is then dropped, releasing the connection at once
+    // rather than whenever its wait ends, as Kafka drops a disconnected client's work.
+    let closed = Arc::new(tokio::sync::Notify::new());
+    let reader_closed = closed.clone();
     let read_task = tokio::spawn(async move {
         loop {
             let frame = read_frame(&mut reader, max).await;
             let end = !matches!(frame, Ok(Some(_)));
+            if end {
+                reader_closed.notify_one();
+            }
             if frames_tx.send(frame).await.is_err() || end {
                 break;
             }
@@ -211,7 +219,10 @@ async fn serve_connection(
                     }
                 };
                 let started = std::time::Instant::now();
-                let outcome = api::handle_frame(broker, frame, peer).await;
+                let outcome = tokio::select! {
+                    outcome = api::handle_frame(broker, frame, peer) => outcome,
+                    _ = closed.notified() => return Ok(()),
+                };
                 tracing::trace!(handled = ?started.elapsed(), "request handled");
                 match outcome {
                     Outcome::Deferred(answer) => waiting.push_back((answer, started)),
