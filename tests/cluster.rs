@@ -357,3 +357,81 @@ fn record_count(records: &bytes::Bytes) -> i64 {
         .map(|batch| batch.header.last_offset_delta as i64 + 1)
         .sum()
 }
+
+/// Found by the chaos suite: a compaction of `__consumer_offsets` requested while a
+/// broker coordinated a partition ran after leadership had moved, restated the empty
+/// state left behind and deleted the partition's history from that replica; when it led
+/// again, every committed offset of its groups was gone. A former coordinator now keeps
+/// its copy whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_former_coordinator_never_compacts_away_committed_offsets() {
+    use kafka_protocol::messages::{GroupId, OffsetCommitRequest, TopicName, offset_commit_request};
+    use kafka_protocol::protocol::StrBytes;
+    let nodes = TestBroker::start_cluster(2, &[]).await;
+    let mut client = nodes[0].client().await;
+    create_placed(&mut client, "events", &[1, 2]).await;
+    let index = ferrolog::group::offsets::partition_for("keeper", 5);
+    let offsets = ferrolog::log::TopicPartition::new("__consumer_offsets", index);
+    // The offsets topic is created by the first group request.
+    let find = kafka_protocol::messages::FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_static_str("keeper"));
+    let _ = client.send(find, 1).await.unwrap();
+    // Whichever node coordinates the group commits through itself.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let coordinator = loop {
+        if let Some(node) = nodes.iter().position(|node| {
+            node.broker
+                .partition(&offsets)
+                .is_some_and(|partition| partition.is_leader())
+        }) {
+            break node;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no coordinator");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let mut at_coordinator = nodes[coordinator].client().await;
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("keeper")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("events")))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(42),
+                ]),
+        ]);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let response = at_coordinator.send(commit.clone(), 8).await.unwrap();
+        match response.topics[0].partitions[0].error_code {
+            0 => break,
+            code => assert!(tokio::time::Instant::now() < deadline, "commit refused: {code}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let former = &nodes[coordinator];
+    let stored = former.broker.partition(&offsets).unwrap();
+    let before = stored.with_log(|log| (log.log_start_offset(), log.log_end_offset()));
+    assert!(before.1 > 0);
+    // Leadership moves away; then the compaction requested earlier runs there.
+    former.broker.controlled_shutdown().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !nodes[1 - coordinator]
+        .broker
+        .partition(&offsets)
+        .is_some_and(|partition| partition.is_leader())
+    {
+        assert!(tokio::time::Instant::now() < deadline, "leadership did not move");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    former.broker.groups.request_snapshot(index);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let after = stored.with_log(|log| (log.log_start_offset(), log.log_end_offset()));
+    assert_eq!(after.0, before.0, "the former coordinator's history is intact");
+    assert!(after.1 >= before.1);
+    for node in nodes {
+        node.stop().await;
+    }
+}

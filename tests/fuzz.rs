@@ -399,7 +399,10 @@ async fn one_request_adds_at_most_ten_thousand_partitions() {
         .await
         .expect("CreateTopics");
     for result in &response.topics {
-        assert_eq!(result.error_code, kafka_protocol::ResponseError::PolicyViolation.code());
+        assert_eq!(
+            result.error_code,
+            kafka_protocol::ResponseError::PolicyViolation.code()
+        );
     }
     assert!(broker.broker.topic("huge-a").is_none() && broker.broker.topic("huge-b").is_none());
     create_topic(&mut client, "grows", 1, &[]).await;

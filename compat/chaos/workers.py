@@ -55,7 +55,9 @@ def confluent_producer(name, bootstrap, topic, partitions, rate, until, out):
     history = History(out)
     pending = {}
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                         "linger.ms": 5, "message.timeout.ms": 300000, "topic.metadata.refresh.interval.ms": 2000})
+                         "linger.ms": 5, "message.timeout.ms": 300000, "topic.metadata.refresh.interval.ms": 2000,
+                         # Idempotence events (epoch bumps, sequence errors) in the worker's log.
+                         "debug": "eos"})
 
     def report(error, msg):
         value = msg.value().decode()

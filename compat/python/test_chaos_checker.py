@@ -43,6 +43,10 @@ def test_lost_and_moved_writes():
     unread = [op for op in CLEAN if op["op"] != "read"]
     result = check(unread, [(0, 0, "p1-0"), (0, 2, "p1-1")])
     assert counts(result) == {"moved": 1}
+    # Delivered with no offset (a client's inference): only presence counts.
+    unknown_offset = [dict(op, offset=None) if op["op"] == "ack" else op for op in unread]
+    assert check(unknown_offset, [(0, 0, "p1-0"), (0, 2, "p1-1")])["ok"]
+    assert counts(check(unknown_offset, [(0, 0, "p1-0")])) == {"lost": 1}
 
 
 def test_duplicates_inconsistency_phantoms_and_reorders():

@@ -384,6 +384,14 @@ impl Broker {
             .and_then(|broker| broker.endpoints.first().cloned()))
     }
 
+    /// Whether this broker leads `__consumer_offsets` partition `index` and has loaded
+    /// its groups: only then does its in-memory state stand for the partition's.
+    pub fn coordinates_loaded(&self, index: i32) -> bool {
+        self.partition(&TopicPartition::new(OFFSETS_TOPIC, index))
+            .is_some_and(|partition| partition.is_leader())
+            && self.coordinated.lock().get(&index) == Some(&true)
+    }
+
     /// Ok when this broker coordinates `group_id`; else the Kafka code to answer
     /// (NOT_COORDINATOR, or COORDINATOR_NOT_AVAILABLE while nobody can).
     pub async fn check_group_coordinator(&self, group_id: &str) -> Result<(), i16> {

@@ -84,6 +84,13 @@ async fn snapshot(broker: &Broker, partition_index: i32) -> Result<(), crate::lo
     let Some(partition) = broker.partition(&TopicPartition::new(OFFSETS_TOPIC, partition_index)) else {
         return Ok(());
     };
+    // The in-memory groups restate the partition only while this broker leads it and
+    // has loaded it; a request made before leadership moved must not act on the empty
+    // state left behind (that deleted every committed offset of the partition).
+    let epoch = partition.state().leader_epoch;
+    if !broker.coordinates_loaded(partition_index) {
+        return Ok(());
+    }
     // Only this task writes the topic, so nothing lands between the roll and the rewrite.
     let records = broker.groups.live_records(partition_index, n_partitions);
     let start = partition.with_log(|log| {
@@ -91,6 +98,11 @@ async fn snapshot(broker: &Broker, partition_index: i32) -> Result<(), crate::lo
         Ok::<_, crate::log::LogError>(log.log_end_offset())
     })?;
     if !records.is_empty() && append(broker, partition_index, &records).await != error_code::NONE {
+        return Ok(());
+    }
+    // The history goes only if the state it was restated from is still this broker's
+    // own, in the same leadership, with the restatement replicated.
+    if !broker.coordinates_loaded(partition_index) || partition.state().leader_epoch != epoch {
         return Ok(());
     }
     let removed = partition.with_log(|log| log.delete_segments_below(start))?;

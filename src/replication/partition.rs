@@ -64,7 +64,8 @@ impl From<&PartitionRegistration> for PartitionState {
     }
 }
 
-/// Lock order: `log`, then `state`, then `followers`.
+/// Lock order: `log`, then `state`, then `pending_isr` and `followers` (each only ever
+/// taken with `log` held, so their relative order cannot deadlock).
 pub struct Partition {
     pub topic_partition: TopicPartition,
     pub topic_id: uuid::Uuid,
@@ -77,8 +78,9 @@ pub struct Partition {
     pub(super) log: Mutex<PartitionLog>,
     /// What the leader knows of each follower; reset at every new leadership.
     pub(super) followers: Mutex<HashMap<i32, FollowerState>>,
-    /// The partition epoch an ISR change was proposed from, until the image moves on.
-    pub(super) pending_isr: Mutex<Option<i32>>,
+    /// An ISR change proposed to the controller and not yet answered: the partition
+    /// epoch it was proposed from, and the ISR it asks for.
+    pub(super) pending_isr: Mutex<Option<(i32, Vec<i32>)>>,
     /// Serializes fsyncs so concurrent producers share one (group commit).
     flush_lock: tokio::sync::Mutex<()>,
     /// Woken after every append, high-watermark move and leadership change: for fetches
@@ -212,12 +214,6 @@ impl Partition {
             }
             self.in_sync_count(&state, now)
         };
-        if required_acks == -1 {
-            let required = log.config().min_insync_replicas;
-            if (isr as i64) < required as i64 {
-                return Err(AppendError::NotEnoughReplicas { isr, required });
-            }
-        }
         let identity = match batches {
             [single] => identity(single),
             _ if batches.iter().any(|batch| identity(batch).is_some()) => {
@@ -225,26 +221,36 @@ impl Partition {
             }
             _ => None,
         };
-        if let Some(identity) = &identity {
-            let producer_id = identity.producer_id;
-            match log.producers().check(identity) {
-                Decision::Append => {}
-                Decision::Duplicate {
+        // A retry of a batch this log already holds is answered with its offsets before
+        // anything else: refusing it (NOT_ENOUGH_REPLICAS says "not written") would tell
+        // an idempotent producer to send it again under a new epoch, as a duplicate. An
+        // acks=all retry then waits for replication like the first attempt.
+        let decision = identity.as_ref().map(|identity| log.producers().check(identity));
+        if let Some(Decision::Duplicate {
+            base_offset,
+            last_offset,
+        }) = decision
+        {
+            let needs_flush = log.config().flush_messages <= 1 && log.recovery_point() <= last_offset;
+            return Ok((
+                AppendInfo {
                     base_offset,
                     last_offset,
-                } => {
-                    // Answer a retry with the original offsets; make sure they are as
-                    // durable as a first attempt would have been.
-                    let needs_flush = log.config().flush_messages <= 1 && log.recovery_point() <= last_offset;
-                    return Ok((
-                        AppendInfo {
-                            base_offset,
-                            last_offset,
-                            log_start_offset: log.log_start_offset(),
-                        },
-                        needs_flush,
-                    ));
-                }
+                    log_start_offset: log.log_start_offset(),
+                },
+                needs_flush,
+            ));
+        }
+        if required_acks == -1 {
+            let required = log.config().min_insync_replicas;
+            if (isr as i64) < required as i64 {
+                return Err(AppendError::NotEnoughReplicas { isr, required });
+            }
+        }
+        if let (Some(identity), Some(decision)) = (&identity, decision) {
+            let producer_id = identity.producer_id;
+            match decision {
+                Decision::Append | Decision::Duplicate { .. } => {}
                 Decision::OutOfOrderSequence => return Err(AppendError::OutOfOrderSequence { producer_id }),
                 Decision::InvalidProducerEpoch => {
                     return Err(AppendError::InvalidProducerEpoch { producer_id });
@@ -307,5 +313,93 @@ impl Partition {
             Some(offset) => self.flush_to(offset).await,
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::split_and_validate;
+    use crate::log::batch::tests::make_batch;
+
+    fn idempotent_batch(sequence: i32) -> Vec<IncomingBatch> {
+        let mut bytes = make_batch(1, now_ms(), b"v");
+        bytes[43..51].copy_from_slice(&7i64.to_be_bytes());
+        bytes[51..53].copy_from_slice(&0i16.to_be_bytes());
+        bytes[53..57].copy_from_slice(&sequence.to_be_bytes());
+        let crc = crc32c::crc32c(&bytes[21..]);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        split_and_validate(&bytes::Bytes::from(bytes), 1 << 20).unwrap()
+    }
+
+    /// Found by the chaos suite (pause nemesis): while a follower lagged, the retry of an
+    /// appended batch got NOT_ENOUGH_REPLICAS ("not written"); the producer bumped its
+    /// epoch and sent the messages again, and they were stored twice.
+    #[tokio::test]
+    async fn a_retry_of_an_appended_batch_is_never_refused_for_lack_of_replicas() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::config::BrokerConfig::load(None, &[]).unwrap().log;
+        config.min_insync_replicas = 2;
+        let log =
+            PartitionLog::create(&dir.path().join("t-0"), TopicPartition::new("t", 0), config, 0, 0).unwrap();
+        let state = PartitionState {
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        };
+        // replica.lag.time.max.ms of 1: follower 2 soon counts as lagging.
+        let partition = Partition::new(log, uuid::Uuid::nil(), 1, state, 1);
+        let first = partition.append(&idempotent_batch(0), 1).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert!(matches!(
+            partition.append(&idempotent_batch(1), -1).await,
+            Err(AppendError::NotEnoughReplicas { isr: 1, required: 2 })
+        ));
+        let retried = partition.append(&idempotent_batch(0), -1).await.unwrap();
+        assert_eq!(
+            (retried.base_offset, retried.last_offset),
+            (first.base_offset, first.last_offset)
+        );
+        assert_eq!(partition.with_log(|log| log.log_end_offset()), 1);
+    }
+
+    /// Found by the chaos suite (rolling restarts): a follower proposed for the ISR was
+    /// elected leader right after the controller committed it, without writes the old
+    /// leader had acknowledged meanwhile. A proposed member holds the high watermark back.
+    #[tokio::test]
+    async fn a_replica_proposed_for_the_isr_holds_the_high_watermark_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::BrokerConfig::load(None, &[]).unwrap().log;
+        let log =
+            PartitionLog::create(&dir.path().join("t-0"), TopicPartition::new("t", 0), config, 0, 0).unwrap();
+        let state = PartitionState {
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        };
+        let partition = Partition::new(log, uuid::Uuid::nil(), 1, state, 30_000);
+        let batch =
+            || split_and_validate(&bytes::Bytes::from(make_batch(5, now_ms(), b"v")), 1 << 20).unwrap();
+        partition.append(&batch(), 1).await.unwrap();
+        let now = now_ms();
+        partition.record_follower_fetch(2, 5, now);
+        assert_eq!(partition.with_log(|log| log.high_watermark()), 5);
+        // Replica 3 reaches the high watermark: the leader proposes it.
+        partition.record_follower_fetch(3, 5, now);
+        let proposal = partition.isr_proposal(30_000, now).expect("an ISR expansion");
+        assert_eq!(proposal.new_isr, vec![1, 2, 3]);
+        partition.append(&batch(), 1).await.unwrap();
+        partition.record_follower_fetch(2, 10, now);
+        assert_eq!(
+            partition.with_log(|log| log.high_watermark()),
+            5,
+            "replica 3 is not known to hold offsets 5..10"
+        );
+        partition.record_follower_fetch(3, 10, now);
+        assert_eq!(partition.with_log(|log| log.high_watermark()), 10);
     }
 }

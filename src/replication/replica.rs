@@ -39,7 +39,17 @@ impl Partition {
         followers: &HashMap<i32, FollowerState>,
     ) -> bool {
         let current = log.high_watermark();
-        let next = isr::high_watermark(current, self.node_id, log.log_end_offset(), &state.isr, followers);
+        // Kafka's "maximal ISR" (KIP-497): a replica proposed for the ISR counts from the
+        // moment it is proposed. Once the controller commits it, it may be elected
+        // leader; had the high watermark passed its log meanwhile, writes acknowledged in
+        // between would be lost with it (the chaos suite's rolling restarts found that).
+        let mut maximal = state.isr.clone();
+        if let Some((epoch, proposed)) = self.pending_isr.lock().as_ref()
+            && *epoch == state.partition_epoch
+        {
+            maximal.extend(proposed.iter().filter(|replica| !state.isr.contains(replica)));
+        }
+        let next = isr::high_watermark(current, self.node_id, log.log_end_offset(), &maximal, followers);
         if next > current {
             log.set_high_watermark(next);
             true
@@ -102,7 +112,10 @@ impl Partition {
             return None;
         }
         let mut pending = self.pending_isr.lock();
-        if *pending == Some(state.partition_epoch) {
+        if pending
+            .as_ref()
+            .is_some_and(|(epoch, _)| *epoch == state.partition_epoch)
+        {
             return None;
         }
         let followers = self.followers.lock();
@@ -117,7 +130,7 @@ impl Partition {
             replica_lag_time_max_ms,
             now_ms,
         })?;
-        *pending = Some(state.partition_epoch);
+        *pending = Some((state.partition_epoch, new_isr.clone()));
         Some(IsrProposal {
             new_isr,
             leader_epoch: state.leader_epoch,
