@@ -12,27 +12,7 @@ use kafka_protocol::records::Compression;
 async fn a_follower_refuses_produce_and_a_non_replica_refuses_fetch_naming_the_leader() {
     let nodes = TestBroker::start_cluster(2, &[]).await;
     let mut client = nodes[0].client().await;
-    let assignment = create_topics_request::CreatableReplicaAssignment::default()
-        .with_partition_index(0)
-        .with_broker_ids(vec![2.into(), 1.into()]);
-    let response = client
-        .send(
-            CreateTopicsRequest::default().with_topics(vec![
-                create_topics_request::CreatableTopic::default()
-                    .with_name(common::topic_name("led-by-2"))
-                    .with_num_partitions(-1)
-                    .with_replication_factor(-1)
-                    .with_assignments(vec![assignment]),
-            ]),
-            7,
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        response.topics[0].error_code, 0,
-        "{:?}",
-        response.topics[0].error_message
-    );
+    create_placed(&mut client, "led-by-2", &[2, 1]).await;
     let leader_port = nodes[1].address.port() as i32;
     // Node 1 follows: a produce there names node 2, with its endpoint (v10+).
     let response = client
@@ -139,43 +119,11 @@ async fn wait_until_leading(node: &TestBroker, topic: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_leader_answers_a_retried_idempotent_batch_as_a_duplicate() {
-    use kafka_protocol::messages::{InitProducerIdRequest, ProducerId};
     let nodes = TestBroker::start_cluster(2, &[]).await;
     let mut client = nodes[1].client().await;
-    let assignment = create_topics_request::CreatableReplicaAssignment::default()
-        .with_partition_index(0)
-        .with_broker_ids(vec![2.into(), 1.into()]);
-    let response = client
-        .send(
-            CreateTopicsRequest::default().with_topics(vec![
-                create_topics_request::CreatableTopic::default()
-                    .with_name(common::topic_name("retried"))
-                    .with_num_partitions(-1)
-                    .with_replication_factor(-1)
-                    .with_assignments(vec![assignment]),
-            ]),
-            7,
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        response.topics[0].error_code, 0,
-        "{:?}",
-        response.topics[0].error_message
-    );
+    create_placed(&mut client, "retried", &[2, 1]).await;
     wait_until_leading(&nodes[1], "retried").await;
-    let init = client
-        .send(
-            InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1),
-            4,
-        )
-        .await
-        .unwrap();
-    assert_eq!(init.error_code, 0);
-    let producer_id = *init.producer_id;
+    let producer_id = common::init_producer_id(&mut client).await;
     let batch = |sequence| with_producer(&record_batch(1, Compression::Lz4, 1), producer_id, 0, sequence);
     let answer = |response: kafka_protocol::messages::ProduceResponse| {
         let partition = &response.responses[0].partition_responses[0];

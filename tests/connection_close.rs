@@ -4,7 +4,6 @@
 mod common;
 
 use common::{Client, TestBroker, create_topic, fetch_request};
-use kafka_protocol::messages::ApiVersionsRequest;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
@@ -40,13 +39,5 @@ async fn a_long_poll_ends_when_its_client_goes() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    canary_without_topic(&mut client).await;
-}
-
-async fn canary_without_topic(client: &mut Client) {
-    let versions = client
-        .send(ApiVersionsRequest::default(), 3)
-        .await
-        .expect("ApiVersions");
-    assert_eq!(versions.error_code, 0);
+    common::assert_answers(&mut client).await;
 }

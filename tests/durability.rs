@@ -74,18 +74,7 @@ async fn idempotent_retries_are_not_appended_twice() {
     let broker = TestBroker::start(&[]).await;
     let mut client = broker.client().await;
     create_topic(&mut client, "idem", 1, &[]).await;
-    let init = client
-        .send(
-            InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1),
-            4,
-        )
-        .await
-        .unwrap();
-    assert_eq!(init.error_code, 0);
-    let producer_id = *init.producer_id;
+    let producer_id = common::init_producer_id(&mut client).await;
     // (The crate's encoder writes one batch per record, so each request holds one record.)
     let first = with_producer(&record_batch(1, Compression::Snappy, 1), producer_id, 0, 0);
     let second = with_producer(&record_batch(1, Compression::Snappy, 1), producer_id, 0, 1);

@@ -349,3 +349,28 @@ pub fn with_producer(batch: &Bytes, producer_id: i64, epoch: i16, base_sequence:
     bytes[17..21].copy_from_slice(&crc.to_be_bytes());
     Bytes::from(bytes)
 }
+
+/// A fresh idempotent producer id (InitProducerId without a transactional id).
+pub async fn init_producer_id(client: &mut Client) -> i64 {
+    let init = client
+        .send(
+            kafka_protocol::messages::InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+                .with_producer_epoch(-1),
+            4,
+        )
+        .await
+        .expect("InitProducerId");
+    assert_eq!(init.error_code, 0);
+    *init.producer_id
+}
+
+/// The broker still answers this client: ApiVersions succeeds.
+pub async fn assert_answers(client: &mut Client) {
+    let versions = client
+        .send(kafka_protocol::messages::ApiVersionsRequest::default(), 3)
+        .await
+        .expect("ApiVersions");
+    assert_eq!(versions.error_code, 0);
+}
