@@ -200,28 +200,10 @@ impl PartitionLog {
         Ok((log, report))
     }
 
-    /// Rebuilds the producer table: the newest snapshot at or below the log end, then
-    /// every batch after it. Snapshots past the log end describe cut batches and go.
+    /// Rebuilds the producer table from the snapshots and batches (`producer_snapshot`).
     fn load_producer_state(&mut self) -> Result<(), LogError> {
-        let log_end_offset = self.log_end_offset();
-        producer_snapshot::remove_where(&self.dir, |offset| offset > log_end_offset)
-            .map_err(|source| LogError::io(&self.dir, "remove producer snapshots", source))?;
-        let (from, mut table) = producer_snapshot::latest_at_or_below(&self.dir, log_end_offset)
-            .unwrap_or((i64::MIN, ProducerStateTable::default()));
-        let mut scanned = 0usize;
-        for segment in self.segments.values() {
-            if segment.next_offset() <= from {
-                continue;
-            }
-            for header in segment.headers()? {
-                if header.base_offset >= from {
-                    table.record_header(&header);
-                    scanned += 1;
-                }
-            }
-        }
-        tracing::debug!(topic_partition = %self.topic_partition, from, scanned, producers = table.len(), "producer state loaded");
-        self.producers = table;
+        self.producers =
+            producer_snapshot::rebuild(&self.dir, self.segments.values(), self.log_end_offset())?;
         Ok(())
     }
 

@@ -9,8 +9,10 @@
 //! clean shutdown. A missing, unreadable or too-new snapshot only means a longer scan:
 //! the table is always rebuilt from the log itself.
 
+use super::LogError;
 use super::checkpoint::write_atomically;
 use super::producer_state::ProducerStateTable;
+use super::segment::LogSegment;
 use std::path::{Path, PathBuf};
 
 const EXTENSION: &str = "snapshot";
@@ -63,6 +65,29 @@ pub fn latest_at_or_below(dir: &Path, log_end_offset: i64) -> Option<(i64, Produ
         .rev()
         .filter(|offset| *offset <= log_end_offset)
         .find_map(|offset| read(dir, offset).map(|table| (offset, table)))
+}
+
+/// The producer table of a log: the newest snapshot at or below the log end, then every
+/// batch after it. Snapshots past the log end describe cut batches and go.
+pub fn rebuild<'a>(
+    dir: &Path,
+    segments: impl Iterator<Item = &'a LogSegment>,
+    log_end_offset: i64,
+) -> Result<ProducerStateTable, LogError> {
+    remove_where(dir, |offset| offset > log_end_offset)
+        .map_err(|source| LogError::io(dir, "remove producer snapshots", source))?;
+    let (from, mut table) =
+        latest_at_or_below(dir, log_end_offset).unwrap_or((i64::MIN, ProducerStateTable::default()));
+    for segment in segments.filter(|segment| segment.next_offset() > from) {
+        for header in segment
+            .headers()?
+            .iter()
+            .filter(|header| header.base_offset >= from)
+        {
+            table.record_header(header);
+        }
+    }
+    Ok(table)
 }
 
 #[cfg(test)]
