@@ -11,4 +11,5 @@ pub mod controller;
 pub mod group;
 pub mod log;
 pub mod replication;
+pub mod security;
 pub mod server;

@@ -77,28 +77,63 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     if !config.process_roles.broker {
         return run_controller(config).await;
     }
-    let address = config
-        .listener
-        .ok_or_else(|| anyhow::anyhow!("a broker needs a client listener"))?;
-    // The client listener opens only once the broker is registered and has caught up
+    anyhow::ensure!(!config.listeners.is_empty(), "a broker needs a client listener");
+    // Certificates and keys are read now, so a bad one stops the start at once.
+    let contexts = config
+        .listeners
+        .iter()
+        .map(|listener| {
+            Ok((
+                listener.address,
+                ferrolog::security::ListenerContext::from_config(listener)?,
+            ))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // The client listeners open only once the broker is registered and has caught up
     // with the cluster metadata, so a client never sees a broker that cannot serve.
     let broker = tokio::select! {
         broker = Broker::start(config) => broker.context("cannot start the broker")?,
         _ = shutdown_signal() => return Ok(()),
     };
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address}"))?;
+    let mut sockets = Vec::with_capacity(contexts.len());
+    for (address, context) in contexts {
+        let socket = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address} ({})", context.name))?;
+        tracing::info!(
+            address = %socket.local_addr()?,
+            listener = %context.name,
+            protocol = context.protocol.name(),
+            node_id = broker.config.node_id,
+            "ferrolog listening"
+        );
+        sockets.push((socket, context));
+    }
     broker.spawn_background();
-    tracing::info!(address = %listener.local_addr()?, node_id = broker.config.node_id, "ferrolog listening");
     // On SIGTERM the broker first hands its leaderships over while still serving, then
-    // stops accepting requests.
+    // stops accepting requests on every listener.
+    let (stop_sender, stop) = tokio::sync::watch::channel(false);
     let draining = broker.clone();
-    ferrolog::server::run(listener, broker.clone(), async move {
+    tokio::spawn(async move {
         shutdown_signal().await;
         draining.controlled_shutdown().await;
-    })
-    .await;
+        let _ = stop_sender.send(true);
+    });
+    let limit = ferrolog::server::connection_limit(&broker);
+    let servers = sockets.into_iter().map(|(socket, context)| {
+        let mut stop = stop.clone();
+        ferrolog::server::run_listener(
+            socket,
+            broker.clone(),
+            context,
+            ferrolog::server::ServerOptions::default(),
+            limit.clone(),
+            async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            },
+        )
+    });
+    futures::future::join_all(servers).await;
     broker.shutdown().await?;
     Ok(())
 }

@@ -245,7 +245,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
             && is_leader_error(data.error_code)
             && let Some(name) = &names[item.topic_index]
             && let Some((leader, epoch, endpoint)) =
-                current_leader(&ctx.broker.image(), name, item.partition_index)
+                current_leader(&ctx.broker.image(), name, item.partition_index, ctx.listener)
         {
             data.current_leader = LeaderIdAndEpoch::default()
                 .with_leader_id(BrokerId(leader))

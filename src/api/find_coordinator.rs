@@ -30,17 +30,8 @@ async fn locate(
     if key_type != KEY_TYPE_GROUP {
         return unavailable("transactions are not supported");
     }
-    match ctx.broker.group_coordinator(key).await {
-        Ok(Some(endpoint)) => {
-            let node_id = ctx
-                .broker
-                .image()
-                .brokers
-                .values()
-                .find(|broker| broker.endpoints.first() == Some(&endpoint))
-                .map_or(-1, |broker| broker.broker_id);
-            (0, None, node_id, endpoint.host, endpoint.port as i32)
-        }
+    match ctx.broker.group_coordinator(key, ctx.listener).await {
+        Ok(Some((node_id, endpoint))) => (0, None, node_id, endpoint.host, endpoint.port as i32),
         Ok(None) => unavailable("the group's offsets partition has no live leader"),
         Err(code) => (
             code,

@@ -152,7 +152,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
     let brokers = image
         .live_brokers()
         .filter_map(|registered| {
-            let endpoint = registered.endpoints.first()?;
+            let endpoint = registered.endpoint(ctx.listener)?;
             Some(
                 MetadataResponseBroker::default()
                     .with_node_id(BrokerId(registered.broker_id))

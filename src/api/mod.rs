@@ -4,6 +4,7 @@
 //! [`SUPPORTED_APIS`] is the single list of what the broker serves; ApiVersions answers
 //! from it and [`handle_frame`] refuses anything outside it.
 
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -12,6 +13,7 @@ pub mod delete_topics;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_quorum;
+pub mod describe_user_scram_credentials;
 pub mod error_code;
 pub mod fetch;
 pub mod fetch_frame;
@@ -29,18 +31,23 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 
 use crate::broker::Broker;
 use crate::log::segment::FileSlice;
+use crate::security::Session;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
-    DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeQuorumRequest, FetchRequest,
+    AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    DescribeGroupsRequest, DescribeQuorumRequest, DescribeUserScramCredentialsRequest, FetchRequest,
     FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
     JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
     OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
-    ProduceRequest, RequestHeader, ResponseHeader, SyncGroupRequest,
+    ProduceRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+    SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::sync::Arc;
@@ -71,6 +78,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -133,6 +144,11 @@ pub struct RequestContext<'a> {
     pub version: i16,
     /// The client's address, as groups report it (`/127.0.0.1`).
     pub client_host: String,
+    /// The listener the request came in on: Metadata and coordinator answers give
+    /// brokers' endpoints on the same listener.
+    pub listener: &'a str,
+    /// Who sent it (`User:name`).
+    pub principal: String,
 }
 
 fn encode_frame<R: Encodable>(
@@ -196,8 +212,12 @@ where
     }
 }
 
-/// Serves one request frame (without its length prefix).
-pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, peer: std::net::SocketAddr) -> Outcome {
+/// Serves one request frame (without its length prefix) for a connection's session.
+pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, session: &mut Session) -> Outcome {
+    if session.sasl.raw_tokens && session.sasl.exchanging() {
+        // After a v0 SaslHandshake the client sends bare SASL tokens.
+        return sasl_authenticate::handle_raw(broker, session, frame);
+    }
     if frame.len() < 8 {
         return Outcome::Close(None);
     }
@@ -233,16 +253,43 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, peer: std::net::So
     let Some(api_key) = api_key else {
         return Outcome::Close(None);
     };
+    let sasl_api = matches!(api_key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate);
+    if !sasl_api && api_key != ApiKey::ApiVersions && !session.authenticated(std::time::Instant::now()) {
+        // Kafka closes a connection that sends anything else before (or, once its
+        // session expired, instead of) authenticating.
+        tracing::info!(peer = %session.peer, ?api_key, "request without a live SASL session; closing connection");
+        return Outcome::Close(None);
+    }
     let mut body = frame;
     let header = match RequestHeader::decode(&mut body, api_key.request_header_version(version)) {
         Ok(header) => header,
         Err(_) => return Outcome::Close(None),
     };
+    match api_key {
+        ApiKey::SaslHandshake => {
+            return match SaslHandshakeRequest::decode(&mut body, version) {
+                Ok(request) => {
+                    let response = sasl_handshake::handle(session, request, version);
+                    respond(api_key, version, correlation_id, &response)
+                }
+                Err(_) => Outcome::Close(None),
+            };
+        }
+        ApiKey::SaslAuthenticate => {
+            return match SaslAuthenticateRequest::decode(&mut body, version) {
+                Ok(request) => sasl_authenticate::handle(broker, session, request, version, correlation_id),
+                Err(_) => Outcome::Close(None),
+            };
+        }
+        _ => {}
+    }
     let ctx = RequestContext {
         broker,
         header: &header,
         version,
-        client_host: format!("/{}", peer.ip()),
+        client_host: format!("/{}", session.peer.ip()),
+        listener: &session.listener.name,
+        principal: session.principal(),
     };
     let ctx = &ctx;
     macro_rules! route {
@@ -315,6 +362,12 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, peer: std::net::So
             describe_quorum::handle(ctx, r).await
         )),
         ApiKey::OffsetDelete => route!(OffsetDeleteRequest, |r| Some(offset_delete::handle(ctx, r).await)),
+        ApiKey::DescribeUserScramCredentials => route!(DescribeUserScramCredentialsRequest, |r| Some(
+            describe_user_scram_credentials::handle(ctx, r)
+        )),
+        ApiKey::AlterUserScramCredentials => route!(AlterUserScramCredentialsRequest, |r| Some(
+            alter_user_scram_credentials::handle(ctx, r).await
+        )),
         _ => Outcome::Close(None),
     }
 }
@@ -359,6 +412,7 @@ pub fn current_leader(
     image: &crate::cluster::image::MetadataImage,
     topic: &str,
     index: i32,
+    listener: &str,
 ) -> Option<(i32, i32, crate::cluster::image::Endpoint)> {
     let partition = image.topic(topic)?.partition(index)?;
     let broker = image
@@ -368,7 +422,7 @@ pub fn current_leader(
     Some((
         partition.leader,
         partition.leader_epoch,
-        broker.endpoints.first()?.clone(),
+        broker.endpoint(listener)?.clone(),
     ))
 }
 

@@ -180,6 +180,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, correlati
     });
     let version = ctx.version;
     let broker = ctx.broker.clone();
+    let listener = ctx.listener.to_string();
     let respond = async move {
         let mut responses = Vec::with_capacity(topics.len());
         let mut endpoints = std::collections::BTreeMap::new();
@@ -191,7 +192,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, correlati
                 if version >= 10
                     && super::is_leader_error(answer.error_code)
                     && let Some((leader, epoch, endpoint)) =
-                        super::current_leader(&broker.image(), &name, answer.index)
+                        super::current_leader(&broker.image(), &name, answer.index, &listener)
                 {
                     answer.current_leader = LeaderIdAndEpoch::default()
                         .with_leader_id(BrokerId(leader))

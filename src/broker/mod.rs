@@ -368,9 +368,14 @@ impl Broker {
         }
     }
 
-    /// The group's coordinator: the leader of its `__consumer_offsets` partition, or
-    /// None while that partition has no live leader. Creates the topic on first use.
-    pub async fn group_coordinator(&self, group_id: &str) -> Result<Option<Endpoint>, i16> {
+    /// The group's coordinator: the leader of its `__consumer_offsets` partition, with
+    /// its endpoint on `listener`, or None while that partition has no live leader.
+    /// Creates the topic on first use.
+    pub async fn group_coordinator(
+        &self,
+        group_id: &str,
+        listener: &str,
+    ) -> Result<Option<(i32, Endpoint)>, i16> {
         let n_partitions = self.offsets_topic_partitions().await?;
         let index = crate::group::offsets::partition_for(group_id, n_partitions);
         let image = self.image();
@@ -381,7 +386,7 @@ impl Broker {
         Ok(leader
             .and_then(|leader| image.brokers.get(&leader))
             .filter(|broker| !broker.fenced)
-            .and_then(|broker| broker.endpoints.first().cloned()))
+            .and_then(|broker| Some((broker.broker_id, broker.endpoint(listener)?.clone()))))
     }
 
     /// Whether this broker leads `__consumer_offsets` partition `index` and has loaded
@@ -402,7 +407,11 @@ impl Broker {
                 Some(true) => Ok(()),
                 _ => Err(kafka_protocol::ResponseError::CoordinatorLoadInProgress.code()),
             },
-            _ if self.group_coordinator(group_id).await?.is_none() => {
+            _ if self
+                .group_coordinator(group_id, &self.config.inter_broker_listener)
+                .await?
+                .is_none() =>
+            {
                 Err(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
             }
             _ => Err(kafka_protocol::ResponseError::NotCoordinator.code()),
@@ -603,13 +612,18 @@ where
     });
 }
 
-fn advertised_endpoint(config: &BrokerConfig) -> Endpoint {
-    Endpoint {
-        listener: "PLAINTEXT".into(),
-        host: config.advertised_host.clone(),
-        port: config.advertised_port,
-        security_protocol: "PLAINTEXT".into(),
-    }
+/// The advertised endpoint of every client listener, registered with the controller.
+fn advertised_endpoints(config: &BrokerConfig) -> Vec<Endpoint> {
+    config
+        .listeners
+        .iter()
+        .map(|listener| Endpoint {
+            listener: listener.name.clone(),
+            host: listener.advertised_host.clone(),
+            port: listener.advertised_port,
+            security_protocol: listener.protocol.name().into(),
+        })
+        .collect()
 }
 
 /// Registers with the active controller, retrying until it answers; returns the
@@ -618,7 +632,7 @@ async fn register(controller: &ControllerClient, config: &BrokerConfig, incarnat
     let request = ControllerRequest::RegisterBroker {
         broker_id: config.node_id,
         incarnation_id,
-        endpoints: vec![advertised_endpoint(config)],
+        endpoints: advertised_endpoints(config),
         rack: config.broker_rack.clone(),
     };
     loop {

@@ -55,7 +55,7 @@ impl Broker {
             let endpoint = image
                 .brokers
                 .get(&source)
-                .and_then(|broker| broker.endpoints.first())
+                .and_then(|broker| broker.endpoint(&self.config.inter_broker_listener))
                 .map(|endpoint| (endpoint.host.clone(), endpoint.port));
             fetcher.endpoint.send_if_modified(|current| {
                 let changed = *current != endpoint;

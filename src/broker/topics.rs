@@ -56,7 +56,8 @@ impl From<ControllerError> for TopicError {
                 CommandError::StaleBrokerEpoch { .. }
                 | CommandError::FencedLeaderEpoch { .. }
                 | CommandError::InvalidUpdateVersion { .. }
-                | CommandError::IneligibleReplica(_),
+                | CommandError::IneligibleReplica(_)
+                | CommandError::ResourceNotFound(_),
             )
             | ControllerError::NotController { .. }
             | ControllerError::Unavailable(_)) => TopicError::Timeout(other.to_string()),

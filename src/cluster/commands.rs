@@ -9,6 +9,7 @@
 
 use super::image::{MetadataImage, MetadataRecord, validate_topic_name};
 use super::placement::{self, PlacementError};
+use crate::security::scram::{ScramCredential, ScramHash};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -37,6 +38,9 @@ pub enum CommandError {
     InvalidUpdateVersion { sent: i32, current: i32 },
     #[error("{0}")]
     IneligibleReplica(String),
+    /// A change names something (a SCRAM credential) that does not exist.
+    #[error("{0}")]
+    ResourceNotFound(String),
 }
 
 impl From<PlacementError> for CommandError {
@@ -233,6 +237,52 @@ pub fn set_topic_configs(
         topic_id: topic.topic_id,
         configs,
     }])
+}
+
+/// One change of AlterUserScramCredentials, already checked by the broker.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ScramChange {
+    Upsert {
+        name: String,
+        mechanism: ScramHash,
+        credential: ScramCredential,
+    },
+    Delete {
+        name: String,
+        mechanism: ScramHash,
+    },
+}
+
+/// Sets and removes SCRAM credentials; a deletion of a credential the image does not
+/// hold is refused, so nothing of the request is written.
+pub fn alter_scram_credentials(
+    image: &MetadataImage,
+    changes: Vec<ScramChange>,
+) -> Result<Vec<MetadataRecord>, CommandError> {
+    let mut records = Vec::with_capacity(changes.len());
+    for change in changes {
+        records.push(match change {
+            ScramChange::Upsert {
+                name,
+                mechanism,
+                credential,
+            } => MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                credential,
+            },
+            ScramChange::Delete { name, mechanism } => {
+                if image.scram_credential(&name, mechanism).is_none() {
+                    return Err(CommandError::ResourceNotFound(format!(
+                        "no {} credential for user {name}",
+                        mechanism.mechanism_name()
+                    )));
+                }
+                MetadataRecord::RemoveUserScramCredential { name, mechanism }
+            }
+        });
+    }
+    Ok(records)
 }
 
 /// An ISR change proposed by a partition's leader (Kafka's AlterPartition, KIP-497):

@@ -9,9 +9,10 @@
 //!
 //! The image holds what Kafka's KRaft image holds: the cluster id, registered brokers
 //! (endpoints, incarnation, epoch, fenced state), topics (id, partitions with replicas,
-//! ISR, leader, leader epoch and partition epoch, config overrides) and the producer-id
-//! high-water mark.
+//! ISR, leader, leader epoch and partition epoch, config overrides), the producer-id
+//! high-water mark and users' SCRAM credentials.
 
+use crate::security::scram::{ScramCredential, ScramHash};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -38,6 +39,16 @@ pub struct BrokerRegistration {
     pub rack: Option<String>,
     /// A fenced broker leads nothing and is left out of Metadata responses.
     pub fenced: bool,
+}
+
+impl BrokerRegistration {
+    /// The broker's endpoint on the named listener (clients get endpoints of the
+    /// listener they connected through).
+    pub fn endpoint(&self, listener: &str) -> Option<&Endpoint> {
+        self.endpoints
+            .iter()
+            .find(|endpoint| endpoint.listener == listener)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +150,17 @@ pub enum MetadataRecord {
         broker_id: i32,
         next_producer_id: i64,
     },
+    /// Sets a user's SCRAM credential for one mechanism.
+    UserScramCredential {
+        name: String,
+        mechanism: ScramHash,
+        credential: ScramCredential,
+    },
+    /// Removes a user's SCRAM credential for one mechanism.
+    RemoveUserScramCredential {
+        name: String,
+        mechanism: ScramHash,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +175,9 @@ pub struct MetadataImage {
     pub topic_ids: BTreeMap<uuid::Uuid, String>,
     /// Producer ids below this were handed out and are never reused.
     pub next_producer_id: i64,
+    /// SCRAM credentials by user and mechanism.
+    #[serde(default)]
+    pub scram_credentials: BTreeMap<String, BTreeMap<ScramHash, ScramCredential>>,
 }
 
 impl MetadataImage {
@@ -176,6 +201,11 @@ impl MetadataImage {
     fn topic_by_id_mut(&mut self, topic_id: uuid::Uuid) -> Option<&mut TopicImage> {
         let name = self.topic_ids.get(&topic_id)?;
         self.topics.get_mut(name)
+    }
+
+    /// A user's SCRAM credential for one mechanism.
+    pub fn scram_credential(&self, user: &str, mechanism: ScramHash) -> Option<&ScramCredential> {
+        self.scram_credentials.get(user)?.get(&mechanism)
     }
 
     /// Registered brokers that are not fenced.
@@ -315,6 +345,28 @@ impl MetadataImage {
                     skipped("producer ids would go backwards");
                 }
             }
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                credential,
+            } => {
+                self.scram_credentials
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(*mechanism, credential.clone());
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                let removed = self
+                    .scram_credentials
+                    .get_mut(name)
+                    .and_then(|credentials| credentials.remove(mechanism));
+                if removed.is_none() {
+                    skipped("unknown SCRAM credential");
+                }
+                if self.scram_credentials.get(name).is_some_and(BTreeMap::is_empty) {
+                    self.scram_credentials.remove(name);
+                }
+            }
         }
     }
 
@@ -354,6 +406,15 @@ impl MetadataImage {
             }
         }
         out.push_str(&format!("next.producer.id {}\n", self.next_producer_id));
+        for (user, credentials) in &self.scram_credentials {
+            for (mechanism, credential) in credentials {
+                out.push_str(&format!(
+                    "scram {user} {} iterations={}\n",
+                    mechanism.mechanism_name(),
+                    credential.iterations
+                ));
+            }
+        }
         out
     }
 }

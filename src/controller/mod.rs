@@ -305,6 +305,12 @@ impl Controller {
                 };
                 Ok(ControllerReply::Committed { offset })
             }
+            ControllerRequest::AlterScramCredentials { changes } => {
+                let records = commands::alter_scram_credentials(&image, changes)?;
+                Ok(ControllerReply::Committed {
+                    offset: self.commit(records).await?,
+                })
+            }
             ControllerRequest::SetTopicConfigs {
                 name,
                 configs,

@@ -65,6 +65,10 @@ pub enum ControllerRequest {
         broker_epoch: i64,
     },
     DescribeQuorum,
+    /// Sets and removes users' SCRAM credentials (AlterUserScramCredentials).
+    AlterScramCredentials {
+        changes: Vec<crate::cluster::commands::ScramChange>,
+    },
     /// A broker about to stop: move its leaderships and take it out of the ISRs now
     /// (Kafka's controlled shutdown), rather than after its session times out.
     ControlledShutdown {

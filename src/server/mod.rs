@@ -19,14 +19,17 @@
 use crate::api::{self, Chunk, Outcome};
 use crate::broker::Broker;
 use crate::log::segment::FileSlice;
+use crate::security::{ListenerContext, Session};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+
+mod transport;
+use transport::Writer;
 
 /// How responses are written.
 #[derive(Debug, Clone, Copy)]
@@ -47,15 +50,42 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     run_with(listener, broker, ServerOptions::default(), shutdown).await
 }
 
+/// A PLAINTEXT listener with these options.
 pub async fn run_with(
     listener: TcpListener,
     broker: Arc<Broker>,
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    let limit = Arc::new(Semaphore::new(
+    let limit = connection_limit(&broker);
+    run_listener(
+        listener,
+        broker,
+        ListenerContext::plaintext(),
+        options,
+        limit,
+        shutdown,
+    )
+    .await
+}
+
+/// The cap on open connections (`max.connections`), shared by all of a broker's
+/// listeners.
+pub fn connection_limit(broker: &Broker) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(
         broker.config.max_connections.min(Semaphore::MAX_PERMITS),
-    ));
+    ))
+}
+
+/// Serves one listener (its TLS and SASL as `context` says) until `shutdown`.
+pub async fn run_listener(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    context: Arc<ListenerContext>,
+    options: ServerOptions,
+    limit: Arc<Semaphore>,
+    shutdown: impl Future<Output = ()>,
+) {
     let (stop_sender, stop_receiver) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -78,10 +108,11 @@ pub async fn run_with(
         };
         let _ = socket.set_nodelay(true);
         let broker = broker.clone();
+        let context = context.clone();
         let mut stop = stop_receiver.clone();
         tokio::spawn(async move {
             tokio::select! {
-                result = serve_connection(socket, peer, &broker, options) => {
+                result = accept_connection(socket, peer, &broker, context, options) => {
                     if let Err(error) = result {
                         tracing::debug!(%peer, %error, "connection closed");
                     }
@@ -108,8 +139,54 @@ enum ConnectionError {
 /// while it reads on; past this it stops reading until the oldest is sent.
 const MAX_WAITING_ANSWERS: usize = 32;
 
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs the listener's TLS handshake, if any, then serves the connection.
+async fn accept_connection(
+    socket: TcpStream,
+    peer: std::net::SocketAddr,
+    broker: &Arc<Broker>,
+    context: Arc<ListenerContext>,
+    options: ServerOptions,
+) -> Result<(), ConnectionError> {
+    let Some(tls) = context.tls.clone() else {
+        let session = Session::new(context, peer, None);
+        let (reader, writer) = socket.into_split();
+        return serve_connection(reader, Writer::Plain(writer), session, broker, options).await;
+    };
+    let accepted = tokio::time::timeout(
+        TLS_HANDSHAKE_TIMEOUT,
+        tokio_rustls::TlsAcceptor::from(tls).accept(socket),
+    )
+    .await;
+    let stream = match accepted {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::info!(%peer, listener = %context.name, %error, "TLS handshake failed");
+            return Ok(());
+        }
+        Err(_) => {
+            tracing::info!(%peer, listener = %context.name, "TLS handshake timed out");
+            return Ok(());
+        }
+    };
+    let principal = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|certificate| crate::security::tls::certificate_principal(certificate));
+    let session = Session::new(context, peer, principal);
+    let (reader, writer) = tokio::io::split(stream);
+    serve_connection(reader, Writer::Tls(writer), session, broker, options).await
+}
+
 /// Reads one frame; None at a clean end of stream.
-async fn read_frame(socket: &mut OwnedReadHalf, max: usize) -> Result<Option<Bytes>, ConnectionError> {
+async fn read_frame<R: AsyncRead + Unpin>(
+    socket: &mut R,
+    max: usize,
+) -> Result<Option<Bytes>, ConnectionError> {
     let size = match socket.read_i32().await {
         Ok(size) => size,
         Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
@@ -137,7 +214,7 @@ async fn read_frame(socket: &mut OwnedReadHalf, max: usize) -> Result<Option<Byt
 
 /// Sends one answer; Err when the connection must close.
 async fn send_outcome(
-    writer: &mut OwnedWriteHalf,
+    writer: &mut Writer,
     outcome: Outcome,
     options: ServerOptions,
     started: std::time::Instant,
@@ -163,14 +240,14 @@ async fn send_outcome(
 
 type Waiting = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send>>;
 
-async fn serve_connection(
-    socket: TcpStream,
-    peer: std::net::SocketAddr,
+async fn serve_connection<R: AsyncRead + Unpin + Send + 'static>(
+    mut reader: R,
+    mut writer: Writer,
+    mut session: Session,
     broker: &Arc<Broker>,
     options: ServerOptions,
 ) -> Result<(), ConnectionError> {
     let max = broker.config.socket_request_max_bytes;
-    let (mut reader, mut writer) = socket.into_split();
     // Frames are read by their own task, so that reading the next request can wait
     // alongside answers being prepared; the channel holds at most one frame ahead.
     let (frames_tx, mut frames) = tokio::sync::mpsc::channel(1);
@@ -220,7 +297,7 @@ async fn serve_connection(
                 };
                 let started = std::time::Instant::now();
                 let outcome = tokio::select! {
-                    outcome = api::handle_frame(broker, frame, peer) => outcome,
+                    outcome = api::handle_frame(broker, frame, &mut session) => outcome,
                     _ = closed.notified() => return Ok(()),
                 };
                 tracing::trace!(handled = ?started.elapsed(), "request handled");
@@ -244,20 +321,22 @@ impl Drop for AbortOnDrop {
 }
 
 async fn write_chunks(
-    socket: &mut OwnedWriteHalf,
+    writer: &mut Writer,
     chunks: Vec<Chunk>,
     options: ServerOptions,
 ) -> std::io::Result<()> {
     for chunk in chunks {
-        match chunk {
-            Chunk::Bytes(bytes) => socket.write_all(&bytes).await?,
-            Chunk::File(slice) if options.zero_copy => send_file(socket.as_ref(), &slice).await?,
-            Chunk::File(slice) => {
+        match (chunk, &mut *writer) {
+            (Chunk::Bytes(bytes), writer) => writer.write_all(&bytes).await?,
+            (Chunk::File(slice), Writer::Plain(socket)) if options.zero_copy => {
+                send_file(socket.as_ref(), &slice).await?
+            }
+            (Chunk::File(slice), writer) => {
                 let file = slice.clone();
                 let bytes = tokio::task::spawn_blocking(move || file.read_to_vec())
                     .await
                     .map_err(std::io::Error::other)??;
-                socket.write_all(&bytes).await?;
+                writer.write_all(&bytes).await?;
             }
         }
     }

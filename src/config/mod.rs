@@ -6,12 +6,18 @@
 //! an error names the key. Topic configs ([`TOPIC_CONFIGS`]) take their default from
 //! a broker config, as Kafka's do (`retention.ms` from `log.retention.ms`, ...).
 
+pub mod listeners;
+pub mod security;
+
+pub use listeners::{ListenerConfig, SecurityProtocol};
+pub use security::{AuthorizerSettings, ClientAuth, ListenerSecurity, PemSource, SaslMechanism, TlsSettings};
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The embedded default: one node on 127.0.0.1:9092 with data in `./data`.
-pub const EMBEDDED_BROKER_YAML: &str = include_str!("../config/broker.yaml");
+pub const EMBEDDED_BROKER_YAML: &str = include_str!("../../config/broker.yaml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -78,6 +84,8 @@ const POSITIVE_INT: ConfigKind = ConfigKind::Int {
 const LONG_ANY: ConfigKind = ConfigKind::Long { min: i64::MIN };
 const CLEANUP_POLICIES: &[&str] = &["delete"];
 const PROCESS_ROLES: &[&str] = &["broker", "controller"];
+const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 const COMPRESSION_TYPES: &[&str] = &["producer"];
 /// Kafka's rack-aware selector (KIP-392); the leader-only selector is the default.
 pub const RACK_AWARE_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
@@ -120,6 +128,62 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     ),
     def("listeners", Some("PLAINTEXT://127.0.0.1:9092"), ConfigKind::Text),
     def("advertised.listeners", None, ConfigKind::Text),
+    def(
+        "listener.security.protocol.map",
+        Some(listeners::DEFAULT_PROTOCOL_MAP),
+        ConfigKind::Text,
+    ),
+    def("inter.broker.listener.name", None, ConfigKind::Text),
+    def(
+        "security.inter.broker.protocol",
+        Some("PLAINTEXT"),
+        ConfigKind::Choice(SECURITY_PROTOCOLS),
+    ),
+    def(
+        "sasl.mechanism.inter.broker.protocol",
+        Some("PLAIN"),
+        ConfigKind::Choice(SASL_MECHANISMS),
+    ),
+    def(
+        "sasl.enabled.mechanisms",
+        Some("PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"),
+        ConfigKind::ChoiceList(SASL_MECHANISMS),
+    ),
+    def("plain.sasl.jaas.config", None, ConfigKind::Text),
+    def("scram-sha-256.sasl.jaas.config", None, ConfigKind::Text),
+    def("scram-sha-512.sasl.jaas.config", None, ConfigKind::Text),
+    def(
+        "connections.max.reauth.ms",
+        Some("0"),
+        ConfigKind::Long { min: 0 },
+    ),
+    def("ssl.keystore.type", Some("PEM"), ConfigKind::Text),
+    def("ssl.keystore.location", None, ConfigKind::Text),
+    def("ssl.keystore.certificate.chain", None, ConfigKind::Text),
+    def("ssl.keystore.key", None, ConfigKind::Text),
+    def("ssl.key.password", None, ConfigKind::Text),
+    def("ssl.truststore.type", Some("PEM"), ConfigKind::Text),
+    def("ssl.truststore.location", None, ConfigKind::Text),
+    def("ssl.truststore.certificates", None, ConfigKind::Text),
+    def(
+        "ssl.client.auth",
+        Some("none"),
+        ConfigKind::Choice(&["none", "requested", "required"]),
+    ),
+    def(
+        "ssl.enabled.protocols",
+        Some("TLSv1.2,TLSv1.3"),
+        ConfigKind::ChoiceList(&["TLSv1.2", "TLSv1.3"]),
+    ),
+    def("ssl.principal.mapping.rules", Some("DEFAULT"), ConfigKind::Text),
+    def(
+        "ssl.endpoint.identification.algorithm",
+        Some("https"),
+        ConfigKind::Text,
+    ),
+    def("authorizer.class.name", Some(""), ConfigKind::Text),
+    def("super.users", None, ConfigKind::Text),
+    def("allow.everyone.if.no.acl.found", Some("false"), ConfigKind::Bool),
     def("log.dirs", Some("/tmp/kafka-logs"), ConfigKind::Text),
     def("log.dir", None, ConfigKind::Text),
     def("num.partitions", Some("1"), POSITIVE_INT),
@@ -266,7 +330,10 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     ),
 ];
 
+/// The definition of a broker config; a listener-scoped one may also be set as
+/// `listener.name.<listener>.<key>`.
 pub fn broker_config_def(name: &str) -> Option<&'static ConfigDef> {
+    let name = security::split_listener_key(name).map_or(name, |(_, key)| key);
     BROKER_CONFIGS.iter().find(|config| config.name == name)
 }
 
@@ -362,8 +429,19 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// `process.roles`: broker, controller, or both (combined mode).
     pub process_roles: ProcessRoles,
-    /// The client (PLAINTEXT) listener; a controller-only node has none.
+    /// The client listeners (named, each with its security protocol); a
+    /// controller-only node has none.
+    pub listeners: Vec<ListenerConfig>,
+    /// The inter-broker listener's name (`inter.broker.listener.name`): replica
+    /// fetchers reach leaders through it.
+    pub inter_broker_listener: String,
+    /// The inter-broker listener's address: outgoing connections to other nodes leave
+    /// from its IP.
     pub listener: Option<SocketAddr>,
+    /// `sasl.mechanism.inter.broker.protocol`.
+    pub inter_broker_sasl_mechanism: SaslMechanism,
+    /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`.
+    pub authorizer: AuthorizerSettings,
     /// The CONTROLLER listener, where Raft and broker-to-controller traffic arrives.
     pub controller_listener: Option<SocketAddr>,
     /// `controller.quorum.voters` as id -> `host:port`; a lone node with none set is a
@@ -388,8 +466,6 @@ pub struct BrokerConfig {
     /// `replica.selector.class` is the rack-aware selector: a leader sends a consumer
     /// with a `client.rack` to an in-sync replica in its rack (KIP-392).
     pub rack_aware_reads: bool,
-    pub advertised_host: String,
-    pub advertised_port: u16,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub auto_create_topics_enable: bool,
@@ -439,11 +515,15 @@ impl BrokerConfig {
                 broker_config_def(key).ok_or_else(|| ConfigError::UnknownKey { key: key.clone() })?;
             validate_value(config, value)?;
         }
+        // A listener-scoped key (`listener.name.<l>.<key>`) has no default of its own:
+        // unset, the plain key's value applies.
         let get = |key: &str| -> Option<String> {
-            explicit
-                .get(key)
-                .cloned()
-                .or_else(|| broker_config_def(key).and_then(|config| config.default.map(str::to_string)))
+            explicit.get(key).cloned().or_else(|| {
+                BROKER_CONFIGS
+                    .iter()
+                    .find(|config| config.name == key)
+                    .and_then(|config| config.default.map(str::to_string))
+            })
         };
         let int = |key: &str| -> i64 { get(key).and_then(|value| value.trim().parse().ok()).unwrap_or(0) };
 
@@ -454,7 +534,10 @@ impl BrokerConfig {
             .map(|name| name.trim().to_string())
             .filter(|name| !name.is_empty())
             .collect();
-        let (listener, controller_listener) = parse_listeners(&listeners, &controller_names)?;
+        let protocol_map =
+            listeners::parse_protocol_map(&get("listener.security.protocol.map").unwrap_or_default())?;
+        let parsed = listeners::parse_listeners(&listeners, &controller_names, &protocol_map)?;
+        let controller_listener = parsed.controller;
         let roles = get("process.roles").unwrap_or_default();
         let process_roles = ProcessRoles {
             broker: roles.split(',').any(|role| role.trim() == "broker"),
@@ -462,6 +545,33 @@ impl BrokerConfig {
         };
         let node_id = int("node.id") as i32;
         let quorum_voters = parse_voters(get("controller.quorum.voters").as_deref().unwrap_or(""))?;
+        let inter_broker_protocol = get("security.inter.broker.protocol")
+            .and_then(|name| SecurityProtocol::parse(&name))
+            .unwrap_or(SecurityProtocol::Plaintext);
+        let inter_broker_listener = listeners::inter_broker_listener(
+            get("inter.broker.listener.name").as_deref(),
+            inter_broker_protocol,
+            &parsed.client,
+        )?
+        .unwrap_or_default();
+        let advertised = listeners::advertised(get("advertised.listeners").as_deref(), &parsed.client)?;
+        let mut client_listeners = Vec::new();
+        for ((name, address, protocol), (advertised_host, advertised_port)) in
+            parsed.client.iter().zip(advertised)
+        {
+            client_listeners.push(ListenerConfig {
+                name: name.clone(),
+                address: *address,
+                protocol: *protocol,
+                advertised_host,
+                advertised_port,
+                security: security::listener_security(name, *protocol, &get)?,
+            });
+        }
+        let listener = client_listeners
+            .iter()
+            .find(|client| client.name == inter_broker_listener)
+            .map(|client| client.address);
         check_roles(
             process_roles,
             node_id,
@@ -469,18 +579,10 @@ impl BrokerConfig {
             listener,
             controller_listener,
         )?;
-        let (advertised_host, advertised_port) = match (get("advertised.listeners"), listener) {
-            (Some(advertised), _) => parse_host_port("advertised.listeners", &advertised)?,
-            (None, Some(listener)) => {
-                let host = if listener.ip().is_unspecified() {
-                    "127.0.0.1".to_string()
-                } else {
-                    listener.ip().to_string()
-                };
-                (host, listener.port())
-            }
-            (None, None) => ("127.0.0.1".to_string(), 0),
-        };
+        let inter_broker_sasl_mechanism = get("sasl.mechanism.inter.broker.protocol")
+            .and_then(|name| SaslMechanism::parse(&name))
+            .unwrap_or(SaslMechanism::Plain);
+        let authorizer = security::authorizer_settings(&get)?;
         let dirs = get("log.dirs")
             .filter(|_| explicit.contains_key("log.dirs") || !explicit.contains_key("log.dir"))
             .or_else(|| get("log.dir"))
@@ -522,7 +624,11 @@ impl BrokerConfig {
         Ok(BrokerConfig {
             node_id,
             process_roles,
+            listeners: client_listeners,
+            inter_broker_listener,
             listener,
+            inter_broker_sasl_mechanism,
+            authorizer,
             controller_listener,
             quorum_voters,
             election_timeout_ms: int("controller.quorum.election.timeout.ms") as u64,
@@ -537,8 +643,6 @@ impl BrokerConfig {
                 .filter(|rack| !rack.is_empty()),
             rack_aware_reads: get("replica.selector.class").as_deref().map(str::trim)
                 == Some(RACK_AWARE_SELECTOR),
-            advertised_host,
-            advertised_port,
             log_dirs,
             num_partitions: int("num.partitions") as i32,
             auto_create_topics_enable: get("auto.create.topics.enable").as_deref() == Some("true"),
@@ -643,43 +747,6 @@ fn parse_yaml(path: &Path, text: &str) -> Result<BTreeMap<String, String>, Confi
     Ok(out)
 }
 
-/// Splits `listeners` into the client listener and the CONTROLLER listener (the one
-/// named in `controller.listener.names`).
-fn parse_listeners(
-    value: &str,
-    controller_names: &[String],
-) -> Result<(Option<SocketAddr>, Option<SocketAddr>), ConfigError> {
-    let invalid = |reason: String| ConfigError::InvalidValue {
-        key: "listeners".into(),
-        value: value.to_string(),
-        reason,
-    };
-    let mut client = None;
-    let mut controller = None;
-    for item in value.split(',').map(str::trim).filter(|item| !item.is_empty()) {
-        let (name, _) = item
-            .split_once("://")
-            .ok_or_else(|| invalid(format!("`{item}` is not NAME://HOST:PORT")))?;
-        let slot = if controller_names
-            .iter()
-            .any(|controller_name| controller_name == name)
-        {
-            &mut controller
-        } else if name == "PLAINTEXT" {
-            &mut client
-        } else {
-            return Err(invalid(format!(
-                "listener `{name}`: only PLAINTEXT and the controller.listener.names are supported"
-            )));
-        };
-        if slot.is_some() {
-            return Err(invalid(format!("more than one listener for `{name}`")));
-        }
-        *slot = Some(parse_listener("listeners", item)?);
-    }
-    Ok((client, controller))
-}
-
 /// Parses `controller.quorum.voters`: `id@host:port,...`.
 fn parse_voters(value: &str) -> Result<BTreeMap<i32, String>, ConfigError> {
     let invalid = |reason: String| ConfigError::InvalidValue {
@@ -726,7 +793,7 @@ fn check_roles(
     };
     let is_voter = voters.contains_key(&node_id);
     if roles.broker && listener.is_none() {
-        return invalid("listeners", "a broker needs a PLAINTEXT listener for clients");
+        return invalid("listeners", "a broker needs a listener for clients");
     }
     if roles.controller {
         if voters.is_empty() && !roles.broker {
@@ -764,171 +831,5 @@ fn check_roles(
     Ok(())
 }
 
-fn parse_host_port(key: &str, value: &str) -> Result<(String, u16), ConfigError> {
-    let invalid = |reason: &str| ConfigError::InvalidValue {
-        key: key.to_string(),
-        value: value.to_string(),
-        reason: reason.to_string(),
-    };
-    let first = value.split(',').next().unwrap_or_default().trim();
-    let address = match first.split_once("://") {
-        Some((_, rest)) => rest,
-        None => first,
-    };
-    let (host, port) = address
-        .rsplit_once(':')
-        .ok_or_else(|| invalid("expected PLAINTEXT://HOST:PORT"))?;
-    let port: u16 = port.parse().map_err(|_| invalid("bad port"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Ok((host.to_string(), port))
-}
-
-fn parse_listener(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
-    let (host, port) = parse_host_port(key, value)?;
-    let host = if host.is_empty() {
-        "0.0.0.0".to_string()
-    } else {
-        host
-    };
-    let literal = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    use std::net::ToSocketAddrs;
-    literal
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addresses| addresses.next())
-        .ok_or_else(|| ConfigError::InvalidValue {
-            key: key.to_string(),
-            value: value.to_string(),
-            reason: "cannot resolve host".into(),
-        })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn embedded_default_is_single_node_on_9092() {
-        let config = BrokerConfig::load(None, &[]).expect("embedded config loads");
-        assert_eq!(
-            config.listener.map(|address| address.to_string()).as_deref(),
-            Some("127.0.0.1:9092")
-        );
-        assert_eq!(config.log_dirs, vec![PathBuf::from("./data")]);
-        assert_eq!(config.log.retention_ms, 168 * 3_600_000);
-        assert_eq!(config.log.segment_bytes, 1 << 30);
-    }
-
-    #[test]
-    fn unknown_key_is_named() {
-        let error = BrokerConfig::load(None, &["log.segmnet.bytes=5".into()]).unwrap_err();
-        assert!(error.to_string().contains("log.segmnet.bytes"), "{error}");
-    }
-
-    #[test]
-    fn bad_value_is_named() {
-        let error = BrokerConfig::load(None, &["log.segment.bytes=3".into()]).unwrap_err();
-        assert!(error.to_string().contains("log.segment.bytes"), "{error}");
-        let error = BrokerConfig::load(None, &["num.partitions=many".into()]).unwrap_err();
-        assert!(error.to_string().contains("num.partitions"), "{error}");
-    }
-
-    #[test]
-    fn retention_precedence_is_ms_then_minutes_then_hours() {
-        let config = BrokerConfig::load(None, &["log.retention.minutes=2".into()]).unwrap();
-        assert_eq!(config.log.retention_ms, 120_000);
-        let config = BrokerConfig::load(
-            None,
-            &["log.retention.minutes=2".into(), "log.retention.ms=5".into()],
-        )
-        .unwrap();
-        assert_eq!(config.log.retention_ms, 5);
-    }
-
-    #[test]
-    fn cluster_settings_parse() {
-        let config = BrokerConfig::load(
-            None,
-            &[
-                "node.id=2".into(),
-                "listeners=PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095".into(),
-                "controller.quorum.voters=1@127.0.0.1:9093,2@127.0.0.1:9095,3@localhost:9097".into(),
-            ],
-        )
-        .unwrap();
-        assert_eq!(config.listener.map(|address| address.port()), Some(9094));
-        assert_eq!(
-            config.controller_listener.map(|address| address.port()),
-            Some(9095)
-        );
-        assert_eq!(config.quorum_voters.len(), 3);
-        assert_eq!(config.quorum_voters[&3], "localhost:9097");
-        assert!(config.process_roles.broker && config.process_roles.controller);
-        // Dedicated roles.
-        let broker_only = BrokerConfig::load(
-            None,
-            &[
-                "node.id=4".into(),
-                "process.roles=broker".into(),
-                "controller.quorum.voters=1@127.0.0.1:9093".into(),
-            ],
-        )
-        .unwrap();
-        assert!(broker_only.process_roles.broker && !broker_only.process_roles.controller);
-        let controller_only = BrokerConfig::load(
-            None,
-            &[
-                "node.id=1".into(),
-                "process.roles=controller".into(),
-                "listeners=CONTROLLER://127.0.0.1:9093".into(),
-                "controller.quorum.voters=1@127.0.0.1:9093".into(),
-            ],
-        )
-        .unwrap();
-        assert!(controller_only.listener.is_none());
-        // The embedded default is a one-voter quorum without a CONTROLLER listener.
-        let single = BrokerConfig::load(None, &[]).unwrap();
-        assert!(single.quorum_voters.is_empty() && single.controller_listener.is_none());
-    }
-
-    #[test]
-    fn bad_cluster_settings_are_named() {
-        let cases: &[(&[&str], &str)] = &[
-            (
-                &["controller.quorum.voters=1@h:1,2@h:2"],
-                "controller.quorum.voters",
-            ),
-            (&["controller.quorum.voters=x@h:1"], "controller.quorum.voters"),
-            (&["controller.quorum.voters=0@h:1,1@h:2"], "listeners"),
-            (&["listeners=SSL://127.0.0.1:1"], "listeners"),
-            (&["listeners=CONTROLLER://127.0.0.1:1"], "listeners"),
-            (&["process.roles=gateway"], "process.roles"),
-            (&["process.roles=broker"], "controller.quorum.voters"),
-            (
-                &["process.roles=broker", "controller.quorum.voters=0@h:1"],
-                "controller.quorum.voters",
-            ),
-            (&["process.roles=controller"], "controller.quorum.voters"),
-            (
-                &["process.roles=controller", "controller.quorum.voters=0@h:1"],
-                "listeners",
-            ),
-        ];
-        for (settings, key) in cases {
-            let settings: Vec<String> = settings.iter().map(|setting| setting.to_string()).collect();
-            let error = BrokerConfig::load(None, &settings).unwrap_err();
-            assert!(error.to_string().contains(key), "{settings:?}: {error}");
-        }
-    }
-
-    #[test]
-    fn topic_overrides_apply() {
-        let config = BrokerConfig::load(None, &[]).unwrap();
-        let overrides = BTreeMap::from([("segment.bytes".to_string(), "1000".to_string())]);
-        assert_eq!(config.log_config(&overrides).segment_bytes, 1000);
-    }
-}
+mod tests;
