@@ -22,10 +22,12 @@ def free_port():
 class BrokerProcess:
     """The broker binary, started and stopped by PID."""
 
-    def __init__(self, data_dir, settings=()):
+    def __init__(self, data_dir, settings=(), listeners=()):
         self.data_dir = Path(data_dir)
         self.port = free_port()
         self.settings = list(settings)
+        # More listeners beside PLAINTEXT, by name (SSL, SASL_PLAINTEXT, ...): their ports.
+        self.ports = {name: free_port() for name in listeners}
         self.process = None
         self.log = open(self.data_dir.with_suffix(".log"), "ab")
 
@@ -34,8 +36,10 @@ class BrokerProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self):
+        listeners = [f"PLAINTEXT://127.0.0.1:{self.port}"]
+        listeners += [f"{name}://127.0.0.1:{port}" for name, port in self.ports.items()]
         args = [str(BINARY), "--set", f"log.dirs={self.data_dir}",
-                "--set", f"listeners=PLAINTEXT://127.0.0.1:{self.port}"]
+                "--set", f"listeners={','.join(listeners)}"]
         for setting in self.settings:
             args += ["--set", setting]
         self.process = subprocess.Popen(args, stdout=self.log, stderr=self.log)
@@ -65,8 +69,8 @@ class BrokerProcess:
 def broker_factory(tmp_path):
     started = []
 
-    def make(settings=(), name="data"):
-        broker = BrokerProcess(tmp_path / name, settings)
+    def make(settings=(), name="data", listeners=()):
+        broker = BrokerProcess(tmp_path / name, settings, listeners)
         broker.data_dir.mkdir(exist_ok=True)
         started.append(broker)
         return broker.start()

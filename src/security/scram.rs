@@ -248,7 +248,9 @@ impl ScramServer {
         if binding != Some(BASE64.encode(self.gs2_header.as_bytes()).as_str()) {
             return Err(malformed("channel binding does not match"));
         }
-        if nonce != Some(self.nonce.as_str()) {
+        // Kafka accepts a final nonce that ends with the server's (client nonce plus
+        // server nonce): librdkafka up to 2.x sends its client nonce once more in front.
+        if !nonce.is_some_and(|nonce| nonce.ends_with(&self.nonce)) {
             return Err(malformed("nonce does not match"));
         }
         let proof = BASE64
@@ -328,6 +330,17 @@ mod tests {
 
     /// A client computing its proof from a password, as librdkafka does.
     fn client_final(hash: ScramHash, password: &str, client_first_bare: &str, server_first: &str) -> String {
+        client_final_with_prefix(hash, password, client_first_bare, server_first, "")
+    }
+
+    /// A final message whose nonce has `prefix` in front of the server's.
+    fn client_final_with_prefix(
+        hash: ScramHash,
+        password: &str,
+        client_first_bare: &str,
+        server_first: &str,
+        prefix: &str,
+    ) -> String {
         let fields: std::collections::BTreeMap<&str, &str> = server_first
             .split(',')
             .filter_map(|attribute| attribute.split_once('='))
@@ -337,11 +350,25 @@ mod tests {
         let salted = salted_password(hash, password, &salt, iterations);
         let client_key = hash.hmac(&salted, b"Client Key");
         let stored_key = hash.hash(&client_key);
-        let without_proof = format!("c=biws,r={}", fields["r"]);
+        let without_proof = format!("c=biws,r={prefix}{}", fields["r"]);
         let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
         let signature = hash.hmac(&stored_key, auth_message.as_bytes());
         let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
         format!("{without_proof},p={}", BASE64.encode(proof))
+    }
+
+    /// Debian's librdkafka 2.0.2 repeats its client nonce in front of the combined one
+    /// in its final message; Kafka accepts that (the nonce must end with the server's).
+    #[test]
+    fn librdkafka_doubled_client_nonce_is_accepted() {
+        let hash = ScramHash::Sha512;
+        let stored = ScramCredential::from_password(hash, "pw", b"salt", 4096);
+        let bare = "n=u,r=cnonce";
+        let (server, server_first) =
+            ScramServer::start(hash, &format!("n,,{bare}"), "snonce", |_| Some(stored.clone()), |_| vec![]).unwrap();
+        let final_message = client_final_with_prefix(hash, "pw", bare, &server_first, "cnonce");
+        assert!(final_message.contains("r=cnoncecnoncesnonce"));
+        assert_eq!(server.finish(&final_message).unwrap().0, "u");
     }
 
     fn attempt(user: &str, password: &str) -> Result<String, ScramError> {
