@@ -349,6 +349,63 @@ async fn every_api_answers_every_advertised_version() {
                         );
                     })
                 }
+                // On a PLAINTEXT listener there is no SASL state to be in.
+                ApiKey::SaslHandshake => client
+                    .send(
+                        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+                        version,
+                    )
+                    .await
+                    .map(|response| assert_eq!(response.error_code, 34, "ILLEGAL_SASL_STATE")),
+                // Answered, then the connection is closed: use one of its own.
+                ApiKey::SaslAuthenticate => broker
+                    .client()
+                    .await
+                    .send(SaslAuthenticateRequest::default(), version)
+                    .await
+                    .map(|response| assert_eq!(response.error_code, 34, "ILLEGAL_SASL_STATE")),
+                ApiKey::DescribeUserScramCredentials => client
+                    .send(DescribeUserScramCredentialsRequest::default(), version)
+                    .await
+                    .map(|response| {
+                        assert_eq!(response.error_code, 0);
+                        assert!(response.results.is_empty());
+                    }),
+                ApiKey::AlterUserScramCredentials => client
+                    .send(AlterUserScramCredentialsRequest::default(), version)
+                    .await
+                    .map(|response| assert!(response.results.is_empty())),
+                // Without an authorizer, ACL requests get SECURITY_DISABLED.
+                ApiKey::DescribeAcls => client
+                    .send(
+                        DescribeAclsRequest::default().with_resource_type_filter(1),
+                        version,
+                    )
+                    .await
+                    .map(|response| assert_eq!(response.error_code, 54)),
+                ApiKey::CreateAcls => client
+                    .send(
+                        CreateAclsRequest::default().with_creations(vec![
+                            create_acls_request::AclCreation::default()
+                                .with_resource_type(2)
+                                .with_resource_name(StrBytes::from_static_str("t"))
+                                .with_principal(StrBytes::from_static_str("User:a"))
+                                .with_host(StrBytes::from_static_str("*"))
+                                .with_operation(3)
+                                .with_permission_type(3),
+                        ]),
+                        version,
+                    )
+                    .await
+                    .map(|response| assert_eq!(response.results[0].error_code, 54)),
+                ApiKey::DeleteAcls => client
+                    .send(
+                        DeleteAclsRequest::default()
+                            .with_filters(vec![delete_acls_request::DeleteAclsFilter::default()]),
+                        version,
+                    )
+                    .await
+                    .map(|response| assert_eq!(response.filter_results[0].error_code, 54)),
                 other => panic!("no test for {other:?}"),
             };
             outcome.unwrap_or_else(|error| panic!("{api_key:?} v{version}: {error}"));

@@ -36,6 +36,30 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
+    if !ctx.allowed_on_cluster(crate::security::acl::Operation::Alter) {
+        let mut users: Vec<String> = request
+            .deletions
+            .iter()
+            .map(|deletion| deletion.name.to_string())
+            .chain(
+                request
+                    .upsertions
+                    .iter()
+                    .map(|upsertion| upsertion.name.to_string()),
+            )
+            .collect();
+        users.sort();
+        users.dedup();
+        let results = users
+            .into_iter()
+            .map(|user| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(StrBytes::from_string(user))
+                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            })
+            .collect();
+        return AlterUserScramCredentialsResponse::default().with_results(results);
+    }
     let image = ctx.broker.image();
     // Per user: the first failure, or the changes to make.
     let mut users: BTreeMap<String, Result<Vec<ScramChange>, Failure>> = BTreeMap::new();

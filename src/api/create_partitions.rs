@@ -4,6 +4,7 @@
 //! is POLICY_VIOLATION for all of its topics, as in Kafka.
 
 use super::{RequestContext, controller_timeout, error_code};
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -29,6 +30,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreatePartitionsRequest) 
                     .with_error_code(kafka_protocol::ResponseError::PolicyViolation.code())
                     .with_error_message(Some(StrBytes::from_static_str(super::EXCESSIVE_PARTITIONS))),
             );
+            continue;
+        }
+        if !ctx.allowed(Operation::Alter, ResourceType::Topic, &topic.name) {
+            results
+                .push(result.with_error_code(kafka_protocol::ResponseError::TopicAuthorizationFailed.code()));
             continue;
         }
         let assignments = topic.assignments.map(|assignments| {

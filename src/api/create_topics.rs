@@ -8,6 +8,7 @@ use super::RequestContext;
 use super::error_code;
 use crate::broker::TopicError;
 use crate::config::{ConfigError, topic_config_def};
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
@@ -76,6 +77,16 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
                 result,
                 ResponseError::PolicyViolation.code(),
                 super::EXCESSIVE_PARTITIONS.into(),
+            ));
+            continue;
+        }
+        if !ctx.allowed_on_cluster(Operation::Create)
+            && !ctx.allowed(Operation::Create, ResourceType::Topic, &name)
+        {
+            results.push(failure(
+                result,
+                ResponseError::TopicAuthorizationFailed.code(),
+                format!("not authorized to create topic `{name}`"),
             ));
             continue;
         }

@@ -3,13 +3,18 @@
 
 use super::RequestContext;
 use crate::replication::partition::now_ms;
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 pub async fn handle(ctx: &RequestContext<'_>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group_id in request.groups_names {
-        let code = ctx.broker.groups.delete_group(&group_id, now_ms()).await;
+        let code = if ctx.allowed(Operation::Delete, ResourceType::Group, &group_id) {
+            ctx.broker.groups.delete_group(&group_id, now_ms()).await
+        } else {
+            kafka_protocol::ResponseError::GroupAuthorizationFailed.code()
+        };
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(group_id)

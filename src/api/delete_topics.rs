@@ -3,6 +3,7 @@
 //! brokers follow the metadata.
 
 use super::{RequestContext, controller_timeout, error_code};
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -32,7 +33,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteTopicsRequest) -> D
             Some(name) => broker.topic(name).ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION),
             None => broker.topic_by_id(topic_id).ok_or(error_code::UNKNOWN_TOPIC_ID),
         };
+        let allowed = |topic: &str| ctx.allowed(Operation::Delete, ResourceType::Topic, topic);
         let result = match resolved {
+            Err(_) if name.as_ref().is_some_and(|name| !allowed(name)) => {
+                result.with_error_code(kafka_protocol::ResponseError::TopicAuthorizationFailed.code())
+            }
+            Ok(topic) if !allowed(&topic.name) => {
+                result.with_error_code(kafka_protocol::ResponseError::TopicAuthorizationFailed.code())
+            }
             Err(code) => result.with_error_code(code),
             Ok(topic) => match broker.delete_topic(&topic.name, timeout).await {
                 Ok(()) => result

@@ -4,6 +4,7 @@
 use super::create_topics::resolved_topic_configs;
 use super::{RequestContext, error_code};
 use crate::config::{BROKER_CONFIGS, ConfigKind, TOPIC_CONFIGS};
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
@@ -55,6 +56,22 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeConfigsRequest) -> Desc
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
+            let denied = match resource.resource_type {
+                RESOURCE_TOPIC => !ctx.allowed(
+                    Operation::DescribeConfigs,
+                    ResourceType::Topic,
+                    &resource.resource_name,
+                ),
+                _ => !ctx.allowed_on_cluster(Operation::DescribeConfigs),
+            };
+            if denied {
+                let code = if resource.resource_type == RESOURCE_TOPIC {
+                    kafka_protocol::ResponseError::TopicAuthorizationFailed.code()
+                } else {
+                    kafka_protocol::ResponseError::ClusterAuthorizationFailed.code()
+                };
+                return result.with_error_code(code);
+            }
             match resource.resource_type {
                 RESOURCE_TOPIC => {
                     let Some(topic) = broker.topic(&resource.resource_name) else {

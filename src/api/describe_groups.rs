@@ -2,6 +2,7 @@
 //! once Stable). An unknown group is reported Dead (GROUP_ID_NOT_FOUND from v6).
 
 use super::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
@@ -15,6 +16,9 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeGroupsRequest) -> Descr
             let described = DescribedGroup::default()
                 .with_group_id(group_id.clone())
                 .with_authorized_operations(i32::MIN);
+            if !ctx.allowed(Operation::Describe, ResourceType::Group, &group_id) {
+                return described.with_error_code(ResponseError::GroupAuthorizationFailed.code());
+            }
             match ctx.broker.groups.describe(&group_id) {
                 None => {
                     let described = described.with_group_state(StrBytes::from_static_str("Dead"));

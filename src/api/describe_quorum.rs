@@ -39,6 +39,10 @@ fn describe(quorum: &QuorumInfo, partition_index: i32) -> PartitionData {
 }
 
 pub async fn handle(ctx: &RequestContext<'_>, request: DescribeQuorumRequest) -> DescribeQuorumResponse {
+    if !ctx.allowed_on_cluster(crate::security::acl::Operation::Describe) {
+        return DescribeQuorumResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code());
+    }
     let answer = ctx
         .broker
         .controller_request(ControllerRequest::DescribeQuorum, super::DEFAULT_ADMIN_TIMEOUT)

@@ -15,6 +15,13 @@ pub fn handle(
     ctx: &RequestContext<'_>,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if !ctx.allowed_on_cluster(crate::security::acl::Operation::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "not authorized to describe credentials",
+            )));
+    }
     let image = ctx.broker.image();
     let describe =
         |user: &str, credentials: Option<&BTreeMap<ScramHash, crate::security::scram::ScramCredential>>| {

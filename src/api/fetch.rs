@@ -18,7 +18,9 @@ use super::{
 use crate::log::segment::FileSlice;
 use crate::replication::Partition;
 use crate::replication::read_replica::{ReplicaView, preferred_read_replica};
+use crate::security::acl::{Operation, ResourceType};
 use bytes::Bytes;
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
@@ -149,8 +151,23 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
     // isolation levels read the same data.
     let mut wanted = Vec::new();
     let mut names = Vec::with_capacity(request.topics.len());
+    // A follower needs ClusterAction on the cluster; a consumer Read on each topic.
+    let replica_allowed = !replica || ctx.allowed_on_cluster(Operation::ClusterAction);
     for (topic_index, topic) in request.topics.iter().enumerate() {
         let record = lookup_topic(ctx.broker, &topic.topic, topic.topic_id, by_id);
+        let name = record
+            .as_ref()
+            .map_or(topic.topic.as_str(), |record| record.name.as_str());
+        let authorized = if replica {
+            replica_allowed
+        } else {
+            ctx.allowed(Operation::Read, ResourceType::Topic, name)
+        };
+        let record = match record {
+            Ok(_) if !authorized => Err(ResponseError::TopicAuthorizationFailed.code()),
+            Err(_) if !authorized && !by_id => Err(ResponseError::TopicAuthorizationFailed.code()),
+            other => other,
+        };
         names.push(record.as_ref().ok().map(|record| record.name.clone()));
         for partition in &topic.partitions {
             let resolved = match &record {

@@ -5,6 +5,7 @@
 //! v4+ batches keys.
 
 use super::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -29,6 +30,15 @@ async fn locate(
     };
     if key_type != KEY_TYPE_GROUP {
         return unavailable("transactions are not supported");
+    }
+    if !ctx.allowed(Operation::Describe, ResourceType::Group, key) {
+        return (
+            ResponseError::GroupAuthorizationFailed.code(),
+            Some(StrBytes::from_static_str("not authorized to describe the group")),
+            -1,
+            String::new(),
+            -1,
+        );
     }
     match ctx.broker.group_coordinator(key, ctx.listener).await {
         Ok(Some((node_id, endpoint))) => (0, None, node_id, endpoint.host, endpoint.port as i32),

@@ -2,9 +2,14 @@
 
 use super::RequestContext;
 use crate::replication::partition::now_ms;
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 pub async fn handle(ctx: &RequestContext<'_>, request: HeartbeatRequest) -> HeartbeatResponse {
+    if !ctx.allowed(Operation::Read, ResourceType::Group, &request.group_id) {
+        return HeartbeatResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::GroupAuthorizationFailed.code());
+    }
     if let Err(code) = ctx.broker.check_group_coordinator(&request.group_id).await {
         return HeartbeatResponse::default().with_error_code(code);
     }

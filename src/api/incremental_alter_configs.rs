@@ -4,6 +4,7 @@
 use super::describe_configs::RESOURCE_TOPIC;
 use super::{RequestContext, error_code};
 use crate::config::{ConfigKind, topic_config_def};
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
@@ -93,6 +94,13 @@ pub async fn handle(
             continue;
         }
         let name = resource.resource_name.to_string();
+        if !ctx.allowed(Operation::AlterConfigs, ResourceType::Topic, &name) {
+            responses.push(fail(
+                kafka_protocol::ResponseError::TopicAuthorizationFailed.code(),
+                format!("not authorized to alter the configs of `{name}`"),
+            ));
+            continue;
+        }
         let Some(topic) = broker.topic(&name) else {
             responses.push(fail(
                 error_code::UNKNOWN_TOPIC_OR_PARTITION,

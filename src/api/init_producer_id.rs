@@ -6,6 +6,7 @@
 //! Transactions are not supported yet: a transactional id gets COORDINATOR_NOT_AVAILABLE.
 
 use super::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
@@ -17,6 +18,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: InitProducerIdRequest) ->
         None => {}
         Some("") => return response.with_error_code(ResponseError::InvalidRequest.code()),
         Some(_) => return response.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+    }
+    // IdempotentWrite on the cluster, or Write on some topic, as Kafka checks.
+    if !ctx.allowed_on_cluster(Operation::IdempotentWrite)
+        && !ctx
+            .broker
+            .authorize_any(&ctx.principal, ctx.host(), Operation::Write, ResourceType::Topic)
+    {
+        return response.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
     }
     if *request.producer_id >= 0 && request.producer_epoch >= 0 && request.producer_epoch < i16::MAX - 1 {
         return response

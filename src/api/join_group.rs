@@ -5,6 +5,7 @@ use super::RequestContext;
 use crate::group::coordinator::Wait;
 use crate::group::state::{JoinRequest, JoinResult};
 use crate::replication::partition::now_ms;
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
@@ -53,6 +54,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: JoinGroupRequest) -> Join
             version,
         )
     };
+    if !ctx.allowed(Operation::Read, ResourceType::Group, &request.group_id) {
+        return error(ResponseError::GroupAuthorizationFailed.code());
+    }
     if request.group_id.is_empty() {
         return error(ResponseError::InvalidGroupId.code());
     }

@@ -2,10 +2,15 @@
 
 use super::RequestContext;
 use crate::replication::partition::now_ms;
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 pub async fn handle(ctx: &RequestContext<'_>, request: LeaveGroupRequest) -> LeaveGroupResponse {
+    if !ctx.allowed(Operation::Read, ResourceType::Group, &request.group_id) {
+        return LeaveGroupResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::GroupAuthorizationFailed.code());
+    }
     if let Err(code) = ctx.broker.check_group_coordinator(&request.group_id).await {
         return LeaveGroupResponse::default().with_error_code(code);
     }

@@ -1,6 +1,7 @@
 //! ListGroups (key 16): every live group, optionally filtered by state (v4+) and type (v5+).
 
 use super::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -16,6 +17,9 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListGroupsRequest) -> ListGroup
         .iter()
         .map(|kind| kind.to_lowercase())
         .collect();
+    // Describe on the cluster shows every group; else only those the principal may
+    // describe.
+    let all_visible = ctx.allowed_on_cluster(Operation::Describe);
     let groups = ctx
         .broker
         .groups
@@ -23,6 +27,9 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListGroupsRequest) -> ListGroup
         .into_iter()
         .filter(|(_, _, state)| states.is_empty() || states.contains(&state.name().to_lowercase()))
         .filter(|_| types.is_empty() || types.iter().any(|kind| kind == "classic"))
+        .filter(|(group_id, _, _)| {
+            all_visible || ctx.allowed(Operation::Describe, ResourceType::Group, group_id)
+        })
         .map(|(group_id, protocol_type, state)| {
             let listed = ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(group_id)))

@@ -2,6 +2,8 @@
 //! (-4), latest tiered (-5, none here) and by timestamp through the time index.
 
 use super::{RequestContext, check_leader_epoch, error_code, led_partition};
+use crate::security::acl::{Operation, ResourceType};
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -18,6 +20,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffs
         .topics
         .into_iter()
         .map(|topic| {
+            let authorized = ctx.allowed(Operation::Describe, ResourceType::Topic, &topic.name);
             let partitions = topic
                 .partitions
                 .iter()
@@ -26,6 +29,9 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffs
                         .with_partition_index(wanted.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1);
+                    if !authorized {
+                        return response.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let partition = match led_partition(ctx.broker, &topic.name, wanted.partition_index) {
                         Ok(partition) => partition,
                         Err(code) => return response.with_error_code(code),

@@ -8,6 +8,7 @@
 
 use super::{RequestContext, error_code};
 use crate::cluster::image::{MetadataImage, NO_LEADER, TopicImage};
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -84,18 +85,30 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
         (ctx.version < 4 || request.allow_auto_topic_creation) && config.auto_create_topics_enable;
     let mut image = broker.image();
     let topics = match requested {
+        // Topics the principal may not describe are left out.
         None => image
             .topics
             .values()
+            .filter(|topic| ctx.allowed(Operation::Describe, ResourceType::Topic, &topic.name))
             .map(|topic| describe_topic(ctx, &image, topic))
             .collect(),
         Some(requested) => {
             let mut out = Vec::with_capacity(requested.len());
             for wanted in requested {
                 let response = match wanted.name {
+                    Some(name) if !ctx.allowed(Operation::Describe, ResourceType::Topic, &name) => {
+                        unknown_topic(
+                            Some(name),
+                            uuid::Uuid::nil(),
+                            ResponseError::TopicAuthorizationFailed.code(),
+                        )
+                    }
                     Some(name) => match image.topic(&name) {
                         Some(topic) => describe_topic(ctx, &image, topic),
-                        None if allow_auto_create => {
+                        None if allow_auto_create
+                            && (ctx.allowed_on_cluster(Operation::Create)
+                                || ctx.allowed(Operation::Create, ResourceType::Topic, &name)) =>
+                        {
                             match broker
                                 .create_topic(
                                     &name,
@@ -140,6 +153,15 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
                         ),
                     },
                     None => match image.topic_by_id(wanted.topic_id) {
+                        Some(topic)
+                            if !ctx.allowed(Operation::Describe, ResourceType::Topic, &topic.name) =>
+                        {
+                            unknown_topic(
+                                None,
+                                wanted.topic_id,
+                                ResponseError::TopicAuthorizationFailed.code(),
+                            )
+                        }
                         Some(topic) => describe_topic(ctx, &image, topic),
                         None => unknown_topic(None, wanted.topic_id, error_code::UNKNOWN_TOPIC_ID),
                     },

@@ -4,12 +4,16 @@
 //! [`SUPPORTED_APIS`] is the single list of what the broker serves; ApiVersions answers
 //! from it and [`handle_frame`] refuses anything outside it.
 
+pub mod acls;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_quorum;
@@ -38,16 +42,17 @@ pub mod sync_group;
 use crate::broker::Broker;
 use crate::log::segment::FileSlice;
 use crate::security::Session;
+use crate::security::acl::{Operation, ResourceType};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest,
-    CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-    DescribeGroupsRequest, DescribeQuorumRequest, DescribeUserScramCredentialsRequest, FetchRequest,
-    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
-    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
-    ProduceRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
-    SyncGroupRequest,
+    AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest, CreateAclsRequest, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest, DeleteTopicsRequest, DescribeAclsRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, DescribeQuorumRequest,
+    DescribeUserScramCredentialsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::sync::Arc;
@@ -82,6 +87,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -149,6 +157,24 @@ pub struct RequestContext<'a> {
     pub listener: &'a str,
     /// Who sent it (`User:name`).
     pub principal: String,
+}
+
+impl RequestContext<'_> {
+    /// The client's IP, as ACL host filters name it.
+    pub fn host(&self) -> &str {
+        self.client_host.trim_start_matches('/')
+    }
+
+    /// May this request's principal perform `operation` on the resource?
+    pub fn allowed(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
+        self.broker
+            .authorize(&self.principal, self.host(), operation, resource_type, name)
+    }
+
+    /// May it perform `operation` on the cluster?
+    pub fn allowed_on_cluster(&self, operation: Operation) -> bool {
+        self.allowed(operation, ResourceType::Cluster, crate::security::acl::CLUSTER)
+    }
 }
 
 fn encode_frame<R: Encodable>(
@@ -365,6 +391,9 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, session: &mut Sess
         ApiKey::DescribeUserScramCredentials => route!(DescribeUserScramCredentialsRequest, |r| Some(
             describe_user_scram_credentials::handle(ctx, r)
         )),
+        ApiKey::DescribeAcls => route!(DescribeAclsRequest, |r| Some(describe_acls::handle(ctx, r))),
+        ApiKey::CreateAcls => route!(CreateAclsRequest, |r| Some(create_acls::handle(ctx, r).await)),
+        ApiKey::DeleteAcls => route!(DeleteAclsRequest, |r| Some(delete_acls::handle(ctx, r).await)),
         ApiKey::AlterUserScramCredentials => route!(AlterUserScramCredentialsRequest, |r| Some(
             alter_user_scram_credentials::handle(ctx, r).await
         )),

@@ -5,6 +5,7 @@ use super::{RequestContext, error_code};
 use crate::group::offsets::CommittedOffset;
 use crate::log::TopicPartition;
 use crate::replication::partition::now_ms;
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -17,8 +18,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
     let max_metadata = broker.groups.config.offset_metadata_max_bytes;
     // Per partition: Ok(offset to commit) or Err(code); kept in request order.
     let mut decided: Vec<Vec<(i32, Result<CommittedOffset, i16>)>> = Vec::new();
+    let group_allowed = ctx.allowed(Operation::Read, ResourceType::Group, &request.group_id);
     for topic in &request.topics {
         let known = broker.topic(&topic.name);
+        let topic_allowed = ctx.allowed(Operation::Read, ResourceType::Topic, &topic.name);
         decided.push(
             topic
                 .partitions
@@ -29,7 +32,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
                         .as_deref()
                         .map(|m| m.to_string())
                         .unwrap_or_default();
-                    let outcome = if known.is_none()
+                    let outcome = if !group_allowed {
+                        Err(ResponseError::GroupAuthorizationFailed.code())
+                    } else if !topic_allowed {
+                        Err(ResponseError::TopicAuthorizationFailed.code())
+                    } else if known.is_none()
                         || broker
                             .partition(&TopicPartition::new(
                                 topic.name.to_string(),
@@ -53,7 +60,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
                 .collect(),
         );
     }
-    let group_code = if request.group_id.is_empty() {
+    let group_code = if !group_allowed {
+        ResponseError::GroupAuthorizationFailed.code()
+    } else if request.group_id.is_empty() {
         ResponseError::InvalidGroupId.code()
     } else if let Err(code) = broker.check_group_coordinator(&request.group_id).await {
         code

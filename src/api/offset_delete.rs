@@ -2,6 +2,7 @@
 //! not subscribed to (GROUP_SUBSCRIBED_TO_TOPIC otherwise).
 
 use super::{RequestContext, error_code};
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
@@ -10,6 +11,10 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 pub async fn handle(ctx: &RequestContext<'_>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let groups = &ctx.broker.groups;
+    if !ctx.allowed(Operation::Delete, ResourceType::Group, &request.group_id) {
+        return OffsetDeleteResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     if !groups.group_exists(&request.group_id) {
         return OffsetDeleteResponse::default().with_error_code(ResponseError::GroupIdNotFound.code());
     }
@@ -18,11 +23,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetDeleteRequest) -> O
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let is_subscribed = subscribed.iter().any(|name| name.as_str() == topic.name.as_str());
+        let topic_allowed = ctx.allowed(Operation::Read, ResourceType::Topic, &topic.name);
         let partitions = topic
             .partitions
             .iter()
             .map(|partition| {
-                let code = if is_subscribed {
+                let code = if !topic_allowed {
+                    ResponseError::TopicAuthorizationFailed.code()
+                } else if is_subscribed {
                     ResponseError::GroupSubscribedToTopic.code()
                 } else {
                     doomed.push((topic.name.to_string(), partition.partition_index));

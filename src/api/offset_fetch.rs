@@ -3,6 +3,8 @@
 
 use super::RequestContext;
 use crate::group::offsets::CommittedOffset;
+use crate::security::acl::{Operation, ResourceType};
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
@@ -28,17 +30,31 @@ fn group_topics(
     group_id: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
 ) -> Vec<OffsetFetchResponseTopics> {
+    // Topics the principal may not describe: left out of "all", refused when named.
+    let named = wanted.is_some();
     ctx.broker
         .groups
         .fetch_offsets(group_id, wanted)
         .into_iter()
-        .map(|(topic, partitions)| {
+        .filter_map(|(topic, partitions)| {
+            let allowed = ctx.allowed(Operation::Describe, ResourceType::Topic, &topic);
+            (allowed || named).then_some((topic, partitions, allowed))
+        })
+        .map(|(topic, partitions, allowed)| {
             OffsetFetchResponseTopics::default()
                 .with_name(TopicName(StrBytes::from_string(topic)))
                 .with_partitions(
                     partitions
                         .into_iter()
                         .map(|(index, committed)| {
+                            if !allowed {
+                                return OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(index)
+                                    .with_committed_offset(-1)
+                                    .with_committed_leader_epoch(-1)
+                                    .with_metadata(Some(StrBytes::default()))
+                                    .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                            }
                             let (offset, epoch, metadata) = reported(committed, ctx.version);
                             OffsetFetchResponsePartitions::default()
                                 .with_partition_index(index)
@@ -69,16 +85,25 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
             .collect::<Vec<_>>();
         let mut groups = Vec::with_capacity(results.len());
         for (group_id, wanted) in results {
-            let response = match ctx.broker.check_group_coordinator(&group_id).await {
-                Ok(()) => {
-                    OffsetFetchResponseGroup::default().with_topics(group_topics(ctx, &group_id, wanted))
+            let response = if !ctx.allowed(Operation::Describe, ResourceType::Group, &group_id) {
+                OffsetFetchResponseGroup::default()
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+            } else {
+                match ctx.broker.check_group_coordinator(&group_id).await {
+                    Ok(()) => {
+                        OffsetFetchResponseGroup::default().with_topics(group_topics(ctx, &group_id, wanted))
+                    }
+                    Err(code) => OffsetFetchResponseGroup::default().with_error_code(code),
                 }
-                Err(code) => OffsetFetchResponseGroup::default().with_error_code(code),
             };
             groups.push(response.with_group_id(group_id));
         }
         let results = groups;
         return OffsetFetchResponse::default().with_groups(results);
+    }
+    if !ctx.allowed(Operation::Describe, ResourceType::Group, &request.group_id) {
+        return OffsetFetchResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
     }
     // v1 has no top-level error code; its clients find the coordinator first anyway.
     if ctx.version >= 2
@@ -104,6 +129,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
                         .into_iter()
                         .map(|partition| {
                             OffsetFetchResponsePartition::default()
+                                .with_error_code(partition.error_code)
                                 .with_partition_index(partition.partition_index)
                                 .with_committed_offset(partition.committed_offset)
                                 .with_committed_leader_epoch(partition.committed_leader_epoch)

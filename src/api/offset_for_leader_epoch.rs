@@ -5,6 +5,7 @@
 //! Only the leader answers; a stale or future `current_leader_epoch` is refused.
 
 use super::{RequestContext, check_leader_epoch, led_partition};
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
@@ -14,10 +15,18 @@ pub fn handle(
     ctx: &RequestContext<'_>,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
+    // Followers (replica id >= 0) need ClusterAction; clients Describe on the topic.
+    let replica = request.replica_id.0 >= 0;
+    let replica_allowed = !replica || ctx.allowed_on_cluster(Operation::ClusterAction);
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
+            let authorized = if replica {
+                replica_allowed
+            } else {
+                ctx.allowed(Operation::Describe, ResourceType::Topic, &topic.topic)
+            };
             let partitions = topic
                 .partitions
                 .iter()
@@ -26,6 +35,10 @@ pub fn handle(
                         .with_partition(wanted.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if !authorized {
+                        return answer
+                            .with_error_code(kafka_protocol::ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let partition = match led_partition(ctx.broker, &topic.topic, wanted.partition) {
                         Ok(partition) => partition,
                         Err(code) => return answer.with_error_code(code),

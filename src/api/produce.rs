@@ -9,6 +9,7 @@ use crate::log::batch::{self, BatchError};
 use crate::log::partition_log::AppendInfo;
 use crate::replication::Partition;
 use crate::replication::partition::AppendError;
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::produce_response::{
@@ -63,6 +64,14 @@ async fn produce_partition(
     records: Option<bytes::Bytes>,
     acks: i16,
 ) -> Pending {
+    // Checked before anything else, so a refused produce writes nothing.
+    if !ctx.allowed(Operation::Write, ResourceType::Topic, topic) {
+        return Pending::Ready(partition_error(
+            index,
+            ResponseError::TopicAuthorizationFailed.code(),
+            format!("not authorized to write to {topic}"),
+        ));
+    }
     let partition = match led_partition(ctx.broker, topic, index) {
         Ok(partition) => partition,
         Err(code) => {

@@ -5,6 +5,7 @@ use super::RequestContext;
 use crate::group::coordinator::{SyncRequest, Wait};
 use crate::group::state::SyncResult;
 use crate::replication::partition::now_ms;
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -26,6 +27,10 @@ fn response(result: SyncResult, version: i16) -> SyncGroupResponse {
 }
 
 pub async fn handle(ctx: &RequestContext<'_>, request: SyncGroupRequest) -> SyncGroupResponse {
+    if !ctx.allowed(Operation::Read, ResourceType::Group, &request.group_id) {
+        return SyncGroupResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::GroupAuthorizationFailed.code());
+    }
     if let Err(code) = ctx.broker.check_group_coordinator(&request.group_id).await {
         return SyncGroupResponse::default().with_error_code(code);
     }

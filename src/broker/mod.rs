@@ -10,6 +10,7 @@
 
 mod publisher;
 mod replication;
+mod security;
 mod topics;
 
 pub use topics::{CreatedTopic, TopicError};

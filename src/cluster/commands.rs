@@ -239,6 +239,35 @@ pub fn set_topic_configs(
     }])
 }
 
+/// New ACLs under fresh ids; one the image already holds is not added again.
+pub fn create_acls(
+    image: &MetadataImage,
+    acls: Vec<crate::security::acl::AclBinding>,
+) -> Vec<MetadataRecord> {
+    let mut records: Vec<MetadataRecord> = Vec::new();
+    for acl in acls {
+        let present = image.acls.values().any(|existing| *existing == acl)
+            || records
+                .iter()
+                .any(|record| matches!(record, MetadataRecord::AccessControlEntry { acl: added, .. } if *added == acl));
+        if !present {
+            records.push(MetadataRecord::AccessControlEntry {
+                id: uuid::Uuid::new_v4(),
+                acl,
+            });
+        }
+    }
+    records
+}
+
+/// Removes the ACLs with these ids that the image still holds.
+pub fn delete_acls(image: &MetadataImage, ids: &[uuid::Uuid]) -> Vec<MetadataRecord> {
+    ids.iter()
+        .filter(|id| image.acls.contains_key(id))
+        .map(|id| MetadataRecord::RemoveAccessControlEntry { id: *id })
+        .collect()
+}
+
 /// One change of AlterUserScramCredentials, already checked by the broker.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ScramChange {

@@ -12,6 +12,7 @@
 //! ISR, leader, leader epoch and partition epoch, config overrides), the producer-id
 //! high-water mark and users' SCRAM credentials.
 
+use crate::security::acl::AclBinding;
 use crate::security::scram::{ScramCredential, ScramHash};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -161,6 +162,14 @@ pub enum MetadataRecord {
         name: String,
         mechanism: ScramHash,
     },
+    /// Adds an ACL under its id.
+    AccessControlEntry {
+        id: uuid::Uuid,
+        acl: AclBinding,
+    },
+    RemoveAccessControlEntry {
+        id: uuid::Uuid,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,6 +187,9 @@ pub struct MetadataImage {
     /// SCRAM credentials by user and mechanism.
     #[serde(default)]
     pub scram_credentials: BTreeMap<String, BTreeMap<ScramHash, ScramCredential>>,
+    /// ACLs by id.
+    #[serde(default)]
+    pub acls: BTreeMap<uuid::Uuid, AclBinding>,
 }
 
 impl MetadataImage {
@@ -367,6 +379,14 @@ impl MetadataImage {
                     self.scram_credentials.remove(name);
                 }
             }
+            MetadataRecord::AccessControlEntry { id, acl } => {
+                self.acls.insert(*id, acl.clone());
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                if self.acls.remove(id).is_none() {
+                    skipped("unknown ACL");
+                }
+            }
         }
     }
 
@@ -406,6 +426,9 @@ impl MetadataImage {
             }
         }
         out.push_str(&format!("next.producer.id {}\n", self.next_producer_id));
+        for (id, acl) in &self.acls {
+            out.push_str(&format!("acl {id} {acl:?}\n"));
+        }
         for (user, credentials) in &self.scram_credentials {
             for (mechanism, credential) in credentials {
                 out.push_str(&format!(

@@ -305,6 +305,24 @@ impl Controller {
                 };
                 Ok(ControllerReply::Committed { offset })
             }
+            ControllerRequest::CreateAcls { acls } => {
+                let records = commands::create_acls(&image, acls);
+                let offset = if records.is_empty() {
+                    image.offset
+                } else {
+                    self.commit(records).await?
+                };
+                Ok(ControllerReply::Committed { offset })
+            }
+            ControllerRequest::DeleteAcls { ids } => {
+                let records = commands::delete_acls(&image, &ids);
+                let offset = if records.is_empty() {
+                    image.offset
+                } else {
+                    self.commit(records).await?
+                };
+                Ok(ControllerReply::Committed { offset })
+            }
             ControllerRequest::AlterScramCredentials { changes } => {
                 let records = commands::alter_scram_credentials(&image, changes)?;
                 Ok(ControllerReply::Committed {

@@ -65,6 +65,14 @@ pub enum ControllerRequest {
         broker_epoch: i64,
     },
     DescribeQuorum,
+    /// Adds ACLs (CreateAcls); one already present is not added twice.
+    CreateAcls {
+        acls: Vec<crate::security::acl::AclBinding>,
+    },
+    /// Removes ACLs by id (DeleteAcls, after the broker matched its filters).
+    DeleteAcls {
+        ids: Vec<uuid::Uuid>,
+    },
     /// Sets and removes users' SCRAM credentials (AlterUserScramCredentials).
     AlterScramCredentials {
         changes: Vec<crate::cluster::commands::ScramChange>,

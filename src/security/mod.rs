@@ -6,6 +6,7 @@
 //! SaslAuthenticate is served before that login, or after the session it opened
 //! expired (`connections.max.reauth.ms`, KIP-368) unless the client re-authenticates.
 
+pub mod acl;
 pub mod sasl;
 pub mod scram;
 pub mod tls;

@@ -364,8 +364,14 @@ mod tests {
         let hash = ScramHash::Sha512;
         let stored = ScramCredential::from_password(hash, "pw", b"salt", 4096);
         let bare = "n=u,r=cnonce";
-        let (server, server_first) =
-            ScramServer::start(hash, &format!("n,,{bare}"), "snonce", |_| Some(stored.clone()), |_| vec![]).unwrap();
+        let (server, server_first) = ScramServer::start(
+            hash,
+            &format!("n,,{bare}"),
+            "snonce",
+            |_| Some(stored.clone()),
+            |_| vec![],
+        )
+        .unwrap();
         let final_message = client_final_with_prefix(hash, "pw", bare, &server_first, "cnonce");
         assert!(final_message.contains("r=cnoncecnoncesnonce"));
         assert_eq!(server.finish(&final_message).unwrap().0, "u");
