@@ -9,6 +9,8 @@
  *                    reports the longest pause between acknowledgements, in wall-clock ms,
  *                    so the caller can relate it to the moment it killed a leader)
  *   loadgen tcpbw    SECONDS            (loopback TCP bandwidth, no broker)
+ *
+ * LOADGEN_CONFIG="key=value;key=value" adds client settings (security.protocol, ssl.*).
  */
 #include <librdkafka/rdkafka.h>
 #include <arpa/inet.h>
@@ -43,6 +45,22 @@ static void set(rd_kafka_conf_t *conf, const char *key, const char *value) {
     }
 }
 
+/* Extra client settings from LOADGEN_CONFIG ("key=value;key=value"), e.g. TLS. */
+static void set_extra(rd_kafka_conf_t *conf) {
+    const char *extra = getenv("LOADGEN_CONFIG");
+    if (!extra || !*extra)
+        return;
+    char *copy = strdup(extra), *saveptr = NULL;
+    for (char *item = strtok_r(copy, ";", &saveptr); item; item = strtok_r(NULL, ";", &saveptr)) {
+        char *eq = strchr(item, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        set(conf, item, eq + 1);
+    }
+    free(copy);
+}
+
 static long delivered = 0, failed = 0;
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) {
@@ -58,6 +76,7 @@ static rd_kafka_t *new_producer(const char *bootstrap, const char *acks, const c
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     set(conf, "bootstrap.servers", bootstrap);
+    set_extra(conf);
     set(conf, "acks", acks);
     set(conf, "linger.ms", linger);
     set(conf, "batch.size", "1000000");
@@ -76,6 +95,7 @@ static rd_kafka_t *new_consumer(const char *bootstrap, const char *topic, int64_
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     set(conf, "bootstrap.servers", bootstrap);
+    set_extra(conf);
     set(conf, "group.id", "loadgen-assign-only");
     set(conf, "enable.auto.commit", "false");
     set(conf, "fetch.max.bytes", "52428800");
