@@ -16,11 +16,17 @@ BINARY = Path(os.environ.get("FERROLOG_BIN", REPO / "target" / "release" / "ferr
 
 
 class Cluster:
-    def __init__(self, directory, settings=(), distinct_hosts=False):
+    def __init__(self, directory, settings=(), distinct_hosts=False, config=None):
         self.dir = Path(directory)
         self.env = dict(os.environ, FERROLOG_CLUSTER_DIR=str(self.dir), FERROLOG_CLUSTER_PORTS="ephemeral",
                         FERROLOG_CLUSTER_SETTINGS=" ".join(settings), FERROLOG_BIN=str(BINARY),
                         FERROLOG_CLUSTER_HOSTS="distinct" if distinct_hosts else "shared")
+        if config:
+            # More YAML for every node's config (values with spaces, such as JAAS lines).
+            extra = self.dir.with_suffix(".extra.yaml")
+            extra.parent.mkdir(parents=True, exist_ok=True)
+            extra.write_text(config)
+            self.env["FERROLOG_CLUSTER_CONFIG"] = str(extra)
 
     def run(self, *args):
         return subprocess.run([str(SCRIPT), *map(str, args)], env=self.env, check=True, timeout=180,

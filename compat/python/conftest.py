@@ -91,8 +91,8 @@ def cluster_factory(tmp_path):
     from cluster import Cluster
     started = []
 
-    def make(n=3, settings=(), name="cluster", distinct_hosts=False):
-        cluster = Cluster(tmp_path / name, settings, distinct_hosts)
+    def make(n=3, settings=(), name="cluster", distinct_hosts=False, config=None):
+        cluster = Cluster(tmp_path / name, settings, distinct_hosts, config)
         started.append(cluster)
         return cluster.up(n)
 

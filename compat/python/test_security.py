@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, ScramMechanism,
                                    UserScramCredentialUpsertion)
 from conftest import REPO
@@ -323,3 +323,47 @@ def test_scram_credentials_are_described_and_survive_a_restart(secure_broker, ce
     settings = client_settings(secure_broker, certs, "SASL_PLAINTEXT", "SCRAM-SHA-512", "carol",
                                "carol-secret")
     assert login_error(settings) is None
+
+
+def test_replication_between_brokers_over_sasl_ssl_with_acls(cluster_factory, certs):
+    """Three brokers whose only client listener (also the inter-broker one) is SASL_SSL,
+    with ACLs on: followers log in as User:broker (a super user) over TLS, fetch, join
+    the ISR, and acks=all writes with min.insync.replicas=2 succeed."""
+    jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+            'username="broker" password="broker-secret" '
+            'user_broker="broker-secret" user_alice="alice-secret";')
+    config = "\n".join([
+        "listener.security.protocol.map: PLAINTEXT:SASL_SSL,CONTROLLER:PLAINTEXT",
+        f"ssl.keystore.location: {certs / 'broker.pem'}",
+        f"ssl.truststore.location: {certs / 'ca.pem'}",
+        "sasl.mechanism.inter.broker.protocol: PLAIN",
+        f"listener.name.plaintext.plain.sasl.jaas.config: '{jaas}'",
+        "authorizer.class.name: org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users: User:broker",
+        "",
+    ])
+    cluster = cluster_factory(3, settings=("min.insync.replicas=2",), name="sasl-ssl", config=config)
+    nodes = [line.split() for line in (cluster.dir / "nodes").read_text().splitlines()]
+    settings = {"bootstrap.servers": ",".join(f"127.0.0.1:{fields[1]}" for fields in nodes),
+                "security.protocol": "SASL_SSL", "ssl.ca.location": str(certs / "ca.pem"),
+                "sasl.mechanism": "PLAIN", "sasl.username": "broker", "sasl.password": "broker-secret"}
+    admin = AdminClient(settings)
+    for future in admin.create_topics([NewTopic("replicated", 1, 3)]).values():
+        future.result(timeout=60)
+    deadline = time.time() + 60
+    isr = []
+    while time.time() < deadline:
+        partition = admin.list_topics("replicated", timeout=10).topics["replicated"].partitions[0]
+        isr = partition.isrs
+        if len(isr) == 3:
+            break
+        time.sleep(0.5)
+    assert sorted(isr) == sorted(int(fields[0]) for fields in nodes), isr
+    confluent_round_trip(settings, "replicated", n=300)
+    # alice has no ACLs: refused.
+    alice = {**settings, "sasl.username": "alice", "sasl.password": "alice-secret"}
+    producer = Producer({**alice, "message.timeout.ms": 10000})
+    errors = []
+    producer.produce("replicated", value=b"nope", on_delivery=lambda error, _msg: errors.append(error))
+    producer.flush(30)
+    assert [error.code() for error in errors] == [KafkaError.TOPIC_AUTHORIZATION_FAILED], errors

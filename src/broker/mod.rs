@@ -76,12 +76,27 @@ pub struct Broker {
     fetchers: parking_lot::Mutex<HashMap<i32, crate::replication::fetcher::ReplicaFetcher>>,
     /// The unused part of the current block of producer ids: [next, end).
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
+    /// How replica fetchers secure their connections (the inter-broker listener's
+    /// TLS and SASL login); None on PLAINTEXT.
+    inter_broker_security: Option<Arc<crate::security::ClientSecurity>>,
 }
 
 impl Broker {
     /// Starts this node: its controller, its registration, its logs. Returns once the
     /// broker can serve clients.
     pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Self>> {
+        // Replica fetchers connect to other brokers' inter-broker listener as it is
+        // secured; a bad certificate or missing login stops the start here.
+        let inter_broker_security = match config
+            .listeners
+            .iter()
+            .find(|listener| listener.name == config.inter_broker_listener)
+        {
+            Some(listener) => {
+                crate::security::ClientSecurity::for_listener(listener, config.inter_broker_sasl_mechanism)?
+            }
+            None => None,
+        };
         let metadata_log_dir = config
             .log_dirs
             .first()
@@ -195,6 +210,7 @@ impl Broker {
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             coordinated: parking_lot::Mutex::new(HashMap::new()),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
+            inter_broker_security,
         });
         // Partitions the image gives this broker but that have no log yet are created now.
         broker.publish(&caught_up)?;

@@ -19,6 +19,7 @@ impl Broker {
         FetcherConfig {
             node_id: self.config.node_id,
             local_ip: self.config.listener.map(|address| address.ip()),
+            security: self.inter_broker_security.clone(),
             max_wait_ms: self.config.replica_fetch_wait_max_ms,
             partition_max_bytes: self.config.replica_fetch_max_bytes,
             response_max_bytes: self.config.replica_fetch_response_max_bytes,

@@ -1,13 +1,22 @@
 //! A broker's own Kafka client connection to another broker, for replica fetches:
 //! size-prefixed frames with Kafka request and response headers, one request at a
-//! time. Outgoing connections are bound to this broker's own address first.
+//! time. Outgoing connections are bound to this broker's own address first, and secured
+//! as the inter-broker listener is (TLS, then a SASL login).
 
-use bytes::{Buf, BufMut, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use crate::config::SaslMechanism;
+use crate::security::ClientSecurity;
+use crate::security::scram::{ScramClient, ScramHash};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use std::net::{IpAddr, SocketAddr};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// A plain or TLS stream to the other broker.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// The largest response a follower accepts (a fetch is bounded far below this).
 const MAX_RESPONSE: usize = 256 << 20;
@@ -25,7 +34,7 @@ pub enum ConnectionError {
 }
 
 pub struct KafkaConnection {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     address: SocketAddr,
     correlation_id: i32,
     client_id: StrBytes,
@@ -35,10 +44,13 @@ pub struct KafkaConnection {
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl KafkaConnection {
+    /// Connects to `address` (whose name is `host`, for TLS), secured as `security` says.
     pub async fn connect(
         address: SocketAddr,
+        host: &str,
         local_ip: Option<IpAddr>,
         client_id: String,
+        security: Option<&ClientSecurity>,
     ) -> Result<Self, ConnectionError> {
         let io = |op: &'static str| move |source| ConnectionError::Io { op, address, source };
         let socket = if address.is_ipv4() {
@@ -61,12 +73,104 @@ impl KafkaConnection {
             .and_then(|connected| connected)
             .map_err(io("connect to"))?;
         stream.set_nodelay(true).map_err(io("configure"))?;
-        Ok(KafkaConnection {
+        let stream: Box<dyn Stream> = match security.and_then(|security| security.tls.clone()) {
+            None => Box::new(stream),
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|error| {
+                    ConnectionError::Protocol {
+                        address,
+                        reason: format!("`{host}` is not a TLS server name: {error}"),
+                    }
+                })?;
+                let connected = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    tokio_rustls::TlsConnector::from(tls).connect(name, stream),
+                )
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))
+                .and_then(|connected| connected)
+                .map_err(io("TLS handshake with"))?;
+                Box::new(connected)
+            }
+        };
+        let mut connection = KafkaConnection {
             stream,
             address,
             correlation_id: 0,
             client_id: StrBytes::from_string(client_id),
-        })
+        };
+        if let Some((mechanism, user, password)) = security.and_then(|security| security.sasl.as_ref()) {
+            connection.login(*mechanism, user, password).await?;
+        }
+        Ok(connection)
+    }
+
+    /// A SASL login (SaslHandshake v1, then SaslAuthenticate).
+    async fn login(
+        &mut self,
+        mechanism: SaslMechanism,
+        user: &str,
+        password: &str,
+    ) -> Result<(), ConnectionError> {
+        let address = self.address;
+        let refused = |reason: String| ConnectionError::Protocol { address, reason };
+        let handshake = self
+            .call(
+                &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism.name())),
+                1,
+            )
+            .await?;
+        if handshake.error_code != 0 {
+            return Err(refused(format!(
+                "SASL mechanism {} refused (error {})",
+                mechanism.name(),
+                handshake.error_code
+            )));
+        }
+        match mechanism {
+            SaslMechanism::Plain => {
+                self.sasl_step(format!("\0{user}\0{password}").into_bytes(), user)
+                    .await?;
+            }
+            SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => {
+                let hash = if mechanism == SaslMechanism::ScramSha256 {
+                    ScramHash::Sha256
+                } else {
+                    ScramHash::Sha512
+                };
+                let (mut client, first) =
+                    ScramClient::start(hash, user, password, &crate::security::server_nonce());
+                let server_first = self.sasl_step(first.into_bytes(), user).await?;
+                let server_first = String::from_utf8(server_first.to_vec())
+                    .map_err(|_| refused("SCRAM message is not UTF-8".into()))?;
+                let last = client
+                    .respond(&server_first)
+                    .map_err(|error| refused(error.to_string()))?;
+                let server_final = self.sasl_step(last.into_bytes(), user).await?;
+                let server_final = String::from_utf8(server_final.to_vec())
+                    .map_err(|_| refused("SCRAM message is not UTF-8".into()))?;
+                client
+                    .verify(&server_final)
+                    .map_err(|error| refused(error.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One SaslAuthenticate round: the server's answer bytes, or why it refused.
+    async fn sasl_step(&mut self, token: Vec<u8>, user: &str) -> Result<Bytes, ConnectionError> {
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        let response = self.call(&request, 1).await?;
+        if response.error_code != 0 {
+            return Err(ConnectionError::Protocol {
+                address: self.address,
+                reason: format!(
+                    "SASL login as {user} failed: {}",
+                    response.error_message.as_deref().unwrap_or("no message")
+                ),
+            });
+        }
+        Ok(response.auth_bytes)
     }
 
     /// Sends one request at `version` and reads its response.

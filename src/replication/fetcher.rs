@@ -40,10 +40,12 @@ pub struct FollowedPartition {
     pub leader_epoch: i32,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FetcherConfig {
     pub node_id: i32,
     pub local_ip: Option<IpAddr>,
+    /// How the inter-broker listener is secured (None: PLAINTEXT).
+    pub security: Option<Arc<crate::security::ClientSecurity>>,
     pub max_wait_ms: i32,
     pub partition_max_bytes: i32,
     pub response_max_bytes: i32,
@@ -103,6 +105,11 @@ async fn run(
             }
             continue;
         }
+        let host = endpoint
+            .borrow()
+            .as_ref()
+            .map(|(host, _)| host.clone())
+            .unwrap_or_default();
         let Some(address) = resolve(&endpoint) else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
@@ -112,7 +119,15 @@ async fn run(
             .is_none_or(|(connected, _)| *connected != address)
         {
             let client_id = format!("ferrolog-replica-fetcher-{}-{source}", config.node_id);
-            match KafkaConnection::connect(address, config.local_ip, client_id).await {
+            match KafkaConnection::connect(
+                address,
+                &host,
+                config.local_ip,
+                client_id,
+                config.security.as_deref(),
+            )
+            .await
+            {
                 Ok(opened) => connection = Some((address, opened)),
                 Err(error) => {
                     tracing::debug!(source, %error, "replica fetcher cannot connect");

@@ -73,6 +73,56 @@ impl ListenerContext {
     }
 }
 
+/// How this broker secures its own connections to another broker's listener: TLS
+/// (trusting the truststore, presenting the keystore) and a SASL login.
+pub struct ClientSecurity {
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub sasl: Option<(SaslMechanism, String, String)>,
+}
+
+impl std::fmt::Debug for ClientSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSecurity")
+            .field("tls", &self.tls.is_some())
+            .field(
+                "sasl",
+                &self.sasl.as_ref().map(|(mechanism, user, _)| (mechanism, user)),
+            )
+            .finish()
+    }
+}
+
+impl ClientSecurity {
+    /// The security for connecting to `listener` on other brokers, with `mechanism`
+    /// (`sasl.mechanism.inter.broker.protocol`); None for a PLAINTEXT listener.
+    pub fn for_listener(
+        listener: &ListenerConfig,
+        mechanism: SaslMechanism,
+    ) -> anyhow::Result<Option<Arc<Self>>> {
+        if listener.protocol == SecurityProtocol::Plaintext {
+            return Ok(None);
+        }
+        let tls = match &listener.security.tls {
+            Some(settings) => Some(tls::client_config(settings)?),
+            None => None,
+        };
+        let sasl = if listener.protocol.uses_sasl() {
+            let (user, password) = listener.security.client_login.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the inter-broker listener {} needs the broker's own login: username and password in listener.name.{}.{}.sasl.jaas.config",
+                    listener.name,
+                    listener.name.to_ascii_lowercase(),
+                    mechanism.name().to_ascii_lowercase()
+                )
+            })?;
+            Some((mechanism, user, password))
+        } else {
+            None
+        };
+        Ok(Some(Arc::new(ClientSecurity { tls, sasl })))
+    }
+}
+
 /// One connection's identity and SASL progress.
 #[derive(Debug)]
 pub struct Session {

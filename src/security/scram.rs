@@ -280,6 +280,87 @@ impl ScramServer {
     }
 }
 
+/// The client's side of one exchange (a broker logging in to another).
+#[derive(Debug, Clone)]
+pub struct ScramClient {
+    hash: ScramHash,
+    password: String,
+    client_nonce: String,
+    client_first_bare: String,
+    server_signature: Option<Vec<u8>>,
+}
+
+impl ScramClient {
+    /// The exchange and the client's first message.
+    pub fn start(hash: ScramHash, user: &str, password: &str, client_nonce: &str) -> (ScramClient, String) {
+        let name = user.replace('=', "=3D").replace(',', "=2C");
+        let bare = format!("n={name},r={client_nonce}");
+        let first = format!("n,,{bare}");
+        let client = ScramClient {
+            hash,
+            password: password.to_string(),
+            client_nonce: client_nonce.to_string(),
+            client_first_bare: bare,
+            server_signature: None,
+        };
+        (client, first)
+    }
+
+    /// Takes the server's first message; returns the client's final message.
+    pub fn respond(&mut self, server_first: &str) -> Result<String, ScramError> {
+        let malformed = |why: &str| ScramError::Malformed(why.to_string());
+        let mut nonce = None;
+        let mut salt = None;
+        let mut iterations = None;
+        for attribute in server_first.split(',') {
+            match attribute.split_once('=') {
+                Some(("r", value)) => nonce = Some(value),
+                Some(("s", value)) => {
+                    salt = Some(
+                        BASE64
+                            .decode(value)
+                            .map_err(|_| malformed("salt is not base64"))?,
+                    )
+                }
+                Some(("i", value)) => iterations = value.parse::<i32>().ok(),
+                Some(("m", _)) => return Err(malformed("mandatory extensions are not supported")),
+                _ => {}
+            }
+        }
+        let nonce = nonce
+            .filter(|nonce| nonce.starts_with(&self.client_nonce) && nonce.len() > self.client_nonce.len())
+            .ok_or_else(|| malformed("server nonce does not extend the client's"))?;
+        let salt = salt.ok_or_else(|| malformed("no salt"))?;
+        let iterations = iterations
+            .filter(|count| (1..=MAX_ITERATIONS * 64).contains(count))
+            .ok_or_else(|| malformed("bad iteration count"))?;
+        let salted = salted_password(self.hash, &self.password, &salt, iterations);
+        let client_key = self.hash.hmac(&salted, b"Client Key");
+        let stored_key = self.hash.hash(&client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
+        let signature = self.hash.hmac(&stored_key, auth_message.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
+        let server_key = self.hash.hmac(&salted, b"Server Key");
+        self.server_signature = Some(self.hash.hmac(&server_key, auth_message.as_bytes()));
+        Ok(format!("{without_proof},p={}", BASE64.encode(proof)))
+    }
+
+    /// Checks the server's final message (its proof that it knows the credential).
+    pub fn verify(&self, server_final: &str) -> Result<(), ScramError> {
+        let expected = self
+            .server_signature
+            .as_ref()
+            .ok_or_else(|| ScramError::Malformed("no exchange in progress".into()))?;
+        match server_final.strip_prefix("v=").map(|value| BASE64.decode(value)) {
+            Some(Ok(signature)) if signature == *expected => Ok(()),
+            _ => Err(ScramError::Malformed(format!(
+                "server signature does not verify: {server_final}"
+            ))),
+        }
+    }
+}
+
 /// A SCRAM `saslname`: `=2C` is a comma, `=3D` an equals sign; any other `=` is invalid.
 fn unescape_name(value: &str) -> Result<String, ScramError> {
     let mut out = String::with_capacity(value.len());
@@ -328,12 +409,13 @@ mod tests {
         assert_eq!(server_final, "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
     }
 
-    /// A client computing its proof from a password, as librdkafka does.
+    /// A client computing its proof from a password.
     fn client_final(hash: ScramHash, password: &str, client_first_bare: &str, server_first: &str) -> String {
         client_final_with_prefix(hash, password, client_first_bare, server_first, "")
     }
 
-    /// A final message whose nonce has `prefix` in front of the server's.
+    /// A final message whose nonce has `prefix` in front of the server's (as
+    /// librdkafka 2.0.2 sends it), proof computed over that message.
     fn client_final_with_prefix(
         hash: ScramHash,
         password: &str,
@@ -355,6 +437,30 @@ mod tests {
         let signature = hash.hmac(&stored_key, auth_message.as_bytes());
         let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
         format!("{without_proof},p={}", BASE64.encode(proof))
+    }
+
+    #[test]
+    fn client_and_server_agree_and_the_client_checks_the_server() {
+        for hash in [ScramHash::Sha256, ScramHash::Sha512] {
+            let stored = ScramCredential::from_password(hash, "s3cret", b"salty", 4096);
+            let (mut client, first) = ScramClient::start(hash, "bro,ker=1", "s3cret", "cnonce");
+            let (server, server_first) = ScramServer::start(
+                hash,
+                &first,
+                "snonce",
+                |user| (user == "bro,ker=1").then(|| stored.clone()),
+                |_| vec![],
+            )
+            .unwrap();
+            let last = client.respond(&server_first).unwrap();
+            let (user, server_final) = server.finish(&last).unwrap();
+            assert_eq!(user, "bro,ker=1");
+            client.verify(&server_final).unwrap();
+            assert!(client.verify("v=AAAA").is_err());
+        }
+        // A server that does not extend the client's nonce is refused.
+        let (mut client, _) = ScramClient::start(ScramHash::Sha256, "u", "p", "cnonce");
+        assert!(client.respond("r=other,s=c2FsdA==,i=4096").is_err());
     }
 
     /// Debian's librdkafka 2.0.2 repeats its client nonce in front of the combined one
