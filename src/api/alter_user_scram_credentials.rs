@@ -7,7 +7,7 @@
 
 use super::RequestContext;
 use crate::cluster::commands::{CommandError, ScramChange};
-use crate::controller::rpc::{ControllerError, ControllerReply, ControllerRequest};
+use crate::controller::rpc::{ControllerError, ControllerRequest};
 use crate::security::scram::{MAX_ITERATIONS, MIN_ITERATIONS, ScramCredential, ScramHash};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
@@ -153,20 +153,8 @@ pub async fn handle(
     let commit_failure: Option<Failure> = if changes.is_empty() {
         None
     } else {
-        let timeout = super::DEFAULT_ADMIN_TIMEOUT;
-        match ctx
-            .broker
-            .controller_request(ControllerRequest::AlterScramCredentials { changes }, timeout)
-            .await
-        {
-            Ok(ControllerReply::Committed { offset }) => {
-                ctx.broker.wait_for_offset(offset, timeout).await;
-                None
-            }
-            Ok(other) => Some((
-                ResponseError::UnknownServerError.code(),
-                format!("unexpected controller answer {other:?}"),
-            )),
+        match super::commit_metadata(ctx.broker, ControllerRequest::AlterScramCredentials { changes }).await {
+            Ok(()) => None,
             Err(ControllerError::Command(CommandError::ResourceNotFound(message))) => {
                 Some((ResponseError::ResourceNotFound.code(), message))
             }

@@ -2,7 +2,7 @@
 //! creation is checked on its own; the valid ones commit together.
 
 use super::RequestContext;
-use crate::controller::rpc::{ControllerReply, ControllerRequest};
+use crate::controller::rpc::ControllerRequest;
 use crate::security::acl::Operation;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
@@ -47,19 +47,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateAclsRequest) -> Cre
     let commit_failure = if valid.is_empty() {
         None
     } else {
-        let timeout = super::DEFAULT_ADMIN_TIMEOUT;
-        match ctx
-            .broker
-            .controller_request(ControllerRequest::CreateAcls { acls: valid }, timeout)
+        super::commit_metadata(ctx.broker, ControllerRequest::CreateAcls { acls: valid })
             .await
-        {
-            Ok(ControllerReply::Committed { offset }) => {
-                ctx.broker.wait_for_offset(offset, timeout).await;
-                None
-            }
-            Ok(other) => Some(format!("unexpected controller answer {other:?}")),
-            Err(error) => Some(error.to_string()),
-        }
+            .err()
+            .map(|error| error.to_string())
     };
     let results = checked
         .into_iter()

@@ -2,7 +2,7 @@
 //! filter removed.
 
 use super::RequestContext;
-use crate::controller::rpc::{ControllerReply, ControllerRequest};
+use crate::controller::rpc::ControllerRequest;
 use crate::security::acl::Operation;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_acls_response::{DeleteAclsFilterResult, DeleteAclsMatchingAcl};
@@ -59,19 +59,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteAclsRequest) -> Del
     let commit_failure = if ids.is_empty() {
         None
     } else {
-        let timeout = super::DEFAULT_ADMIN_TIMEOUT;
-        match ctx
-            .broker
-            .controller_request(ControllerRequest::DeleteAcls { ids }, timeout)
+        super::commit_metadata(ctx.broker, ControllerRequest::DeleteAcls { ids })
             .await
-        {
-            Ok(ControllerReply::Committed { offset }) => {
-                ctx.broker.wait_for_offset(offset, timeout).await;
-                None
-            }
-            Ok(other) => Some(format!("unexpected controller answer {other:?}")),
-            Err(error) => Some(error.to_string()),
-        }
+            .err()
+            .map(|error| error.to_string())
     };
     let results = matched
         .into_iter()

@@ -475,6 +475,24 @@ pub fn lookup_topic(
     }
 }
 
+/// Sends a metadata write (ACLs, SCRAM credentials) to the active controller and waits
+/// until this broker's image has it, so the client's next request sees the change.
+pub async fn commit_metadata(
+    broker: &Broker,
+    request: crate::controller::rpc::ControllerRequest,
+) -> Result<(), crate::controller::rpc::ControllerError> {
+    use crate::controller::rpc::{ControllerError, ControllerReply};
+    match broker.controller_request(request, DEFAULT_ADMIN_TIMEOUT).await? {
+        ControllerReply::Committed { offset } => {
+            broker.wait_for_offset(offset, DEFAULT_ADMIN_TIMEOUT).await;
+            Ok(())
+        }
+        other => Err(ControllerError::Unavailable(format!(
+            "unexpected controller answer {other:?}"
+        ))),
+    }
+}
+
 /// The controller wait for admin requests that carry no timeout of their own.
 pub const DEFAULT_ADMIN_TIMEOUT: std::time::Duration = crate::broker::DEFAULT_CONTROLLER_TIMEOUT;
 
