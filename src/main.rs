@@ -90,14 +90,12 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     if contexts.iter().any(|(_, context)| context.tls.is_some()) {
-        // Record data on TLS listeners is encrypted in user space (the copying path);
-        // the kernel's TLS offload is not used yet.
-        match ferrolog::security::tls::kernel_tls_available() {
-            Ok(()) => tracing::info!("kernel TLS is available; TLS listeners still copy record data"),
-            Err(reason) => {
-                tracing::info!(%reason, "kernel TLS is not available: TLS listeners copy record data")
-            }
-        }
+        // Probed once here; TLS connections are handed to the kernel after their
+        // handshake where it takes their version and cipher.
+        tracing::info!(
+            "{}",
+            ferrolog::security::ktls::describe(ferrolog::security::ktls::capabilities())
+        );
     }
     // The client listeners open only once the broker is registered and has caught up
     // with the cluster metadata, so a client never sees a broker that cannot serve.

@@ -28,6 +28,7 @@ async fn sasl_listener(broker: &TestBroker) -> SocketAddr {
             ("bob".to_string(), "bob-secret".to_string()),
         ]),
         max_reauth_ms: LIFETIME_MS,
+        kernel_tls: false,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");

@@ -325,21 +325,59 @@ def test_scram_credentials_are_described_and_survive_a_restart(secure_broker, ce
     assert login_error(settings) is None
 
 
-def test_replication_between_brokers_over_sasl_ssl_with_acls(cluster_factory, certs):
-    """Three brokers whose only client listener (also the inter-broker one) is SASL_SSL,
-    with ACLs on: followers log in as User:broker (a super user) over TLS, fetch, join
-    the ISR, and acks=all writes with min.insync.replicas=2 succeed."""
+def controller_call(host, port, certs, cert=None, key=None, tls=True):
+    """Sends DescribeQuorum to a CONTROLLER listener; its JSON answer, or None when the
+    listener closes the connection (or refuses the handshake) instead of answering."""
+    import json
+    import ssl
+    sock = socket.create_connection((host, port), timeout=10)
+    try:
+        if tls:
+            context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+            if cert:
+                context.load_cert_chain(str(cert), str(key) if key else None)
+            sock = context.wrap_socket(sock, server_hostname=host)
+        body = json.dumps({"Controller": "DescribeQuorum"}).encode()
+        sock.sendall(struct.pack(">I", len(body)) + body)
+        header = b""
+        while len(header) < 4:
+            chunk = sock.recv(4 - len(header))
+            if not chunk:
+                return None
+            header += chunk
+        size = struct.unpack(">I", header)[0]
+        answer = b""
+        while len(answer) < size:
+            chunk = sock.recv(size - len(answer))
+            if not chunk:
+                return None
+            answer += chunk
+        return json.loads(answer)
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        return None
+    finally:
+        sock.close()
+
+
+def test_replication_and_quorum_over_tls_with_acls(cluster_factory, certs):
+    """Three nodes whose only client listener (also the inter-broker one) is SASL_SSL
+    and whose CONTROLLER listener is SSL with client certificates required, with ACLs
+    on: the quorum forms over TLS, followers log in as User:broker (a super user),
+    fetch, join the ISR, and acks=all writes with min.insync.replicas=2 succeed. The
+    CONTROLLER listener answers the brokers' certificate (a super user) and refuses a
+    trusted certificate without ClusterAction, another CA's, none, and plain TCP."""
     jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
             'username="broker" password="broker-secret" '
             'user_broker="broker-secret" user_alice="alice-secret";')
     config = "\n".join([
-        "listener.security.protocol.map: PLAINTEXT:SASL_SSL,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map: PLAINTEXT:SASL_SSL,CONTROLLER:SSL",
         f"ssl.keystore.location: {certs / 'broker.pem'}",
         f"ssl.truststore.location: {certs / 'ca.pem'}",
+        "listener.name.controller.ssl.client.auth: required",
         "sasl.mechanism.inter.broker.protocol: PLAIN",
         f"listener.name.plaintext.plain.sasl.jaas.config: '{jaas}'",
         "authorizer.class.name: org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "super.users: User:broker",
+        "super.users: User:broker;User:CN=localhost,O=ferrolog",
         "",
     ])
     cluster = cluster_factory(3, settings=("min.insync.replicas=2",), name="sasl-ssl", config=config)
@@ -367,3 +405,18 @@ def test_replication_between_brokers_over_sasl_ssl_with_acls(cluster_factory, ce
     producer.produce("replicated", value=b"nope", on_delivery=lambda error, _msg: errors.append(error))
     producer.flush(30)
     assert [error.code() for error in errors] == [KafkaError.TOPIC_AUTHORIZATION_FAILED], errors
+    # The CONTROLLER listener itself.
+    # Every node answers the brokers' certificate: the active controller with the
+    # quorum, the others by naming it.
+    answers = [controller_call(fields[3], int(fields[2]), certs, certs / "broker.pem") for fields in nodes]
+    assert all(answer is not None and "Controller" in answer for answer in answers), answers
+    quorums = [answer["Controller"]["Ok"]["Quorum"] for answer in answers if "Ok" in answer["Controller"]]
+    assert len(quorums) == 1 and len(quorums[0]["voters"]) == 3, answers
+    controller = (nodes[0][3], int(nodes[0][2]))
+    assert controller_call(*controller, certs, certs / "client.pem") is None
+    assert controller_call(*controller, certs, certs / "other-client-cert.pem",
+                           certs / "other-client-key.pem") is None
+    assert controller_call(*controller, certs) is None
+    assert controller_call(*controller, certs, tls=False) is None
+    log = (cluster.dir / f"node-{nodes[0][0]}.log").read_text()
+    assert "CONTROLLER connection refused" in log and "User:CN=client,O=ferrolog" in log

@@ -117,10 +117,20 @@ impl Broker {
             .controller_listener
             .or(config.listener)
             .map(|address| address.ip());
+        let controller_tls = match &config.controller_tls {
+            Some(settings) => Some(
+                crate::security::tls::client_config(settings)
+                    .map_err(|error| anyhow::anyhow!("the CONTROLLER listener's TLS: {error:#}"))?,
+            ),
+            None => None,
+        };
         let controller = Arc::new(ControllerClient::new(
             local_controller.clone(),
             &voters,
-            local_ip,
+            crate::controller::rpc::Dialer {
+                local_ip,
+                tls: controller_tls,
+            },
         )?);
         let image = match &local_controller {
             Some(local) => local.image(),

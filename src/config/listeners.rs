@@ -102,6 +102,27 @@ pub(super) fn parse_protocol_map(value: &str) -> Result<BTreeMap<String, Securit
     Ok(map)
 }
 
+/// The CONTROLLER listener's protocol: PLAINTEXT or SSL (its TLS certificate is its
+/// login; there is no SASL on it).
+pub(super) fn controller_protocol(
+    name: &str,
+    protocols: &BTreeMap<String, SecurityProtocol>,
+) -> Result<SecurityProtocol, ConfigError> {
+    let protocol = protocols
+        .get(name)
+        .copied()
+        .or_else(|| SecurityProtocol::parse(name))
+        .unwrap_or(SecurityProtocol::Plaintext);
+    match protocol {
+        SecurityProtocol::Plaintext | SecurityProtocol::Ssl => Ok(protocol),
+        _ => Err(invalid(
+            "listener.security.protocol.map",
+            &format!("{name}:{}", protocol.name()),
+            format!("the controller listener `{name}` supports PLAINTEXT or SSL"),
+        )),
+    }
+}
+
 /// Splits `listeners` into the client listeners and the CONTROLLER listener (the one
 /// named in `controller.listener.names`).
 pub(super) fn parse_listeners(
@@ -125,13 +146,6 @@ pub(super) fn parse_listeners(
             .iter()
             .any(|controller_name| controller_name == name)
         {
-            if protocol.is_some_and(|protocol| protocol != SecurityProtocol::Plaintext) {
-                return Err(invalid(
-                    key,
-                    value,
-                    format!("the controller listener `{name}` supports only PLAINTEXT"),
-                ));
-            }
             if controller.replace(address).is_some() {
                 return Err(invalid(
                     key,

@@ -176,6 +176,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         ConfigKind::ChoiceList(&["TLSv1.2", "TLSv1.3"]),
     ),
     def("ssl.principal.mapping.rules", Some("DEFAULT"), ConfigKind::Text),
+    def("ssl.kernel.tls.enable", Some("true"), ConfigKind::Bool),
     def(
         "ssl.endpoint.identification.algorithm",
         Some("https"),
@@ -444,6 +445,11 @@ pub struct BrokerConfig {
     pub authorizer: AuthorizerSettings,
     /// The CONTROLLER listener, where Raft and broker-to-controller traffic arrives.
     pub controller_listener: Option<SocketAddr>,
+    /// The CONTROLLER listener's TLS when its protocol (the first of
+    /// `controller.listener.names` in `listener.security.protocol.map`) is SSL, for
+    /// serving it and for connecting to other nodes' (brokers without a controller
+    /// included); None for PLAINTEXT.
+    pub controller_tls: Option<TlsSettings>,
     /// `controller.quorum.voters` as id -> `host:port`; a lone node with none set is a
     /// one-voter quorum of itself.
     pub quorum_voters: BTreeMap<i32, String>,
@@ -538,6 +544,14 @@ impl BrokerConfig {
             listeners::parse_protocol_map(&get("listener.security.protocol.map").unwrap_or_default())?;
         let parsed = listeners::parse_listeners(&listeners, &controller_names, &protocol_map)?;
         let controller_listener = parsed.controller;
+        let controller_tls = match controller_names.first() {
+            Some(name) => listeners::controller_protocol(name, &protocol_map)?
+                .uses_tls()
+                .then(|| security::listener_security(name, SecurityProtocol::Ssl, &get))
+                .transpose()?
+                .and_then(|security| security.tls),
+            None => None,
+        };
         let roles = get("process.roles").unwrap_or_default();
         let process_roles = ProcessRoles {
             broker: roles.split(',').any(|role| role.trim() == "broker"),
@@ -630,6 +644,7 @@ impl BrokerConfig {
             inter_broker_sasl_mechanism,
             authorizer,
             controller_listener,
+            controller_tls,
             quorum_voters,
             election_timeout_ms: int("controller.quorum.election.timeout.ms") as u64,
             broker_session_timeout_ms: int("broker.session.timeout.ms"),

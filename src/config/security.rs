@@ -77,6 +77,9 @@ pub struct TlsSettings {
     /// `ssl.enabled.protocols`: TLSv1.2 and/or TLSv1.3.
     pub tls12: bool,
     pub tls13: bool,
+    /// `ssl.kernel.tls.enable`: hand sessions to the kernel's TLS after the handshake
+    /// where it takes their version and cipher, keeping sendfile.
+    pub kernel_tls: bool,
 }
 
 /// The security of one listener.
@@ -287,6 +290,12 @@ fn tls_settings(scoped: &dyn Fn(&str) -> (String, Option<String>)) -> Result<Tls
     if let Some(rules) = rules.filter(|rules| rules.trim() != "DEFAULT") {
         return Err(invalid(&key, &rules, "only DEFAULT is supported"));
     }
+    let (key, kernel_tls) = scoped("ssl.kernel.tls.enable");
+    let kernel_tls = match kernel_tls.as_deref().map(str::trim) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => return Err(invalid(&key, other, "must be true or false")),
+    };
     Ok(TlsSettings {
         certificate_chain,
         private_key,
@@ -294,6 +303,7 @@ fn tls_settings(scoped: &dyn Fn(&str) -> (String, Option<String>)) -> Result<Tls
         client_auth,
         tls12,
         tls13,
+        kernel_tls,
     })
 }
 

@@ -207,6 +207,55 @@ fn named_listeners_with_protocols_and_security() {
 }
 
 #[test]
+fn controller_listener_over_ssl_and_kernel_tls_switch() {
+    let base = [
+        "node.id=1",
+        "listeners=PLAINTEXT://127.0.0.1:9101,SSL://127.0.0.1:9102,CONTROLLER://127.0.0.1:9103",
+        "ssl.keystore.location=/etc/ferrolog/broker.pem",
+        "ssl.truststore.location=/etc/ferrolog/ca.pem",
+    ];
+    let load = |extra: &[&str]| {
+        let settings: Vec<String> = base
+            .iter()
+            .chain(extra)
+            .map(|setting| setting.to_string())
+            .collect();
+        BrokerConfig::load(None, &settings)
+    };
+    // PLAINTEXT unless the map says otherwise.
+    let plain = load(&[]).unwrap();
+    assert!(plain.controller_tls.is_none());
+    assert!(plain.listeners[1].security.tls.as_ref().unwrap().kernel_tls);
+    let ssl = load(&[
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:SSL",
+        "listener.name.controller.ssl.client.auth=required",
+        "listener.name.ssl.ssl.kernel.tls.enable=false",
+    ])
+    .unwrap();
+    let controller = ssl.controller_tls.as_ref().unwrap();
+    assert_eq!(controller.client_auth, ClientAuth::Required);
+    assert_eq!(
+        controller.truststore,
+        Some(PemSource::File("/etc/ferrolog/ca.pem".into()))
+    );
+    // The client SSL listener keeps its own settings.
+    let client = ssl.listeners[1].security.tls.as_ref().unwrap();
+    assert_eq!(client.client_auth, ClientAuth::None);
+    assert!(!client.kernel_tls);
+    // No SASL on the CONTROLLER listener; a bad switch value is named.
+    for (extra, key) in [
+        (
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:SASL_SSL",
+            "listener.security.protocol.map",
+        ),
+        ("ssl.kernel.tls.enable=maybe", "ssl.kernel.tls.enable"),
+    ] {
+        let error = load(&[extra]).unwrap_err();
+        assert!(error.to_string().contains(key), "{extra}: {error}");
+    }
+}
+
+#[test]
 fn authorizer_settings_parse() {
     let config = BrokerConfig::load(None, &[]).unwrap();
     assert!(!config.authorizer.enabled);

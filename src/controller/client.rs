@@ -3,11 +3,13 @@
 //! following NotController hints and retrying until the caller's timeout.
 
 use super::Controller;
-use super::rpc::{ControllerError, ControllerRequest, ControllerResponse, RpcPool, RpcRequest, RpcResponse};
+use super::rpc::{
+    ControllerError, ControllerRequest, ControllerResponse, Dialer, RpcPool, RpcRequest, RpcResponse,
+};
 use super::types::NodeId;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +29,7 @@ impl ControllerClient {
     pub fn new(
         local: Option<Arc<Controller>>,
         voters: &BTreeMap<i32, String>,
-        local_ip: Option<IpAddr>,
+        dialer: Dialer,
     ) -> anyhow::Result<Self> {
         let mut pools = BTreeMap::new();
         for (id, address) in voters {
@@ -42,7 +44,12 @@ impl ControllerClient {
                 .ok()
                 .and_then(|mut addresses| addresses.next())
                 .ok_or_else(|| anyhow::anyhow!("cannot resolve controller {id} at `{address}`"))?;
-            pools.insert(*id, Arc::new(RpcPool::new(resolved, local_ip)));
+            let host = address
+                .rsplit_once(':')
+                .map_or(address.as_str(), |(host, _)| host)
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            pools.insert(*id, Arc::new(RpcPool::new(resolved, host, dialer.clone())));
         }
         Ok(ControllerClient {
             local,

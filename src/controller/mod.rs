@@ -55,6 +55,10 @@ pub struct ControllerConfig {
     pub broker_session_timeout_ms: i64,
     /// `unclean.leader.election.enable`: the default for topics that do not set it.
     pub unclean_leader_election: bool,
+    /// The CONTROLLER listener's TLS (None: PLAINTEXT), for both ends of its
+    /// connections.
+    pub tls: Option<crate::config::TlsSettings>,
+    pub authorizer: crate::config::AuthorizerSettings,
 }
 
 impl ControllerConfig {
@@ -70,6 +74,8 @@ impl ControllerConfig {
             unclean_leader_election: config
                 .value("unclean.leader.election.enable")
                 .is_some_and(|(value, _)| value.trim().eq_ignore_ascii_case("true")),
+            tls: config.controller_tls.clone(),
+            authorizer: config.authorizer.clone(),
         }
     }
 }
@@ -123,7 +129,23 @@ impl Controller {
         }
         .validate()
         .map_err(|error| anyhow::anyhow!("bad quorum settings: {error}"))?;
-        let network = network::Network::new(config.listener.map(|address| address.ip()));
+        let (server_tls, client_tls) = match &config.tls {
+            Some(settings) => (
+                Some(
+                    crate::security::tls::server_config(settings)
+                        .map_err(|error| anyhow::anyhow!("the CONTROLLER listener's TLS: {error:#}"))?,
+                ),
+                Some(
+                    crate::security::tls::client_config(settings)
+                        .map_err(|error| anyhow::anyhow!("the CONTROLLER listener's TLS: {error:#}"))?,
+                ),
+            ),
+            None => (None, None),
+        };
+        let network = network::Network::new(rpc::Dialer {
+            local_ip: config.listener.map(|address| address.ip()),
+            tls: client_tls,
+        });
         let raft = Raft::new(
             config.node_id as NodeId,
             Arc::new(raft_config),
@@ -145,7 +167,11 @@ impl Controller {
             let listener = tokio::net::TcpListener::bind(address)
                 .await
                 .map_err(|error| anyhow::anyhow!("cannot listen on CONTROLLER {address}: {error}"))?;
-            tokio::spawn(server::run(listener, Arc::downgrade(&controller)));
+            let admission = server::Admission {
+                tls: server_tls,
+                authorizer: controller.config.authorizer.clone(),
+            };
+            tokio::spawn(server::run(listener, Arc::downgrade(&controller), admission));
         }
         if !controller.raft.is_initialized().await? {
             let members: BTreeMap<NodeId, Node> = controller

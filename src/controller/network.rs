@@ -1,6 +1,6 @@
 //! openraft's network: Raft RPCs to other voters over their CONTROLLER listeners.
 
-use super::rpc::{RpcError, RpcPool, RpcRequest, RpcResponse};
+use super::rpc::{Dialer, RpcError, RpcPool, RpcRequest, RpcResponse};
 use super::types::{Node, NodeId, TypeConfig};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -10,20 +10,20 @@ use openraft::raft::{
 };
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 /// Hands out one peer per target; peers for the same address share a connection pool.
 #[derive(Clone)]
 pub struct Network {
-    local_ip: Option<IpAddr>,
+    dialer: Dialer,
     pools: Arc<Mutex<HashMap<String, Arc<RpcPool>>>>,
 }
 
 impl Network {
-    pub fn new(local_ip: Option<IpAddr>) -> Self {
+    pub fn new(dialer: Dialer) -> Self {
         Network {
-            local_ip,
+            dialer,
             pools: Arc::default(),
         }
     }
@@ -34,7 +34,12 @@ impl Network {
             return Some(pool.clone());
         }
         let resolved: SocketAddr = address.to_socket_addrs().ok()?.next()?;
-        let pool = Arc::new(RpcPool::new(resolved, self.local_ip));
+        let host = address
+            .rsplit_once(':')
+            .map_or(address, |(host, _)| host)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let pool = Arc::new(RpcPool::new(resolved, host, self.dialer.clone()));
         pools.insert(address.to_string(), pool.clone());
         Some(pool)
     }

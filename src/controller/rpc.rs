@@ -6,7 +6,8 @@
 //! pool opens another connection rather than queue a heartbeat behind a slow write.
 //! Raft's own RPCs (append, vote, install snapshot) travel as openraft's serde types;
 //! brokers talk to the active controller with [`ControllerRequest`]s. Frames over
-//! [`MAX_FRAME`] or that do not parse close the connection.
+//! [`MAX_FRAME`] or that do not parse close the connection. On an SSL CONTROLLER
+//! listener the same frames travel inside TLS.
 
 use super::types::{NodeId, TypeConfig};
 use crate::cluster::commands::{CommandError, NewTopic};
@@ -20,9 +21,9 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The largest frame accepted (snapshots travel in chunks well below this).
 pub const MAX_FRAME: usize = 64 << 20;
@@ -192,8 +193,15 @@ pub enum RpcError {
     Protocol { address: SocketAddr, reason: String },
 }
 
+/// A connection on the CONTROLLER listener: plain TCP or TLS.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
 /// Writes one frame.
-pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, message: &T) -> std::io::Result<()> {
+pub async fn write_frame<S: AsyncWrite + Unpin, T: Serialize>(
+    stream: &mut S,
+    message: &T,
+) -> std::io::Result<()> {
     let body = serde_json::to_vec(message).map_err(std::io::Error::other)?;
     if body.len() > MAX_FRAME {
         return Err(std::io::Error::other(format!(
@@ -204,12 +212,14 @@ pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, message: &T) -> s
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
     frame.extend_from_slice(&body);
-    stream.write_all(&frame).await
+    stream.write_all(&frame).await?;
+    // TLS buffers records: push the frame out now.
+    stream.flush().await
 }
 
 /// Reads one frame; None at a clean end of stream.
-pub async fn read_frame<T: serde::de::DeserializeOwned>(
-    stream: &mut TcpStream,
+pub async fn read_frame<S: AsyncRead + Unpin, T: serde::de::DeserializeOwned>(
+    stream: &mut S,
 ) -> std::io::Result<Option<T>> {
     let size = match stream.read_u32().await {
         Ok(size) => size as usize,
@@ -222,11 +232,23 @@ pub async fn read_frame<T: serde::de::DeserializeOwned>(
             format!("frame of {size} bytes is over {MAX_FRAME}"),
         ));
     }
-    let mut body = vec![0; size];
-    stream.read_exact(&mut body).await?;
+    let mut body = Vec::new();
+    stream.take(size as u64).read_to_end(&mut body).await?;
+    if body.len() < size {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     serde_json::from_slice(&body)
         .map(Some)
         .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))
+}
+
+/// How this node opens connections to CONTROLLER listeners: from its own address, and
+/// over TLS (trusting the truststore, presenting the keystore) when the CONTROLLER
+/// listener is SSL.
+#[derive(Clone, Default)]
+pub struct Dialer {
+    pub local_ip: Option<IpAddr>,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Connections to one node's CONTROLLER listener. Outgoing connections are bound to
@@ -234,26 +256,29 @@ pub async fn read_frame<T: serde::de::DeserializeOwned>(
 /// listener addresses (network partitions are made by address).
 pub struct RpcPool {
     address: SocketAddr,
-    local_ip: Option<IpAddr>,
-    idle: Mutex<Vec<TcpStream>>,
+    /// The name the node's certificate must carry (the host of its voter address).
+    host: String,
+    dialer: Dialer,
+    idle: Mutex<Vec<Box<dyn Stream>>>,
 }
 
 impl RpcPool {
-    pub fn new(address: SocketAddr, local_ip: Option<IpAddr>) -> Self {
+    pub fn new(address: SocketAddr, host: &str, dialer: Dialer) -> Self {
         RpcPool {
             address,
-            local_ip,
+            host: host.to_string(),
+            dialer,
             idle: Mutex::new(Vec::new()),
         }
     }
 
-    async fn connect(&self) -> std::io::Result<TcpStream> {
+    async fn connect(&self) -> std::io::Result<Box<dyn Stream>> {
         let socket = if self.address.is_ipv4() {
             tokio::net::TcpSocket::new_v4()?
         } else {
             tokio::net::TcpSocket::new_v6()?
         };
-        if let Some(ip) = self.local_ip
+        if let Some(ip) = self.dialer.local_ip
             && ip.is_ipv4() == self.address.is_ipv4()
             && !ip.is_unspecified()
         {
@@ -261,14 +286,27 @@ impl RpcPool {
         }
         // A node cut off by a partition drops the handshake: fail fast instead of
         // waiting out the kernel's SYN retries.
+        let timeout = crate::replication::connection::CONNECT_TIMEOUT;
+        let stream = tokio::time::timeout(timeout, socket.connect(self.address))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        stream.set_nodelay(true)?;
+        let Some(tls) = self.dialer.tls.clone() else {
+            return Ok(Box::new(stream));
+        };
+        let name = rustls::pki_types::ServerName::try_from(self.host.clone()).map_err(|error| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("`{}` is not a TLS server name: {error}", self.host),
+            )
+        })?;
         let stream = tokio::time::timeout(
-            crate::replication::connection::CONNECT_TIMEOUT,
-            socket.connect(self.address),
+            timeout,
+            tokio_rustls::TlsConnector::from(tls).connect(name, stream),
         )
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-        stream.set_nodelay(true)?;
-        Ok(stream)
+        Ok(Box::new(stream))
     }
 
     /// Sends `request` and waits for its answer, for at most `timeout` in all.

@@ -7,6 +7,7 @@
 //! expired (`connections.max.reauth.ms`, KIP-368) unless the client re-authenticates.
 
 pub mod acl;
+pub mod ktls;
 pub mod sasl;
 pub mod scram;
 pub mod tls;
@@ -28,6 +29,8 @@ pub struct ListenerContext {
     pub plain_users: BTreeMap<String, String>,
     /// `connections.max.reauth.ms`; 0: sessions never expire.
     pub max_reauth_ms: i64,
+    /// `ssl.kernel.tls.enable`: TLS sessions move to the kernel where it can take them.
+    pub kernel_tls: bool,
 }
 
 impl std::fmt::Debug for ListenerContext {
@@ -50,6 +53,7 @@ impl ListenerContext {
             sasl_mechanisms: Vec::new(),
             plain_users: BTreeMap::new(),
             max_reauth_ms: 0,
+            kernel_tls: false,
         })
     }
 
@@ -69,6 +73,11 @@ impl ListenerContext {
             sasl_mechanisms: listener.security.sasl_mechanisms.clone(),
             plain_users: listener.security.plain_users.clone(),
             max_reauth_ms: listener.security.max_reauth_ms,
+            kernel_tls: listener
+                .security
+                .tls
+                .as_ref()
+                .is_some_and(|settings| settings.kernel_tls),
         }))
     }
 }

@@ -145,33 +145,3 @@ fn escape_rfc2253(value: &str) -> String {
     }
     out
 }
-
-/// Whether this kernel offers kernel TLS (the `tls` upper-layer protocol on TCP
-/// sockets), probed once on a loopback connection: Err says why not.
-pub fn kernel_tls_available() -> Result<(), String> {
-    use std::os::fd::AsRawFd;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
-    let address = listener.local_addr().map_err(|error| error.to_string())?;
-    let client = std::net::TcpStream::connect(address).map_err(|error| error.to_string())?;
-    let _server = listener.accept().map_err(|error| error.to_string())?;
-    let name = b"tls";
-    // SAFETY: the socket is open for the call; the option value is a valid buffer of
-    // the length given.
-    let result = unsafe {
-        libc::setsockopt(
-            client.as_raw_fd(),
-            libc::SOL_TCP,
-            libc::TCP_ULP,
-            name.as_ptr().cast(),
-            name.len() as libc::socklen_t,
-        )
-    };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "setsockopt(TCP_ULP, \"tls\"): {}",
-            std::io::Error::last_os_error()
-        ))
-    }
-}

@@ -3,7 +3,8 @@
 //! Responses are written chunk by chunk. Record data that lives in segment files is sent
 //! with sendfile(2) straight from the page cache (the zero-copy path); with
 //! `ServerOptions::zero_copy` off it is read into memory and written (the copying path,
-//! for transports such as TLS that must see the bytes). A slow reader only ever waits on
+//! also taken by TLS connections that rustls encrypts; a TLS connection handed to the
+//! kernel's TLS after its handshake keeps sendfile). A slow reader only ever waits on
 //! its own socket: sendfile runs non-blocking and yields until the socket is writable.
 //!
 //! Requests on one connection are handled one at a time, in order, as Kafka does, and
@@ -19,7 +20,7 @@
 use crate::api::{self, Chunk, Outcome};
 use crate::broker::Broker;
 use crate::log::segment::FileSlice;
-use crate::security::{ListenerContext, Session};
+use crate::security::{ListenerContext, Session, ktls};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -157,7 +158,7 @@ async fn accept_connection(
     };
     let accepted = tokio::time::timeout(
         TLS_HANDSHAKE_TIMEOUT,
-        tokio_rustls::TlsAcceptor::from(tls).accept(socket),
+        tokio_rustls::TlsAcceptor::from(tls).accept(ktls::RecordBounded::new(socket)),
     )
     .await;
     let stream = match accepted {
@@ -177,9 +178,25 @@ async fn accept_connection(
         .peer_certificates()
         .and_then(|chain| chain.first())
         .and_then(|certificate| crate::security::tls::certificate_principal(certificate));
+    let kernel_tls = context.kernel_tls;
     let session = Session::new(context, peer, principal);
-    let (reader, writer) = tokio::io::split(stream);
-    serve_connection(reader, Writer::Tls(writer), session, broker, options).await
+    match ktls::hand_off(stream, kernel_tls, ktls::capabilities(), ktls::install_in_kernel).await {
+        // The kernel encrypts from here: the socket is written (and sendfile'd) as on
+        // PLAINTEXT, and read after what rustls had already decrypted.
+        Ok(ktls::Handoff::Kernel { socket, received }) => {
+            let (reader, writer) = socket.into_split();
+            let reader = std::io::Cursor::new(received).chain(reader);
+            serve_connection(reader, Writer::Plain(writer), session, broker, options).await
+        }
+        Ok(ktls::Handoff::Userspace(stream)) => {
+            let (reader, writer) = tokio::io::split(*stream);
+            serve_connection(reader, Writer::Tls(writer), session, broker, options).await
+        }
+        Err(error) => {
+            tracing::warn!(%peer, %error, "cannot hand the TLS session to the kernel; closing");
+            Ok(())
+        }
+    }
 }
 
 /// Reads one frame; None at a clean end of stream.

@@ -1,6 +1,8 @@
-//! The write side of a connection: a plain TCP socket (which can sendfile) or a TLS
-//! stream (which must see every byte).
+//! The write side of a connection: a plain TCP socket (which can sendfile; with kernel
+//! TLS the kernel encrypts what it sends) or a rustls stream (which must see every
+//! byte).
 
+use crate::security::ktls::RecordBounded;
 use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -8,7 +10,7 @@ use tokio_rustls::server::TlsStream;
 
 pub(super) enum Writer {
     Plain(OwnedWriteHalf),
-    Tls(WriteHalf<TlsStream<TcpStream>>),
+    Tls(WriteHalf<TlsStream<RecordBounded<TcpStream>>>),
 }
 
 impl Writer {
