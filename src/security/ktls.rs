@@ -249,7 +249,6 @@ impl CryptoInfo {
         secrets: &rustls::ConnectionTrafficSecrets,
     ) -> Result<Self, String> {
         use rustls::ConnectionTrafficSecrets as Secrets;
-        let rec_seq = seq.to_be_bytes();
         let (key, iv, cipher) = match secrets {
             // rustls reports TLS 1.2 AES-256-GCM as Aes128Gcm with a 32-byte key:
             // the key length decides.
@@ -266,26 +265,39 @@ impl CryptoInfo {
             }
             _ => return Err("a cipher kernel TLS does not take".into()),
         };
+        Self::layout(version, cipher, key, iv, seq)
+    }
+
+    /// A key and 12-byte IV laid out for `cipher`.
+    fn layout(
+        version: KernelVersion,
+        cipher: KernelCipher,
+        key: &[u8],
+        iv: &[u8],
+        seq: u64,
+    ) -> Result<Self, String> {
+        if iv.len() != 12 {
+            return Err(format!("an IV of {} bytes", iv.len()));
+        }
         let info = |cipher_type| libc::tls_crypto_info {
             version: version.code(),
             cipher_type,
         };
-        if iv.len() != 12 {
-            return Err(format!("an IV of {} bytes", iv.len()));
-        }
+        let rec_seq = seq.to_be_bytes();
+        let (salt, explicit) = iv.split_at(4);
         Ok(match cipher {
             KernelCipher::AesGcm128 => CryptoInfo::AesGcm128(libc::tls12_crypto_info_aes_gcm_128 {
                 info: info(libc::TLS_CIPHER_AES_GCM_128),
-                iv: bytes(&iv[4..], "the IV")?,
+                iv: bytes(explicit, "the IV")?,
                 key: bytes(key, "the key")?,
-                salt: bytes(&iv[..4], "the salt")?,
+                salt: bytes(salt, "the salt")?,
                 rec_seq,
             }),
             KernelCipher::AesGcm256 => CryptoInfo::AesGcm256(libc::tls12_crypto_info_aes_gcm_256 {
                 info: info(libc::TLS_CIPHER_AES_GCM_256),
-                iv: bytes(&iv[4..], "the IV")?,
+                iv: bytes(explicit, "the IV")?,
                 key: bytes(key, "the key")?,
-                salt: bytes(&iv[..4], "the salt")?,
+                salt: bytes(salt, "the salt")?,
                 rec_seq,
             }),
             KernelCipher::Chacha20Poly1305 => {
@@ -301,36 +313,9 @@ impl CryptoInfo {
     }
 
     /// Key material of the right shape and all zeros, for probing.
-    fn zeroed(version: KernelVersion, cipher: KernelCipher) -> Self {
-        let info = |cipher_type| libc::tls_crypto_info {
-            version: version.code(),
-            cipher_type,
-        };
-        match cipher {
-            KernelCipher::AesGcm128 => CryptoInfo::AesGcm128(libc::tls12_crypto_info_aes_gcm_128 {
-                info: info(libc::TLS_CIPHER_AES_GCM_128),
-                iv: [0; 8],
-                key: [0; 16],
-                salt: [0; 4],
-                rec_seq: [0; 8],
-            }),
-            KernelCipher::AesGcm256 => CryptoInfo::AesGcm256(libc::tls12_crypto_info_aes_gcm_256 {
-                info: info(libc::TLS_CIPHER_AES_GCM_256),
-                iv: [0; 8],
-                key: [0; 32],
-                salt: [0; 4],
-                rec_seq: [0; 8],
-            }),
-            KernelCipher::Chacha20Poly1305 => {
-                CryptoInfo::Chacha20Poly1305(libc::tls12_crypto_info_chacha20_poly1305 {
-                    info: info(libc::TLS_CIPHER_CHACHA20_POLY1305),
-                    iv: [0; 12],
-                    key: [0; 32],
-                    salt: [],
-                    rec_seq: [0; 8],
-                })
-            }
-        }
+    fn zeroed(version: KernelVersion, cipher: KernelCipher) -> Result<Self, String> {
+        let key_length = if cipher == KernelCipher::AesGcm128 { 16 } else { 32 };
+        Self::layout(version, cipher, &[0; 32][..key_length], &[0; 12], 0)
     }
 
     /// The key, salt, IV and record sequence, in that order (for tests).
@@ -446,6 +431,7 @@ fn probe_one(version: KernelVersion, cipher: KernelCipher) -> Result<(), Probe> 
     enable_ulp(client.as_raw_fd())
         .map_err(|error| Probe::NoUlp(format!("setsockopt(TCP_ULP, \"tls\"): {error}")))?;
     CryptoInfo::zeroed(version, cipher)
+        .map_err(|_| Probe::Refused)?
         .install(client.as_raw_fd(), libc::TLS_TX)
         .map_err(|_| Probe::Refused)
 }

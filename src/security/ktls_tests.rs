@@ -213,28 +213,43 @@ fn run_client(
     })
 }
 
+type ServerStream = tokio_rustls::server::TlsStream<RecordBounded<tokio::net::TcpStream>>;
+
+/// A client (see [`run_client`]) and the server's end of its connection after the
+/// handshake, read record by record as the broker reads it.
+async fn handshake(
+    certificate: &(String, String),
+    config: Arc<rustls::ClientConfig>,
+    request: Vec<u8>,
+    expected: usize,
+) -> (std::thread::JoinHandle<Vec<u8>>, ServerStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let client = run_client(listener.local_addr().expect("address"), config, request, expected);
+    let (socket, _) = listener.accept().await.expect("accept");
+    let stream = tokio_rustls::TlsAcceptor::from(server_config(certificate))
+        .accept(RecordBounded::new(socket))
+        .await
+        .expect("handshake");
+    (client, stream)
+}
+
 async fn handoff_round_trip(
     version: &'static rustls::SupportedProtocolVersion,
     suite: rustls::SupportedCipherSuite,
     kernel_version: KernelVersion,
 ) {
     let certificate = certificate();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     // Larger than one record and than what rustls reads at once: an unbounded
     // handshake read would leave part of a record inside rustls.
     let request: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
     let response: Vec<u8> = b"handed off".repeat(100);
-    let client = run_client(
-        listener.local_addr().expect("address"),
+    let (client, stream) = handshake(
+        &certificate,
         client_config(&certificate, version, suite),
         request.clone(),
         response.len(),
-    );
-    let (socket, _) = listener.accept().await.expect("accept");
-    let stream = tokio_rustls::TlsAcceptor::from(server_config(&certificate))
-        .accept(RecordBounded::new(socket))
-        .await
-        .expect("handshake");
+    )
+    .await;
     let mut keys = None;
     let handoff = hand_off(
         stream,
@@ -309,23 +324,13 @@ async fn without_kernel_support_the_connection_stays_on_rustls() {
     use rustls::crypto::ring::cipher_suite as suites;
     let certificate = certificate();
     for (enabled, capabilities) in [(true, Capabilities::default()), (false, everything())] {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let request = b"still rustls".repeat(5000);
-        let client = run_client(
-            listener.local_addr().expect("address"),
-            client_config(
-                &certificate,
-                &rustls::version::TLS13,
-                suites::TLS13_AES_128_GCM_SHA256,
-            ),
-            request.clone(),
-            4,
+        let config = client_config(
+            &certificate,
+            &rustls::version::TLS13,
+            suites::TLS13_AES_128_GCM_SHA256,
         );
-        let (socket, _) = listener.accept().await.expect("accept");
-        let stream = tokio_rustls::TlsAcceptor::from(server_config(&certificate))
-            .accept(RecordBounded::new(socket))
-            .await
-            .expect("handshake");
+        let (client, stream) = handshake(&certificate, config, request.clone(), 4).await;
         let handoff = hand_off(
             stream,
             enabled,
