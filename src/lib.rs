@@ -10,6 +10,7 @@ pub mod config;
 pub mod controller;
 pub mod group;
 pub mod log;
+pub mod metrics;
 pub mod replication;
 pub mod security;
 pub mod server;

@@ -117,6 +117,13 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         );
         sockets.push((socket, context));
     }
+    if let Some(address) = broker.config.metrics_listener {
+        let socket = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address} (metrics.listener)"))?;
+        tracing::info!(address = %socket.local_addr()?, "metrics at http://{}/metrics", socket.local_addr()?);
+        tokio::spawn(ferrolog::metrics::http::serve(socket, broker.metrics.clone()));
+    }
     broker.spawn_background();
     // On SIGTERM the broker first hands its leaderships over while still serving, then
     // stops accepting requests on every listener.

@@ -28,6 +28,7 @@ async function startBroker() {
   const child = spawn(BINARY, [
     '--set', `log.dirs=${dir}`,
     '--set', `listeners=PLAINTEXT://127.0.0.1:${port}`,
+    '--set', 'metrics.listener=127.0.0.1:0',
     '--set', 'group.initial.rebalance.delay.ms=200',
     '--set', 'offsets.topic.num.partitions=5',
   ], { stdio: 'ignore' });

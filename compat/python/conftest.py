@@ -28,6 +28,7 @@ class BrokerProcess:
         self.settings = list(settings)
         # More listeners beside PLAINTEXT, by name (SSL, SASL_PLAINTEXT, ...): their ports.
         self.ports = {name: free_port() for name in listeners}
+        self.metrics_port = free_port()
         self.process = None
         self.log = open(self.data_dir.with_suffix(".log"), "ab")
 
@@ -39,7 +40,8 @@ class BrokerProcess:
         listeners = [f"PLAINTEXT://127.0.0.1:{self.port}"]
         listeners += [f"{name}://127.0.0.1:{port}" for name, port in self.ports.items()]
         args = [str(BINARY), "--set", f"log.dirs={self.data_dir}",
-                "--set", f"listeners={','.join(listeners)}"]
+                "--set", f"listeners={','.join(listeners)}",
+                "--set", f"metrics.listener=127.0.0.1:{self.metrics_port}"]
         for setting in self.settings:
             args += ["--set", setting]
         self.process = subprocess.Popen(args, stdout=self.log, stderr=self.log)

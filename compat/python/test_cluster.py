@@ -228,7 +228,7 @@ def test_dedicated_controller_and_brokers(tmp_path):
 
     def start(node_id, *settings):
         args = [str(BINARY), "--set", f"node.id={node_id}", "--set", f"log.dirs={tmp_path / f'n{node_id}'}",
-                "--set", voters]
+                "--set", voters, "--set", "metrics.listener=127.0.0.1:0"]
         for setting in settings:
             args += ["--set", setting]
         log = open(tmp_path / f"n{node_id}.log", "ab")

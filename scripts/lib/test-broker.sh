@@ -12,7 +12,8 @@ free_port() {
 start_broker() {
     local data_dir="$1" port="$2"
     shift 2
-    "$FERROLOG_BIN" --set "log.dirs=$data_dir" --set "listeners=PLAINTEXT://127.0.0.1:$port" "$@" \
+    "$FERROLOG_BIN" --set "log.dirs=$data_dir" --set "listeners=PLAINTEXT://127.0.0.1:$port" \
+        --set "metrics.listener=127.0.0.1:0" "$@" \
         >>"$data_dir.log" 2>&1 &
     BROKER_PID=$!
     for _ in $(seq 1 100); do

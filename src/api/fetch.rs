@@ -272,6 +272,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         let partitions = &mut responses[item.topic_index].partitions;
         match slice {
             Some(slice) => {
+                if !item.replica
+                    && let Some(name) = &names[item.topic_index]
+                {
+                    ctx.broker.metrics.consumed(name, slice.len);
+                }
                 slices.push(((item.topic_index, partitions.len()), slice));
                 partitions.push(data.with_records(None));
             }

@@ -238,6 +238,22 @@ where
     }
 }
 
+/// The name of a served API (its Kafka name, as metrics label it); None for a key
+/// this broker does not serve.
+pub fn api_name(raw_key: i16) -> Option<&'static str> {
+    static NAMES: std::sync::OnceLock<Vec<(i16, &'static str)>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        SUPPORTED_APIS
+            .iter()
+            .map(|(key, _, _)| (*key as i16, &*Box::leak(format!("{key:?}").into_boxed_str())))
+            .collect()
+    });
+    names
+        .iter()
+        .find(|(key, _)| *key == raw_key)
+        .map(|(_, name)| *name)
+}
+
 /// Serves one request frame (without its length prefix) for a connection's session.
 pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, session: &mut Session) -> Outcome {
     if session.sasl.raw_tokens && session.sasl.exchanging() {

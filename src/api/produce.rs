@@ -108,7 +108,18 @@ async fn produce_partition(
             return Pending::Ready(partition_error(index, code, error.to_string()));
         }
     };
-    match partition.append(&batches, acks).await {
+    let appended_bytes: usize = batches.iter().map(|batch| batch.bytes.len()).sum();
+    let appended_records: i64 = batches
+        .iter()
+        .map(|batch| i64::from(batch.header.records_count.max(0)))
+        .sum();
+    let result = partition.append(&batches, acks).await;
+    if result.is_ok() {
+        ctx.broker
+            .metrics
+            .produced(topic, appended_bytes as u64, appended_records as u64);
+    }
+    match result {
         Ok(info) if acks == -1 => Pending::Replicating {
             partition,
             index,

@@ -79,6 +79,8 @@ pub struct Broker {
     /// How replica fetchers secure their connections (the inter-broker listener's
     /// TLS and SASL login); None on PLAINTEXT.
     inter_broker_security: Option<Arc<crate::security::ClientSecurity>>,
+    /// Request, traffic and connection metrics; the broker's state is read at scrape.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Broker {
@@ -221,7 +223,13 @@ impl Broker {
             coordinated: parking_lot::Mutex::new(HashMap::new()),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             inter_broker_security,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         });
+        broker
+            .metrics
+            .register_collector(Box::new(crate::metrics::collector::BrokerCollector {
+                broker: Arc::downgrade(&broker),
+            }));
         // Partitions the image gives this broker but that have no log yet are created now.
         broker.publish(&caught_up)?;
         broker.wait_until_unfenced().await;

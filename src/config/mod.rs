@@ -199,6 +199,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     ),
     def("min.insync.replicas", Some("1"), POSITIVE_INT),
     def("max.connections", Some("2147483647"), INT),
+    def("metrics.listener", Some("127.0.0.1:9644"), ConfigKind::Text),
     def("message.max.bytes", Some("1048588"), INT),
     def("socket.request.max.bytes", Some("104857600"), POSITIVE_INT),
     def("log.retention.ms", None, LONG_ANY),
@@ -477,6 +478,9 @@ pub struct BrokerConfig {
     pub auto_create_topics_enable: bool,
     pub default_replication_factor: i16,
     pub max_connections: usize,
+    /// `metrics.listener`: where `GET /metrics` is served (HOST:PORT); None when set
+    /// empty.
+    pub metrics_listener: Option<SocketAddr>,
     pub socket_request_max_bytes: usize,
     pub retention_check_interval_ms: u64,
     pub flush_scheduler_interval_ms: u64,
@@ -593,6 +597,10 @@ impl BrokerConfig {
             listener,
             controller_listener,
         )?;
+        let metrics_listener = match get("metrics.listener").map(|value| value.trim().to_string()) {
+            Some(value) if !value.is_empty() => Some(listeners::parse_listener("metrics.listener", &value)?),
+            _ => None,
+        };
         let inter_broker_sasl_mechanism = get("sasl.mechanism.inter.broker.protocol")
             .and_then(|name| SaslMechanism::parse(&name))
             .unwrap_or(SaslMechanism::Plain);
@@ -663,6 +671,7 @@ impl BrokerConfig {
             auto_create_topics_enable: get("auto.create.topics.enable").as_deref() == Some("true"),
             default_replication_factor: int("default.replication.factor") as i16,
             max_connections: int("max.connections") as usize,
+            metrics_listener,
             socket_request_max_bytes: int("socket.request.max.bytes") as usize,
             retention_check_interval_ms: int("log.retention.check.interval.ms") as u64,
             flush_scheduler_interval_ms: int("log.flush.scheduler.interval.ms") as u64,

@@ -257,6 +257,60 @@ async fn send_outcome(
 
 type Waiting = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send>>;
 
+/// A request being answered: when it arrived, and its API and version (for metrics).
+#[derive(Clone, Copy)]
+struct Served {
+    started: std::time::Instant,
+    api: Option<(&'static str, i16)>,
+}
+
+impl Served {
+    fn new(frame: &[u8]) -> Self {
+        let api = (frame.len() >= 4)
+            .then(|| {
+                let key = i16::from_be_bytes([frame[0], frame[1]]);
+                let version = i16::from_be_bytes([frame[2], frame[3]]);
+                api::api_name(key).map(|name| (name, version))
+            })
+            .flatten();
+        Served {
+            started: std::time::Instant::now(),
+            api,
+        }
+    }
+}
+
+/// Sends one answer and counts it.
+async fn answer(
+    writer: &mut Writer,
+    outcome: Outcome,
+    options: ServerOptions,
+    served: Served,
+    broker: &Broker,
+) -> Result<(), ConnectionError> {
+    let sent = send_outcome(writer, outcome, options, served.started).await;
+    if let Some((api, version)) = served.api {
+        broker.metrics.request(api, version, served.started.elapsed());
+    }
+    sent
+}
+
+/// Counts a connection open for as long as it lives.
+struct OpenConnection<'a>(&'a crate::metrics::Metrics);
+
+impl<'a> OpenConnection<'a> {
+    fn new(metrics: &'a crate::metrics::Metrics) -> Self {
+        metrics.connection_opened();
+        OpenConnection(metrics)
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.connection_closed();
+    }
+}
+
 async fn serve_connection<R: AsyncRead + Unpin + Send + 'static>(
     mut reader: R,
     mut writer: Writer,
@@ -264,6 +318,7 @@ async fn serve_connection<R: AsyncRead + Unpin + Send + 'static>(
     broker: &Arc<Broker>,
     options: ServerOptions,
 ) -> Result<(), ConnectionError> {
+    let _open = OpenConnection::new(&broker.metrics);
     let max = broker.config.socket_request_max_bytes;
     // Frames are read by their own task, so that reading the next request can wait
     // alongside answers being prepared; the channel holds at most one frame ahead.
@@ -286,7 +341,7 @@ async fn serve_connection<R: AsyncRead + Unpin + Send + 'static>(
         }
     });
     let _stop_reading = AbortOnDrop(read_task);
-    let mut waiting: VecDeque<(Waiting, std::time::Instant)> = VecDeque::new();
+    let mut waiting: VecDeque<(Waiting, Served)> = VecDeque::new();
     loop {
         tokio::select! {
             // The oldest waiting answer goes first: answers leave in request order.
@@ -296,8 +351,8 @@ async fn serve_connection<R: AsyncRead + Unpin + Send + 'static>(
                     None => std::future::pending().await,
                 }
             }, if !waiting.is_empty() => {
-                if let Some((_, started)) = waiting.pop_front() {
-                    send_outcome(&mut writer, outcome, options, started).await?;
+                if let Some((_, served)) = waiting.pop_front() {
+                    answer(&mut writer, outcome, options, served, broker).await?;
                 }
             }
             frame = frames.recv(), if waiting.len() < MAX_WAITING_ANSWERS => {
@@ -306,22 +361,22 @@ async fn serve_connection<R: AsyncRead + Unpin + Send + 'static>(
                     Some(Err(error)) => return Err(error),
                     Some(Ok(None)) | None => {
                         // The client is done sending: answer what it is owed, then close.
-                        while let Some((answer, started)) = waiting.pop_front() {
-                            send_outcome(&mut writer, answer.await, options, started).await?;
+                        while let Some((waited, served)) = waiting.pop_front() {
+                            answer(&mut writer, waited.await, options, served, broker).await?;
                         }
                         return Ok(());
                     }
                 };
-                let started = std::time::Instant::now();
+                let served = Served::new(&frame);
                 let outcome = tokio::select! {
                     outcome = api::handle_frame(broker, frame, &mut session) => outcome,
                     _ = closed.notified() => return Ok(()),
                 };
-                tracing::trace!(handled = ?started.elapsed(), "request handled");
+                tracing::trace!(handled = ?served.started.elapsed(), "request handled");
                 match outcome {
-                    Outcome::Deferred(answer) => waiting.push_back((answer, started)),
-                    outcome if waiting.is_empty() => send_outcome(&mut writer, outcome, options, started).await?,
-                    outcome => waiting.push_back((Box::pin(std::future::ready(outcome)), started)),
+                    Outcome::Deferred(deferred) => waiting.push_back((deferred, served)),
+                    outcome if waiting.is_empty() => answer(&mut writer, outcome, options, served, broker).await?,
+                    outcome => waiting.push_back((Box::pin(std::future::ready(outcome)), served)),
                 }
             }
         }
