@@ -88,6 +88,10 @@ def test_metrics_after_a_known_workload(broker):
     # Connections: the consumers are still open.
     assert value(samples, "ferrolog_connections") >= 2
     assert value(samples, "ferrolog_connections_accepted_total") >= value(samples, "ferrolog_connections")
+    # The consumers' long polls wait in the fetch purgatory; nothing waits to replicate.
+    assert value(samples, "ferrolog_waiting_requests", kind="Fetch") >= 0
+    assert value(samples, "ferrolog_waiting_requests", kind="Produce") == 0
+    assert value(samples, "ferrolog_isr_shrinks_total") == 0
     assert value(samples, "ferrolog_under_replicated_partitions") == 0
     assert value(samples, "ferrolog_offline_partitions") == 0
     assert value(samples, "ferrolog_active_controller") == 1

@@ -241,6 +241,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
             break results;
         }
         drop(results);
+        let _waiting = ctx.broker.metrics.waiting(crate::metrics::WaitKind::Fetch);
         let _ = tokio::time::timeout_at(deadline, futures::future::select_all(waits)).await;
     };
 

@@ -202,6 +202,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, correlati
     let broker = ctx.broker.clone();
     let listener = ctx.listener.to_string();
     let respond = async move {
+        // An acks=all answer waits here for replication (the produce purgatory).
+        let _waiting = broker.metrics.waiting(crate::metrics::WaitKind::Produce);
         let mut responses = Vec::with_capacity(topics.len());
         let mut endpoints = std::collections::BTreeMap::new();
         for (topic_name, topic_id, name, partitions) in topics {

@@ -202,6 +202,7 @@ impl Broker {
             offset_metadata_max_bytes: config.offset_metadata_max_bytes,
         });
         let (published, _) = watch::channel(-1);
+        let metrics_enabled = config.metrics_listener.is_some();
         let broker = Arc::new(Broker {
             groups,
             group_writes: parking_lot::Mutex::new(Some(group_writes)),
@@ -223,7 +224,7 @@ impl Broker {
             coordinated: parking_lot::Mutex::new(HashMap::new()),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             inter_broker_security,
-            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics: Arc::new(crate::metrics::Metrics::new(metrics_enabled)),
         });
         broker
             .metrics

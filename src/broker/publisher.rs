@@ -66,7 +66,16 @@ impl Broker {
             let log_config = self.config.log_config(&topic.configs);
             match self.partition(&topic_partition) {
                 Some(partition) => {
-                    if partition.state() != state {
+                    let previous = partition.state();
+                    if previous != state {
+                        // ISR changes of a partition this broker leads (Kafka's
+                        // IsrShrinksPerSec and IsrExpandsPerSec).
+                        if state.leader == self.config.node_id
+                            && previous.leader == state.leader
+                            && previous.isr.len() != state.isr.len()
+                        {
+                            self.metrics.isr_changed(state.isr.len() > previous.isr.len());
+                        }
                         partition.update(state, now);
                     }
                     partition.with_log(|log| {

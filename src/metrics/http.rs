@@ -93,7 +93,7 @@ mod tests {
 
     #[tokio::test]
     async fn scrape_over_http() {
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::new(true));
         metrics.produced("t", 5, 1);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");

@@ -33,6 +33,31 @@ pub struct TopicLabels {
     pub topic: String,
 }
 
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WaitLabels {
+    kind: WaitKind,
+}
+
+/// What a waiting request waits for.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelValue)]
+pub enum WaitKind {
+    /// A fetch waiting for `min_bytes` (long poll).
+    Fetch,
+    /// An acks=all produce waiting for replication.
+    Produce,
+}
+
+/// Counts a request as waiting for as long as it lives.
+pub struct Waiting(Option<Gauge>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(gauge) = &self.0 {
+            gauge.dec();
+        }
+    }
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -40,8 +65,10 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.0, 21))
 }
 
-/// The broker's metrics.
+/// The broker's metrics. Disabled (no `metrics.listener`), the request path counts
+/// nothing.
 pub struct Metrics {
+    enabled: bool,
     registry: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
     request_seconds: HistogramFamily<ApiLabels>,
@@ -50,6 +77,9 @@ pub struct Metrics {
     bytes_out: Family<TopicLabels, Counter>,
     connections: Gauge,
     connections_accepted: Counter,
+    isr_shrinks: Counter,
+    isr_expands: Counter,
+    waiting: Family<WaitLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -60,13 +90,14 @@ impl std::fmt::Debug for Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
+        Self::new(true)
     }
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub fn new(enabled: bool) -> Self {
         let metrics = Metrics {
+            enabled,
             registry: Mutex::new(Registry::with_prefix("ferrolog")),
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(latency_histogram),
@@ -75,6 +106,9 @@ impl Metrics {
             bytes_out: Family::default(),
             connections: Gauge::default(),
             connections_accepted: Counter::default(),
+            isr_shrinks: Counter::default(),
+            isr_expands: Counter::default(),
+            waiting: Family::default(),
         };
         {
             let mut registry = metrics.registry.lock();
@@ -113,6 +147,21 @@ impl Metrics {
                 "Client connections accepted",
                 metrics.connections_accepted.clone(),
             );
+            registry.register(
+                "waiting_requests",
+                "Requests waiting: fetches for data (long poll), acks=all produces for replication",
+                metrics.waiting.clone(),
+            );
+            registry.register(
+                "isr_shrinks",
+                "ISR shrinks of partitions led here",
+                metrics.isr_shrinks.clone(),
+            );
+            registry.register(
+                "isr_expands",
+                "ISR expansions of partitions led here",
+                metrics.isr_expands.clone(),
+            );
         }
         metrics
     }
@@ -124,6 +173,9 @@ impl Metrics {
 
     /// One answered request.
     pub fn request(&self, api: &'static str, version: i16, elapsed: std::time::Duration) {
+        if !self.enabled {
+            return;
+        }
         self.requests.get_or_create(&RequestLabels { api, version }).inc();
         self.request_seconds
             .get_or_create(&ApiLabels { api })
@@ -132,6 +184,9 @@ impl Metrics {
 
     /// A producer's append.
     pub fn produced(&self, topic: &str, bytes: u64, records: u64) {
+        if !self.enabled {
+            return;
+        }
         let labels = TopicLabels {
             topic: topic.to_string(),
         };
@@ -141,6 +196,9 @@ impl Metrics {
 
     /// Record data sent to a consumer.
     pub fn consumed(&self, topic: &str, bytes: u64) {
+        if !self.enabled {
+            return;
+        }
         self.bytes_out
             .get_or_create(&TopicLabels {
                 topic: topic.to_string(),
@@ -148,12 +206,41 @@ impl Metrics {
             .inc_by(bytes);
     }
 
+    /// Counts a request as waiting until the guard drops.
+    pub fn waiting(&self, kind: WaitKind) -> Waiting {
+        if !self.enabled {
+            return Waiting(None);
+        }
+        // A family's gauge clones share one value.
+        let gauge = self.waiting.get_or_create(&WaitLabels { kind }).clone();
+        gauge.inc();
+        Waiting(Some(gauge))
+    }
+
+    /// A committed ISR change of a partition this broker leads.
+    pub fn isr_changed(&self, expanded: bool) {
+        if !self.enabled {
+            return;
+        }
+        if expanded {
+            self.isr_expands.inc();
+        } else {
+            self.isr_shrinks.inc();
+        }
+    }
+
     pub fn connection_opened(&self) {
+        if !self.enabled {
+            return;
+        }
         self.connections.inc();
         self.connections_accepted.inc();
     }
 
     pub fn connection_closed(&self) {
+        if !self.enabled {
+            return;
+        }
         self.connections.dec();
     }
 
@@ -173,13 +260,26 @@ mod tests {
 
     #[test]
     fn counters_and_histograms_render_with_prometheus_names() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::new(true);
         metrics.request("Produce", 9, std::time::Duration::from_millis(3));
         metrics.request("Produce", 9, std::time::Duration::from_millis(1));
         metrics.produced("orders", 1000, 10);
         metrics.consumed("orders", 700);
         metrics.connection_opened();
+        metrics.isr_changed(false);
+        let waiting = metrics.waiting(WaitKind::Fetch);
+        assert!(
+            metrics
+                .render()
+                .contains("ferrolog_waiting_requests{kind=\"Fetch\"} 1")
+        );
+        drop(waiting);
         let text = metrics.render();
+        assert!(
+            text.contains("ferrolog_waiting_requests{kind=\"Fetch\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("ferrolog_isr_shrinks_total 1"), "{text}");
         assert!(
             text.contains("ferrolog_requests_total{api=\"Produce\",version=\"9\"} 2"),
             "{text}"
@@ -202,5 +302,11 @@ mod tests {
         );
         assert!(text.contains("ferrolog_connections 1"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
+        // Disabled, nothing is counted.
+        let off = Metrics::new(false);
+        off.produced("orders", 1000, 10);
+        off.request("Produce", 9, std::time::Duration::from_millis(3));
+        assert!(!off.render().contains("orders"));
+        assert!(!off.render().contains("Produce"));
     }
 }
