@@ -3,12 +3,15 @@ OpenMetrics parser: produced records and bytes match the log, fetched bytes matc
 the consumer read, group lag is what is left to consume, request histograms count the
 requests, and the process and connection gauges are there."""
 
+import json
+import re
 import urllib.error
 import urllib.request
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from conftest import REPO
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 N = 2000
@@ -98,6 +101,12 @@ def test_metrics_after_a_known_workload(broker):
     assert value(samples, "ferrolog_process_cpu_seconds_total") > 0
     assert value(samples, "ferrolog_process_resident_memory_bytes") > 1 << 20
     assert value(samples, "ferrolog_process_open_fds") > 0
+    # Every metric the shipped Grafana dashboard queries is served.
+    dashboard = json.loads((REPO / "config" / "grafana-dashboard.json").read_text())
+    queried = {name for panel in dashboard["panels"] for target in panel["targets"]
+               for name in re.findall(r"ferrolog_\w+", target["expr"])}
+    served = {name for name, _ in samples}
+    assert len(queried) >= 15 and queried <= served, sorted(queried - served)
     consumer.close()
     halfway.close()
 
