@@ -406,6 +406,40 @@ async fn every_api_answers_every_advertised_version() {
                     )
                     .await
                     .map(|response| assert_eq!(response.filter_results[0].error_code, 54)),
+                ApiKey::DescribeLogDirs => client
+                    .send(DescribeLogDirsRequest::default().with_topics(None), version)
+                    .await
+                    .map(|response| {
+                        assert_eq!(response.error_code, 0);
+                        assert_eq!(response.results.len(), 1, "one log dir");
+                        let dir = &response.results[0];
+                        let topic = dir
+                            .topics
+                            .iter()
+                            .find(|topic| topic.name.0.as_str() == "all-versions")
+                            .expect("the topic's partition is listed");
+                        assert_eq!(topic.partitions[0].partition_index, 0);
+                        assert!(topic.partitions[0].partition_size > 0, "Produce ran first");
+                        assert_eq!(topic.partitions[0].offset_lag, 0);
+                        if version >= 4 {
+                            assert!(dir.total_bytes > 0 && (0..=dir.total_bytes).contains(&dir.usable_bytes));
+                        }
+                    }),
+                ApiKey::DescribeCluster => client
+                    .send(
+                        DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+                        version,
+                    )
+                    .await
+                    .map(|response| {
+                        assert_eq!(response.error_code, 0);
+                        assert!(!response.cluster_id.is_empty());
+                        assert_eq!(response.brokers.len(), 1);
+                        assert_eq!(*response.brokers[0].broker_id, 0);
+                        assert_eq!(*response.controller_id, 0);
+                        // No authorizer: every cluster operation is allowed.
+                        assert_eq!(response.cluster_authorized_operations, 0b1_1111_1010_0000);
+                    }),
                 other => panic!("no test for {other:?}"),
             };
             outcome.unwrap_or_else(|error| panic!("{api_key:?} v{version}: {error}"));
@@ -654,4 +688,21 @@ async fn data_topics_and_configs_survive_restart() {
     let mut buf = partition.records.clone().unwrap();
     let decoded = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf).unwrap();
     assert_eq!(decoded[0].records[0].offset, 8);
+}
+
+#[tokio::test]
+async fn describe_cluster_answers_for_broker_endpoints_only() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = broker.client().await;
+    for version in 1..=2 {
+        let response = client
+            .send(DescribeClusterRequest::default().with_endpoint_type(2), version)
+            .await
+            .unwrap();
+        assert_eq!(response.error_code, 114, "MISMATCHED_ENDPOINT_TYPE");
+        assert!(response.brokers.is_empty());
+    }
+    // Authorized operations only when asked.
+    let response = client.send(DescribeClusterRequest::default(), 0).await.unwrap();
+    assert_eq!(response.cluster_authorized_operations, i32::MIN);
 }

@@ -1,0 +1,54 @@
+"""Admin APIs through kafka-python's KafkaAdminClient, which sends them as Kafka's
+Java AdminClient does: DescribeCluster (API 60) and DescribeLogDirs (API 35), whose
+partition sizes must match the segment files on disk."""
+
+from confluent_kafka import Producer
+from kafka.admin import KafkaAdminClient, NewTopic
+
+
+def test_describe_cluster(broker):
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        cluster = admin.describe_cluster()
+    finally:
+        admin.close()
+    assert cluster["cluster_id"]
+    assert cluster["controller_id"] == 0
+    assert [(b["broker_id"], b["host"], b["port"], b["is_fenced"]) for b in cluster["brokers"]] == [
+        (0, "127.0.0.1", broker.port, False)]
+    # No authorizer: every cluster operation is allowed, and the client names them.
+    operations = {str(operation).split(".")[-1] for operation in cluster["authorized_operations"]}
+    assert {"DESCRIBE", "ALTER", "CLUSTER_ACTION", "IDEMPOTENT_WRITE"} <= operations, operations
+
+
+def test_describe_log_dirs_sizes_match_the_files(broker):
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        admin.create_topics([NewTopic("sized", 2, 1)])
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+        for i in range(3000):
+            producer.produce("sized", value=b"s" * (100 + i % 50), partition=i % 2)
+        assert producer.flush(30) == 0
+        answers = admin.describe_log_dirs()
+    finally:
+        admin.close()
+    assert len(answers) == 1 and answers[0]["broker"] == 0
+    dirs = answers[0]["log_dirs"]
+    assert [d["log_dir"] for d in dirs] == [str(broker.data_dir)]
+    assert dirs[0]["error_code"] == 0
+    assert 0 < dirs[0]["usable_bytes"] <= dirs[0]["total_bytes"]
+    topic = next(t for t in dirs[0]["topics"] if t["name"] == "sized")
+    assert [p["partition_index"] for p in topic["partitions"]] == [0, 1]
+    for partition in topic["partitions"]:
+        files = (broker.data_dir / f"sized-{partition['partition_index']}").glob("*.log")
+        on_disk = sum(f.stat().st_size for f in files)
+        assert partition["partition_size"] == on_disk > 1500 * 100
+        assert partition["offset_lag"] == 0
+    # Only what is asked for.
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        only = admin.describe_log_dirs({"sized": [1]})
+    finally:
+        admin.close()
+    topics = only[0]["log_dirs"][0]["topics"]
+    assert [(t["name"], [p["partition_index"] for p in t["partitions"]]) for t in topics] == [("sized", [1])]
