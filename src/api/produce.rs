@@ -43,7 +43,7 @@ fn appended(index: i32, info: &AppendInfo) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
         .with_index(index)
         .with_base_offset(info.base_offset)
-        .with_log_append_time_ms(-1)
+        .with_log_append_time_ms(info.log_append_time_ms)
         .with_log_start_offset(info.log_start_offset)
 }
 

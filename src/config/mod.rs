@@ -220,6 +220,11 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         },
     ),
     def("log.roll.ms", None, ConfigKind::Long { min: 1 }),
+    def(
+        "log.message.timestamp.type",
+        Some("CreateTime"),
+        ConfigKind::Choice(TIMESTAMP_TYPES),
+    ),
     def("log.roll.hours", Some("168"), POSITIVE_INT),
     def("log.index.interval.bytes", Some("4096"), INT),
     def(
@@ -293,6 +298,9 @@ const fn topic(name: &'static str, broker_name: &'static str, kind: ConfigKind) 
     }
 }
 
+/// `message.timestamp.type`: the producer's timestamps, or the broker's at append.
+const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
+
 /// Every topic config the broker understands; the default is the broker config's value.
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     topic(
@@ -313,6 +321,11 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     topic("flush.ms", "log.flush.interval.ms", ConfigKind::Long { min: 0 }),
     topic("index.interval.bytes", "log.index.interval.bytes", INT),
     topic("max.message.bytes", "message.max.bytes", INT),
+    topic(
+        "message.timestamp.type",
+        "log.message.timestamp.type",
+        ConfigKind::Choice(TIMESTAMP_TYPES),
+    ),
     topic("min.insync.replicas", "min.insync.replicas", POSITIVE_INT),
     topic("retention.bytes", "log.retention.bytes", LONG_ANY),
     topic("retention.ms", "log.retention.ms", ConfigKind::Long { min: -1 }),
@@ -414,6 +427,9 @@ pub struct LogConfig {
     pub max_message_bytes: i32,
     /// `min.insync.replicas` for acks=all.
     pub min_insync_replicas: i32,
+    /// `message.timestamp.type=LogAppendTime`: the leader stamps each batch with its
+    /// append time.
+    pub log_append_time: bool,
 }
 
 /// Which parts of a node run (`process.roles`).
@@ -642,6 +658,8 @@ impl BrokerConfig {
             max_index_size: int("log.index.size.max.bytes") as u64,
             max_message_bytes: int("message.max.bytes") as i32,
             min_insync_replicas: int("min.insync.replicas") as i32,
+            log_append_time: get("log.message.timestamp.type").as_deref().map(str::trim)
+                == Some("LogAppendTime"),
         };
         Ok(BrokerConfig {
             node_id,
@@ -721,6 +739,7 @@ impl BrokerConfig {
                 ("index.interval.bytes", Some(v)) => log.index_interval_bytes = v as u64,
                 ("max.message.bytes", Some(v)) => log.max_message_bytes = v as i32,
                 ("min.insync.replicas", Some(v)) => log.min_insync_replicas = v as i32,
+                ("message.timestamp.type", _) => log.log_append_time = value == "LogAppendTime",
                 _ => {}
             }
         }

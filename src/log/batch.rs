@@ -197,6 +197,32 @@ pub fn split_and_validate(
     Ok(batches)
 }
 
+/// The timestamp-type bit of the attributes: set, every record's timestamp is the
+/// batch's `max_timestamp`, the broker's append time.
+pub const LOG_APPEND_TIME_FLAG: i16 = 0x08;
+
+impl IncomingBatch {
+    /// This batch with the broker's append time (`message.timestamp.type=LogAppendTime`,
+    /// as Kafka does it): the timestamp-type attribute set, `max_timestamp` the append
+    /// time, and the CRC recomputed. The records are not touched.
+    pub fn with_log_append_time(&self, now_ms: i64) -> IncomingBatch {
+        let mut bytes = self.bytes.to_vec();
+        let attributes = self.header.attributes | LOG_APPEND_TIME_FLAG;
+        bytes[21..23].copy_from_slice(&attributes.to_be_bytes());
+        bytes[35..43].copy_from_slice(&now_ms.to_be_bytes());
+        let crc = crc32c::crc32c(&bytes[CRC_START..]);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        let mut header = self.header;
+        header.attributes = attributes;
+        header.max_timestamp = now_ms;
+        header.crc = crc;
+        IncomingBatch {
+            header,
+            bytes: Bytes::from(bytes),
+        }
+    }
+}
+
 /// The first 17 bytes of a batch with the broker's base offset and leader epoch stamped in.
 pub fn stamped_prefix(original: &[u8], base_offset: i64, leader_epoch: i32) -> [u8; STAMPED_PREFIX_LEN] {
     let mut prefix = [0u8; STAMPED_PREFIX_LEN];
@@ -241,6 +267,23 @@ pub(crate) mod tests {
         let last = corrupt.len() - 1;
         corrupt[last] ^= 1;
         assert!(matches!(validate(&corrupt), Err(BatchError::CrcMismatch { .. })));
+    }
+
+    #[test]
+    fn log_append_time_stamps_the_header_and_keeps_the_crc_valid() {
+        let original = Bytes::from(make_batch(3, 1_000, b"payload"));
+        let incoming = &split_and_validate(&original, 1 << 20).unwrap()[0];
+        let stamped = incoming.with_log_append_time(5_000);
+        // The stamped bytes still pass the broker's own checks.
+        let checked = &split_and_validate(&stamped.bytes, 1 << 20).unwrap()[0];
+        assert_eq!(checked.header, stamped.header);
+        assert_eq!(checked.header.max_timestamp, 5_000);
+        assert_eq!(
+            checked.header.attributes & LOG_APPEND_TIME_FLAG,
+            LOG_APPEND_TIME_FLAG
+        );
+        assert_eq!(checked.header.base_timestamp, incoming.header.base_timestamp);
+        assert_eq!(&stamped.bytes[61..], &original[61..], "records untouched");
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct AppendInfo {
     pub last_offset: i64,
     /// The log start offset after the append, for the produce response.
     pub log_start_offset: i64,
+    /// The broker's append time on a LogAppendTime topic; -1 otherwise.
+    pub log_append_time_ms: i64,
 }
 
 pub struct PartitionLog {
@@ -352,6 +354,16 @@ impl PartitionLog {
                 topic_partition: self.topic_partition.clone(),
             });
         }
+        let stamped: Vec<IncomingBatch>;
+        let (batches, log_append_time_ms) = if self.config.log_append_time {
+            stamped = batches
+                .iter()
+                .map(|batch| batch.with_log_append_time(now_ms))
+                .collect();
+            (&stamped[..], now_ms)
+        } else {
+            (batches, -1)
+        };
         let base_offset = self.log_end_offset();
         let total: u64 = batches.iter().map(|batch| batch.bytes.len() as u64).sum();
         let messages: i64 = batches
@@ -374,6 +386,7 @@ impl PartitionLog {
             base_offset,
             last_offset: base_offset + messages - 1,
             log_start_offset: self.log_start_offset(),
+            log_append_time_ms,
         })
     }
 
@@ -431,6 +444,7 @@ impl PartitionLog {
                 base_offset: log_end_offset,
                 last_offset: log_end_offset - 1,
                 log_start_offset: self.log_start_offset(),
+                log_append_time_ms: -1,
             });
         };
         let base_offset = first.header.base_offset;
@@ -451,6 +465,7 @@ impl PartitionLog {
             base_offset,
             last_offset: expected - 1,
             log_start_offset: self.log_start_offset(),
+            log_append_time_ms: -1,
         })
     }
 

@@ -237,6 +237,7 @@ impl Partition {
                     base_offset,
                     last_offset,
                     log_start_offset: log.log_start_offset(),
+                    log_append_time_ms: -1,
                 },
                 needs_flush,
             ));
