@@ -425,6 +425,19 @@ async fn every_api_answers_every_advertised_version() {
                             assert!(dir.total_bytes > 0 && (0..=dir.total_bytes).contains(&dir.usable_bytes));
                         }
                     }),
+                ApiKey::DescribeProducers => {
+                    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+                    let request = DescribeProducersRequest::default().with_topics(vec![
+                        TopicRequest::default()
+                            .with_name(TopicName(StrBytes::from_static_str("all-versions")))
+                            .with_partition_indexes(vec![0, 7]),
+                    ]);
+                    client.send(request, version).await.map(|response| {
+                        let partitions = &response.topics[0].partitions;
+                        assert_eq!(partitions[0].error_code, 0);
+                        assert_eq!(partitions[1].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+                    })
+                }
                 ApiKey::DescribeCluster => client
                     .send(
                         DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),

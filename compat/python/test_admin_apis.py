@@ -52,3 +52,28 @@ def test_describe_log_dirs_sizes_match_the_files(broker):
         admin.close()
     topics = only[0]["log_dirs"][0]["topics"]
     assert [(t["name"], [p["partition_index"] for p in t["partitions"]]) for t in topics] == [("sized", [1])]
+
+
+def test_describe_producers_after_an_idempotent_producer(broker):
+    import time
+    from kafka import TopicPartition
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        admin.create_topics([NewTopic("produced", 1, 1)])
+        before = int(time.time() * 1000)
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True,
+                             "linger.ms": 0})
+        for i in range(25):
+            producer.produce("produced", value=f"{i}".encode())
+            producer.flush(30)  # one batch per record: sequences 0..24
+        states = admin.describe_producers([TopicPartition("produced", 0)])
+    finally:
+        admin.close()
+    state = states[TopicPartition("produced", 0)]
+    producers = state.active_producers
+    assert len(producers) == 1, producers
+    active = producers[0]
+    assert active.producer_id >= 0 and active.producer_epoch == 0
+    assert active.last_sequence == 24
+    assert before <= active.last_timestamp <= int(time.time() * 1000)
+    assert active.current_transaction_start_offset == -1 and active.coordinator_epoch == -1

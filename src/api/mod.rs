@@ -18,6 +18,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_user_scram_credentials;
 pub mod error_code;
@@ -50,11 +51,12 @@ use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest, CreateAclsRequest, CreatePartitionsRequest,
     CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest, DeleteTopicsRequest, DescribeAclsRequest,
     DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
-    DescribeQuorumRequest, DescribeUserScramCredentialsRequest, FetchRequest, FindCoordinatorRequest,
-    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
-    ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
+    DescribeProducersRequest, DescribeQuorumRequest, DescribeUserScramCredentialsRequest, FetchRequest,
+    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
+    ProduceRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+    SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::sync::Arc;
@@ -94,6 +96,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteAcls, 1, 3),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -413,6 +416,9 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, session: &mut Sess
         )),
         ApiKey::DescribeAcls => route!(DescribeAclsRequest, |r| Some(describe_acls::handle(ctx, r))),
         ApiKey::DescribeLogDirs => route!(DescribeLogDirsRequest, |r| Some(describe_log_dirs::handle(
+            ctx, r
+        ))),
+        ApiKey::DescribeProducers => route!(DescribeProducersRequest, |r| Some(describe_producers::handle(
             ctx, r
         ))),
         ApiKey::DescribeCluster => route!(DescribeClusterRequest, |r| Some(describe_cluster::handle(ctx, r))),

@@ -51,6 +51,23 @@ struct RecentBatch {
 struct ProducerEntry {
     epoch: i16,
     recent: VecDeque<RecentBatch>,
+    /// The max timestamp of the producer's last batch (-1 in snapshots from before it
+    /// was kept).
+    #[serde(default = "no_timestamp")]
+    last_timestamp: i64,
+}
+
+fn no_timestamp() -> i64 {
+    -1
+}
+
+/// One producer as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +147,29 @@ impl ProducerStateTable {
     pub fn record_header(&mut self, header: &BatchHeader) {
         if let Some(identity) = BatchIdentity::of(header) {
             self.record(&identity, header.base_offset, header.last_offset());
+            if let Some(entry) = self.producers.get_mut(&identity.producer_id) {
+                entry.last_timestamp = header.max_timestamp;
+            }
         }
+    }
+
+    /// Every producer with a batch in the table, by producer id.
+    pub fn active(&self) -> Vec<ActiveProducer> {
+        let mut active: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .filter_map(|(producer_id, entry)| {
+                let last = entry.recent.back()?;
+                Some(ActiveProducer {
+                    producer_id: *producer_id,
+                    producer_epoch: entry.epoch,
+                    last_sequence: last.last_sequence,
+                    last_timestamp: entry.last_timestamp,
+                })
+            })
+            .collect();
+        active.sort_by_key(|producer| producer.producer_id);
+        active
     }
 
     /// How many producers the table knows.
