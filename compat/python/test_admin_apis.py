@@ -77,3 +77,26 @@ def test_describe_producers_after_an_idempotent_producer(broker):
     assert active.last_sequence == 24
     assert before <= active.last_timestamp <= int(time.time() * 1000)
     assert active.current_transaction_start_offset == -1 and active.coordinator_epoch == -1
+
+
+def test_topic_configs_read_back_have_values_and_can_be_written_again(broker):
+    """Tools read a topic's configs and write them all back: no value may be null, and
+    each must be accepted as it was read."""
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                       ConfigSource)
+    from confluent_kafka.admin import NewTopic as ConfluentNewTopic
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for future in admin.create_topics([ConfluentNewTopic("configured", 1, 1, config={"retention.ms": "3600000"})]).values():
+        future.result(timeout=30)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, "configured")
+    configs = admin.describe_configs([resource])[resource].result(timeout=30)
+    assert {name for name, entry in configs.items() if entry.value is None} == set()
+    assert configs["flush.ms"].value == "9223372036854775807"
+    assert configs["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert configs["segment.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
+    entries = [ConfigEntry(name, entry.value, incremental_operation=AlterConfigOpType.SET)
+               for name, entry in configs.items()]
+    write_back = ConfigResource(ConfigResource.Type.TOPIC, "configured", incremental_configs=entries)
+    admin.incremental_alter_configs([write_back])[write_back].result(timeout=30)
+    again = admin.describe_configs([resource])[resource].result(timeout=30)
+    assert {name: entry.value for name, entry in again.items()} == {name: entry.value for name, entry in configs.items()}

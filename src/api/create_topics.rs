@@ -41,7 +41,9 @@ pub fn resolved_topic_configs(
                 match broker_value {
                     Some((value, true)) => (config.name, Some(value), SOURCE_STATIC_BROKER),
                     Some((value, false)) => (config.name, Some(value), SOURCE_DEFAULT),
-                    None => (config.name, None, SOURCE_DEFAULT),
+                    // A topic default of its own (flush.ms: never), so clients that
+                    // read configs back and write them again never meet a null.
+                    None => (config.name, config.default.map(str::to_string), SOURCE_DEFAULT),
                 }
             }
         })

@@ -318,7 +318,11 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "log.flush.interval.messages",
         ConfigKind::Long { min: 1 },
     ),
-    topic("flush.ms", "log.flush.interval.ms", ConfigKind::Long { min: 0 }),
+    // Kafka's topic default when the broker sets no `log.flush.interval.ms`: never.
+    ConfigDef {
+        default: Some("9223372036854775807"),
+        ..topic("flush.ms", "log.flush.interval.ms", ConfigKind::Long { min: 0 })
+    },
     topic("index.interval.bytes", "log.index.interval.bytes", INT),
     topic("max.message.bytes", "message.max.bytes", INT),
     topic(
