@@ -425,6 +425,28 @@ async fn every_api_answers_every_advertised_version() {
                             assert!(dir.total_bytes > 0 && (0..=dir.total_bytes).contains(&dir.usable_bytes));
                         }
                     }),
+                ApiKey::AlterConfigs => {
+                    use kafka_protocol::messages::alter_configs_request::{
+                        AlterConfigsResource, AlterableConfig,
+                    };
+                    let request = AlterConfigsRequest::default().with_resources(vec![
+                        AlterConfigsResource::default()
+                            .with_resource_type(2)
+                            .with_resource_name(StrBytes::from_static_str("all-versions"))
+                            .with_configs(vec![
+                                AlterableConfig::default()
+                                    .with_name(StrBytes::from_static_str("retention.ms"))
+                                    .with_value(Some(StrBytes::from_static_str("86400000"))),
+                            ]),
+                        AlterConfigsResource::default()
+                            .with_resource_type(2)
+                            .with_resource_name(StrBytes::from_static_str("no-such-topic")),
+                    ]);
+                    client.send(request, version).await.map(|response| {
+                        assert_eq!(response.responses[0].error_code, 0);
+                        assert_eq!(response.responses[1].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+                    })
+                }
                 ApiKey::DescribeProducers => {
                     use kafka_protocol::messages::describe_producers_request::TopicRequest;
                     let request = DescribeProducersRequest::default().with_topics(vec![

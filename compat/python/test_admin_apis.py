@@ -2,7 +2,8 @@
 Java AdminClient does: DescribeCluster (API 60) and DescribeLogDirs (API 35), whose
 partition sizes must match the segment files on disk."""
 
-from confluent_kafka import Producer
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 
@@ -100,3 +101,27 @@ def test_topic_configs_read_back_have_values_and_can_be_written_again(broker):
     admin.incremental_alter_configs([write_back])[write_back].result(timeout=30)
     again = admin.describe_configs([resource])[resource].result(timeout=30)
     assert {name: entry.value for name, entry in again.items()} == {name: entry.value for name, entry in configs.items()}
+
+
+def test_legacy_alter_configs_replaces_the_overrides(broker):
+    from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
+    from confluent_kafka.admin import NewTopic as ConfluentNewTopic
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for future in admin.create_topics([ConfluentNewTopic("legacy", 1, 1, config={"retention.ms": "3600000"})]).values():
+        future.result(timeout=30)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, "legacy", set_config={"segment.ms": "60000"})
+    admin.alter_configs([resource])[resource].result(timeout=30)
+    described = ConfigResource(ConfigResource.Type.TOPIC, "legacy")
+    configs = admin.describe_configs([described])[described].result(timeout=30)
+    assert (configs["segment.ms"].value, configs["segment.ms"].source) == (
+        "60000", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    # Not given again: back to the default.
+    assert configs["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value
+    assert configs["retention.ms"].value == "604800000"
+    # A bad value is refused with INVALID_CONFIG and changes nothing.
+    bad = ConfigResource(ConfigResource.Type.TOPIC, "legacy", set_config={"segment.ms": "soon"})
+    with pytest.raises(KafkaException) as refused:
+        admin.alter_configs([bad])[bad].result(timeout=30)
+    assert refused.value.args[0].code() == KafkaError.INVALID_CONFIG, refused.value
+    configs = admin.describe_configs([described])[described].result(timeout=30)
+    assert configs["segment.ms"].value == "60000"

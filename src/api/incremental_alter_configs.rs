@@ -1,5 +1,6 @@
 //! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on topic configs.
-//! Broker configs are static (set at start-up) and cannot be altered.
+//! Broker configs are static (set at start-up) and cannot be altered. [`alter_topic`]
+//! is shared with the legacy AlterConfigs.
 
 use super::describe_configs::RESOURCE_TOPIC;
 use super::{RequestContext, error_code};
@@ -17,7 +18,7 @@ const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
 /// Applies the operations to a copy of the overrides; the error is a message for the client.
-fn apply(
+pub(super) fn apply(
     current: &BTreeMap<String, String>,
     operations: &[(String, i8, Option<String>)],
 ) -> Result<BTreeMap<String, String>, String> {
@@ -70,44 +71,47 @@ fn apply(
     Ok(configs)
 }
 
+/// Alters one resource's topic configs: `change` turns the current overrides into the
+/// new ones (or an INVALID_CONFIG message). Broker configs are static. The error is the
+/// code and message for the client.
+pub(super) async fn alter_topic(
+    ctx: &RequestContext<'_>,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String>,
+) -> Result<(), (i16, String)> {
+    if resource_type != RESOURCE_TOPIC {
+        return Err((
+            error_code::INVALID_REQUEST,
+            "only topic configs can be altered; broker configs are static".into(),
+        ));
+    }
+    if !ctx.allowed(Operation::AlterConfigs, ResourceType::Topic, name) {
+        return Err((
+            ResponseError::TopicAuthorizationFailed.code(),
+            format!("not authorized to alter the configs of `{name}`"),
+        ));
+    }
+    let Some(topic) = ctx.broker.topic(name) else {
+        return Err((
+            error_code::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("unknown topic `{name}`"),
+        ));
+    };
+    let configs = change(&topic.configs).map_err(|message| (ResponseError::InvalidConfig.code(), message))?;
+    ctx.broker
+        .set_topic_configs(name, configs, validate_only, super::DEFAULT_ADMIN_TIMEOUT)
+        .await
+        .map_err(|error| (error_code::topic_error(&error), error.to_string()))
+}
+
 pub async fn handle(
     ctx: &RequestContext<'_>,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let broker = ctx.broker;
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
-        let response = AlterConfigsResourceResponse::default()
-            .with_resource_type(resource.resource_type)
-            .with_resource_name(resource.resource_name.clone());
-        let fail = |code: i16, message: String| {
-            response
-                .clone()
-                .with_error_code(code)
-                .with_error_message(Some(StrBytes::from_string(message)))
-        };
-        if resource.resource_type != RESOURCE_TOPIC {
-            responses.push(fail(
-                error_code::INVALID_REQUEST,
-                "only topic configs can be altered; broker configs are static".into(),
-            ));
-            continue;
-        }
-        let name = resource.resource_name.to_string();
-        if !ctx.allowed(Operation::AlterConfigs, ResourceType::Topic, &name) {
-            responses.push(fail(
-                kafka_protocol::ResponseError::TopicAuthorizationFailed.code(),
-                format!("not authorized to alter the configs of `{name}`"),
-            ));
-            continue;
-        }
-        let Some(topic) = broker.topic(&name) else {
-            responses.push(fail(
-                error_code::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("unknown topic `{name}`"),
-            ));
-            continue;
-        };
         let operations: Vec<(String, i8, Option<String>)> = resource
             .configs
             .iter()
@@ -119,25 +123,23 @@ pub async fn handle(
                 )
             })
             .collect();
-        let configs = match apply(&topic.configs, &operations) {
-            Ok(configs) => configs,
-            Err(message) => {
-                responses.push(fail(ResponseError::InvalidConfig.code(), message));
-                continue;
-            }
-        };
-        match broker
-            .set_topic_configs(
-                &name,
-                configs,
-                request.validate_only,
-                super::DEFAULT_ADMIN_TIMEOUT,
-            )
-            .await
-        {
-            Ok(()) => responses.push(response),
-            Err(error) => responses.push(fail(error_code::topic_error(&error), error.to_string())),
-        }
+        let outcome = alter_topic(
+            ctx,
+            resource.resource_type,
+            &resource.resource_name,
+            request.validate_only,
+            |current| apply(current, &operations),
+        )
+        .await;
+        let response = AlterConfigsResourceResponse::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name);
+        responses.push(match outcome {
+            Ok(()) => response,
+            Err((code, message)) => response
+                .with_error_code(code)
+                .with_error_message(Some(StrBytes::from_string(message))),
+        });
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
