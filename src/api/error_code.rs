@@ -38,6 +38,7 @@ pub fn batch_error(error: &BatchError) -> i16 {
         | BatchError::InvalidLength { .. }
         | BatchError::CrcMismatch { .. }
         | BatchError::InconsistentCount { .. } => ResponseError::CorruptMessage.code(),
+        BatchError::Undecodable => ResponseError::InvalidRecord.code(),
     }
 }
 

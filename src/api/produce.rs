@@ -90,8 +90,21 @@ async fn produce_partition(
             "null records".into(),
         ));
     };
-    let max_message_bytes = partition.with_log(|log| log.config().max_message_bytes).max(0) as usize;
-    let batches = match batch::split_and_validate(&records, max_message_bytes) {
+    let (max_message_bytes, codec) = partition.with_log(|log| {
+        (
+            log.config().max_message_bytes.max(0) as usize,
+            log.config().compression,
+        )
+    });
+    let checked = batch::split_and_validate(&records, max_message_bytes).and_then(|batches| match codec {
+        // The topic's compression.type: batches in another codec are written again.
+        Some(codec) => batches
+            .iter()
+            .map(|batch| crate::log::recompress::to_codec(batch, codec, max_message_bytes))
+            .collect(),
+        None => Ok(batches),
+    });
+    let batches = match checked {
         Ok(batches) if !batches.is_empty() => batches,
         Ok(_) => {
             return Pending::Ready(partition_error(

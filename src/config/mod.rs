@@ -86,7 +86,7 @@ const CLEANUP_POLICIES: &[&str] = &["delete"];
 const PROCESS_ROLES: &[&str] = &["broker", "controller"];
 const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
 const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
-const COMPRESSION_TYPES: &[&str] = &["producer"];
+const COMPRESSION_TYPES: &[&str] = &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"];
 /// Kafka's rack-aware selector (KIP-392); the leader-only selector is the default.
 pub const RACK_AWARE_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
 const REPLICA_SELECTORS: &[&str] = &[
@@ -434,6 +434,9 @@ pub struct LogConfig {
     /// `message.timestamp.type=LogAppendTime`: the leader stamps each batch with its
     /// append time.
     pub log_append_time: bool,
+    /// `compression.type`: the codec batches are stored in (None: as the producer sent
+    /// them).
+    pub compression: Option<kafka_protocol::records::Compression>,
 }
 
 /// Which parts of a node run (`process.roles`).
@@ -664,6 +667,9 @@ impl BrokerConfig {
             min_insync_replicas: int("min.insync.replicas") as i32,
             log_append_time: get("log.message.timestamp.type").as_deref().map(str::trim)
                 == Some("LogAppendTime"),
+            compression: get("compression.type")
+                .as_deref()
+                .and_then(crate::log::recompress::topic_codec),
         };
         Ok(BrokerConfig {
             node_id,
@@ -744,6 +750,7 @@ impl BrokerConfig {
                 ("max.message.bytes", Some(v)) => log.max_message_bytes = v as i32,
                 ("min.insync.replicas", Some(v)) => log.min_insync_replicas = v as i32,
                 ("message.timestamp.type", _) => log.log_append_time = value == "LogAppendTime",
+                ("compression.type", _) => log.compression = crate::log::recompress::topic_codec(value),
                 _ => {}
             }
         }

@@ -40,6 +40,8 @@ pub enum BatchError {
         records_count: i32,
         last_offset_delta: i32,
     },
+    #[error("record batch records cannot be decoded for the topic's compression.type")]
+    Undecodable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

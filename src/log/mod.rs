@@ -12,6 +12,7 @@ pub mod offset_index;
 pub mod partition_log;
 pub mod producer_snapshot;
 pub mod producer_state;
+pub mod recompress;
 pub mod retention;
 pub mod segment;
 pub mod time_index;
