@@ -23,10 +23,7 @@ impl Broker {
         if !settings.enabled {
             return true;
         }
-        let rules = AuthorizerRules {
-            super_users: settings.super_users.clone(),
-            allow_if_no_acl: settings.allow_if_no_acl,
-        };
+        let rules = AuthorizerRules::from(settings);
         let image = self.image();
         acl::authorize(
             image.acls.values(),

@@ -94,10 +94,7 @@ async fn admit(
     if settings.enabled {
         let controller = controller.upgrade()?;
         let image = controller.image().borrow().clone();
-        let rules = AuthorizerRules {
-            super_users: settings.super_users.clone(),
-            allow_if_no_acl: settings.allow_if_no_acl,
-        };
+        let rules = AuthorizerRules::from(settings);
         let allowed = acl::authorize(
             image.acls.values(),
             &rules,

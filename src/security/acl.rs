@@ -243,6 +243,15 @@ pub struct AuthorizerRules {
     pub allow_if_no_acl: bool,
 }
 
+impl From<&crate::config::AuthorizerSettings> for AuthorizerRules {
+    fn from(settings: &crate::config::AuthorizerSettings) -> Self {
+        AuthorizerRules {
+            super_users: settings.super_users.clone(),
+            allow_if_no_acl: settings.allow_if_no_acl,
+        }
+    }
+}
+
 /// May `principal`, connected from `host`, perform `operation` on the resource?
 pub fn authorize<'a>(
     acls: impl IntoIterator<Item = &'a AclBinding>,
