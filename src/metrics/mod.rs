@@ -58,6 +58,14 @@ impl Drop for Waiting {
     }
 }
 
+/// One topic's traffic counters, shared with their families.
+#[derive(Clone)]
+struct TopicCounters {
+    bytes_in: Counter,
+    records_in: Counter,
+    bytes_out: Counter,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -80,6 +88,9 @@ pub struct Metrics {
     isr_shrinks: Counter,
     isr_expands: Counter,
     waiting: Family<WaitLabels, Gauge>,
+    /// The families' counters by topic name, so the produce and fetch paths find them
+    /// without building a label (a String) per batch.
+    topics: parking_lot::RwLock<std::collections::HashMap<String, TopicCounters>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -109,6 +120,7 @@ impl Metrics {
             isr_shrinks: Counter::default(),
             isr_expands: Counter::default(),
             waiting: Family::default(),
+            topics: Default::default(),
         };
         {
             let mut registry = metrics.registry.lock();
@@ -187,11 +199,29 @@ impl Metrics {
         if !self.enabled {
             return;
         }
+        let counters = self.topic(topic);
+        counters.bytes_in.inc_by(bytes);
+        counters.records_in.inc_by(records);
+    }
+
+    /// A topic's counters: looked up by name, created in the families on first use.
+    fn topic(&self, topic: &str) -> TopicCounters {
+        if let Some(counters) = self.topics.read().get(topic) {
+            return counters.clone();
+        }
         let labels = TopicLabels {
             topic: topic.to_string(),
         };
-        self.bytes_in.get_or_create(&labels).inc_by(bytes);
-        self.records_in.get_or_create(&labels).inc_by(records);
+        let counters = TopicCounters {
+            bytes_in: self.bytes_in.get_or_create(&labels).clone(),
+            records_in: self.records_in.get_or_create(&labels).clone(),
+            bytes_out: self.bytes_out.get_or_create(&labels).clone(),
+        };
+        self.topics
+            .write()
+            .entry(labels.topic)
+            .or_insert(counters)
+            .clone()
     }
 
     /// Record data sent to a consumer.
@@ -199,11 +229,7 @@ impl Metrics {
         if !self.enabled {
             return;
         }
-        self.bytes_out
-            .get_or_create(&TopicLabels {
-                topic: topic.to_string(),
-            })
-            .inc_by(bytes);
+        self.topic(topic).bytes_out.inc_by(bytes);
     }
 
     /// Counts a request as waiting until the guard drops.
