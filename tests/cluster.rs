@@ -383,3 +383,59 @@ async fn a_former_coordinator_never_compacts_away_committed_offsets() {
         node.stop().await;
     }
 }
+
+/// The node ids a Metadata answer from `node` names.
+async fn listed_brokers(node: &TestBroker) -> Vec<i32> {
+    let mut client = node.client().await;
+    let response = client
+        .send(kafka_protocol::messages::MetadataRequest::default(), 12)
+        .await
+        .unwrap();
+    let mut ids: Vec<i32> = response.brokers.iter().map(|broker| broker.node_id.0).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_broker_still_names_itself_while_others_leave_it_out() {
+    // A single node in controlled shutdown is fenced but still serves: clients must keep
+    // a broker to ask (librdkafka forgets brokers missing from metadata).
+    let single = TestBroker::start(&[]).await;
+    let id = single.broker.config.node_id;
+    let mut client = single.client().await;
+    common::create_topic(&mut client, "drain", 1, &[]).await;
+    single.broker.controlled_shutdown().await;
+    let response = client
+        .send(
+            kafka_protocol::messages::MetadataRequest::default().with_topics(None),
+            12,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        response.topics[0].partitions[0].leader_id.0, -1,
+        "the shutdown moved leadership away"
+    );
+    assert_eq!(listed_brokers(&single).await, vec![id]);
+    single.stop().await;
+
+    // In a cluster, the others stop naming the draining broker; it names everyone.
+    let nodes = TestBroker::start_cluster(3, &[]).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while listed_brokers(&nodes[1]).await != vec![1, 2, 3] {
+        assert!(tokio::time::Instant::now() < deadline, "all three registered");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    nodes[0].broker.controlled_shutdown().await;
+    while listed_brokers(&nodes[1]).await != vec![2, 3] {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node 1 fenced at the others"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(listed_brokers(&nodes[0]).await, vec![1, 2, 3]);
+    for node in nodes {
+        node.stop().await;
+    }
+}

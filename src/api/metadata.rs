@@ -2,7 +2,11 @@
 //! this broker's metadata image, creating requested topics when
 //! `auto.create.topics.enable` and the client allow it.
 //!
-//! Only live (registered, unfenced) brokers are listed; the controller id is this
+//! Live (registered, unfenced) brokers are listed, and always this broker itself: it is
+//! alive, as it answers. During a controlled shutdown it is fenced while it still serves;
+//! leaving it out would hand a single-node cluster's clients an empty broker list, and
+//! librdkafka drops brokers missing from metadata, so it would be left with none to ask
+//! until its re-bootstrap minutes later. The controller id is this
 //! broker's own (it forwards admin requests to the active controller); a partition whose leader is not
 //! live answers LEADER_NOT_AVAILABLE with leader -1, so clients wait and ask again.
 
@@ -172,7 +176,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
         }
     };
     let brokers = image
-        .live_brokers()
+        .listed_brokers(config.node_id)
         .filter_map(|registered| {
             let endpoint = registered.endpoint(ctx.listener)?;
             Some(

@@ -225,6 +225,14 @@ impl MetadataImage {
         self.brokers.values().filter(|broker| !broker.fenced)
     }
 
+    /// The brokers Metadata names to clients: the live ones, and `this_broker` itself
+    /// even when fenced (it is answering, so it is reachable).
+    pub fn listed_brokers(&self, this_broker: i32) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers
+            .values()
+            .filter(move |broker| !broker.fenced || broker.broker_id == this_broker)
+    }
+
     pub fn is_live(&self, broker_id: i32) -> bool {
         self.brokers.get(&broker_id).is_some_and(|broker| !broker.fenced)
     }
