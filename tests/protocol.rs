@@ -475,6 +475,32 @@ async fn every_api_answers_every_advertised_version() {
                         // No authorizer: every cluster operation is allowed.
                         assert_eq!(response.cluster_authorized_operations, 0b1_1111_1010_0000);
                     }),
+                ApiKey::DeleteRecords => {
+                    // v0 deletes below 1, v1 below 2, v2 up to the high watermark (-1).
+                    let offset = if version < 2 { version as i64 + 1 } else { -1 };
+                    let request = DeleteRecordsRequest::default()
+                        .with_timeout_ms(5000)
+                        .with_topics(vec![
+                            delete_records_request::DeleteRecordsTopic::default()
+                                .with_name(topic_name("all-versions"))
+                                .with_partitions(vec![
+                                    delete_records_request::DeleteRecordsPartition::default()
+                                        .with_partition_index(0)
+                                        .with_offset(offset),
+                                ]),
+                        ]);
+                    let end = broker
+                        .broker
+                        .partition(&ferrolog::log::TopicPartition::new("all-versions", 0))
+                        .unwrap()
+                        .with_log(|log| log.high_watermark());
+                    client.send(request, version).await.map(|response| {
+                        let partition = &response.topics[0].partitions[0];
+                        assert_eq!(partition.error_code, 0, "v{version}");
+                        let expected = if offset == -1 { end } else { offset };
+                        assert_eq!(partition.low_watermark, expected, "v{version}");
+                    })
+                }
                 other => panic!("no test for {other:?}"),
             };
             outcome.unwrap_or_else(|error| panic!("{api_key:?} v{version}: {error}"));

@@ -125,3 +125,47 @@ def test_legacy_alter_configs_replaces_the_overrides(broker):
     assert refused.value.args[0].code() == KafkaError.INVALID_CONFIG, refused.value
     configs = admin.describe_configs([described])[described].result(timeout=30)
     assert configs["segment.ms"].value == "60000"
+
+
+def test_delete_records_moves_the_log_start_for_consumers(broker):
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic as AdminTopic
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([AdminTopic("trimmed", num_partitions=2, replication_factor=1)])["trimmed"].result(10)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+    for i in range(1000):
+        producer.produce("trimmed", value=f"r{i}".encode(), partition=i % 2)
+    assert producer.flush(30) == 0
+    futures = admin.delete_records([TopicPartition("trimmed", 0, 300), TopicPartition("trimmed", 1, -1)],
+                                   operation_timeout=10)
+    low = {tp.partition: future.result(10).low_watermark for tp, future in futures.items()}
+    assert low == {0: 300, 1: 500}
+    # Above the high watermark: OFFSET_OUT_OF_RANGE.
+    future = admin.delete_records([TopicPartition("trimmed", 0, 501)])[TopicPartition("trimmed", 0, 501)]
+    with pytest.raises(KafkaException) as raised:
+        future.result(10)
+    assert raised.value.args[0].code() == KafkaError.OFFSET_OUT_OF_RANGE
+    # A consumer from the beginning starts at the new log start.
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "trim-reader",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.assign([TopicPartition("trimmed", 0)])
+    offsets = []
+    while len(offsets) < 200:
+        msg = consumer.poll(10)
+        assert msg is not None, f"only {len(offsets)} read"
+        assert not msg.error(), msg.error()
+        offsets.append(msg.offset())
+    assert offsets == list(range(300, 500))
+    assert consumer.get_watermark_offsets(TopicPartition("trimmed", 0), timeout=10) == (300, 500)
+    consumer.close()
+    # One asking for a deleted offset is told it is out of range (no reset policy).
+    strict = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "trim-strict",
+                       "auto.offset.reset": "error", "enable.auto.commit": False})
+    strict.assign([TopicPartition("trimmed", 0, 100)])
+    msg = strict.poll(10)
+    while msg is not None and not msg.error():
+        msg = strict.poll(10)
+    strict.close()
+    assert msg is not None and msg.error().code() == KafkaError._AUTO_OFFSET_RESET, msg and msg.error()
+    assert "out of range" in msg.error().str().lower()

@@ -35,6 +35,8 @@ struct Wanted {
     topic_index: usize,
     partition_index: i32,
     fetch_offset: i64,
+    /// A follower's log start offset (v5+), for DeleteRecords' low watermark.
+    log_start_offset: i64,
     partition_max_bytes: i32,
     current_leader_epoch: i32,
     /// The epoch of the follower's last batch (v12+; -1 unknown), for divergence.
@@ -185,6 +187,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
                 topic_index,
                 partition_index: partition.partition,
                 fetch_offset: partition.fetch_offset,
+                log_start_offset: partition.log_start_offset,
                 partition_max_bytes: partition.partition_max_bytes,
                 current_leader_epoch: partition.current_leader_epoch,
                 last_fetched_epoch: partition.last_fetched_epoch,
@@ -201,7 +204,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         let now = crate::replication::partition::now_ms();
         for item in &wanted {
             if let Ok(partition) = &item.partition
-                && partition.record_follower_fetch(replica_id, item.fetch_offset, now)
+                && partition.record_follower_fetch(replica_id, item.fetch_offset, item.log_start_offset, now)
             {
                 ctx.broker.propose_isr_change(partition);
             }

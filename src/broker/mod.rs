@@ -524,12 +524,13 @@ impl Broker {
                         log.dir().to_path_buf(),
                         log.topic_partition.clone(),
                         log.recovery_point(),
+                        log.log_start_offset(),
                     )
                 })
             })
             .collect();
-        if let Err(error) = self.logs.write_recovery_points(&points) {
-            tracing::error!(%error, "writing recovery-point checkpoints failed");
+        if let Err(error) = self.logs.write_checkpoints(&points) {
+            tracing::error!(%error, "writing offset checkpoints failed");
         }
     }
 

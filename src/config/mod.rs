@@ -437,6 +437,13 @@ pub struct LogConfig {
     /// `compression.type`: the codec batches are stored in (None: as the producer sent
     /// them).
     pub compression: Option<kafka_protocol::records::Compression>,
+    /// `cleanup.policy` includes `delete`: retention and DeleteRecords may drop records.
+    pub delete_policy: bool,
+}
+
+/// Whether a `cleanup.policy` list includes `delete`.
+fn has_delete_policy(value: &str) -> bool {
+    value.split(',').any(|policy| policy.trim() == "delete")
 }
 
 /// Which parts of a node run (`process.roles`).
@@ -670,6 +677,7 @@ impl BrokerConfig {
             compression: get("compression.type")
                 .as_deref()
                 .and_then(crate::log::recompress::topic_codec),
+            delete_policy: get("log.cleanup.policy").as_deref().is_none_or(has_delete_policy),
         };
         Ok(BrokerConfig {
             node_id,
@@ -751,6 +759,7 @@ impl BrokerConfig {
                 ("min.insync.replicas", Some(v)) => log.min_insync_replicas = v as i32,
                 ("message.timestamp.type", _) => log.log_append_time = value == "LogAppendTime",
                 ("compression.type", _) => log.compression = crate::log::recompress::topic_codec(value),
+                ("cleanup.policy", _) => log.delete_policy = has_delete_policy(value),
                 _ => {}
             }
         }

@@ -2,7 +2,8 @@
 //! the recovery-point checkpoints and the clean-shutdown marker.
 //!
 //! Each log dir holds `<topic>-<partition>/` directories, a
-//! `recovery-point-offset-checkpoint` and, only after a clean shutdown, a
+//! `recovery-point-offset-checkpoint`, a `log-start-offset-checkpoint` (starts raised
+//! by DeleteRecords inside a segment) and, only after a clean shutdown, a
 //! `.kafka_cleanshutdown` marker. The marker is removed as soon as the logs are loaded,
 //! so a crash afterwards is always seen as unclean. The first log dir also holds the
 //! metadata quorum's `__cluster_metadata-0/`, which is not a partition log.
@@ -27,10 +28,17 @@ fn partition_dir(name: &str) -> Option<TopicPartition> {
         .flatten()
 }
 const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
+const LOG_START_FILE: &str = "log-start-offset-checkpoint";
 
 pub struct LogManager {
     log_dirs: Vec<PathBuf>,
+    /// One checkpoint writer at a time (they share temporary file names).
+    writing: parking_lot::Mutex<()>,
 }
+
+/// One partition's line in the checkpoints: its directory, name, recovery point and
+/// log start offset.
+pub type CheckpointEntry = (PathBuf, TopicPartition, i64, i64);
 
 /// A partition log found on disk at start-up.
 pub struct LoadedLog {
@@ -45,6 +53,7 @@ impl LogManager {
         }
         Ok(LogManager {
             log_dirs: log_dirs.to_vec(),
+            writing: parking_lot::Mutex::new(()),
         })
     }
 
@@ -64,6 +73,7 @@ impl LogManager {
             let marker = dir.join(CLEAN_SHUTDOWN_FILE);
             let clean_shutdown = marker.exists();
             let recovery_points = checkpoint::read(&dir.join(RECOVERY_POINT_FILE));
+            let log_starts = checkpoint::read(&dir.join(LOG_START_FILE));
             let entries =
                 std::fs::read_dir(dir).map_err(|source| LogError::io(dir, "list log dir", source))?;
             for entry in entries {
@@ -84,7 +94,10 @@ impl LogManager {
                     .get(&(topic_partition.topic.clone(), topic_partition.partition))
                     .copied()
                     .unwrap_or(0);
-                let (log, report) = PartitionLog::open(
+                let log_start = log_starts
+                    .get(&(topic_partition.topic.clone(), topic_partition.partition))
+                    .copied();
+                let (mut log, report) = PartitionLog::open(
                     &path,
                     topic_partition,
                     config,
@@ -93,6 +106,9 @@ impl LogManager {
                     clean_shutdown,
                     now_ms,
                 )?;
+                if let Some(offset) = log_start {
+                    log.advance_log_start(offset)?;
+                }
                 if report.truncated_bytes > 0 {
                     tracing::warn!(
                         topic_partition = %log.topic_partition,
@@ -142,19 +158,29 @@ impl LogManager {
         PartitionLog::create(&dir, topic_partition, config, leader_epoch, now_ms)
     }
 
-    /// Writes each log dir's recovery-point checkpoint from `(log dir of partition, tp, point)`.
-    pub fn write_recovery_points(&self, points: &[(PathBuf, TopicPartition, i64)]) -> Result<(), LogError> {
+    /// Writes each log dir's recovery-point and log-start checkpoints.
+    pub fn write_checkpoints(&self, entries: &[CheckpointEntry]) -> Result<(), LogError> {
+        let _writing = self.writing.lock();
         for dir in &self.log_dirs {
-            let entries: Vec<(String, i32, i64)> = points
+            let here: Vec<&CheckpointEntry> = entries
                 .iter()
-                .filter(|(partition_dir, _, _)| partition_dir.parent() == Some(dir.as_path()))
-                .map(|(_, topic_partition, point)| {
-                    (topic_partition.topic.clone(), topic_partition.partition, *point)
-                })
+                .filter(|(partition_dir, ..)| partition_dir.parent() == Some(dir.as_path()))
                 .collect();
-            let path = dir.join(RECOVERY_POINT_FILE);
-            checkpoint::write(&path, &entries)
-                .map_err(|source| LogError::io(&path, "write checkpoint", source))?;
+            for (file, pick) in [
+                (
+                    RECOVERY_POINT_FILE,
+                    (|entry: &CheckpointEntry| entry.2) as fn(&CheckpointEntry) -> i64,
+                ),
+                (LOG_START_FILE, |entry: &CheckpointEntry| entry.3),
+            ] {
+                let lines: Vec<(String, i32, i64)> = here
+                    .iter()
+                    .map(|entry| (entry.1.topic.clone(), entry.1.partition, pick(entry)))
+                    .collect();
+                let path = dir.join(file);
+                checkpoint::write(&path, &lines)
+                    .map_err(|source| LogError::io(&path, "write checkpoint", source))?;
+            }
         }
         Ok(())
     }

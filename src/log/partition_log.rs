@@ -1,7 +1,8 @@
 //! The log of one partition: an ordered set of segments in `<log.dir>/<topic>-<partition>/`.
 //!
 //! It knows the four offsets every later feature leans on:
-//! - `log_start_offset`: the first offset still kept (base of the oldest segment);
+//! - `log_start_offset`: the first offset still readable: the base of the oldest
+//!   segment, or above it after DeleteRecords (`log_start.rs`);
 //! - `log_end_offset`: the offset the next appended record gets;
 //! - `high_watermark`: the offset up to which consumers may read (set by the caller,
 //!   which knows the ISR; always <= log_end_offset);
@@ -22,7 +23,6 @@ use super::batch::IncomingBatch;
 use super::leader_epoch::{EpochEntries, LeaderEpochCache};
 use super::producer_snapshot;
 use super::producer_state::ProducerStateTable;
-use super::retention::{self, SegmentSummary};
 use super::segment::{self, FileSlice, LogSegment, RecoveryReport};
 use super::{LogError, TopicPartition};
 use crate::config::LogConfig;
@@ -47,6 +47,8 @@ pub struct PartitionLog {
     dir: PathBuf,
     config: LogConfig,
     segments: BTreeMap<i64, LogSegment>,
+    /// Never below the oldest segment's base; above it after DeleteRecords.
+    log_start_offset: i64,
     high_watermark: i64,
     leader_epoch: i32,
     /// Where each leader epoch began in this log.
@@ -76,6 +78,7 @@ impl PartitionLog {
             dir: dir.to_path_buf(),
             config,
             segments: BTreeMap::from([(0, first)]),
+            log_start_offset: 0,
             high_watermark: 0,
             leader_epoch,
             epochs: LeaderEpochCache::new(dir, EpochEntries::default()),
@@ -186,6 +189,7 @@ impl PartitionLog {
             dir: dir.to_path_buf(),
             config,
             segments,
+            log_start_offset: 0,
             high_watermark: 0,
             leader_epoch,
             epochs: LeaderEpochCache::new(dir, EpochEntries::default()),
@@ -194,6 +198,7 @@ impl PartitionLog {
             oldest_unflushed_ms: None,
             offline: false,
         };
+        log.log_start_offset = log.segments.keys().next().copied().unwrap_or(0);
         // What survived recovery (or a clean shutdown) is on disk and checked.
         log.recovery_point = log.log_end_offset();
         log.high_watermark = log.log_end_offset();
@@ -306,7 +311,7 @@ impl PartitionLog {
     }
 
     pub fn log_start_offset(&self) -> i64 {
-        self.segments.keys().next().copied().unwrap_or(0)
+        self.log_start_offset
     }
 
     pub fn log_end_offset(&self) -> i64 {
@@ -474,6 +479,9 @@ impl PartitionLog {
     /// high watermark, recovery point and epoch cache follow. Below the log start, the
     /// log is emptied and restarts at `offset`.
     pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        if offset < self.log_start_offset {
+            return self.truncate_fully_and_start_at(offset, now_ms);
+        }
         if offset >= self.log_end_offset() {
             // No batch to cut, but an epoch this replica started as leader without
             // appending anything (an entry at the log end) must go: otherwise it keeps
@@ -507,6 +515,7 @@ impl PartitionLog {
     pub fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
         self.delete_segments_from(i64::MIN)?;
         self.start_segment_at(offset.max(0), now_ms)?;
+        self.log_start_offset = offset.max(0);
         self.high_watermark = offset.max(0);
         self.recovery_point = offset.max(0);
         self.epochs.entries = EpochEntries::default();
@@ -722,68 +731,6 @@ impl PartitionLog {
         self.offline = true;
     }
 
-    /// Deletes the segments retention says are due; returns how many went.
-    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
-        let summaries: Vec<SegmentSummary> = self
-            .segments
-            .values()
-            .map(|segment| SegmentSummary {
-                base_offset: segment.base_offset,
-                size: segment.size(),
-                max_timestamp: segment.max_timestamp,
-                last_modified_ms: segment.created_at_ms,
-            })
-            .collect();
-        let count = retention::segments_to_delete(
-            &summaries,
-            self.config.retention_ms,
-            self.config.retention_bytes,
-            now_ms,
-        );
-        for summary in &summaries[..count] {
-            if let Some(segment) = self.segments.remove(&summary.base_offset) {
-                segment.delete()?;
-            }
-        }
-        self.log_start_moved();
-        Ok(count)
-    }
-
-    /// Deletes every whole segment that ends at or before `offset` (the active segment
-    /// stays). Used to drop history that a snapshot has restated. Returns how many went.
-    pub fn delete_segments_below(&mut self, offset: i64) -> Result<usize, LogError> {
-        let doomed: Vec<i64> = self
-            .segments
-            .iter()
-            .take(self.segments.len().saturating_sub(1))
-            .filter(|(_, segment)| segment.next_offset() <= offset)
-            .map(|(base, _)| *base)
-            .collect();
-        for base in &doomed {
-            if let Some(segment) = self.segments.remove(base) {
-                segment.delete()?;
-            }
-        }
-        self.log_start_moved();
-        Ok(doomed.len())
-    }
-
-    /// After segments went from the front: the high watermark stays inside the log, and
-    /// producer snapshots below the log start go, except the newest one.
-    fn log_start_moved(&mut self) {
-        let log_start_offset = self.log_start_offset();
-        if self.high_watermark < log_start_offset {
-            self.high_watermark = log_start_offset;
-        }
-        let newest = producer_snapshot::list(&self.dir).last().copied();
-        let pruned = producer_snapshot::remove_where(&self.dir, |offset| {
-            offset < log_start_offset && Some(offset) != newest
-        });
-        if let Err(error) = pruned {
-            tracing::warn!(topic_partition = %self.topic_partition, %error, "cannot remove old producer snapshots");
-        }
-    }
-
     /// Flushes everything and seals the active segment's indexes, for a clean shutdown.
     /// The log takes no more appends afterwards.
     pub fn close(&mut self) -> Result<(), LogError> {
@@ -816,6 +763,9 @@ fn remove_segment_files(dir: &Path, base_offset: i64) -> Result<(), LogError> {
     }
     Ok(())
 }
+
+#[path = "log_start.rs"]
+mod log_start;
 
 #[cfg(test)]
 #[path = "partition_log_tests.rs"]

@@ -147,6 +147,51 @@ fn retention_by_size_moves_log_start() {
     ));
 }
 
+#[test]
+fn a_raised_log_start_hides_records_and_deletes_whole_segments_below_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::create(dir.path(), TopicPartition::new("t", 0), config(200), 0, 0).unwrap();
+    for index in 0..10u8 {
+        log.append(&incoming(2, 1, &[index; 60]), 0).unwrap();
+    }
+    let segments_before = log.n_segments();
+    assert!(segments_before > 3);
+    // Inside a segment: the start moves there; segments wholly below go.
+    assert!(log.advance_log_start(7).unwrap());
+    assert_eq!(log.log_start_offset(), 7);
+    assert!(log.n_segments() < segments_before);
+    assert!(matches!(
+        log.read(6, 20, 1000, true),
+        Err(LogError::OffsetOutOfRange {
+            log_start_offset: 7,
+            ..
+        })
+    ));
+    // Reading at the start gives the batch that holds it.
+    let slice = log.read(7, 20, 1000, true).unwrap().unwrap();
+    assert!(slice.len > 0);
+    // Never backwards, never past the log end.
+    assert!(!log.advance_log_start(3).unwrap());
+    assert!(log.advance_log_start(1000).unwrap());
+    assert_eq!(log.log_start_offset(), log.log_end_offset());
+    log.append(&incoming(1, 1, b"after"), 0).unwrap();
+    assert_eq!(contents(&log).last().map(|(base, _, _)| *base), Some(20));
+}
+
+#[test]
+fn retention_leaves_a_compact_only_topic_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(200);
+    config.retention_bytes = 1;
+    config.delete_policy = false;
+    let mut log = PartitionLog::create(dir.path(), TopicPartition::new("t", 0), config, 0, 0).unwrap();
+    for index in 0..10u8 {
+        log.append(&incoming(1, 1, &[index; 80]), 0).unwrap();
+    }
+    assert_eq!(log.apply_retention(0).unwrap(), 0);
+    assert_eq!(log.log_start_offset(), 0);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
     /// Cutting the last segment file at any byte (a torn write) and recovering yields

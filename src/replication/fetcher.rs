@@ -233,7 +233,12 @@ async fn apply_response(
                 None => {
                     let records = data.records.unwrap_or_default();
                     match split_and_validate(&records, usize::MAX) {
-                        Ok(batches) => partition.append_replicated(&batches, data.high_watermark, now),
+                        Ok(batches) => partition.append_replicated(
+                            &batches,
+                            data.high_watermark,
+                            data.log_start_offset,
+                            now,
+                        ),
                         Err(error) => {
                             tracing::warn!(%topic_partition, %error, "leader sent a bad batch");
                             paused.insert(topic_partition.clone(), Instant::now() + Duration::from_secs(1));

@@ -20,6 +20,8 @@ pub struct FollowerState {
     pub log_end_offset: i64,
     pub last_caught_up_ms: i64,
     pub last_fetch_ms: i64,
+    /// The follower's log start offset as its last fetch said (-1 until known).
+    pub log_start_offset: i64,
     /// The leader's log end offset at the follower's last fetch.
     leader_end_at_last_fetch: i64,
 }
@@ -32,6 +34,7 @@ impl FollowerState {
             log_end_offset: -1,
             last_caught_up_ms: now_ms,
             last_fetch_ms: -1,
+            log_start_offset: -1,
             leader_end_at_last_fetch: -1,
         }
     }
@@ -120,6 +123,7 @@ mod tests {
             log_end_offset,
             last_caught_up_ms,
             last_fetch_ms: last_caught_up_ms,
+            log_start_offset: 0,
             leader_end_at_last_fetch: log_end_offset,
         }
     }

@@ -2,6 +2,7 @@
 //! high watermark, and the durability rules of acks and flushing.
 
 pub mod connection;
+pub mod delete_records;
 pub mod fetcher;
 pub mod isr;
 pub mod partition;

@@ -387,20 +387,20 @@ mod tests {
             || split_and_validate(&bytes::Bytes::from(make_batch(5, now_ms(), b"v")), 1 << 20).unwrap();
         partition.append(&batch(), 1).await.unwrap();
         let now = now_ms();
-        partition.record_follower_fetch(2, 5, now);
+        partition.record_follower_fetch(2, 5, 0, now);
         assert_eq!(partition.with_log(|log| log.high_watermark()), 5);
         // Replica 3 reaches the high watermark: the leader proposes it.
-        partition.record_follower_fetch(3, 5, now);
+        partition.record_follower_fetch(3, 5, 0, now);
         let proposal = partition.isr_proposal(30_000, now).expect("an ISR expansion");
         assert_eq!(proposal.new_isr, vec![1, 2, 3]);
         partition.append(&batch(), 1).await.unwrap();
-        partition.record_follower_fetch(2, 10, now);
+        partition.record_follower_fetch(2, 10, 0, now);
         assert_eq!(
             partition.with_log(|log| log.high_watermark()),
             5,
             "replica 3 is not known to hold offsets 5..10"
         );
-        partition.record_follower_fetch(3, 10, now);
+        partition.record_follower_fetch(3, 10, 0, now);
         assert_eq!(partition.with_log(|log| log.high_watermark()), 10);
     }
 }

@@ -80,7 +80,13 @@ impl Partition {
     /// A follower fetched from `fetch_offset`: record its progress and move the high
     /// watermark. Returns true when the follower is outside the ISR on a partition this
     /// broker leads, so that its joining may be due (leaving is the periodic check's).
-    pub fn record_follower_fetch(&self, replica_id: i32, fetch_offset: i64, now_ms: i64) -> bool {
+    pub fn record_follower_fetch(
+        &self,
+        replica_id: i32,
+        fetch_offset: i64,
+        log_start_offset: i64,
+        now_ms: i64,
+    ) -> bool {
         let mut log = self.log.lock();
         let state = self.state.lock();
         if state.leader != self.node_id {
@@ -89,11 +95,14 @@ impl Partition {
         let outside_isr = !state.isr.contains(&replica_id);
         let mut followers = self.followers.lock();
         let log_end_offset = log.log_end_offset();
-        followers
+        let follower = followers
             .entry(replica_id)
-            .or_insert_with(|| FollowerState::new(now_ms))
-            .on_fetch(fetch_offset.min(log_end_offset), log_end_offset, now_ms);
-        let moved = self.refresh_high_watermark(&mut log, &state, &followers);
+            .or_insert_with(|| FollowerState::new(now_ms));
+        follower.on_fetch(fetch_offset.min(log_end_offset), log_end_offset, now_ms);
+        // A DeleteRecords request waits for followers' log starts to follow.
+        let start_moved = log_start_offset > follower.log_start_offset;
+        follower.log_start_offset = follower.log_start_offset.max(log_start_offset);
+        let moved = self.refresh_high_watermark(&mut log, &state, &followers) || start_moved;
         drop(followers);
         drop(state);
         drop(log);
@@ -187,19 +196,22 @@ impl Partition {
         }
     }
 
-    /// Appends the leader's batches as they are, takes the leader's high watermark (up
-    /// to what this log has) and rebuilds idempotent-producer state from the batches, so
+    /// Appends the leader's batches as they are, takes the leader's high watermark and
+    /// log start (up to what this log has) and rebuilds idempotent-producer state from the batches, so
     /// that a retry is recognized if this replica becomes leader.
     pub fn append_replicated(
         &self,
         batches: &[IncomingBatch],
         leader_high_watermark: i64,
+        leader_log_start_offset: i64,
         now_ms: i64,
     ) -> Result<bool, AppendError> {
         let mut log = self.log.lock();
         if !batches.is_empty() {
             log.append_as_follower(batches, now_ms)?;
         }
+        // Records the leader deleted (DeleteRecords) go here too.
+        log.advance_log_start(leader_log_start_offset)?;
         let high_watermark = leader_high_watermark.min(log.log_end_offset());
         let moved = high_watermark > log.high_watermark();
         if moved {
