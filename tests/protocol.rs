@@ -501,6 +501,44 @@ async fn every_api_answers_every_advertised_version() {
                         assert_eq!(partition.low_watermark, expected, "v{version}");
                     })
                 }
+                ApiKey::DescribeTopicPartitions => {
+                    let request = DescribeTopicPartitionsRequest::default()
+                        .with_topics(vec![
+                            describe_topic_partitions_request::TopicRequest::default()
+                                .with_name(topic_name("all-versions")),
+                        ])
+                        .with_response_partition_limit(2000);
+                    client.send(request, version).await.map(|response| {
+                        let topic = &response.topics[0];
+                        assert_eq!(topic.error_code, 0, "v{version}");
+                        assert_eq!(topic.partitions.len(), 1, "v{version}");
+                        assert_eq!(*topic.partitions[0].leader_id, 0, "v{version}");
+                        assert!(response.next_cursor.is_none(), "v{version}");
+                    })
+                }
+                ApiKey::ElectLeaders => {
+                    // The only replica leads: preferred (v0+) and unclean (v1+) are not needed.
+                    let request = ElectLeadersRequest::default()
+                        .with_election_type(if version >= 1 { 1 } else { 0 })
+                        .with_timeout_ms(5000)
+                        .with_topic_partitions(Some(vec![
+                            elect_leaders_request::TopicPartitions::default()
+                                .with_topic(topic_name("all-versions"))
+                                .with_partitions(vec![0, 9]),
+                        ]));
+                    let named = client.send(request, version).await.map(|response| {
+                        assert_eq!(response.error_code, 0, "v{version}");
+                        let results = &response.replica_election_results[0].partition_result;
+                        let codes: Vec<(i32, i16)> =
+                            results.iter().map(|r| (r.partition_id, r.error_code)).collect();
+                        assert_eq!(codes, vec![(0, 84), (9, 3)], "v{version}");
+                    });
+                    // Every partition: those that needed nothing are left out.
+                    let all = ElectLeadersRequest::default().with_timeout_ms(5000);
+                    named.and(client.send(all, version).await.map(|response| {
+                        assert!(response.replica_election_results.is_empty(), "v{version}");
+                    }))
+                }
                 other => panic!("no test for {other:?}"),
             };
             outcome.unwrap_or_else(|error| panic!("{api_key:?} v{version}: {error}"));

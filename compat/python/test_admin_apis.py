@@ -169,3 +169,39 @@ def test_delete_records_moves_the_log_start_for_consumers(broker):
     strict.close()
     assert msg is not None and msg.error().code() == KafkaError._AUTO_OFFSET_RESET, msg and msg.error()
     assert "out of range" in msg.error().str().lower()
+
+
+def test_describe_topic_partitions_pages_with_a_cursor(broker):
+    """DescribeTopicPartitions (KIP-966) through kafka-python's admin client: topics in
+    name order, pages of at most the limit, resumed from the cursor the broker gives."""
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic("dtp-c", 4, 1), NewTopic("dtp-a", 3, 1), NewTopic("dtp-b", 2, 1)])
+    names = ["dtp-c", "dtp-a", "dtp-b"]
+    pages, cursor = [], None
+    while True:
+        page = admin.describe_topic_partitions(names, response_partition_limit=4, cursor=cursor)
+        pages.append([(t["name"], [p["partition_index"] for p in t["partitions"]]) for t in page["topics"]])
+        for topic in page["topics"]:
+            assert topic["error_code"] == 0
+            for partition in topic["partitions"]:
+                assert partition["error_code"] == 0
+                assert partition["leader_id"] == 0
+                assert partition["replica_nodes"] == [0] and partition["isr_nodes"] == [0]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        assert len(pages) < 10
+    assert pages == [
+        [("dtp-a", [0, 1, 2]), ("dtp-b", [0])],
+        [("dtp-b", [1]), ("dtp-c", [0, 1, 2])],
+        [("dtp-c", [3])],
+    ]
+    # Unknown topics are named with an error; all topics when none are named.
+    answer = admin.describe_topic_partitions(["dtp-a", "nope"])
+    errors = {t["name"]: t["error_code"] for t in answer["topics"]}
+    assert errors == {"dtp-a": 0, "nope": 3}
+    everything = admin.describe_topic_partitions([])
+    described = {t["name"]: len(t["partitions"]) for t in everything["topics"]}
+    assert described == {"dtp-a": 3, "dtp-b": 2, "dtp-c": 4}, described
+    assert everything["next_cursor"] is None
+    admin.close()

@@ -63,3 +63,37 @@ def test_topic_codec_is_applied_on_append(broker):
     round_trip(broker, "as-sent", "gzip", 400)
     round_trip(broker, "as-sent", "snappy", 800)
     assert set(stored_codecs(broker, "as-sent")) == {"gzip", "snappy"}
+
+
+def test_codec_levels_are_topic_configs(broker):
+    """KIP-390: the same uncompressed data recompressed at a low and a high level; the
+    high level's segment is smaller and both read back whole. The levels are read back
+    as topic configs."""
+    from confluent_kafka.admin import ConfigResource
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    topics = []
+    for codec, low, high in (("gzip", "1", "9"), ("zstd", "-5", "19"), ("lz4", "1", "12")):
+        for name, level in (("low", low), ("high", high)):
+            topics.append(NewTopic(f"{codec}-{name}", 1, 1, config={
+                "compression.type": codec, f"compression.{codec}.level": level}))
+    for future in admin.create_topics(topics).values():
+        future.result(timeout=30)
+    sizes = {}
+    for topic in topics:
+        values = round_trip(broker, topic.topic, "none", 400)
+        codec = topic.topic.split("-")[0]
+        assert values == [f"none-{i}-".encode() * 20 for i in range(400)]
+        assert set(stored_codecs(broker, topic.topic)) == {codec}
+        sizes[topic.topic] = sum(p.stat().st_size for p in (broker.data_dir / f"{topic.topic}-0").glob("*.log"))
+    for codec in ("gzip", "zstd", "lz4"):
+        assert sizes[f"{codec}-high"] < sizes[f"{codec}-low"], sizes
+    resource = ConfigResource("TOPIC", "zstd-high")
+    configs = admin.describe_configs([resource])[resource].result(timeout=30)
+    assert configs["compression.zstd.level"].value == "19"
+    assert configs["compression.gzip.level"].value == "-1"
+    assert configs["compression.lz4.level"].value == "9"
+    # Out of Kafka's range: refused.
+    bad = NewTopic("bad-level", 1, 1, config={"compression.gzip.level": "10"})
+    error = admin.create_topics([bad])["bad-level"].exception(timeout=30)
+    assert error is not None and "INVALID_CONFIG" in str(error.args[0].name()), error

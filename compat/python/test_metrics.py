@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from conftest import REPO
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
@@ -59,6 +59,16 @@ def test_metrics_after_a_known_workload(broker):
         assert message.error() is None, message.error()
         read += 1
     consumer.commit(offsets=[TopicPartition("metered", 0, N)], asynchronous=False)
+    # Two refusals with known codes: the topic exists; an offset past the end.
+    for future in admin.create_topics([NewTopic("metered", 1, 1)]).values():
+        with pytest.raises(KafkaException):
+            future.result(timeout=30)
+    beyond = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "beyond",
+                       "auto.offset.reset": "error"})
+    beyond.assign([TopicPartition("metered", 0, N + 100)])
+    message = beyond.poll(10)
+    assert message is not None and message.error() is not None
+    beyond.close()
     # A second group that stopped halfway.
     halfway = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "halfway"})
     halfway.commit(offsets=[TopicPartition("metered", 0, N // 2)], asynchronous=False)
@@ -77,6 +87,15 @@ def test_metrics_after_a_known_workload(broker):
     assert size > N * len(VALUE)
     # The consumer read the log once, from the start.
     assert value(samples, "ferrolog_topic_bytes_out_total", topic="metered") == size
+    assert value(samples, "ferrolog_topic_records_out_total", topic="metered") == N
+    # Errors by API and code: exactly the one refused creation; the fetch past the end.
+    assert value(samples, "ferrolog_request_errors_total", api="CreateTopics", code=36,
+                 error="TOPIC_ALREADY_EXISTS") == 1
+    assert value(samples, "ferrolog_request_errors_total", api="Fetch", code=1,
+                 error="OFFSET_OUT_OF_RANGE") >= 1
+    assert total(samples, "ferrolog_request_errors_total", api="Produce") == 0
+    # librdkafka fetches without sessions.
+    assert value(samples, "ferrolog_fetch_sessions") == 0
     # Lag: what each group has left to read.
     assert value(samples, "ferrolog_consumer_group_lag", group="reader", **labels) == 0
     assert value(samples, "ferrolog_consumer_group_lag", group="halfway", **labels) == N - N // 2

@@ -1,8 +1,8 @@
 //! Fetch (key 1): whole record batches up to the high watermark, long-polling on
 //! `max_wait_ms`/`min_bytes`, bounded by `max_bytes` and `partition_max_bytes`.
 //!
-//! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells
-//! clients to keep sending full fetch requests. Record data is not read here: each
+//! Fetch sessions (KIP-227, v7+) are kept in [`fetch_session`]: an incremental fetch
+//! reads every partition of its session and answers only those with news. Record data is not read here: each
 //! partition's data is a file range that `fetch_frame` frames and the server sends.
 //!
 //! Consumers (v11+) may read from a follower, up to its high watermark (KIP-392). With
@@ -11,6 +11,7 @@
 //! can serve it.
 
 use super::fetch_frame::FetchReply;
+use super::fetch_session::{self, Answer, FetchParams, PartitionKey, Plan, SessionError};
 use super::{
     RequestContext, check_leader_epoch, current_leader, error_code, is_leader_error, led_partition,
     local_replica, lookup_topic,
@@ -21,10 +22,10 @@ use crate::replication::read_replica::{ReplicaView, preferred_read_replica};
 use crate::security::acl::{Operation, ResourceType};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
+use kafka_protocol::messages::{BrokerId, TopicName};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
@@ -140,6 +141,60 @@ fn read_partition(wanted: &Wanted, remaining: u64, min_one: bool) -> (PartitionD
     })
 }
 
+/// A topic as the partitions read name it, looked up once per run of its partitions.
+struct TopicRef {
+    key_topic: String,
+    topic_id: uuid::Uuid,
+    /// Its name, when it exists (and the fetcher may see that it does).
+    name: Option<String>,
+    record: Result<crate::cluster::image::TopicImage, i16>,
+}
+
+/// The request as the session cache sees it.
+fn session_request(request: &FetchRequest, replica: bool, by_id: bool) -> fetch_session::Request {
+    let key = |topic: &str, topic_id: uuid::Uuid, partition: i32| PartitionKey {
+        topic: if by_id { String::new() } else { topic.to_string() },
+        topic_id: if by_id { topic_id } else { uuid::Uuid::nil() },
+        partition,
+    };
+    let partitions = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic.partitions.iter().map(move |partition| {
+                (
+                    key(topic.topic.as_str(), topic.topic_id, partition.partition),
+                    FetchParams {
+                        fetch_offset: partition.fetch_offset,
+                        log_start_offset: partition.log_start_offset,
+                        partition_max_bytes: partition.partition_max_bytes,
+                        current_leader_epoch: partition.current_leader_epoch,
+                        last_fetched_epoch: partition.last_fetched_epoch,
+                    },
+                )
+            })
+        })
+        .collect();
+    let forgotten = request
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|topic| {
+            topic
+                .partitions
+                .iter()
+                .map(move |&partition| key(topic.topic.as_str(), topic.topic_id, partition))
+        })
+        .collect();
+    fetch_session::Request {
+        session_id: request.session_id,
+        epoch: request.session_epoch,
+        privileged: replica,
+        uses_topic_ids: by_id,
+        partitions,
+        forgotten,
+    }
+}
+
 pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchReply {
     let by_id = ctx.version >= 13;
     let replica_id = if ctx.version >= 15 {
@@ -149,54 +204,85 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
     };
     let replica = replica_id >= 0;
     let any_replica = !replica && ctx.version >= 11;
+    let sessions = &ctx.broker.fetch_sessions;
+    let session_request = session_request(&request, replica, by_id);
+    let now = crate::replication::partition::now_ms().max(0) as u64;
+    // Before v7 there are no sessions: every fetch is full.
+    let plan = if ctx.version >= 7 {
+        sessions.begin(&session_request, now)
+    } else {
+        Ok(Plan::Sessionless)
+    };
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(SessionError(code)) => {
+            return FetchReply {
+                response: FetchResponse::default().with_error_code(code),
+                slices: Vec::new(),
+            };
+        }
+    };
+    let to_read = match &plan {
+        Plan::Incremental { partitions, .. } => partitions,
+        Plan::Open | Plan::Sessionless => &session_request.partitions,
+    };
     // No transactions yet, so the last stable offset is the high watermark and both
     // isolation levels read the same data.
-    let mut wanted = Vec::new();
-    let mut names = Vec::with_capacity(request.topics.len());
+    let mut wanted = Vec::with_capacity(to_read.len());
+    let mut topics: Vec<TopicRef> = Vec::new();
     // A follower needs ClusterAction on the cluster; a consumer Read on each topic.
     let replica_allowed = !replica || ctx.allowed_on_cluster(Operation::ClusterAction);
-    for (topic_index, topic) in request.topics.iter().enumerate() {
-        let record = lookup_topic(ctx.broker, &topic.topic, topic.topic_id, by_id);
-        let name = record
-            .as_ref()
-            .map_or(topic.topic.as_str(), |record| record.name.as_str());
-        let authorized = if replica {
-            replica_allowed
-        } else {
-            ctx.allowed(Operation::Read, ResourceType::Topic, name)
-        };
-        let record = match record {
-            Ok(_) if !authorized => Err(ResponseError::TopicAuthorizationFailed.code()),
-            Err(_) if !authorized && !by_id => Err(ResponseError::TopicAuthorizationFailed.code()),
-            other => other,
-        };
-        names.push(record.as_ref().ok().map(|record| record.name.clone()));
-        for partition in &topic.partitions {
-            let resolved = match &record {
-                Ok(record) if any_replica => local_replica(ctx.broker, &record.name, partition.partition),
-                Ok(record) => led_partition(ctx.broker, &record.name, partition.partition),
-                Err(code) => Err(*code),
+    for (key, params) in to_read {
+        let same_topic = topics
+            .last()
+            .is_some_and(|last| last.key_topic == key.topic && last.topic_id == key.topic_id);
+        if !same_topic {
+            let record = lookup_topic(ctx.broker, &key.topic, key.topic_id, by_id);
+            let name = record
+                .as_ref()
+                .map_or(key.topic.as_str(), |record| record.name.as_str());
+            let authorized = if replica {
+                replica_allowed
+            } else {
+                ctx.allowed(Operation::Read, ResourceType::Topic, name)
             };
-            let preferred_read_replica = match &resolved {
-                Ok(local) if any_replica => {
-                    preferred_replica(ctx, local, request.rack_id.as_str(), partition.fetch_offset)
-                }
-                _ => None,
+            let record = match record {
+                Ok(_) if !authorized => Err(ResponseError::TopicAuthorizationFailed.code()),
+                Err(_) if !authorized && !by_id => Err(ResponseError::TopicAuthorizationFailed.code()),
+                other => other,
             };
-            wanted.push(Wanted {
-                topic_index,
-                partition_index: partition.partition,
-                fetch_offset: partition.fetch_offset,
-                log_start_offset: partition.log_start_offset,
-                partition_max_bytes: partition.partition_max_bytes,
-                current_leader_epoch: partition.current_leader_epoch,
-                last_fetched_epoch: partition.last_fetched_epoch,
-                replica,
-                any_replica,
-                preferred_read_replica,
-                partition: resolved,
+            topics.push(TopicRef {
+                key_topic: key.topic.clone(),
+                topic_id: key.topic_id,
+                name: record.as_ref().ok().map(|record| record.name.clone()),
+                record,
             });
         }
+        let topic_index = topics.len() - 1;
+        let resolved = match &topics[topic_index].record {
+            Ok(record) if any_replica => local_replica(ctx.broker, &record.name, key.partition),
+            Ok(record) => led_partition(ctx.broker, &record.name, key.partition),
+            Err(code) => Err(*code),
+        };
+        let preferred_read_replica = match &resolved {
+            Ok(local) if any_replica => {
+                preferred_replica(ctx, local, request.rack_id.as_str(), params.fetch_offset)
+            }
+            _ => None,
+        };
+        wanted.push(Wanted {
+            topic_index,
+            partition_index: key.partition,
+            fetch_offset: params.fetch_offset,
+            log_start_offset: params.log_start_offset,
+            partition_max_bytes: params.partition_max_bytes,
+            current_leader_epoch: params.current_leader_epoch,
+            last_fetched_epoch: params.last_fetched_epoch,
+            replica,
+            any_replica,
+            preferred_read_replica,
+            partition: resolved,
+        });
     }
     if replica {
         // A follower's fetch offset is its log end: record its progress (which may move
@@ -248,23 +334,44 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         let _ = tokio::time::timeout_at(deadline, futures::future::select_all(waits)).await;
     };
 
-    let mut responses: Vec<FetchableTopicResponse> = request
-        .topics
+    let answers: Vec<Answer> = results
         .iter()
-        .map(|topic| {
-            FetchableTopicResponse::default()
-                .with_topic(topic.topic.clone())
-                .with_topic_id(topic.topic_id)
+        .map(|(data, slice)| Answer {
+            high_watermark: data.high_watermark,
+            log_start_offset: data.log_start_offset,
+            last_stable_offset: data.last_stable_offset,
+            has_records: slice.as_ref().is_some_and(|slice| slice.len > 0),
+            must_send: data.error_code != error_code::NONE
+                || data.diverging_epoch.epoch >= 0
+                || *data.preferred_read_replica >= 0,
         })
         .collect();
+    let (session_id, include) = sessions.finish(&plan, &session_request, &answers, now);
+
+    // Consecutive partitions of one topic share a topic entry.
+    let mut responses: Vec<FetchableTopicResponse> = Vec::new();
+    let mut response_topic: Vec<usize> = Vec::new();
     let mut slices = Vec::new();
     let mut endpoints = std::collections::BTreeMap::new();
-    for (item, (data, slice)) in wanted.iter().zip(results) {
+    for ((item, (data, slice)), included) in wanted.iter().zip(results).zip(include) {
+        if !included {
+            continue;
+        }
+        let topic = &topics[item.topic_index];
+        if response_topic.last() != Some(&item.topic_index) {
+            response_topic.push(item.topic_index);
+            responses.push(
+                FetchableTopicResponse::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.key_topic.clone())))
+                    .with_topic_id(topic.topic_id),
+            );
+        }
+        let topic_position = responses.len() - 1;
         // KIP-951 (v16+): name the partition's current leader with a leader error.
         let mut data = data;
         if ctx.version >= 16
             && is_leader_error(data.error_code)
-            && let Some(name) = &names[item.topic_index]
+            && let Some(name) = &topic.name
             && let Some((leader, epoch, endpoint)) =
                 current_leader(&ctx.broker.image(), name, item.partition_index, ctx.listener)
         {
@@ -273,15 +380,15 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
                 .with_leader_epoch(epoch);
             endpoints.insert(leader, endpoint);
         }
-        let partitions = &mut responses[item.topic_index].partitions;
+        let partitions = &mut responses[topic_position].partitions;
         match slice {
             Some(slice) => {
                 if !item.replica
-                    && let Some(name) = &names[item.topic_index]
+                    && let Some(name) = &topic.name
                 {
-                    ctx.broker.metrics.consumed(name, slice.len);
+                    ctx.broker.metrics.consumed(name, slice.len, slice.records);
                 }
-                slices.push(((item.topic_index, partitions.len()), slice));
+                slices.push(((topic_position, partitions.len()), slice));
                 partitions.push(data.with_records(None));
             }
             None => partitions.push(data),
@@ -298,6 +405,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         .collect();
     FetchReply {
         response: FetchResponse::default()
+            .with_session_id(session_id)
             .with_responses(responses)
             .with_node_endpoints(node_endpoints),
         slices,

@@ -256,6 +256,7 @@ mod tests {
                                 file: file.clone(),
                                 position,
                                 len,
+                                records: 0,
                             },
                         )
                     })

@@ -22,10 +22,14 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
+pub mod describe_topic_partitions;
 pub mod describe_user_scram_credentials;
+pub mod elect_leaders;
 pub mod error_code;
+pub mod error_counts;
 pub mod fetch;
 pub mod fetch_frame;
+pub mod fetch_session;
 pub mod find_coordinator;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
@@ -54,11 +58,12 @@ use kafka_protocol::messages::{
     CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest,
     DeleteRecordsRequest, DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest,
     DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest, DescribeProducersRequest,
-    DescribeQuorumRequest, DescribeUserScramCredentialsRequest, FetchRequest, FindCoordinatorRequest,
-    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
-    ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
+    DescribeQuorumRequest, DescribeTopicPartitionsRequest, DescribeUserScramCredentialsRequest,
+    ElectLeadersRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::sync::Arc;
@@ -101,6 +106,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::ElectLeaders, 0, 2),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -218,6 +225,7 @@ pub(crate) fn respond<R: Encodable>(api_key: ApiKey, version: i16, correlation_i
 
 /// Decodes a request of type `Req`, runs the handler, encodes its response.
 async fn serve<Req, Resp, F, Fut>(
+    metrics: &crate::metrics::Metrics,
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
@@ -226,7 +234,7 @@ async fn serve<Req, Resp, F, Fut>(
 ) -> Outcome
 where
     Req: Decodable,
-    Resp: Encodable,
+    Resp: Encodable + error_counts::ErrorCodes,
     F: FnOnce(Req) -> Fut,
     Fut: std::future::Future<Output = Option<Resp>>,
 {
@@ -239,13 +247,18 @@ where
     };
     match handler(request).await {
         None => Outcome::NoResponse,
-        Some(response) => match encode_frame(api_key, version, correlation_id, &response) {
-            Ok(frame) => Outcome::Respond(vec![Chunk::Bytes(frame.freeze())]),
-            Err(error) => {
-                tracing::error!(?api_key, version, %error, "could not encode response; closing connection");
-                Outcome::Close(None)
+        Some(response) => {
+            if let Some(api) = api_name(api_key as i16) {
+                metrics.response_errors(api, |emit| response.error_codes(emit));
             }
-        },
+            match encode_frame(api_key, version, correlation_id, &response) {
+                Ok(frame) => Outcome::Respond(vec![Chunk::Bytes(frame.freeze())]),
+                Err(error) => {
+                    tracing::error!(?api_key, version, %error, "could not encode response; closing connection");
+                    Outcome::Close(None)
+                }
+            }
+        }
     }
 }
 
@@ -348,6 +361,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, session: &mut Sess
     macro_rules! route {
         ($request:ty, |$r:ident| $body:expr) => {
             serve(
+                &ctx.broker.metrics,
                 api_key,
                 version,
                 correlation_id,
@@ -373,6 +387,9 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, session: &mut Sess
                 Err(_) => return Outcome::Close(None),
             };
             let reply = fetch::handle(ctx, request).await;
+            broker.metrics.response_errors("Fetch", |emit| {
+                error_counts::ErrorCodes::error_codes(&reply.response, emit)
+            });
             match fetch_frame::encode(version, correlation_id, reply) {
                 Ok(chunks) => Outcome::Respond(chunks),
                 Err(error) => {
@@ -429,6 +446,10 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, session: &mut Sess
         ApiKey::DescribeProducers => route!(DescribeProducersRequest, |r| Some(describe_producers::handle(
             ctx, r
         ))),
+        ApiKey::DescribeTopicPartitions => route!(DescribeTopicPartitionsRequest, |r| Some(
+            describe_topic_partitions::handle(ctx, r)
+        )),
+        ApiKey::ElectLeaders => route!(ElectLeadersRequest, |r| Some(elect_leaders::handle(ctx, r).await)),
         ApiKey::DescribeCluster => route!(DescribeClusterRequest, |r| Some(describe_cluster::handle(ctx, r))),
         ApiKey::CreateAcls => route!(CreateAclsRequest, |r| Some(create_acls::handle(ctx, r).await)),
         ApiKey::DeleteAcls => route!(DeleteAclsRequest, |r| Some(delete_acls::handle(ctx, r).await)),

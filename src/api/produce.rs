@@ -90,17 +90,18 @@ async fn produce_partition(
             "null records".into(),
         ));
     };
-    let (max_message_bytes, codec) = partition.with_log(|log| {
+    let (max_message_bytes, codec, levels) = partition.with_log(|log| {
         (
             log.config().max_message_bytes.max(0) as usize,
             log.config().compression,
+            log.config().compression_levels,
         )
     });
     let checked = batch::split_and_validate(&records, max_message_bytes).and_then(|batches| match codec {
         // The topic's compression.type: batches in another codec are written again.
         Some(codec) => batches
             .iter()
-            .map(|batch| crate::log::recompress::to_codec(batch, codec, max_message_bytes))
+            .map(|batch| crate::log::recompress::to_codec(batch, codec, levels, max_message_bytes))
             .collect(),
         None => Ok(batches),
     });
@@ -255,6 +256,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, correlati
         let response = ProduceResponse::default()
             .with_responses(responses)
             .with_node_endpoints(node_endpoints);
+        broker.metrics.response_errors("Produce", |emit| {
+            super::error_counts::ErrorCodes::error_codes(&response, emit)
+        });
         super::respond(ApiKey::Produce, version, correlation_id, &response)
     };
     if waits {

@@ -81,6 +81,8 @@ pub struct Broker {
     inter_broker_security: Option<Arc<crate::security::ClientSecurity>>,
     /// Request, traffic and connection metrics; the broker's state is read at scrape.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: crate::api::fetch_session::FetchSessionCache,
 }
 
 impl Broker {
@@ -204,6 +206,9 @@ impl Broker {
         let (published, _) = watch::channel(-1);
         let metrics_enabled = config.metrics_listener.is_some();
         let broker = Arc::new(Broker {
+            fetch_sessions: crate::api::fetch_session::FetchSessionCache::new(
+                config.fetch_session_cache_slots,
+            ),
             groups,
             group_writes: parking_lot::Mutex::new(Some(group_writes)),
             cluster_id,
@@ -433,8 +438,10 @@ impl Broker {
             && self.coordinated.lock().get(&index) == Some(&true)
     }
 
-    /// Ok when this broker coordinates `group_id`; else the Kafka code to answer
-    /// (NOT_COORDINATOR, or COORDINATOR_NOT_AVAILABLE while nobody can).
+    /// Ok when this broker coordinates `group_id`; else the Kafka code to answer:
+    /// COORDINATOR_LOAD_IN_PROGRESS while its partition is loading or is about to lead
+    /// here, NOT_COORDINATOR when another broker leads it, COORDINATOR_NOT_AVAILABLE
+    /// while nobody can.
     pub async fn check_group_coordinator(&self, group_id: &str) -> Result<(), i16> {
         let n_partitions = self.offsets_topic_partitions().await?;
         let index = crate::group::offsets::partition_for(group_id, n_partitions);
@@ -443,14 +450,18 @@ impl Broker {
                 Some(true) => Ok(()),
                 _ => Err(kafka_protocol::ResponseError::CoordinatorLoadInProgress.code()),
             },
-            _ if self
+            _ => match self
                 .group_coordinator(group_id, &self.config.inter_broker_listener)
                 .await?
-                .is_none() =>
             {
-                Err(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
-            }
-            _ => Err(kafka_protocol::ResponseError::NotCoordinator.code()),
+                None => Err(kafka_protocol::ResponseError::CoordinatorNotAvailable.code()),
+                // The image names this broker but its partition is not leading here yet
+                // (a just-created or just-moved offsets partition): it is on its way.
+                Some((leader, _)) if leader == self.config.node_id => {
+                    Err(kafka_protocol::ResponseError::CoordinatorLoadInProgress.code())
+                }
+                Some(_) => Err(kafka_protocol::ResponseError::NotCoordinator.code()),
+            },
         }
     }
 

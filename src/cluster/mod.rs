@@ -3,6 +3,7 @@
 //! controller (`crate::controller`) runs these under Raft; brokers follow the image.
 
 pub mod commands;
+pub mod election;
 pub mod image;
 pub mod lifecycle;
 pub mod meta_properties;

@@ -77,6 +77,13 @@ const INT: ConfigKind = ConfigKind::Int {
     min: 0,
     max: i32::MAX as i64,
 };
+/// KIP-390 levels: gzip -1 (zlib's default) or 1-9, lz4 1-17, zstd -131072-22.
+const GZIP_LEVEL: ConfigKind = ConfigKind::Int { min: -1, max: 9 };
+const LZ4_LEVEL: ConfigKind = ConfigKind::Int { min: 1, max: 17 };
+const ZSTD_LEVEL: ConfigKind = ConfigKind::Int {
+    min: -131072,
+    max: 22,
+};
 const POSITIVE_INT: ConfigKind = ConfigKind::Int {
     min: 1,
     max: i32::MAX as i64,
@@ -117,6 +124,8 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         ConfigKind::Long { min: 1 },
     ),
     def("replica.fetch.wait.max.ms", Some("500"), INT),
+    def("max.incremental.fetch.session.cache.slots", Some("1000"), INT),
+    def("max.request.partition.size.limit", Some("2000"), POSITIVE_INT),
     def("replica.fetch.max.bytes", Some("1048576"), POSITIVE_INT),
     def("replica.fetch.response.max.bytes", Some("10485760"), POSITIVE_INT),
     def("broker.rack", None, ConfigKind::Text),
@@ -256,6 +265,9 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         Some("producer"),
         ConfigKind::Choice(COMPRESSION_TYPES),
     ),
+    def("compression.gzip.level", Some("-1"), GZIP_LEVEL),
+    def("compression.lz4.level", Some("9"), LZ4_LEVEL),
+    def("compression.zstd.level", Some("3"), ZSTD_LEVEL),
     def(
         "offsets.topic.num.partitions",
         Some("50"),
@@ -313,6 +325,9 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "compression.type",
         ConfigKind::Choice(COMPRESSION_TYPES),
     ),
+    topic("compression.gzip.level", "compression.gzip.level", GZIP_LEVEL),
+    topic("compression.lz4.level", "compression.lz4.level", LZ4_LEVEL),
+    topic("compression.zstd.level", "compression.zstd.level", ZSTD_LEVEL),
     topic(
         "flush.messages",
         "log.flush.interval.messages",
@@ -437,6 +452,8 @@ pub struct LogConfig {
     /// `compression.type`: the codec batches are stored in (None: as the producer sent
     /// them).
     pub compression: Option<kafka_protocol::records::Compression>,
+    /// `compression.gzip.level`, `compression.lz4.level`, `compression.zstd.level`.
+    pub compression_levels: crate::log::recompress::CompressionLevels,
     /// `cleanup.policy` includes `delete`: retention and DeleteRecords may drop records.
     pub delete_policy: bool,
 }
@@ -494,6 +511,10 @@ pub struct BrokerConfig {
     pub replica_lag_time_max_ms: i64,
     /// `replica.fetch.wait.max.ms`: how long a follower's fetch waits for new data.
     pub replica_fetch_wait_max_ms: i32,
+    /// `max.request.partition.size.limit`: partitions in one DescribeTopicPartitions page.
+    pub max_request_partition_size_limit: i32,
+    /// `max.incremental.fetch.session.cache.slots`: fetch sessions kept (KIP-227).
+    pub fetch_session_cache_slots: usize,
     /// `replica.fetch.max.bytes`: per partition in a follower's fetch.
     pub replica_fetch_max_bytes: i32,
     /// `replica.fetch.response.max.bytes`: a follower's whole fetch response.
@@ -678,6 +699,11 @@ impl BrokerConfig {
                 .as_deref()
                 .and_then(crate::log::recompress::topic_codec),
             delete_policy: get("log.cleanup.policy").as_deref().is_none_or(has_delete_policy),
+            compression_levels: crate::log::recompress::CompressionLevels {
+                gzip: int("compression.gzip.level") as i32,
+                lz4: int("compression.lz4.level") as i32,
+                zstd: int("compression.zstd.level") as i32,
+            },
         };
         Ok(BrokerConfig {
             node_id,
@@ -696,6 +722,8 @@ impl BrokerConfig {
             replica_lag_time_max_ms: int("replica.lag.time.max.ms"),
             replica_fetch_wait_max_ms: int("replica.fetch.wait.max.ms") as i32,
             replica_fetch_max_bytes: int("replica.fetch.max.bytes") as i32,
+            max_request_partition_size_limit: int("max.request.partition.size.limit") as i32,
+            fetch_session_cache_slots: int("max.incremental.fetch.session.cache.slots").max(0) as usize,
             replica_fetch_response_max_bytes: int("replica.fetch.response.max.bytes") as i32,
             broker_rack: get("broker.rack")
                 .map(|rack| rack.trim().to_string())
@@ -760,6 +788,9 @@ impl BrokerConfig {
                 ("message.timestamp.type", _) => log.log_append_time = value == "LogAppendTime",
                 ("compression.type", _) => log.compression = crate::log::recompress::topic_codec(value),
                 ("cleanup.policy", _) => log.delete_policy = has_delete_policy(value),
+                ("compression.gzip.level", Some(v)) => log.compression_levels.gzip = v as i32,
+                ("compression.lz4.level", Some(v)) => log.compression_levels.lz4 = v as i32,
+                ("compression.zstd.level", Some(v)) => log.compression_levels.zstd = v as i32,
                 _ => {}
             }
         }

@@ -19,7 +19,7 @@ pub mod types;
 use crate::cluster::commands::{self, PlacementSeed};
 use crate::cluster::image::MetadataImage;
 use crate::cluster::lifecycle::{self, BrokerSessions, HeartbeatDecision, RegistrationDecision};
-use crate::cluster::{meta_properties, placement};
+use crate::cluster::{election, meta_properties, placement};
 use crate::replication::partition::now_ms;
 use openraft::error::{ClientWriteError, RaftError};
 use parking_lot::Mutex;
@@ -428,6 +428,25 @@ impl Controller {
                     start,
                     len: PRODUCER_ID_BLOCK,
                 })
+            }
+            ControllerRequest::ElectLeaders { election, partitions } => {
+                let partitions = partitions.unwrap_or_else(|| election::all_partitions(&image));
+                let mut records = Vec::new();
+                let outcomes = partitions
+                    .into_iter()
+                    .map(|(topic, index)| {
+                        let (outcome, record) = election::elect(&image, &topic, index, election);
+                        records.extend(record);
+                        (topic, index, outcome)
+                    })
+                    .collect();
+                let offset = if records.is_empty() {
+                    image.offset
+                } else {
+                    self.commit(records).await?
+                };
+                tracing::info!(?election, "leader election asked for");
+                Ok(ControllerReply::Elections { outcomes, offset })
             }
             // Reads are answered before the write lock; these arms only keep the match whole.
             ControllerRequest::DescribeQuorum => Ok(ControllerReply::Quorum(self.describe_quorum())),

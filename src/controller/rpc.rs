@@ -93,6 +93,11 @@ pub enum ControllerRequest {
         partition_epoch: i32,
         new_isr: Vec<i32>,
     },
+    /// Leader elections an operator asked for (ElectLeaders); None: every partition.
+    ElectLeaders {
+        election: crate::cluster::election::ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    },
     /// A broker without a controller of its own follows the metadata through this: the
     /// image once it is past `after_offset`, waiting up to `max_wait_ms` for that.
     FetchMetadata {
@@ -143,6 +148,11 @@ pub enum ControllerReply {
         len: i64,
     },
     Quorum(QuorumInfo),
+    /// Each partition's election outcome, committed at `offset`.
+    Elections {
+        outcomes: Vec<(String, i32, crate::cluster::election::ElectionOutcome)>,
+        offset: i64,
+    },
     /// The committed image, or None if nothing newer came within the wait.
     Metadata(Option<Box<crate::cluster::image::MetadataImage>>),
 }

@@ -4,10 +4,72 @@
 //! sequences are kept, so idempotence and ordering are unaffected; only the
 //! compression attribute and the CRC change. A batch already in the topic's codec is
 //! stored as sent.
+//!
+//! Levels are Kafka's (KIP-390): `compression.gzip.level` (-1 for zlib's default, else
+//! 1–9), `compression.lz4.level` (1–17, LZ4 high-compression from 3; the library caps
+//! it at 12) and `compression.zstd.level` (-131072–22).
 
 use super::batch::{BatchError, IncomingBatch, split_and_validate};
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::compression::Compressor;
 use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use std::io::Write;
+
+/// The levels a topic recompresses at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressionLevels {
+    pub gzip: i32,
+    pub lz4: i32,
+    pub zstd: i32,
+}
+
+impl Default for CompressionLevels {
+    /// Kafka's defaults.
+    fn default() -> Self {
+        CompressionLevels {
+            gzip: -1,
+            lz4: 9,
+            zstd: 3,
+        }
+    }
+}
+
+/// Compresses a batch's encoded records into `out` in `codec` at the topic's level.
+fn compress(
+    levels: CompressionLevels,
+    records: &[u8],
+    out: &mut BytesMut,
+    codec: Compression,
+) -> anyhow::Result<()> {
+    match codec {
+        Compression::Gzip => {
+            let level = match u32::try_from(levels.gzip) {
+                Ok(level) => flate2::Compression::new(level.min(9)),
+                Err(_) => flate2::Compression::default(),
+            };
+            let mut encoder = flate2::write::GzEncoder::new(out.writer(), level);
+            encoder.write_all(records)?;
+            encoder.finish()?;
+        }
+        Compression::Lz4 => {
+            // Kafka's framing: the LZ4 frame format with independent blocks.
+            let mut encoder = lz4::EncoderBuilder::new()
+                .level(levels.lz4.clamp(1, 17) as u32)
+                .block_mode(lz4::BlockMode::Independent)
+                .build(out.writer())?;
+            encoder.write_all(records)?;
+            let (_, result) = encoder.finish();
+            result?;
+        }
+        Compression::Zstd => zstd::stream::copy_encode(records, out.writer(), levels.zstd)?,
+        Compression::Snappy => kafka_protocol::compression::Snappy::compress(out, |buf: &mut BytesMut| {
+            buf.put_slice(records);
+            Ok(())
+        })?,
+        Compression::None => out.put_slice(records),
+    }
+    Ok(())
+}
 
 /// The codec bits of a batch's attributes.
 const CODEC_MASK: i16 = 0x07;
@@ -31,6 +93,7 @@ pub fn topic_codec(name: &str) -> Option<Compression> {
 pub fn to_codec(
     batch: &IncomingBatch,
     codec: Compression,
+    levels: CompressionLevels,
     max_bytes: usize,
 ) -> Result<IncomingBatch, BatchError> {
     let current = batch.header.attributes & CODEC_MASK;
@@ -45,7 +108,16 @@ pub fn to_codec(
         version: 2,
         compression: codec,
     };
-    RecordBatchEncoder::encode(&mut out, set.records.iter(), &options).map_err(undecodable)?;
+    let compressor = |records: &mut BytesMut, out: &mut BytesMut, codec: Compression| {
+        compress(levels, records, out, codec)
+    };
+    RecordBatchEncoder::encode_with_custom_compression(
+        &mut out,
+        set.records.iter(),
+        &options,
+        Some(compressor),
+    )
+    .map_err(undecodable)?;
     let mut rewritten = split_and_validate(&Bytes::from(out), max_bytes)?;
     // The producer's records share one producer, epoch and sequence run: one batch.
     if rewritten.len() != 1 {
@@ -103,7 +175,7 @@ mod tests {
             for producer_id in [-1, 77] {
                 let original =
                     &split_and_validate(&producer_batch(from, producer_id, 20), 1 << 20).unwrap()[0];
-                let moved = to_codec(original, to, 1 << 20).unwrap();
+                let moved = to_codec(original, to, CompressionLevels::default(), 1 << 20).unwrap();
                 assert_eq!(moved.header.attributes & CODEC_MASK, to as i16);
                 assert_eq!(moved.header.producer_id, original.header.producer_id);
                 assert_eq!(moved.header.producer_epoch, original.header.producer_epoch);
@@ -122,7 +194,12 @@ mod tests {
         }
         // Already in the codec: stored as sent, byte for byte.
         let lz4 = &split_and_validate(&producer_batch(Compression::Lz4, 5, 3), 1 << 20).unwrap()[0];
-        assert_eq!(to_codec(lz4, Compression::Lz4, 1 << 20).unwrap().bytes, lz4.bytes);
+        assert_eq!(
+            to_codec(lz4, Compression::Lz4, CompressionLevels::default(), 1 << 20)
+                .unwrap()
+                .bytes,
+            lz4.bytes
+        );
     }
 
     #[test]
@@ -130,8 +207,95 @@ mod tests {
         let original = &split_and_validate(&producer_batch(Compression::Zstd, -1, 50), 1 << 20).unwrap()[0];
         let limit = original.bytes.len() + 100;
         assert!(matches!(
-            to_codec(original, Compression::None, limit),
+            to_codec(original, Compression::None, CompressionLevels::default(), limit),
             Err(BatchError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn levels_change_the_size_and_keep_the_records() {
+        // Compressible but not trivially: a higher level must do better.
+        let records: Vec<Record> = (0..200)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i,
+                sequence: i as i32 - 1,
+                timestamp: 1_000 + i,
+                key: Some(Bytes::from(format!("customer-{}", i % 17))),
+                value: Some(Bytes::from(format!(
+                    "{{\"order\":{i},\"items\":[{}],\"note\":\"{}\"}}",
+                    i * 7919 % 1000,
+                    "abcdefghij".repeat((i % 5) as usize + 1)
+                ))),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut plain = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut plain,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        let original = &split_and_validate(&plain.freeze(), 1 << 20).unwrap()[0];
+        for (codec, low, high) in [
+            (
+                Compression::Gzip,
+                CompressionLevels {
+                    gzip: 1,
+                    ..Default::default()
+                },
+                CompressionLevels {
+                    gzip: 9,
+                    ..Default::default()
+                },
+            ),
+            (
+                Compression::Zstd,
+                CompressionLevels {
+                    zstd: -50,
+                    ..Default::default()
+                },
+                CompressionLevels {
+                    zstd: 19,
+                    ..Default::default()
+                },
+            ),
+            (
+                Compression::Lz4,
+                CompressionLevels {
+                    lz4: 1,
+                    ..Default::default()
+                },
+                CompressionLevels {
+                    lz4: 12,
+                    ..Default::default()
+                },
+            ),
+        ] {
+            let small = to_codec(original, codec, high, 1 << 20).unwrap();
+            let large = to_codec(original, codec, low, 1 << 20).unwrap();
+            assert!(
+                small.bytes.len() < large.bytes.len(),
+                "{codec:?}: level {high:?} gave {} bytes, {low:?} gave {}",
+                small.bytes.len(),
+                large.bytes.len()
+            );
+            for batch in [small, large] {
+                let decoded = RecordBatchDecoder::decode(&mut batch.bytes.clone())
+                    .unwrap()
+                    .records;
+                assert_eq!(decoded, records, "{codec:?}");
+            }
+        }
     }
 }

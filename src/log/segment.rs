@@ -25,6 +25,8 @@ pub struct FileSlice {
     pub file: Arc<File>,
     pub position: u64,
     pub len: u64,
+    /// Records in the batches of the range (their headers' counts).
+    pub records: u64,
 }
 
 impl FileSlice {
@@ -355,17 +357,20 @@ impl LogSegment {
             return Ok(None);
         }
         let mut end = start + first.size() as u64;
+        let mut records = first.records_count.max(0) as u64;
         while let Some(header) = self.read_header(end)? {
             let next_end = end + header.size() as u64;
             if header.base_offset >= max_offset || next_end - start > max_bytes || next_end > self.size {
                 break;
             }
             end = next_end;
+            records += header.records_count.max(0) as u64;
         }
         Ok(Some(FileSlice {
             file: self.file.clone(),
             position: start,
             len: end - start,
+            records,
         }))
     }
 

@@ -1,6 +1,6 @@
 //! Gauges read from the broker at each scrape: per-partition log sizes and offsets,
-//! partition health, consumer-group lag, the active controller, and the process's CPU,
-//! memory and open files.
+//! partition health, consumer-group lag, the active controller, fetch sessions, and the
+//! process's CPU, memory and open files.
 
 use crate::broker::Broker;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric};
@@ -216,6 +216,26 @@ impl prometheus_client::collector::Collector for BrokerCollector {
             "Records between a group's committed offset and the high watermark, for partitions led here",
             &group_lag(&broker),
         )?;
+        let (sessions, session_partitions, evictions) = broker.fetch_sessions.stats();
+        gauge(
+            encoder,
+            "fetch_sessions",
+            "Incremental fetch sessions (KIP-227) kept",
+            sessions as i64,
+        )?;
+        gauge(
+            encoder,
+            "fetch_session_partitions",
+            "Partitions in the kept fetch sessions",
+            session_partitions as i64,
+        )?;
+        let metric = encoder.encode_descriptor(
+            "fetch_session_evictions",
+            "Fetch sessions evicted to make room for new ones",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(evictions).encode(metric)?;
         if let Some((cpu_seconds, resident_bytes, open_files)) = process_usage() {
             let metric = encoder.encode_descriptor(
                 "process_cpu_seconds",

@@ -29,6 +29,13 @@ pub struct ApiLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub api: &'static str,
+    pub code: i16,
+    pub error: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabels {
     pub topic: String,
 }
@@ -64,6 +71,7 @@ struct TopicCounters {
     bytes_in: Counter,
     records_in: Counter,
     bytes_out: Counter,
+    records_out: Counter,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -80,9 +88,11 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
     request_seconds: HistogramFamily<ApiLabels>,
+    errors: Family<ErrorLabels, Counter>,
     bytes_in: Family<TopicLabels, Counter>,
     records_in: Family<TopicLabels, Counter>,
     bytes_out: Family<TopicLabels, Counter>,
+    records_out: Family<TopicLabels, Counter>,
     connections: Gauge,
     connections_accepted: Counter,
     isr_shrinks: Counter,
@@ -112,9 +122,11 @@ impl Metrics {
             registry: Mutex::new(Registry::with_prefix("ferrolog")),
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(latency_histogram),
+            errors: Family::default(),
             bytes_in: Family::default(),
             records_in: Family::default(),
             bytes_out: Family::default(),
+            records_out: Family::default(),
             connections: Gauge::default(),
             connections_accepted: Counter::default(),
             isr_shrinks: Counter::default(),
@@ -135,6 +147,11 @@ impl Metrics {
                 metrics.request_seconds.clone(),
             );
             registry.register(
+                "request_errors",
+                "Error codes in responses (NONE not counted), by API and code",
+                metrics.errors.clone(),
+            );
+            registry.register(
                 "topic_bytes_in",
                 "Record batch bytes appended by producers, by topic",
                 metrics.bytes_in.clone(),
@@ -148,6 +165,11 @@ impl Metrics {
                 "topic_bytes_out",
                 "Record batch bytes sent to consumers, by topic",
                 metrics.bytes_out.clone(),
+            );
+            registry.register(
+                "topic_records_out",
+                "Records in the batches sent to consumers, by topic",
+                metrics.records_out.clone(),
             );
             registry.register(
                 "connections",
@@ -216,6 +238,7 @@ impl Metrics {
             bytes_in: self.bytes_in.get_or_create(&labels).clone(),
             records_in: self.records_in.get_or_create(&labels).clone(),
             bytes_out: self.bytes_out.get_or_create(&labels).clone(),
+            records_out: self.records_out.get_or_create(&labels).clone(),
         };
         self.topics
             .write()
@@ -225,11 +248,27 @@ impl Metrics {
     }
 
     /// Record data sent to a consumer.
-    pub fn consumed(&self, topic: &str, bytes: u64) {
+    pub fn consumed(&self, topic: &str, bytes: u64, records: u64) {
         if !self.enabled {
             return;
         }
-        self.topic(topic).bytes_out.inc_by(bytes);
+        let counters = self.topic(topic);
+        counters.bytes_out.inc_by(bytes);
+        counters.records_out.inc_by(records);
+    }
+
+    /// The error codes of one response, which `walk` hands to its callback; NONE is
+    /// not counted.
+    pub fn response_errors(&self, api: &'static str, walk: impl FnOnce(&mut dyn FnMut(i16))) {
+        if !self.enabled {
+            return;
+        }
+        walk(&mut |code| {
+            if code != 0 {
+                let error = crate::api::error_counts::error_name(code);
+                self.errors.get_or_create(&ErrorLabels { api, code, error }).inc();
+            }
+        });
     }
 
     /// Counts a request as waiting until the guard drops.
@@ -290,7 +329,12 @@ mod tests {
         metrics.request("Produce", 9, std::time::Duration::from_millis(3));
         metrics.request("Produce", 9, std::time::Duration::from_millis(1));
         metrics.produced("orders", 1000, 10);
-        metrics.consumed("orders", 700);
+        metrics.consumed("orders", 700, 7);
+        metrics.response_errors("Fetch", |emit| {
+            emit(0);
+            emit(6);
+            emit(6);
+        });
         metrics.connection_opened();
         metrics.isr_changed(false);
         let waiting = metrics.waiting(WaitKind::Fetch);
@@ -326,6 +370,17 @@ mod tests {
             text.contains("ferrolog_topic_bytes_out_total{topic=\"orders\"} 700"),
             "{text}"
         );
+        assert!(
+            text.contains("ferrolog_topic_records_out_total{topic=\"orders\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "ferrolog_request_errors_total{api=\"Fetch\",code=\"6\",error=\"NOT_LEADER_OR_FOLLOWER\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("code=\"0\""), "{text}");
         assert!(text.contains("ferrolog_connections 1"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
         // Disabled, nothing is counted.

@@ -1,0 +1,188 @@
+//! The error codes a response carries, wherever its schema puts them (top level, per
+//! topic, per partition, per member), for the errors-by-code metric. Kafka counts the
+//! same way (`errorCounts()` of each response); NONE is not counted here.
+
+use kafka_protocol::messages::*;
+
+/// Every error code in a response.
+pub trait ErrorCodes {
+    fn error_codes(&self, emit: &mut dyn FnMut(i16));
+}
+
+macro_rules! error_codes {
+    ($($ty:ty => |$r:ident, $emit:ident| $body:expr;)*) => {
+        $(impl ErrorCodes for $ty {
+            fn error_codes(&self, $emit: &mut dyn FnMut(i16)) {
+                let $r = self;
+                $body
+            }
+        })*
+    };
+}
+
+error_codes! {
+    ApiVersionsResponse => |r, emit| emit(r.error_code);
+    MetadataResponse => |r, emit| {
+        emit(r.error_code);
+        for topic in &r.topics {
+            emit(topic.error_code);
+            topic.partitions.iter().for_each(|p| emit(p.error_code));
+        }
+    };
+    ProduceResponse => |r, emit| for topic in &r.responses {
+        topic.partition_responses.iter().for_each(|p| emit(p.error_code));
+    };
+    ListOffsetsResponse => |r, emit| for topic in &r.topics {
+        topic.partitions.iter().for_each(|p| emit(p.error_code));
+    };
+    CreateTopicsResponse => |r, emit| r.topics.iter().for_each(|t| emit(t.error_code));
+    DeleteTopicsResponse => |r, emit| r.responses.iter().for_each(|t| emit(t.error_code));
+    CreatePartitionsResponse => |r, emit| r.results.iter().for_each(|t| emit(t.error_code));
+    DescribeConfigsResponse => |r, emit| r.results.iter().for_each(|t| emit(t.error_code));
+    AlterConfigsResponse => |r, emit| r.responses.iter().for_each(|t| emit(t.error_code));
+    IncrementalAlterConfigsResponse => |r, emit| r.responses.iter().for_each(|t| emit(t.error_code));
+    InitProducerIdResponse => |r, emit| emit(r.error_code);
+    OffsetCommitResponse => |r, emit| for topic in &r.topics {
+        topic.partitions.iter().for_each(|p| emit(p.error_code));
+    };
+    OffsetFetchResponse => |r, emit| {
+        emit(r.error_code);
+        for topic in &r.topics {
+            topic.partitions.iter().for_each(|p| emit(p.error_code));
+        }
+        for group in &r.groups {
+            emit(group.error_code);
+            for topic in &group.topics {
+                topic.partitions.iter().for_each(|p| emit(p.error_code));
+            }
+        }
+    };
+    FindCoordinatorResponse => |r, emit| {
+        emit(r.error_code);
+        r.coordinators.iter().for_each(|c| emit(c.error_code));
+    };
+    JoinGroupResponse => |r, emit| emit(r.error_code);
+    SyncGroupResponse => |r, emit| emit(r.error_code);
+    HeartbeatResponse => |r, emit| emit(r.error_code);
+    LeaveGroupResponse => |r, emit| {
+        emit(r.error_code);
+        r.members.iter().for_each(|m| emit(m.error_code));
+    };
+    ListGroupsResponse => |r, emit| emit(r.error_code);
+    DescribeGroupsResponse => |r, emit| r.groups.iter().for_each(|g| emit(g.error_code));
+    DeleteGroupsResponse => |r, emit| r.results.iter().for_each(|g| emit(g.error_code));
+    OffsetDeleteResponse => |r, emit| {
+        emit(r.error_code);
+        for topic in &r.topics {
+            topic.partitions.iter().for_each(|p| emit(p.error_code));
+        }
+    };
+    OffsetForLeaderEpochResponse => |r, emit| for topic in &r.topics {
+        topic.partitions.iter().for_each(|p| emit(p.error_code));
+    };
+    DescribeQuorumResponse => |r, emit| {
+        emit(r.error_code);
+        for topic in &r.topics {
+            topic.partitions.iter().for_each(|p| emit(p.error_code));
+        }
+    };
+    DescribeUserScramCredentialsResponse => |r, emit| {
+        emit(r.error_code);
+        r.results.iter().for_each(|u| emit(u.error_code));
+    };
+    AlterUserScramCredentialsResponse => |r, emit| r.results.iter().for_each(|u| emit(u.error_code));
+    DescribeAclsResponse => |r, emit| emit(r.error_code);
+    CreateAclsResponse => |r, emit| r.results.iter().for_each(|a| emit(a.error_code));
+    DeleteAclsResponse => |r, emit| for filter in &r.filter_results {
+        emit(filter.error_code);
+        filter.matching_acls.iter().for_each(|a| emit(a.error_code));
+    };
+    DescribeLogDirsResponse => |r, emit| {
+        emit(r.error_code);
+        r.results.iter().for_each(|d| emit(d.error_code));
+    };
+    DescribeClusterResponse => |r, emit| emit(r.error_code);
+    DescribeProducersResponse => |r, emit| for topic in &r.topics {
+        topic.partitions.iter().for_each(|p| emit(p.error_code));
+    };
+    DeleteRecordsResponse => |r, emit| for topic in &r.topics {
+        topic.partitions.iter().for_each(|p| emit(p.error_code));
+    };
+    DescribeTopicPartitionsResponse => |r, emit| for topic in &r.topics {
+        emit(topic.error_code);
+        topic.partitions.iter().for_each(|p| emit(p.error_code));
+    };
+    ElectLeadersResponse => |r, emit| {
+        emit(r.error_code);
+        for topic in &r.replica_election_results {
+            topic.partition_result.iter().for_each(|p| emit(p.error_code));
+        }
+    };
+    FetchResponse => |r, emit| {
+        emit(r.error_code);
+        for topic in &r.responses {
+            topic.partitions.iter().for_each(|p| emit(p.error_code));
+        }
+    };
+}
+
+/// Kafka's name of an error code (`NOT_LEADER_OR_FOLLOWER`), or `UNKNOWN_<code>`.
+pub fn error_name(code: i16) -> &'static str {
+    static NAMES: std::sync::OnceLock<parking_lot::Mutex<std::collections::HashMap<i16, &'static str>>> =
+        std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(Default::default);
+    let mut names = names.lock();
+    names.entry(code).or_insert_with(|| {
+        let name = match kafka_protocol::ResponseError::try_from_code(code) {
+            Some(kafka_protocol::ResponseError::Unknown(_)) | None => format!("UNKNOWN_{code}"),
+            Some(error) => screaming_snake(&format!("{error:?}")),
+        };
+        // At most one name per i16 code, so the leak is bounded.
+        Box::leak(name.into_boxed_str())
+    })
+}
+
+fn screaming_snake(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 8);
+    let chars: Vec<char> = camel.chars().collect();
+    for (i, c) in chars.iter().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            let prev_lower = chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit();
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            if prev_lower || (next_lower && chars[i - 1].is_uppercase()) {
+                out.push('_');
+            }
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_kafkas() {
+        assert_eq!(error_name(6), "NOT_LEADER_OR_FOLLOWER");
+        assert_eq!(error_name(3), "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(error_name(19), "NOT_ENOUGH_REPLICAS");
+        assert_eq!(error_name(1), "OFFSET_OUT_OF_RANGE");
+        assert_eq!(error_name(29), "TOPIC_AUTHORIZATION_FAILED");
+        assert_eq!(error_name(-1), "UNKNOWN_SERVER_ERROR");
+        assert_eq!(error_name(i16::MAX), "UNKNOWN_32767");
+    }
+
+    #[test]
+    fn nested_codes_are_all_found() {
+        use kafka_protocol::messages::metadata_response::{MetadataResponsePartition, MetadataResponseTopic};
+        let response = MetadataResponse::default().with_topics(vec![
+            MetadataResponseTopic::default()
+                .with_error_code(3)
+                .with_partitions(vec![MetadataResponsePartition::default().with_error_code(5)]),
+        ]);
+        let mut codes = Vec::new();
+        response.error_codes(&mut |code| codes.push(code));
+        assert_eq!(codes, vec![0, 3, 5]);
+    }
+}

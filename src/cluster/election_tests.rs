@@ -1,0 +1,117 @@
+use super::*;
+use crate::cluster::image::{Endpoint, MetadataRecord};
+
+/// Brokers 1-3 registered, `live` of them unfenced; topic "t" with one partition of
+/// replicas [1, 2, 3], leader `leader`, ISR `isr`.
+fn image(live: &[i32], leader: i32, isr: Vec<i32>) -> MetadataImage {
+    let mut image = MetadataImage::empty();
+    for broker_id in 1..=3 {
+        image.apply_batch(
+            broker_id as i64,
+            &[MetadataRecord::RegisterBroker {
+                broker_id,
+                incarnation_id: uuid::Uuid::nil(),
+                endpoints: vec![Endpoint {
+                    listener: "PLAINTEXT".into(),
+                    host: "h".into(),
+                    port: 1,
+                    security_protocol: "PLAINTEXT".into(),
+                }],
+                rack: None,
+            }],
+        );
+        if live.contains(&broker_id) {
+            image.apply_batch(
+                10 + broker_id as i64,
+                &[MetadataRecord::UnfenceBroker {
+                    broker_id,
+                    broker_epoch: broker_id as i64,
+                }],
+            );
+        }
+    }
+    let topic_id = uuid::Uuid::from_u128(7);
+    image.apply_batch(
+        20,
+        &[
+            MetadataRecord::Topic {
+                name: "t".into(),
+                topic_id,
+            },
+            MetadataRecord::Partition {
+                topic_id,
+                partition: 0,
+                replicas: vec![1, 2, 3],
+                isr,
+                leader,
+                leader_epoch: 3,
+            },
+        ],
+    );
+    image
+}
+
+fn applied(mut image: MetadataImage, record: Option<MetadataRecord>) -> (i32, Vec<i32>, i32) {
+    image.apply_batch(30, &record.into_iter().collect::<Vec<_>>());
+    let partition = &image.topic("t").unwrap().partitions[0];
+    (partition.leader, partition.isr.clone(), partition.leader_epoch)
+}
+
+#[test]
+fn preferred_election_moves_leadership_back_to_the_first_replica() {
+    let before = image(&[1, 2, 3], 2, vec![1, 2, 3]);
+    let (outcome, record) = elect(&before, "t", 0, ElectionType::Preferred);
+    assert_eq!(outcome, ElectionOutcome::Elected);
+    assert_eq!(applied(before, record), (1, vec![1, 2, 3], 4));
+}
+
+#[test]
+fn preferred_election_needs_the_first_replica_in_sync_and_live() {
+    let leads = image(&[1, 2, 3], 1, vec![1, 2, 3]);
+    assert_eq!(
+        elect(&leads, "t", 0, ElectionType::Preferred),
+        (ElectionOutcome::NotNeeded, None)
+    );
+    let out_of_sync = image(&[1, 2, 3], 2, vec![2, 3]);
+    assert_eq!(
+        elect(&out_of_sync, "t", 0, ElectionType::Preferred),
+        (ElectionOutcome::PreferredNotAvailable, None)
+    );
+    let fenced = image(&[2, 3], 2, vec![1, 2, 3]);
+    assert_eq!(
+        elect(&fenced, "t", 0, ElectionType::Preferred),
+        (ElectionOutcome::PreferredNotAvailable, None)
+    );
+    assert_eq!(
+        elect(&fenced, "t", 1, ElectionType::Preferred),
+        (ElectionOutcome::UnknownPartition, None)
+    );
+    assert_eq!(
+        elect(&fenced, "u", 0, ElectionType::Preferred),
+        (ElectionOutcome::UnknownPartition, None)
+    );
+}
+
+#[test]
+fn unclean_election_only_for_a_leaderless_partition_and_prefers_the_isr() {
+    let led = image(&[1, 2, 3], 2, vec![2]);
+    assert_eq!(
+        elect(&led, "t", 0, ElectionType::Unclean),
+        (ElectionOutcome::NotNeeded, None)
+    );
+    // The last ISR member (1) is down; 3 is live but out of sync: it leads alone.
+    let leaderless = image(&[3], NO_LEADER, vec![1]);
+    let (outcome, record) = elect(&leaderless, "t", 0, ElectionType::Unclean);
+    assert_eq!(outcome, ElectionOutcome::Elected);
+    assert_eq!(applied(leaderless, record), (3, vec![3], 4));
+    // An ISR member is live: a clean choice, ISR kept.
+    let clean = image(&[2, 3], NO_LEADER, vec![2, 3]);
+    let (outcome, record) = elect(&clean, "t", 0, ElectionType::Unclean);
+    assert_eq!(outcome, ElectionOutcome::Elected);
+    assert_eq!(applied(clean, record), (2, vec![2, 3], 4));
+    let nobody = image(&[], NO_LEADER, vec![1]);
+    assert_eq!(
+        elect(&nobody, "t", 0, ElectionType::Unclean),
+        (ElectionOutcome::EligibleNotAvailable, None)
+    );
+}
