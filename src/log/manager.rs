@@ -10,6 +10,7 @@
 
 use super::checkpoint;
 use super::partition_log::PartitionLog;
+use super::recovery_progress::{RecoveryProgress, Report};
 use super::segment::RecoveryReport;
 use super::{LogError, TopicPartition};
 use crate::config::LogConfig;
@@ -34,6 +35,39 @@ pub struct LogManager {
     log_dirs: Vec<PathBuf>,
     /// One checkpoint writer at a time (they share temporary file names).
     writing: parking_lot::Mutex<()>,
+}
+
+/// How often loading a log dir logs its progress.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Bytes of a partition directory's segment files.
+fn segment_bytes(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "log"))
+                .filter_map(|entry| entry.metadata().ok())
+                .map(|metadata| metadata.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn log_progress(log_dir: &str, report: &Report) {
+    const MB: f64 = 1_048_576.0;
+    let left = report
+        .seconds_left
+        .map_or_else(|| "unknown".to_string(), |seconds| format!("{seconds:.0} s"));
+    tracing::info!(
+        %log_dir,
+        "loading: {}/{} partitions, {:.1} of {:.1} MB checked, {:.1} MB/s, time left {left}",
+        report.done_partitions,
+        report.total_partitions,
+        report.done_bytes as f64 / MB,
+        report.total_bytes as f64 / MB,
+        report.bytes_per_second / MB,
+    );
 }
 
 /// One partition's line in the checkpoints: its directory, name, recovery point and
@@ -76,18 +110,38 @@ impl LogManager {
             let log_starts = checkpoint::read(&dir.join(LOG_START_FILE));
             let entries =
                 std::fs::read_dir(dir).map_err(|source| LogError::io(dir, "list log dir", source))?;
+            let mut partitions = Vec::new();
             for entry in entries {
                 let entry = entry.map_err(|source| LogError::io(dir, "list log dir", source))?;
                 let path = entry.path();
                 if !path.is_dir() {
                     continue;
                 }
-                let Some(topic_partition) = partition_dir(&entry.file_name().to_string_lossy()) else {
-                    continue;
-                };
+                if let Some(topic_partition) = partition_dir(&entry.file_name().to_string_lossy()) {
+                    let bytes = segment_bytes(&path);
+                    partitions.push((path, topic_partition, bytes));
+                }
+            }
+            let total_bytes: u64 = partitions.iter().map(|(_, _, bytes)| bytes).sum();
+            let log_dir = dir.display().to_string();
+            if clean_shutdown {
+                tracing::info!(%log_dir, partitions = partitions.len(), total_bytes, "loading log dir after a clean shutdown");
+            } else {
+                tracing::info!(
+                    %log_dir,
+                    partitions = partitions.len(),
+                    total_bytes,
+                    "recovering log dir after an unclean shutdown: segments past each recovery point are checked"
+                );
+            }
+            let started = std::time::Instant::now();
+            let mut progress =
+                RecoveryProgress::new(partitions.len(), total_bytes, started, PROGRESS_INTERVAL);
+            for (path, topic_partition, bytes) in partitions {
                 let Some((config, leader_epoch)) = describe(&topic_partition) else {
                     tracing::warn!(%topic_partition, path = %path.display(), "removing log of a deleted topic");
                     std::fs::remove_dir_all(&path).map_err(|source| LogError::io(&path, "remove", source))?;
+                    progress.advance(bytes, std::time::Instant::now());
                     continue;
                 };
                 let recovery_point = recovery_points
@@ -117,7 +171,18 @@ impl LogManager {
                     );
                 }
                 loaded.push(LoadedLog { log, report });
+                if let Some(report) = progress.advance(bytes, std::time::Instant::now()) {
+                    log_progress(&log_dir, &report);
+                }
             }
+            let done = progress.report(std::time::Instant::now());
+            tracing::info!(
+                %log_dir,
+                partitions = done.done_partitions,
+                total_bytes,
+                seconds = format!("{:.2}", done.elapsed.as_secs_f64()),
+                "log dir loaded"
+            );
             if clean_shutdown {
                 std::fs::remove_file(&marker)
                     .map_err(|source| LogError::io(&marker, "remove marker", source))?;

@@ -13,6 +13,7 @@ pub mod partition_log;
 pub mod producer_snapshot;
 pub mod producer_state;
 pub mod recompress;
+pub mod recovery_progress;
 pub mod retention;
 pub mod segment;
 pub mod time_index;
