@@ -2,7 +2,9 @@
  * Load generator for scripts/bench, on librdkafka (the C client every librdkafka-based
  * Kafka client wraps). Each mode prints one line of key=value results.
  *
- *   loadgen produce  BOOTSTRAP TOPIC COUNT SIZE ACKS
+ *   loadgen produce  BOOTSTRAP TOPIC COUNT SIZE ACKS   (LOADGEN_KEYS=N: keyed records;
+ *                    LOADGEN_IDEMPOTENT=1: an idempotent producer; LOADGEN_TXN=N: a
+ *                    transactional producer committing every N messages)
  *   loadgen consume  BOOTSTRAP TOPIC COUNT
  *   loadgen latency  BOOTSTRAP TOPIC RATE SECONDS SIZE [ACKS]   (ACKS default 1)
  *   loadgen failover BOOTSTRAP TOPIC RATE SECONDS   (idempotent acks=all at RATE msg/s;
@@ -72,6 +74,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
         delivered++;
 }
 
+static void check_txn(rd_kafka_error_t *error, const char *what) {
+    if (error) {
+        fprintf(stderr, "transaction %s: %s\n", what, rd_kafka_error_string(error));
+        exit(3);
+    }
+}
+
 static rd_kafka_t *new_producer(const char *bootstrap, const char *acks, const char *linger) {
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -82,6 +91,10 @@ static rd_kafka_t *new_producer(const char *bootstrap, const char *acks, const c
     set(conf, "batch.size", "1000000");
     set(conf, "queue.buffering.max.messages", "1000000");
     set(conf, "queue.buffering.max.kbytes", "1048576");
+    if (getenv("LOADGEN_IDEMPOTENT"))
+        set(conf, "enable.idempotence", "true");
+    if (getenv("LOADGEN_TXN"))
+        set(conf, "transactional.id", "loadgen-tx");
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     if (!rk) {
@@ -101,6 +114,9 @@ static rd_kafka_t *new_consumer(const char *bootstrap, const char *topic, int64_
     set(conf, "fetch.max.bytes", "52428800");
     set(conf, "max.partition.fetch.bytes", "8388608");
     set(conf, "fetch.wait.max.ms", "100");
+    /* LOADGEN_ISOLATION=read_committed|read_uncommitted (default read_uncommitted). */
+    const char *isolation = getenv("LOADGEN_ISOLATION");
+    set(conf, "isolation.level", isolation ? isolation : "read_uncommitted");
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     if (!rk) {
         fprintf(stderr, "consumer: %s\n", err);
@@ -118,15 +134,33 @@ static int produce(const char *bootstrap, const char *topic, long count, int siz
     char *payload = malloc(size);
     for (int i = 0; i < size; i++)
         payload[i] = 'a' + (i * 7) % 26;
+    /* LOADGEN_KEYS=N: keyed records, "key-<i mod N>" (a compacted topic's updates). */
+    const char *keys_env = getenv("LOADGEN_KEYS");
+    long n_keys = keys_env ? atol(keys_env) : 0;
+    char key[32];
+    const char *txn_env = getenv("LOADGEN_TXN");
+    long txn_size = txn_env ? atol(txn_env) : 0;
     double start = now_s();
+    if (txn_size > 0) {
+        check_txn(rd_kafka_init_transactions(rk, 60000), "init");
+        check_txn(rd_kafka_begin_transaction(rk), "begin");
+    }
     for (long i = 0; i < count; i++) {
+        if (txn_size > 0 && i > 0 && i % txn_size == 0) {
+            check_txn(rd_kafka_commit_transaction(rk, 120000), "commit");
+            check_txn(rd_kafka_begin_transaction(rk), "begin");
+        }
+        size_t key_len = n_keys > 0 ? (size_t)snprintf(key, sizeof(key), "key-%08ld", i % n_keys) : 0;
         while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+                                 RD_KAFKA_V_KEY(n_keys > 0 ? key : NULL, key_len),
                                  RD_KAFKA_V_VALUE(payload, size), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                  RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(rk, 1);
         if (i % 10000 == 0)
             rd_kafka_poll(rk, 0);
     }
+    if (txn_size > 0)
+        check_txn(rd_kafka_commit_transaction(rk, 120000), "commit");
     rd_kafka_flush(rk, 120000);
     double seconds = now_s() - start;
     printf("seconds=%.3f messages=%ld bytes=%ld failed=%ld\n", seconds, delivered, delivered * (long)size, failed);

@@ -14,3 +14,4 @@ pub mod metrics;
 pub mod replication;
 pub mod security;
 pub mod server;
+pub mod txn;

@@ -2,6 +2,7 @@
 //! limits, malformed input, and unsupported versions.
 
 mod common;
+mod protocol_txn;
 
 use bytes::Bytes;
 use common::{
@@ -539,6 +540,85 @@ async fn every_api_answers_every_advertised_version() {
                         assert!(response.replica_election_results.is_empty(), "v{version}");
                     }))
                 }
+                ApiKey::AlterReplicaLogDirs => {
+                    // Into the log dir it is in (nothing to do), and into one that is not
+                    // a log dir.
+                    let here = broker.dir.path().display().to_string();
+                    let dir = |path: String| {
+                        alter_replica_log_dirs_request::AlterReplicaLogDir::default()
+                            .with_path(StrBytes::from_string(path))
+                            .with_topics(vec![
+                                alter_replica_log_dirs_request::AlterReplicaLogDirTopic::default()
+                                    .with_name(topic_name("all-versions"))
+                                    .with_partitions(vec![0]),
+                            ])
+                    };
+                    let request = AlterReplicaLogDirsRequest::default()
+                        .with_dirs(vec![dir(here), dir("/nonexistent-log-dir".to_string())]);
+                    client.send(request, version).await.map(|response| {
+                        let codes: Vec<i16> = response
+                            .results
+                            .iter()
+                            .map(|topic| topic.partitions[0].error_code)
+                            .collect();
+                        assert_eq!(codes, vec![0, 57], "v{version}");
+                    })
+                }
+                ApiKey::AlterPartitionReassignments => {
+                    // One broker: the same replicas (nothing to do), an unknown broker,
+                    // a cancel with nothing under way; from v1, a refused change of the
+                    // replication factor.
+                    let id = broker.broker.config.node_id;
+                    let partition = |replicas: Option<Vec<i32>>| {
+                        alter_partition_reassignments_request::ReassignableTopic::default()
+                            .with_name(topic_name("all-versions"))
+                            .with_partitions(vec![
+                                alter_partition_reassignments_request::ReassignablePartition::default()
+                                    .with_replicas(
+                                        replicas.map(|ids| ids.into_iter().map(BrokerId).collect()),
+                                    ),
+                            ])
+                    };
+                    let mut topics = vec![
+                        partition(Some(vec![id])),
+                        partition(Some(vec![99])),
+                        partition(None),
+                    ];
+                    let mut expected = vec![0, 39, 85];
+                    if version >= 1 {
+                        topics.push(partition(Some(vec![id, 99])));
+                        expected.push(38);
+                    }
+                    let request = AlterPartitionReassignmentsRequest::default()
+                        .with_timeout_ms(5000)
+                        .with_allow_replication_factor_change(version == 0)
+                        .with_topics(topics);
+                    client.send(request, version).await.map(|response| {
+                        assert_eq!(response.error_code, 0, "v{version}");
+                        let mut codes: Vec<i16> = response
+                            .responses
+                            .iter()
+                            .flat_map(|topic| topic.partitions.iter().map(|p| p.error_code))
+                            .collect();
+                        codes.sort();
+                        expected.sort();
+                        assert_eq!(codes, expected, "v{version}");
+                    })
+                }
+                ApiKey::ListPartitionReassignments => {
+                    let request = ListPartitionReassignmentsRequest::default().with_timeout_ms(5000);
+                    client.send(request, version).await.map(|response| {
+                        assert_eq!(response.error_code, 0, "v{version}");
+                        assert!(response.topics.is_empty(), "v{version}: nothing under way");
+                    })
+                }
+                ApiKey::AddPartitionsToTxn
+                | ApiKey::AddOffsetsToTxn
+                | ApiKey::EndTxn
+                | ApiKey::WriteTxnMarkers
+                | ApiKey::TxnOffsetCommit
+                | ApiKey::DescribeTransactions
+                | ApiKey::ListTransactions => protocol_txn::check(&mut client, *api_key, version).await,
                 other => panic!("no test for {other:?}"),
             };
             outcome.unwrap_or_else(|error| panic!("{api_key:?} v{version}: {error}"));

@@ -29,8 +29,13 @@ class Cluster:
             self.env["FERROLOG_CLUSTER_CONFIG"] = str(extra)
 
     def run(self, *args):
-        return subprocess.run([str(SCRIPT), *map(str, args)], env=self.env, check=True, timeout=180,
-                              capture_output=True, text=True).stdout
+        done = subprocess.run([str(SCRIPT), *map(str, args)], env=self.env, timeout=180,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            # The script prints why (for a node that exited: the tail of its log).
+            raise RuntimeError(f"scripts/cluster {' '.join(map(str, args))} exited {done.returncode}:\n"
+                               f"{done.stdout}{done.stderr}")
+        return done.stdout
 
     def up(self, n=3):
         self.run("up", n)

@@ -1,8 +1,10 @@
 """A minimal Kafka wire client for what the client libraries do not expose: Metadata
-(v1) from one chosen broker, and DescribeQuorum (API 55, v0) as admin tools send it."""
+(v1) from one chosen broker, DescribeQuorum (API 55, v0) as admin tools send it, and
+Produce (v3) to one chosen broker, which a client library may reroute."""
 
 import socket
 import struct
+import time
 
 
 def _read_exact(sock, n):
@@ -15,14 +17,14 @@ def _read_exact(sock, n):
     return data
 
 
-def _call(address, api_key, version, body, flexible_header):
+def _call(address, api_key, version, body, flexible_header, timeout=10):
     host, port = address.rsplit(":", 1)
     client_id = b"ferrolog-test"
     header = struct.pack(">hhih", api_key, version, 1, len(client_id)) + client_id
     if flexible_header:
         header += b"\x00"  # no tagged fields
     frame = header + body
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
         sock.sendall(struct.pack(">i", len(frame)) + frame)
         size = struct.unpack(">i", _read_exact(sock, 4))[0]
         return Reader(_read_exact(sock, size))
@@ -128,10 +130,78 @@ def describe_quorum(address):
     return result
 
 
-def find_coordinator(address, group_id):
-    """The coordinator of `group_id` as FindCoordinator v0 answers: (error, node id)."""
-    key = group_id.encode()
-    r = _call(address, 10, 0, struct.pack(">h", len(key)) + key, flexible_header=False)
+def find_coordinator(address, key, key_type=0):
+    """The coordinator of a group (key type 0, FindCoordinator v0) or a transactional id
+    (key type 1, v1) as this broker answers: (error, node id)."""
+    encoded = key.encode()
+    if key_type == 0:
+        r = _call(address, 10, 0, struct.pack(">h", len(encoded)) + encoded, flexible_header=False)
+        r.take(">i")  # correlation id
+        error, node_id = r.take(">hi")
+        return error, node_id
+    body = struct.pack(">h", len(encoded)) + encoded + struct.pack(">b", key_type)
+    r = _call(address, 10, 1, body, flexible_header=False)
     r.take(">i")  # correlation id
-    error, node_id = r.take(">hi")
-    return error, node_id
+    r.take(">i")  # throttle time
+    error = r.take(">h")
+    r.string()  # error message
+    return error, r.take(">i")
+
+
+def _crc32c_table():
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def _varint(value):
+    value = (value << 1) ^ (value >> 63)  # zigzag
+    out = b""
+    while value > 0x7F:
+        out += bytes([(value & 0x7F) | 0x80])
+        value >>= 7
+    return out + bytes([value])
+
+
+def record_batch(value):
+    """One uncompressed record without key or headers, in a magic-2 batch."""
+    record = (b"\x00" + _varint(0) + _varint(0) + _varint(-1)
+              + _varint(len(value)) + value + _varint(0))
+    record = _varint(len(record)) + record
+    now = int(time.time() * 1000)
+    after_crc = struct.pack(">hiqqqhii", 0, 0, now, now, -1, -1, -1, 1) + record
+    header_rest = struct.pack(">ib", -1, 2)  # partition leader epoch, magic
+    crc = struct.pack(">I", crc32c(after_crc))
+    batch_length = len(header_rest) + len(crc) + len(after_crc)
+    return struct.pack(">qi", 0, batch_length) + header_rest + crc + after_crc
+
+
+def produce(address, topic, partition, value, acks, timeout_ms):
+    """Produce v3 of one record to exactly this broker (no client-side rerouting):
+    (error code, base offset)."""
+    batch = record_batch(value)
+    name = topic.encode()
+    body = (struct.pack(">hhi", -1, acks, timeout_ms)  # null transactional id
+            + struct.pack(">ih", 1, len(name)) + name
+            + struct.pack(">ii", 1, partition) + struct.pack(">i", len(batch)) + batch)
+    r = _call(address, 0, 3, body, flexible_header=False, timeout=timeout_ms / 1000 + 10)
+    r.take(">i")  # correlation id
+    r.take(">i")  # one topic
+    r.string()
+    r.take(">i")  # one partition
+    _index, error, base_offset = r.take(">ihq")
+    return error, base_offset

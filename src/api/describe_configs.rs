@@ -3,7 +3,7 @@
 
 use super::create_topics::resolved_topic_configs;
 use super::{RequestContext, error_code};
-use crate::config::{BROKER_CONFIGS, ConfigKind, TOPIC_CONFIGS};
+use crate::config::{ConfigKind, TOPIC_CONFIGS};
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -23,6 +23,7 @@ fn config_type(kind: ConfigKind) -> i8 {
         ConfigKind::Text | ConfigKind::Choice(_) => 2,
         ConfigKind::Int { .. } => 3,
         ConfigKind::Long { .. } => 5,
+        ConfigKind::Double { .. } => 6,
         ConfigKind::ChoiceList(_) => 7,
     }
 }
@@ -124,8 +125,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeConfigsRequest) -> Desc
                     if resource.resource_name.is_empty()
                         || resource.resource_name.as_str() == broker.config.node_id.to_string() =>
                 {
-                    let configs = BROKER_CONFIGS
-                        .iter()
+                    let configs = crate::config::all_broker_configs()
                         .filter(|config| wanted(&resource.configuration_keys, config.name))
                         .map(|config| {
                             let (value, source) = match broker.config.value(config.name) {

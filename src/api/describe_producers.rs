@@ -1,7 +1,7 @@
 //! DescribeProducers (API 61): the idempotent producers a partition's leader knows —
 //! id, epoch, last sequence and last timestamp — as `kafka-transactions`-style tools
-//! read them. Needs Read on the topic. There are no transactions yet, so the
-//! coordinator epoch is -1 and no producer has an open transaction (-1).
+//! read them, with the first offset of each one's open transaction (-1 when none).
+//! Needs Read on the topic. The coordinator epoch is not reported (-1).
 
 use super::{RequestContext, error_code};
 use crate::log::TopicPartition;
@@ -61,7 +61,7 @@ fn partition(ctx: &RequestContext<'_>, topic: &str, index: i32) -> PartitionResp
                     .with_last_sequence(producer.last_sequence)
                     .with_last_timestamp(producer.last_timestamp)
                     .with_coordinator_epoch(-1)
-                    .with_current_txn_start_offset(-1)
+                    .with_current_txn_start_offset(producer.txn_start_offset)
             })
             .collect(),
     )

@@ -12,8 +12,8 @@
 //! TOPIC_AUTHORIZATION_FAILED without saying whether they exist. Eligible leader
 //! replicas (KIP-966's ELR) are not kept, so those lists are empty.
 
-use super::{RequestContext, error_code};
-use crate::cluster::image::{MetadataImage, NO_LEADER, TopicImage};
+use super::RequestContext;
+use crate::cluster::image::{MetadataImage, TopicImage};
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_topic_partitions_response::{
@@ -97,17 +97,8 @@ fn describe(
     let partitions = partitions
         .filter_map(|index| Some((index, topic.partitions.get(usize::try_from(index).ok()?)?)))
         .map(|(index, registration)| {
-            let leader_live = registration.leader != NO_LEADER && image.is_live(registration.leader);
-            let (error, leader) = if leader_live {
-                (error_code::NONE, registration.leader)
-            } else {
-                (ResponseError::LeaderNotAvailable.code(), NO_LEADER)
-            };
-            let offline = registration
-                .replicas
-                .iter()
-                .copied()
-                .filter(|replica| !image.is_live(*replica));
+            let (error, leader) = super::metadata::live_leader(image, registration);
+            let offline = super::metadata::offline_replicas(image, registration);
             DescribeTopicPartitionsResponsePartition::default()
                 .with_error_code(error)
                 .with_partition_index(index)

@@ -52,7 +52,9 @@ pub fn append_error(error: &AppendError) -> i16 {
         AppendError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas.code(),
         AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
         AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
-        AppendError::InvalidRecord => ResponseError::InvalidRecord.code(),
+        AppendError::InvalidRecord | AppendError::ControlBatch => ResponseError::InvalidRecord.code(),
+        AppendError::TransactionalWithoutProducer => ResponseError::InvalidRequest.code(),
+        AppendError::CoordinatorFenced => ResponseError::TransactionCoordinatorFenced.code(),
         AppendError::Log(error) => log_error(error),
     }
 }

@@ -118,12 +118,45 @@ error_codes! {
             topic.partition_result.iter().for_each(|p| emit(p.error_code));
         }
     };
+    AlterPartitionReassignmentsResponse => |r, emit| {
+        emit(r.error_code);
+        for topic in &r.responses {
+            topic.partitions.iter().for_each(|p| emit(p.error_code));
+        }
+    };
+    ListPartitionReassignmentsResponse => |r, emit| emit(r.error_code);
+    AlterReplicaLogDirsResponse => |r, emit| for topic in &r.results {
+        topic.partitions.iter().for_each(|p| emit(p.error_code));
+    };
     FetchResponse => |r, emit| {
         emit(r.error_code);
         for topic in &r.responses {
             topic.partitions.iter().for_each(|p| emit(p.error_code));
         }
     };
+    AddPartitionsToTxnResponse => |r, emit| {
+        emit(r.error_code);
+        for topic in &r.results_by_topic_v3_and_below {
+            topic.results_by_partition.iter().for_each(|p| emit(p.partition_error_code));
+        }
+        for transaction in &r.results_by_transaction {
+            for topic in &transaction.topic_results {
+                topic.results_by_partition.iter().for_each(|p| emit(p.partition_error_code));
+            }
+        }
+    };
+    AddOffsetsToTxnResponse => |r, emit| emit(r.error_code);
+    EndTxnResponse => |r, emit| emit(r.error_code);
+    WriteTxnMarkersResponse => |r, emit| for marker in &r.markers {
+        for topic in &marker.topics {
+            topic.partitions.iter().for_each(|p| emit(p.error_code));
+        }
+    };
+    TxnOffsetCommitResponse => |r, emit| for topic in &r.topics {
+        topic.partitions.iter().for_each(|p| emit(p.error_code));
+    };
+    DescribeTransactionsResponse => |r, emit| r.transaction_states.iter().for_each(|t| emit(t.error_code));
+    ListTransactionsResponse => |r, emit| emit(r.error_code);
 }
 
 /// Kafka's name of an error code (`NOT_LEADER_OR_FOLLOWER`), or `UNKNOWN_<code>`.

@@ -23,9 +23,9 @@ use crate::security::acl::{Operation, ResourceType};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
-use kafka_protocol::messages::{BrokerId, TopicName};
+use kafka_protocol::messages::{BrokerId, ProducerId, TopicName};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
@@ -48,6 +48,9 @@ struct Wanted {
     any_replica: bool,
     /// Where the leader sends this consumer instead (KIP-392), if elsewhere.
     preferred_read_replica: Option<i32>,
+    /// isolation_level=READ_COMMITTED (v4+): up to the last stable offset, with the
+    /// aborted transactions in what is sent.
+    read_committed: bool,
     partition: Result<Arc<Partition>, i16>,
 }
 
@@ -104,9 +107,10 @@ fn read_partition(wanted: &Wanted, remaining: u64, min_one: bool) -> (PartitionD
     }
     partition.with_log(|log| {
         let high_watermark = log.high_watermark();
+        let last_stable_offset = log.last_stable_offset();
         let base = base
             .with_high_watermark(high_watermark)
-            .with_last_stable_offset(high_watermark)
+            .with_last_stable_offset(last_stable_offset)
             .with_log_start_offset(log.log_start_offset());
         if let Err(code) = check_leader_epoch(wanted.current_leader_epoch, log.leader_epoch()) {
             return (base.with_error_code(code), None);
@@ -128,13 +132,29 @@ fn read_partition(wanted: &Wanted, remaining: u64, min_one: bool) -> (PartitionD
         if max_bytes == 0 && !min_one {
             return (base, None);
         }
-        // Followers read what the leader has; consumers only what is committed.
+        // Followers read what the leader has; consumers only what is committed, and
+        // read_committed ones only what is stable.
         let max_offset = if wanted.replica {
             log.log_end_offset()
+        } else if wanted.read_committed {
+            last_stable_offset
         } else {
             high_watermark
         };
         match log.read(wanted.fetch_offset, max_offset, max_bytes, min_one) {
+            Ok(slice) if wanted.read_committed => {
+                // Only the list is computed; the records still go out as file ranges.
+                let aborted = log
+                    .aborted_overlapping(wanted.fetch_offset, max_offset)
+                    .into_iter()
+                    .map(|(producer_id, first_offset)| {
+                        AbortedTransaction::default()
+                            .with_producer_id(ProducerId(producer_id))
+                            .with_first_offset(first_offset)
+                    })
+                    .collect();
+                (base.with_aborted_transactions(Some(aborted)), slice)
+            }
             Ok(slice) => (base, slice),
             Err(error) => (base.with_error_code(error_code::log_error(&error)), None),
         }
@@ -226,8 +246,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         Plan::Incremental { partitions, .. } => partitions,
         Plan::Open | Plan::Sessionless => &session_request.partitions,
     };
-    // No transactions yet, so the last stable offset is the high watermark and both
-    // isolation levels read the same data.
+    let read_committed = ctx.version >= 4 && request.isolation_level == 1 && !replica;
     let mut wanted = Vec::with_capacity(to_read.len());
     let mut topics: Vec<TopicRef> = Vec::new();
     // A follower needs ClusterAction on the cluster; a consumer Read on each topic.
@@ -281,6 +300,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
             replica,
             any_replica,
             preferred_read_replica,
+            read_committed,
             partition: resolved,
         });
     }

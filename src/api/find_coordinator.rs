@@ -1,8 +1,8 @@
 //! FindCoordinator (key 10): a group's coordinator is the broker that leads the group's
 //! `__consumer_offsets` partition (created on first use); while that partition has no
 //! live leader the answer is COORDINATOR_NOT_AVAILABLE, which clients retry.
-//! Transaction coordinators do not exist yet and get COORDINATOR_NOT_AVAILABLE.
-//! v4+ batches keys.
+//! A transactional id's coordinator (key type 1) is the leader of the id's
+//! `__transaction_state` partition, likewise. v4+ batches keys.
 
 use super::RequestContext;
 use crate::security::acl::{Operation, ResourceType};
@@ -12,6 +12,7 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// (error code, message, node id, host, port) for one key.
 async fn locate(
@@ -28,8 +29,40 @@ async fn locate(
             -1,
         )
     };
+    if key_type == KEY_TYPE_TRANSACTION {
+        if !ctx.allowed(Operation::Describe, ResourceType::TransactionalId, key) {
+            return (
+                ResponseError::TransactionalIdAuthorizationFailed.code(),
+                Some(StrBytes::from_static_str(
+                    "not authorized to describe the transactional id",
+                )),
+                -1,
+                String::new(),
+                -1,
+            );
+        }
+        return match ctx.broker.txn_coordinator(key, ctx.listener).await {
+            Ok(Some((node_id, endpoint))) => (0, None, node_id, endpoint.host, endpoint.port as i32),
+            Ok(None) => unavailable("the transactional id's state partition has no live leader"),
+            Err(code) => (
+                code,
+                Some(StrBytes::from_static_str(
+                    "the transaction state topic cannot be created",
+                )),
+                -1,
+                String::new(),
+                -1,
+            ),
+        };
+    }
     if key_type != KEY_TYPE_GROUP {
-        return unavailable("transactions are not supported");
+        return (
+            ResponseError::InvalidRequest.code(),
+            Some(StrBytes::from_static_str("unknown coordinator key type")),
+            -1,
+            String::new(),
+            -1,
+        );
     }
     if !ctx.allowed(Operation::Describe, ResourceType::Group, key) {
         return (

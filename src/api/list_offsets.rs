@@ -1,5 +1,7 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), earliest local
-//! (-4), latest tiered (-5, none here) and by timestamp through the time index.
+//! (-4), latest tiered (-5, none here) and by timestamp through the time index. Latest
+//! is the high watermark, or under isolation_level=READ_COMMITTED (v2+) the last
+//! stable offset.
 
 use super::{RequestContext, check_leader_epoch, error_code, led_partition};
 use crate::security::acl::{Operation, ResourceType};
@@ -16,6 +18,7 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
 pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let read_committed = ctx.version >= 2 && request.isolation_level == 1;
     let topics = request
         .topics
         .into_iter()
@@ -48,6 +51,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffs
                             response
                         };
                         let found = match wanted.timestamp {
+                            LATEST if read_committed => Ok(Some((log.last_stable_offset(), -1))),
                             LATEST => Ok(Some((log.high_watermark(), -1))),
                             EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
                             LATEST_TIERED => Ok(None),

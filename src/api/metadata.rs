@@ -11,7 +11,7 @@
 //! live answers LEADER_NOT_AVAILABLE with leader -1, so clients wait and ask again.
 
 use super::{RequestContext, error_code};
-use crate::cluster::image::{MetadataImage, NO_LEADER, TopicImage};
+use crate::cluster::image::{MetadataImage, NO_LEADER, PartitionRegistration, TopicImage};
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -25,6 +25,26 @@ fn broker_ids(ids: &[i32]) -> Vec<BrokerId> {
     ids.iter().copied().map(BrokerId).collect()
 }
 
+/// A partition's leader as clients are told it: itself when live, else -1 with
+/// LEADER_NOT_AVAILABLE, so clients wait and ask again.
+pub(super) fn live_leader(image: &MetadataImage, registration: &PartitionRegistration) -> (i16, i32) {
+    if registration.leader != NO_LEADER && image.is_live(registration.leader) {
+        (error_code::NONE, registration.leader)
+    } else {
+        (ResponseError::LeaderNotAvailable.code(), NO_LEADER)
+    }
+}
+
+/// The replicas on brokers that are not live.
+pub(super) fn offline_replicas(image: &MetadataImage, registration: &PartitionRegistration) -> Vec<i32> {
+    registration
+        .replicas
+        .iter()
+        .copied()
+        .filter(|replica| !image.is_live(*replica))
+        .collect()
+}
+
 fn describe_topic(
     ctx: &RequestContext<'_>,
     image: &MetadataImage,
@@ -35,18 +55,8 @@ fn describe_topic(
         .iter()
         .enumerate()
         .map(|(index, registration)| {
-            let leader_live = registration.leader != NO_LEADER && image.is_live(registration.leader);
-            let (error, leader) = if leader_live {
-                (error_code::NONE, registration.leader)
-            } else {
-                (ResponseError::LeaderNotAvailable.code(), NO_LEADER)
-            };
-            let offline: Vec<i32> = registration
-                .replicas
-                .iter()
-                .copied()
-                .filter(|replica| !image.is_live(*replica))
-                .collect();
+            let (error, leader) = live_leader(image, registration);
+            let offline = offline_replicas(image, registration);
             MetadataResponsePartition::default()
                 .with_error_code(error)
                 .with_partition_index(index as i32)

@@ -5,7 +5,11 @@
 //! from it and [`handle_frame`] refuses anything outside it.
 
 pub mod acls;
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
+pub mod alter_replica_log_dirs;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod create_acls;
@@ -23,8 +27,10 @@ pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod error_code;
 pub mod error_counts;
 pub mod fetch;
@@ -38,6 +44,8 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -47,6 +55,9 @@ pub mod produce;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
+pub mod txn_errors;
+pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 use crate::broker::Broker;
 use crate::log::segment::FileSlice;
@@ -54,16 +65,21 @@ use crate::security::Session;
 use crate::security::acl::{Operation, ResourceType};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    AlterConfigsRequest, AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest, CreateAclsRequest,
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest,
-    DeleteRecordsRequest, DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest, DescribeProducersRequest,
-    DescribeQuorumRequest, DescribeTopicPartitionsRequest, DescribeUserScramCredentialsRequest,
-    ElectLeadersRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
-    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
-    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader,
-    SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeTransactionsRequest, EndTxnRequest,
+    ListTransactionsRequest, TxnOffsetCommitRequest, WriteTxnMarkersRequest,
+};
+use kafka_protocol::messages::{
+    AlterConfigsRequest, AlterPartitionReassignmentsRequest, AlterReplicaLogDirsRequest,
+    AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest, CreateAclsRequest, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
+    DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    DescribeLogDirsRequest, DescribeProducersRequest, DescribeQuorumRequest, DescribeTopicPartitionsRequest,
+    DescribeUserScramCredentialsRequest, ElectLeadersRequest, FetchRequest, FindCoordinatorRequest,
+    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, ListPartitionReassignmentsRequest,
+    MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
+    OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslHandshakeRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::sync::Arc;
@@ -108,6 +124,16 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterReplicaLogDirs, 1, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::AddPartitionsToTxn, 0, 4),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -449,8 +475,36 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, session: &mut Sess
         ApiKey::DescribeTopicPartitions => route!(DescribeTopicPartitionsRequest, |r| Some(
             describe_topic_partitions::handle(ctx, r)
         )),
+        ApiKey::AlterReplicaLogDirs => route!(AlterReplicaLogDirsRequest, |r| Some(
+            alter_replica_log_dirs::handle(ctx, r).await
+        )),
         ApiKey::ElectLeaders => route!(ElectLeadersRequest, |r| Some(elect_leaders::handle(ctx, r).await)),
+        ApiKey::AlterPartitionReassignments => route!(AlterPartitionReassignmentsRequest, |r| Some(
+            alter_partition_reassignments::handle(ctx, r).await
+        )),
+        ApiKey::ListPartitionReassignments => route!(ListPartitionReassignmentsRequest, |r| Some(
+            list_partition_reassignments::handle(ctx, r).await
+        )),
         ApiKey::DescribeCluster => route!(DescribeClusterRequest, |r| Some(describe_cluster::handle(ctx, r))),
+        ApiKey::AddPartitionsToTxn => route!(AddPartitionsToTxnRequest, |r| Some(
+            add_partitions_to_txn::handle(ctx, r).await
+        )),
+        ApiKey::AddOffsetsToTxn => route!(AddOffsetsToTxnRequest, |r| Some(
+            add_offsets_to_txn::handle(ctx, r).await
+        )),
+        ApiKey::EndTxn => route!(EndTxnRequest, |r| Some(end_txn::handle(ctx, r).await)),
+        ApiKey::WriteTxnMarkers => route!(WriteTxnMarkersRequest, |r| Some(
+            write_txn_markers::handle(ctx, r).await
+        )),
+        ApiKey::TxnOffsetCommit => route!(TxnOffsetCommitRequest, |r| Some(
+            txn_offset_commit::handle(ctx, r).await
+        )),
+        ApiKey::DescribeTransactions => route!(DescribeTransactionsRequest, |r| Some(
+            describe_transactions::handle(ctx, r).await
+        )),
+        ApiKey::ListTransactions => route!(ListTransactionsRequest, |r| Some(list_transactions::handle(
+            ctx, r
+        ))),
         ApiKey::CreateAcls => route!(CreateAclsRequest, |r| Some(create_acls::handle(ctx, r).await)),
         ApiKey::DeleteAcls => route!(DeleteAclsRequest, |r| Some(delete_acls::handle(ctx, r).await)),
         ApiKey::AlterUserScramCredentials => route!(AlterUserScramCredentialsRequest, |r| Some(

@@ -12,12 +12,53 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
+/// Per topic (in request order), per partition: the offset to commit or the refusal.
+pub(super) type Decided = Vec<Vec<(i32, Result<CommittedOffset, i16>)>>;
+
+/// The (topic, partition, offset) of every partition not refused, for the coordinator.
+pub(super) fn accepted<'a>(
+    topics: impl Iterator<Item = &'a str>,
+    decided: &Decided,
+) -> Vec<(String, i32, CommittedOffset)> {
+    topics
+        .zip(decided)
+        .flat_map(|(topic, partitions)| {
+            partitions.iter().filter_map(move |(index, outcome)| {
+                outcome
+                    .as_ref()
+                    .ok()
+                    .map(|committed| (topic.to_string(), *index, committed.clone()))
+            })
+        })
+        .collect()
+}
+
+/// The offset to commit for one partition, or OFFSET_METADATA_TOO_LARGE.
+pub(super) fn committed(
+    offset: i64,
+    leader_epoch: i32,
+    metadata: Option<&str>,
+    max_metadata: usize,
+    now_ms: i64,
+) -> Result<CommittedOffset, i16> {
+    let metadata = metadata.unwrap_or_default().to_string();
+    if metadata.len() > max_metadata {
+        return Err(ResponseError::OffsetMetadataTooLarge.code());
+    }
+    Ok(CommittedOffset {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_timestamp_ms: now_ms,
+    })
+}
+
 pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let broker = ctx.broker;
     let now = now_ms();
     let max_metadata = broker.groups.config.offset_metadata_max_bytes;
     // Per partition: Ok(offset to commit) or Err(code); kept in request order.
-    let mut decided: Vec<Vec<(i32, Result<CommittedOffset, i16>)>> = Vec::new();
+    let mut decided: Decided = Vec::new();
     let group_allowed = ctx.allowed(Operation::Read, ResourceType::Group, &request.group_id);
     for topic in &request.topics {
         let known = broker.topic(&topic.name);
@@ -27,11 +68,6 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
                 .partitions
                 .iter()
                 .map(|partition| {
-                    let metadata = partition
-                        .committed_metadata
-                        .as_deref()
-                        .map(|m| m.to_string())
-                        .unwrap_or_default();
                     let outcome = if !group_allowed {
                         Err(ResponseError::GroupAuthorizationFailed.code())
                     } else if !topic_allowed {
@@ -45,15 +81,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
                             .is_none()
                     {
                         Err(error_code::UNKNOWN_TOPIC_OR_PARTITION)
-                    } else if metadata.len() > max_metadata {
-                        Err(ResponseError::OffsetMetadataTooLarge.code())
                     } else {
-                        Ok(CommittedOffset {
-                            offset: partition.committed_offset,
-                            leader_epoch: partition.committed_leader_epoch,
-                            metadata,
-                            commit_timestamp_ms: now,
-                        })
+                        committed(
+                            partition.committed_offset,
+                            partition.committed_leader_epoch,
+                            partition.committed_metadata.as_deref(),
+                            max_metadata,
+                            now,
+                        )
                     };
                     (partition.partition_index, outcome)
                 })
@@ -67,19 +102,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
     } else if let Err(code) = broker.check_group_coordinator(&request.group_id).await {
         code
     } else {
-        let offsets: Vec<(String, i32, CommittedOffset)> = request
-            .topics
-            .iter()
-            .zip(&decided)
-            .flat_map(|(topic, partitions)| {
-                partitions.iter().filter_map(|(index, outcome)| {
-                    outcome
-                        .as_ref()
-                        .ok()
-                        .map(|committed| (topic.name.to_string(), *index, committed.clone()))
-                })
-            })
-            .collect();
+        let offsets = accepted(request.topics.iter().map(|topic| topic.name.as_str()), &decided);
         if offsets.is_empty() {
             error_code::NONE
         } else {

@@ -1,5 +1,7 @@
 //! OffsetFetch (key 9): committed offsets of one group (v1-7) or several (v8+); all of a
-//! group's partitions when no topics are named. -1 where nothing is committed.
+//! group's partitions when no topics are named. -1 where nothing is committed. With
+//! `require_stable` (v7+, read_committed consumers) a partition whose offset an open
+//! transaction is committing answers UNSTABLE_OFFSET_COMMIT, which clients retry.
 
 use super::RequestContext;
 use crate::group::offsets::CommittedOffset;
@@ -29,6 +31,7 @@ fn group_topics(
     ctx: &RequestContext<'_>,
     group_id: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Vec<OffsetFetchResponseTopics> {
     // Topics the principal may not describe: left out of "all", refused when named.
     let named = wanted.is_some();
@@ -42,7 +45,7 @@ fn group_topics(
         })
         .map(|(topic, partitions, allowed)| {
             OffsetFetchResponseTopics::default()
-                .with_name(TopicName(StrBytes::from_string(topic)))
+                .with_name(TopicName(StrBytes::from_string(topic.clone())))
                 .with_partitions(
                     partitions
                         .into_iter()
@@ -54,6 +57,14 @@ fn group_topics(
                                     .with_committed_leader_epoch(-1)
                                     .with_metadata(Some(StrBytes::default()))
                                     .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                            }
+                            if require_stable && ctx.broker.groups.has_pending(group_id, &topic, index) {
+                                return OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(index)
+                                    .with_committed_offset(-1)
+                                    .with_committed_leader_epoch(-1)
+                                    .with_metadata(Some(StrBytes::default()))
+                                    .with_error_code(ResponseError::UnstableOffsetCommit.code());
                             }
                             let (offset, epoch, metadata) = reported(committed, ctx.version);
                             OffsetFetchResponsePartitions::default()
@@ -69,6 +80,7 @@ fn group_topics(
 }
 
 pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> OffsetFetchResponse {
+    let require_stable = ctx.version >= 7 && request.require_stable;
     if ctx.version >= 8 {
         let results = request
             .groups
@@ -90,9 +102,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
                     .with_error_code(ResponseError::GroupAuthorizationFailed.code())
             } else {
                 match ctx.broker.check_group_coordinator(&group_id).await {
-                    Ok(()) => {
-                        OffsetFetchResponseGroup::default().with_topics(group_topics(ctx, &group_id, wanted))
-                    }
+                    Ok(()) => OffsetFetchResponseGroup::default().with_topics(group_topics(
+                        ctx,
+                        &group_id,
+                        wanted,
+                        require_stable,
+                    )),
                     Err(code) => OffsetFetchResponseGroup::default().with_error_code(code),
                 }
             };
@@ -118,7 +133,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
             .collect()
     });
     // The same answer in the single-group (v1-7) shape.
-    let topics = group_topics(ctx, &request.group_id, wanted)
+    let topics = group_topics(ctx, &request.group_id, wanted, require_stable)
         .into_iter()
         .map(|topic| {
             OffsetFetchResponseTopic::default()

@@ -63,6 +63,7 @@ async fn produce_partition(
     index: i32,
     records: Option<bytes::Bytes>,
     acks: i16,
+    transactional_id: Option<&str>,
 ) -> Pending {
     // Checked before anything else, so a refused produce writes nothing.
     if !ctx.allowed(Operation::Write, ResourceType::Topic, topic) {
@@ -90,11 +91,12 @@ async fn produce_partition(
             "null records".into(),
         ));
     };
-    let (max_message_bytes, codec, levels) = partition.with_log(|log| {
+    let (max_message_bytes, codec, levels, compacted) = partition.with_log(|log| {
         (
             log.config().max_message_bytes.max(0) as usize,
             log.config().compression,
             log.config().compression_levels,
+            log.config().compact_policy,
         )
     });
     let checked = batch::split_and_validate(&records, max_message_bytes).and_then(|batches| match codec {
@@ -122,6 +124,23 @@ async fn produce_partition(
             return Pending::Ready(partition_error(index, code, error.to_string()));
         }
     };
+    // A client's transactional batch comes from a transactional producer, which is
+    // idempotent: it has a producer id and a sequence.
+    if batches.iter().any(|batch| {
+        batch.header.is_transactional() && (batch.header.base_sequence < 0 || batch.header.producer_id < 0)
+    }) {
+        return Pending::Ready(partition_error(
+            index,
+            ResponseError::InvalidRecord.code(),
+            "a transactional batch needs a producer id and a sequence".into(),
+        ));
+    }
+    if let Some(refusal) = unverified(ctx, transactional_id, &partition, &batches).await {
+        return Pending::Ready(refusal);
+    }
+    if compacted && let Some(refusal) = keyless(topic, index, &batches) {
+        return Pending::Ready(refusal);
+    }
     let appended_bytes: usize = batches.iter().map(|batch| batch.bytes.len()).sum();
     let appended_records: i64 = batches
         .iter()
@@ -142,6 +161,71 @@ async fn produce_partition(
         Ok(info) => Pending::Ready(appended(index, &info)),
         Err(error) => Pending::Ready(failed(topic, index, &error)),
     }
+}
+
+/// KIP-890: the first transactional batch of a producer in this partition is taken only
+/// once its coordinator confirms the partition is in the producer's transaction; a
+/// transactional batch without a transactional id is refused.
+async fn unverified(
+    ctx: &RequestContext<'_>,
+    transactional_id: Option<&str>,
+    partition: &Partition,
+    batches: &[batch::IncomingBatch],
+) -> Option<PartitionProduceResponse> {
+    let index = partition.topic_partition.partition;
+    let first = batches.iter().find(|batch| batch.header.is_transactional())?;
+    let Some(transactional_id) = transactional_id else {
+        return Some(partition_error(
+            index,
+            ResponseError::InvalidTxnState.code(),
+            "a transactional batch without a transactional id".into(),
+        ));
+    };
+    if !ctx.allowed(Operation::Write, ResourceType::TransactionalId, transactional_id) {
+        return Some(partition_error(
+            index,
+            ResponseError::TransactionalIdAuthorizationFailed.code(),
+            format!("not authorized to write as transactional id {transactional_id}"),
+        ));
+    }
+    let header = first.header;
+    if partition.in_transaction(header.producer_id) {
+        return None;
+    }
+    match ctx
+        .broker
+        .verify_txn_partition(
+            transactional_id,
+            header.producer_id,
+            header.producer_epoch,
+            &partition.topic_partition,
+        )
+        .await
+    {
+        Ok(()) => None,
+        Err(code) => Some(partition_error(
+            index,
+            code,
+            format!(
+                "the transaction coordinator did not confirm {} in the transaction",
+                partition.topic_partition
+            ),
+        )),
+    }
+}
+
+/// A compacted topic's refusal of records without a key (Kafka's INVALID_RECORD, with
+/// the record's index in `record_errors`).
+fn keyless(topic: &str, index: i32, batches: &[batch::IncomingBatch]) -> Option<PartitionProduceResponse> {
+    let record = batches
+        .iter()
+        .find_map(|batch| crate::log::compaction::first_keyless_record(&batch.bytes, &batch.header))?;
+    let message =
+        format!("Compacted topic cannot accept message without key in topic partition {topic}-{index}.");
+    let error = kafka_protocol::messages::produce_response::BatchIndexAndErrorMessage::default()
+        .with_batch_index(record as i32)
+        .with_batch_index_error_message(Some(StrBytes::from_string(message.clone())));
+    Some(partition_error(index, ResponseError::InvalidRecord.code(), message).with_record_errors(vec![error]))
 }
 
 /// A partition's answer: at once, or (acks=all) once every in-sync replica has the
@@ -165,6 +249,7 @@ async fn finish(topic: &str, pending: Pending, deadline: tokio::time::Instant) -
 /// (and appending) the next requests meanwhile: answers still leave in request order.
 pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, correlation_id: i32) -> Outcome {
     let acks = request.acks;
+    let transactional_id: Option<String> = request.transactional_id.as_ref().map(|id| id.to_string());
     let deadline =
         tokio::time::Instant::now() + std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let by_id = ctx.version >= 13;
@@ -195,10 +280,16 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, correlati
             ),
             (Err(code), _) => (String::new(), refuse(*code, "unknown topic".into())),
             (Ok(topic), _) => {
-                let appends = topic_data
-                    .partition_data
-                    .into_iter()
-                    .map(|data| produce_partition(ctx, &topic.name, data.index, data.records, acks));
+                let appends = topic_data.partition_data.into_iter().map(|data| {
+                    produce_partition(
+                        ctx,
+                        &topic.name,
+                        data.index,
+                        data.records,
+                        acks,
+                        transactional_id.as_deref(),
+                    )
+                });
                 (topic.name.clone(), futures::future::join_all(appends).await)
             }
         };

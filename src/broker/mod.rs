@@ -8,11 +8,16 @@
 //! From then on [`publisher`] follows the image: it creates, updates and deletes local
 //! partitions as topics come and go and leaders move.
 
+mod cleaner;
+mod log_dirs;
 mod publisher;
 mod replication;
 mod security;
 mod topics;
+mod transactions;
+mod txn_markers;
 
+pub use log_dirs::MoveError;
 pub use topics::{CreatedTopic, TopicError};
 
 use crate::cluster::image::{Endpoint, MetadataImage, TopicImage};
@@ -43,6 +48,17 @@ pub const DEFAULT_CONTROLLER_TIMEOUT: Duration = Duration::from_secs(10);
 /// quickly rather than a connection stalled behind the wait.
 pub const AUTO_CREATE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A topic's log config. `__consumer_offsets` and `__transaction_state` are always
+/// compacted, also when created without `cleanup.policy=compact`.
+fn topic_log_config(config: &BrokerConfig, topic: &TopicImage) -> crate::config::LogConfig {
+    let mut log = config.log_config(&topic.configs);
+    if Broker::is_internal_topic(&topic.name) {
+        log.compact_policy = true;
+        log.delete_policy = false;
+    }
+    log
+}
+
 /// This process's registration with the controller.
 #[derive(Debug, Clone, Copy)]
 struct Registration {
@@ -54,6 +70,8 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub cluster_id: String,
     pub groups: GroupCoordinator,
+    /// The transaction coordinator's table (`transactions.rs` does its IO).
+    pub transactions: crate::txn::TxnCoordinator,
     /// The coordinator's write queue, handed to the writer task at start.
     group_writes: parking_lot::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<WriteJob>>>,
     /// This node's controller (combined mode).
@@ -171,7 +189,7 @@ impl Broker {
                 registration
                     .replicas
                     .contains(&node_id)
-                    .then(|| (config.log_config(&topic.configs), registration.leader_epoch))
+                    .then(|| (topic_log_config(&config, topic), registration.leader_epoch))
             },
             now_ms(),
         )?;
@@ -210,6 +228,7 @@ impl Broker {
                 config.fetch_session_cache_slots,
             ),
             groups,
+            transactions: crate::txn::TxnCoordinator::default(),
             group_writes: parking_lot::Mutex::new(Some(group_writes)),
             cluster_id,
             config,
@@ -271,6 +290,7 @@ impl Broker {
             return Ok(topic.n_partitions());
         }
         let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
             ("retention.ms".to_string(), "-1".to_string()),
             ("retention.bytes".to_string(), "-1".to_string()),
             (
@@ -280,11 +300,33 @@ impl Broker {
             // Committed offsets are acknowledged only once fsynced.
             ("flush.messages".to_string(), "1".to_string()),
         ]);
+        self.internal_topic_partitions(
+            OFFSETS_TOPIC,
+            self.config.offsets_topic_num_partitions,
+            self.config.offsets_topic_replication_factor,
+            configs,
+        )
+        .await
+    }
+
+    /// The partition count of internal topic `name`, creating it with these settings on
+    /// first use (or waiting until this broker sees it, when another created it). The
+    /// error is the Kafka code to answer (COORDINATOR_NOT_AVAILABLE).
+    pub(crate) async fn internal_topic_partitions(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    ) -> Result<i32, i16> {
+        if let Some(topic) = self.topic(name) {
+            return Ok(topic.n_partitions());
+        }
         let created = self
             .create_topic(
-                OFFSETS_TOPIC,
-                self.config.offsets_topic_num_partitions,
-                self.config.offsets_topic_replication_factor,
+                name,
+                partitions,
+                replication_factor,
                 None,
                 configs,
                 false,
@@ -294,15 +336,14 @@ impl Broker {
         match created {
             Ok(topic) => Ok(topic.partitions),
             Err(TopicError::AlreadyExists(_)) => {
-                // Created through another broker: wait until this one has it too.
-                self.wait_for_image(AUTO_CREATE_TIMEOUT, |image| image.topic(OFFSETS_TOPIC).is_some())
+                self.wait_for_image(AUTO_CREATE_TIMEOUT, |image| image.topic(name).is_some())
                     .await;
-                self.topic(OFFSETS_TOPIC)
+                self.topic(name)
                     .map(|topic| topic.n_partitions())
                     .ok_or(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
             }
             Err(error) => {
-                tracing::warn!(%error, "cannot create {OFFSETS_TOPIC}");
+                tracing::warn!(%error, "cannot create {name}");
                 Err(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
             }
         }
@@ -310,31 +351,14 @@ impl Broker {
 
     /// Whether a topic is one of the broker's own (clients may not write or delete it).
     pub fn is_internal_topic(name: &str) -> bool {
-        name == OFFSETS_TOPIC
+        name == OFFSETS_TOPIC || name == crate::txn::TRANSACTION_STATE_TOPIC
     }
 
-    /// One pass of group maintenance: expire old offsets and compact `__consumer_offsets`
-    /// partitions whose history is much longer than their live state.
+    /// One pass of group maintenance: expire old offsets (their tombstones are written
+    /// to `__consumer_offsets`, which the log cleaner compacts).
     pub fn maintain_groups(&self, now_ms: i64) {
         let tombstones = self.groups.expire(now_ms);
         self.groups.write_tombstones(tombstones);
-        let Some(topic) = self.topic(OFFSETS_TOPIC) else {
-            return;
-        };
-        for index in 0..topic.n_partitions() {
-            let Some(partition) = self.partition(&TopicPartition::new(OFFSETS_TOPIC, index)) else {
-                continue;
-            };
-            if !partition.is_leader() {
-                continue;
-            }
-            let (history, n_segments) =
-                partition.with_log(|log| (log.log_end_offset() - log.log_start_offset(), log.n_segments()));
-            let live = self.groups.live_records(index, topic.n_partitions()).len() as i64;
-            if history > 2 * live + 1000 || n_segments > 2 {
-                self.groups.request_snapshot(index);
-            }
-        }
     }
 
     pub fn partition(&self, topic_partition: &TopicPartition) -> Option<Arc<Partition>> {
@@ -419,15 +443,15 @@ impl Broker {
     ) -> Result<Option<(i32, Endpoint)>, i16> {
         let n_partitions = self.offsets_topic_partitions().await?;
         let index = crate::group::offsets::partition_for(group_id, n_partitions);
+        Ok(self.live_leader(OFFSETS_TOPIC, index, listener))
+    }
+
+    /// The live leader of `topic`-`index` with its endpoint on `listener`, if any.
+    pub fn live_leader(&self, topic: &str, index: i32, listener: &str) -> Option<(i32, Endpoint)> {
         let image = self.image();
-        let leader = image
-            .topic(OFFSETS_TOPIC)
-            .and_then(|topic| topic.partition(index))
-            .map(|partition| partition.leader);
-        Ok(leader
-            .and_then(|leader| image.brokers.get(&leader))
-            .filter(|broker| !broker.fenced)
-            .and_then(|broker| Some((broker.broker_id, broker.endpoint(listener)?.clone()))))
+        let leader = image.topic(topic)?.partition(index)?.leader;
+        let broker = image.brokers.get(&leader).filter(|broker| !broker.fenced)?;
+        Some((broker.broker_id, broker.endpoint(listener)?.clone()))
     }
 
     /// Whether this broker leads `__consumer_offsets` partition `index` and has loaded
@@ -567,6 +591,22 @@ impl Broker {
             Duration::from_millis(self.config.retention_check_interval_ms),
             |broker| async move {
                 let _ = tokio::task::spawn_blocking(move || broker.apply_retention()).await;
+            },
+        );
+        cleaner::spawn(self, self.logs.log_dirs());
+        every(
+            self,
+            Duration::from_millis(self.config.transactions.abort_timed_out_interval_ms),
+            |broker| async move { broker.maintain_transactions().await },
+        );
+        every(
+            self,
+            Duration::from_millis(self.config.transactions.producer_id_expiration_check_interval_ms),
+            |broker| async move {
+                let expiration_ms = broker.config.transactions.producer_id_expiration_ms;
+                for partition in broker.all_partitions() {
+                    partition.with_log(|log| log.expire_producers(now_ms(), expiration_ms));
+                }
             },
         );
         let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));

@@ -63,7 +63,7 @@ impl Broker {
         let now = now_ms();
         for (topic_partition, (topic, registration)) in wanted {
             let state = PartitionState::from(registration);
-            let log_config = self.config.log_config(&topic.configs);
+            let log_config = super::topic_log_config(&self.config, topic);
             match self.partition(&topic_partition) {
                 Some(partition) => {
                     let previous = partition.state();
@@ -127,6 +127,7 @@ pub(super) async fn follow_image(broker: Weak<Broker>, mut image: watch::Receive
             tracing::error!(%error, offset = current.offset, "could not apply metadata to local partitions");
         }
         broker.follow_group_leadership().await;
+        broker.follow_txn_leadership().await;
     }
 }
 

@@ -363,6 +363,12 @@ pub fn alter_partition(
     if new_isr == current.isr.as_slice() {
         return Ok(vec![]);
     }
+    // The last target replica of a reassignment caught up: it finishes with this ISR.
+    if let Some(finished) =
+        super::reassignment::complete_with_isr(image, topic_id, partition, current, new_isr)
+    {
+        return Ok(vec![finished]);
+    }
     Ok(vec![MetadataRecord::PartitionChange {
         topic_id,
         partition,
@@ -400,34 +406,10 @@ pub fn allocate_producer_ids(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::image::Endpoint;
 
     fn cluster(n_brokers: i32) -> MetadataImage {
-        let mut image = MetadataImage::empty();
-        for broker_id in 0..n_brokers {
-            image.apply_batch(
-                broker_id as i64,
-                &[MetadataRecord::RegisterBroker {
-                    broker_id,
-                    incarnation_id: uuid::Uuid::nil(),
-                    endpoints: vec![Endpoint {
-                        listener: "PLAINTEXT".into(),
-                        host: "h".into(),
-                        port: 1,
-                        security_protocol: "PLAINTEXT".into(),
-                    }],
-                    rack: None,
-                }],
-            );
-            image.apply_batch(
-                100 + broker_id as i64,
-                &[MetadataRecord::UnfenceBroker {
-                    broker_id,
-                    broker_epoch: broker_id as i64,
-                }],
-            );
-        }
-        image
+        let ids: Vec<i32> = (0..n_brokers).collect();
+        crate::cluster::test_images::brokers(ids.clone(), &ids)
     }
 
     fn new_topic(name: &str, partitions: i32, replication_factor: i16) -> NewTopic {

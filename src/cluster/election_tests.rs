@@ -1,35 +1,10 @@
 use super::*;
-use crate::cluster::image::{Endpoint, MetadataRecord};
+use crate::cluster::image::MetadataRecord;
 
 /// Brokers 1-3 registered, `live` of them unfenced; topic "t" with one partition of
 /// replicas [1, 2, 3], leader `leader`, ISR `isr`.
 fn image(live: &[i32], leader: i32, isr: Vec<i32>) -> MetadataImage {
-    let mut image = MetadataImage::empty();
-    for broker_id in 1..=3 {
-        image.apply_batch(
-            broker_id as i64,
-            &[MetadataRecord::RegisterBroker {
-                broker_id,
-                incarnation_id: uuid::Uuid::nil(),
-                endpoints: vec![Endpoint {
-                    listener: "PLAINTEXT".into(),
-                    host: "h".into(),
-                    port: 1,
-                    security_protocol: "PLAINTEXT".into(),
-                }],
-                rack: None,
-            }],
-        );
-        if live.contains(&broker_id) {
-            image.apply_batch(
-                10 + broker_id as i64,
-                &[MetadataRecord::UnfenceBroker {
-                    broker_id,
-                    broker_epoch: broker_id as i64,
-                }],
-            );
-        }
-    }
+    let mut image = crate::cluster::test_images::brokers(1..=3, live);
     let topic_id = uuid::Uuid::from_u128(7);
     image.apply_batch(
         20,

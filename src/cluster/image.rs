@@ -62,6 +62,12 @@ pub struct PartitionRegistration {
     pub leader_epoch: i32,
     /// Bumped at every change of this registration (leader or ISR).
     pub partition_epoch: i32,
+    /// An ongoing reassignment's replicas being added (KIP-455).
+    #[serde(default)]
+    pub adding_replicas: Vec<i32>,
+    /// An ongoing reassignment's replicas being removed.
+    #[serde(default)]
+    pub removing_replicas: Vec<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +78,23 @@ pub struct TopicImage {
     pub partitions: Vec<PartitionRegistration>,
     /// Topic config overrides (`retention.ms`, ...); absent keys use broker defaults.
     pub configs: BTreeMap<String, String>,
+}
+
+impl PartitionRegistration {
+    /// A leader and/or ISR change: a new leader bumps the leader epoch; any change the
+    /// partition epoch.
+    fn change(&mut self, leader: Option<i32>, isr: Option<&Vec<i32>>) {
+        if let Some(leader) = leader
+            && leader != self.leader
+        {
+            self.leader = leader;
+            self.leader_epoch += 1;
+        }
+        if let Some(isr) = isr {
+            self.isr = isr.clone();
+        }
+        self.partition_epoch += 1;
+    }
 }
 
 impl TopicImage {
@@ -137,6 +160,18 @@ pub enum MetadataRecord {
         partition: i32,
         leader: Option<i32>,
         isr: Option<Vec<i32>>,
+    },
+    /// A reassignment's step (`cluster::reassignment`): the replicas with those being
+    /// added and removed, and the ISR and leader when they change with it (a leader
+    /// change bumps the leader epoch; every change the partition epoch).
+    PartitionReassignment {
+        topic_id: uuid::Uuid,
+        partition: i32,
+        replicas: Vec<i32>,
+        adding: Vec<i32>,
+        removing: Vec<i32>,
+        isr: Option<Vec<i32>>,
+        leader: Option<i32>,
     },
     RemoveTopic {
         topic_id: uuid::Uuid,
@@ -213,6 +248,11 @@ impl MetadataImage {
     fn topic_by_id_mut(&mut self, topic_id: uuid::Uuid) -> Option<&mut TopicImage> {
         let name = self.topic_ids.get(&topic_id)?;
         self.topics.get_mut(name)
+    }
+
+    fn partition_mut(&mut self, topic_id: uuid::Uuid, partition: i32) -> Option<&mut PartitionRegistration> {
+        let index = usize::try_from(partition).ok()?;
+        self.topic_by_id_mut(topic_id)?.partitions.get_mut(index)
     }
 
     /// A user's SCRAM credential for one mechanism.
@@ -319,6 +359,8 @@ impl MetadataImage {
                         leader: *leader,
                         leader_epoch: *leader_epoch,
                         partition_epoch: 0,
+                        adding_replicas: Vec::new(),
+                        removing_replicas: Vec::new(),
                     });
                 }
                 _ => skipped("unknown topic or partition out of sequence"),
@@ -328,26 +370,27 @@ impl MetadataImage {
                 partition,
                 leader,
                 isr,
-            } => {
-                let Some(registration) = self.topic_by_id_mut(*topic_id).and_then(|topic| {
-                    usize::try_from(*partition)
-                        .ok()
-                        .and_then(|index| topic.partitions.get_mut(index))
-                }) else {
-                    skipped("unknown partition");
-                    return;
-                };
-                if let Some(leader) = leader
-                    && *leader != registration.leader
-                {
-                    registration.leader = *leader;
-                    registration.leader_epoch += 1;
+            } => match self.partition_mut(*topic_id, *partition) {
+                Some(registration) => registration.change(*leader, isr.as_ref()),
+                None => skipped("unknown partition"),
+            },
+            MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition,
+                replicas,
+                adding,
+                removing,
+                isr,
+                leader,
+            } => match self.partition_mut(*topic_id, *partition) {
+                Some(registration) => {
+                    registration.replicas = replicas.clone();
+                    registration.adding_replicas = adding.clone();
+                    registration.removing_replicas = removing.clone();
+                    registration.change(*leader, isr.as_ref());
                 }
-                if let Some(isr) = isr {
-                    registration.isr = isr.clone();
-                }
-                registration.partition_epoch += 1;
-            }
+                None => skipped("unknown partition"),
+            },
             MetadataRecord::RemoveTopic { topic_id } => match self.topic_ids.remove(topic_id) {
                 Some(name) => {
                     self.topics.remove(&name);

@@ -8,3 +8,6 @@ pub mod image;
 pub mod lifecycle;
 pub mod meta_properties;
 pub mod placement;
+pub mod reassignment;
+#[cfg(test)]
+pub mod test_images;

@@ -178,7 +178,7 @@ pub fn on_broker_unfenced(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::image::{Endpoint, MetadataRecord};
+    use crate::cluster::image::MetadataRecord;
     use std::collections::BTreeMap;
 
     #[test]
@@ -250,32 +250,7 @@ mod tests {
     }
 
     fn cluster(live: &[i32]) -> (MetadataImage, uuid::Uuid) {
-        let mut image = MetadataImage::empty();
-        for broker_id in 1..=3 {
-            image.apply_batch(
-                broker_id as i64,
-                &[MetadataRecord::RegisterBroker {
-                    broker_id,
-                    incarnation_id: uuid::Uuid::nil(),
-                    endpoints: vec![Endpoint {
-                        listener: "PLAINTEXT".into(),
-                        host: "h".into(),
-                        port: 1,
-                        security_protocol: "PLAINTEXT".into(),
-                    }],
-                    rack: None,
-                }],
-            );
-            if live.contains(&broker_id) {
-                image.apply_batch(
-                    10 + broker_id as i64,
-                    &[MetadataRecord::UnfenceBroker {
-                        broker_id,
-                        broker_epoch: broker_id as i64,
-                    }],
-                );
-            }
-        }
+        let mut image = crate::cluster::test_images::brokers(1..=3, live);
         let topic_id = uuid::Uuid::from_u128(7);
         let mut records = vec![MetadataRecord::Topic {
             name: "t".into(),

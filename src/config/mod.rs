@@ -8,6 +8,7 @@
 
 pub mod listeners;
 pub mod security;
+pub mod transactions;
 
 pub use listeners::{ListenerConfig, SecurityProtocol};
 pub use security::{AuthorizerSettings, ClientAuth, ListenerSecurity, PemSource, SaslMechanism, TlsSettings};
@@ -52,6 +53,11 @@ pub enum ConfigKind {
     ChoiceList(&'static [&'static str]),
     /// Free text, checked by the code that uses it (listeners, paths).
     Text,
+    /// A decimal number in [min, max].
+    Double {
+        min: f64,
+        max: f64,
+    },
 }
 
 /// One known config: its Kafka name, its default (None: unset) and its kind.
@@ -84,12 +90,14 @@ const ZSTD_LEVEL: ConfigKind = ConfigKind::Int {
     min: -131072,
     max: 22,
 };
+/// `min.cleanable.dirty.ratio`: a fraction.
+const RATIO: ConfigKind = ConfigKind::Double { min: 0.0, max: 1.0 };
 const POSITIVE_INT: ConfigKind = ConfigKind::Int {
     min: 1,
     max: i32::MAX as i64,
 };
 const LONG_ANY: ConfigKind = ConfigKind::Long { min: i64::MIN };
-const CLEANUP_POLICIES: &[&str] = &["delete"];
+const CLEANUP_POLICIES: &[&str] = &["delete", "compact"];
 const PROCESS_ROLES: &[&str] = &["broker", "controller"];
 const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
 const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
@@ -260,6 +268,41 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         Some("delete"),
         ConfigKind::ChoiceList(CLEANUP_POLICIES),
     ),
+    def("log.cleaner.enable", Some("true"), ConfigKind::Bool),
+    def("log.cleaner.min.cleanable.ratio", Some("0.5"), RATIO),
+    def(
+        "log.cleaner.min.compaction.lag.ms",
+        Some("0"),
+        ConfigKind::Long { min: 0 },
+    ),
+    def(
+        "log.cleaner.max.compaction.lag.ms",
+        Some("9223372036854775807"),
+        ConfigKind::Long { min: 1 },
+    ),
+    def(
+        "log.cleaner.delete.retention.ms",
+        Some("86400000"),
+        ConfigKind::Long { min: 0 },
+    ),
+    def(
+        "log.cleaner.io.max.bytes.per.second",
+        Some("1.7976931348623157E308"),
+        ConfigKind::Double {
+            min: f64::MIN_POSITIVE,
+            max: f64::MAX,
+        },
+    ),
+    def(
+        "log.cleaner.dedupe.buffer.size",
+        Some("134217728"),
+        ConfigKind::Long { min: 1 << 20 },
+    ),
+    def(
+        "log.cleaner.backoff.ms",
+        Some("15000"),
+        ConfigKind::Long { min: 0 },
+    ),
     def(
         "compression.type",
         Some("producer"),
@@ -338,7 +381,27 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         default: Some("9223372036854775807"),
         ..topic("flush.ms", "log.flush.interval.ms", ConfigKind::Long { min: 0 })
     },
+    topic(
+        "delete.retention.ms",
+        "log.cleaner.delete.retention.ms",
+        ConfigKind::Long { min: 0 },
+    ),
     topic("index.interval.bytes", "log.index.interval.bytes", INT),
+    topic(
+        "max.compaction.lag.ms",
+        "log.cleaner.max.compaction.lag.ms",
+        ConfigKind::Long { min: 1 },
+    ),
+    topic(
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+        RATIO,
+    ),
+    topic(
+        "min.compaction.lag.ms",
+        "log.cleaner.min.compaction.lag.ms",
+        ConfigKind::Long { min: 0 },
+    ),
     topic("max.message.bytes", "message.max.bytes", INT),
     topic(
         "message.timestamp.type",
@@ -368,7 +431,12 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
 /// `listener.name.<listener>.<key>`.
 pub fn broker_config_def(name: &str) -> Option<&'static ConfigDef> {
     let name = security::split_listener_key(name).map_or(name, |(_, key)| key);
-    BROKER_CONFIGS.iter().find(|config| config.name == name)
+    all_broker_configs().find(|config| config.name == name)
+}
+
+/// Every broker config definition: the general ones and the transaction coordinator's.
+pub fn all_broker_configs() -> impl Iterator<Item = &'static ConfigDef> {
+    BROKER_CONFIGS.iter().chain(transactions::TRANSACTION_CONFIGS)
 }
 
 pub fn topic_config_def(name: &str) -> Option<&'static ConfigDef> {
@@ -409,6 +477,12 @@ pub fn validate_value(config: &ConfigDef, value: &str) -> Result<(), ConfigError
         ConfigKind::Choice(choices) => {
             if !choices.contains(&value.trim()) {
                 return Err(invalid(format!("supported values: {}", choices.join(", "))));
+            }
+        }
+        ConfigKind::Double { min, max } => {
+            let parsed: f64 = value.trim().parse().map_err(|_| invalid("not a number".into()))?;
+            if !(parsed >= min && parsed <= max) {
+                return Err(invalid(format!("must be in [{min}, {max}]")));
             }
         }
         ConfigKind::ChoiceList(choices) => {
@@ -456,11 +530,40 @@ pub struct LogConfig {
     pub compression_levels: crate::log::recompress::CompressionLevels,
     /// `cleanup.policy` includes `delete`: retention and DeleteRecords may drop records.
     pub delete_policy: bool,
+    /// `cleanup.policy` includes `compact`: the cleaner keeps the latest record per key,
+    /// and records without a key are refused.
+    pub compact_policy: bool,
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_ratio: f64,
+    /// `min.compaction.lag.ms`.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long a tombstone stays.
+    pub delete_retention_ms: i64,
+}
+
+/// Whether a `cleanup.policy` list includes `compact`.
+fn has_compact_policy(value: &str) -> bool {
+    value.split(',').any(|policy| policy.trim() == "compact")
 }
 
 /// Whether a `cleanup.policy` list includes `delete`.
 fn has_delete_policy(value: &str) -> bool {
     value.split(',').any(|policy| policy.trim() == "delete")
+}
+
+/// The log cleaner's broker settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerConfig {
+    /// `log.cleaner.enable`.
+    pub enable: bool,
+    /// `log.cleaner.io.max.bytes.per.second`: reads plus writes, per log dir.
+    pub io_max_bytes_per_second: f64,
+    /// `log.cleaner.dedupe.buffer.size`: memory for one pass's key map.
+    pub dedupe_buffer_size: usize,
+    /// `log.cleaner.backoff.ms`: the pause when no log is due.
+    pub backoff_ms: u64,
 }
 
 /// Which parts of a node run (`process.roles`).
@@ -535,6 +638,9 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub retention_check_interval_ms: u64,
     pub flush_scheduler_interval_ms: u64,
+    /// The log cleaner's settings (`log.cleaner.*`).
+    pub cleaner: CleanerConfig,
+    pub transactions: transactions::TransactionConfig,
     pub log: LogConfig,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_replication_factor: i16,
@@ -580,8 +686,7 @@ impl BrokerConfig {
         // unset, the plain key's value applies.
         let get = |key: &str| -> Option<String> {
             explicit.get(key).cloned().or_else(|| {
-                BROKER_CONFIGS
-                    .iter()
+                all_broker_configs()
                     .find(|config| config.name == key)
                     .and_then(|config| config.default.map(str::to_string))
             })
@@ -699,6 +804,15 @@ impl BrokerConfig {
                 .as_deref()
                 .and_then(crate::log::recompress::topic_codec),
             delete_policy: get("log.cleanup.policy").as_deref().is_none_or(has_delete_policy),
+            compact_policy: get("log.cleanup.policy")
+                .as_deref()
+                .is_some_and(has_compact_policy),
+            min_cleanable_ratio: get("log.cleaner.min.cleanable.ratio")
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or(0.5),
+            min_compaction_lag_ms: int("log.cleaner.min.compaction.lag.ms"),
+            max_compaction_lag_ms: int("log.cleaner.max.compaction.lag.ms"),
+            delete_retention_ms: int("log.cleaner.delete.retention.ms"),
             compression_levels: crate::log::recompress::CompressionLevels {
                 gzip: int("compression.gzip.level") as i32,
                 lz4: int("compression.lz4.level") as i32,
@@ -739,6 +853,14 @@ impl BrokerConfig {
             socket_request_max_bytes: int("socket.request.max.bytes") as usize,
             retention_check_interval_ms: int("log.retention.check.interval.ms") as u64,
             flush_scheduler_interval_ms: int("log.flush.scheduler.interval.ms") as u64,
+            cleaner: CleanerConfig {
+                enable: get("log.cleaner.enable").as_deref().map(str::trim) != Some("false"),
+                io_max_bytes_per_second: get("log.cleaner.io.max.bytes.per.second")
+                    .and_then(|value| value.trim().parse().ok())
+                    .unwrap_or(f64::MAX),
+                dedupe_buffer_size: int("log.cleaner.dedupe.buffer.size") as usize,
+                backoff_ms: int("log.cleaner.backoff.ms") as u64,
+            },
             log,
             offsets_topic_num_partitions: int("offsets.topic.num.partitions") as i32,
             offsets_topic_replication_factor: int("offsets.topic.replication.factor") as i16,
@@ -749,6 +871,7 @@ impl BrokerConfig {
             group_initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms"),
             group_min_session_timeout_ms: int("group.min.session.timeout.ms") as i32,
             group_max_session_timeout_ms: int("group.max.session.timeout.ms") as i32,
+            transactions: transactions::TransactionConfig::from_lookup(int),
             explicit,
         })
     }
@@ -787,7 +910,16 @@ impl BrokerConfig {
                 ("min.insync.replicas", Some(v)) => log.min_insync_replicas = v as i32,
                 ("message.timestamp.type", _) => log.log_append_time = value == "LogAppendTime",
                 ("compression.type", _) => log.compression = crate::log::recompress::topic_codec(value),
-                ("cleanup.policy", _) => log.delete_policy = has_delete_policy(value),
+                ("cleanup.policy", _) => {
+                    log.delete_policy = has_delete_policy(value);
+                    log.compact_policy = has_compact_policy(value);
+                }
+                ("min.cleanable.dirty.ratio", _) => {
+                    log.min_cleanable_ratio = value.parse().unwrap_or(log.min_cleanable_ratio)
+                }
+                ("min.compaction.lag.ms", Some(v)) => log.min_compaction_lag_ms = v,
+                ("max.compaction.lag.ms", Some(v)) => log.max_compaction_lag_ms = v,
+                ("delete.retention.ms", Some(v)) => log.delete_retention_ms = v,
                 ("compression.gzip.level", Some(v)) => log.compression_levels.gzip = v as i32,
                 ("compression.lz4.level", Some(v)) => log.compression_levels.lz4 = v as i32,
                 ("compression.zstd.level", Some(v)) => log.compression_levels.zstd = v as i32,

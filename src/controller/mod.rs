@@ -19,7 +19,7 @@ pub mod types;
 use crate::cluster::commands::{self, PlacementSeed};
 use crate::cluster::image::MetadataImage;
 use crate::cluster::lifecycle::{self, BrokerSessions, HeartbeatDecision, RegistrationDecision};
-use crate::cluster::{election, meta_properties, placement};
+use crate::cluster::{election, meta_properties, placement, reassignment};
 use crate::replication::partition::now_ms;
 use openraft::error::{ClientWriteError, RaftError};
 use parking_lot::Mutex;
@@ -333,20 +333,12 @@ impl Controller {
             }
             ControllerRequest::CreateAcls { acls } => {
                 let records = commands::create_acls(&image, acls);
-                let offset = if records.is_empty() {
-                    image.offset
-                } else {
-                    self.commit(records).await?
-                };
+                let offset = self.commit_any(&image, records).await?;
                 Ok(ControllerReply::Committed { offset })
             }
             ControllerRequest::DeleteAcls { ids } => {
                 let records = commands::delete_acls(&image, &ids);
-                let offset = if records.is_empty() {
-                    image.offset
-                } else {
-                    self.commit(records).await?
-                };
+                let offset = self.commit_any(&image, records).await?;
                 Ok(ControllerReply::Committed { offset })
             }
             ControllerRequest::AlterScramCredentials { changes } => {
@@ -409,11 +401,7 @@ impl Controller {
                     partition_epoch,
                     &new_isr,
                 )?;
-                let offset = if records.is_empty() {
-                    image.offset
-                } else {
-                    self.commit(records).await?
-                };
+                let offset = self.commit_any(&image, records).await?;
                 tracing::info!(broker_id, %topic_id, partition, ?new_isr, "ISR changed");
                 Ok(ControllerReply::Committed { offset })
             }
@@ -440,13 +428,22 @@ impl Controller {
                         (topic, index, outcome)
                     })
                     .collect();
-                let offset = if records.is_empty() {
-                    image.offset
-                } else {
-                    self.commit(records).await?
-                };
+                let offset = self.commit_any(&image, records).await?;
                 tracing::info!(?election, "leader election asked for");
                 Ok(ControllerReply::Elections { outcomes, offset })
+            }
+            ControllerRequest::AlterPartitionReassignments { changes } => {
+                let mut records = Vec::new();
+                let outcomes = changes
+                    .into_iter()
+                    .map(|(topic, index, target)| {
+                        let outcome = reassignment::reassign(&image, &topic, index, target.as_deref())
+                            .map(|planned| records.extend(planned));
+                        (topic, index, outcome)
+                    })
+                    .collect();
+                let offset = self.commit_any(&image, records).await?;
+                Ok(ControllerReply::Reassignments { outcomes, offset })
             }
             // Reads are answered before the write lock; these arms only keep the match whole.
             ControllerRequest::DescribeQuorum => Ok(ControllerReply::Quorum(self.describe_quorum())),
@@ -479,6 +476,19 @@ impl Controller {
                 "no majority of voters answered within {:?}",
                 self.commit_timeout()
             ))),
+        }
+    }
+
+    /// Commits `records` unless there are none; the offset the outcome is visible at.
+    async fn commit_any(
+        &self,
+        image: &MetadataImage,
+        records: Vec<crate::cluster::image::MetadataRecord>,
+    ) -> Result<i64, ControllerError> {
+        if records.is_empty() {
+            Ok(image.offset)
+        } else {
+            self.commit(records).await
         }
     }
 

@@ -98,6 +98,11 @@ pub enum ControllerRequest {
         election: crate::cluster::election::ElectionType,
         partitions: Option<Vec<(String, i32)>>,
     },
+    /// Partition reassignments (AlterPartitionReassignments): each partition's target
+    /// replicas, None to cancel.
+    AlterPartitionReassignments {
+        changes: Vec<(String, i32, Option<Vec<i32>>)>,
+    },
     /// A broker without a controller of its own follows the metadata through this: the
     /// image once it is past `after_offset`, waiting up to `max_wait_ms` for that.
     FetchMetadata {
@@ -151,6 +156,15 @@ pub enum ControllerReply {
     /// Each partition's election outcome, committed at `offset`.
     Elections {
         outcomes: Vec<(String, i32, crate::cluster::election::ElectionOutcome)>,
+        offset: i64,
+    },
+    /// Each partition's reassignment outcome, committed at `offset`.
+    Reassignments {
+        outcomes: Vec<(
+            String,
+            i32,
+            Result<(), crate::cluster::reassignment::ReassignError>,
+        )>,
         offset: i64,
     },
     /// The committed image, or None if nothing newer came within the wait.

@@ -8,7 +8,7 @@
 //! append, never before. With replication, the coordinator of a group will simply be the
 //! leader of the group's `__consumer_offsets` partition.
 
-use super::offsets::{self, CommittedOffset, GroupRecord, MemberRecord, OffsetsRecord};
+use super::offsets::{CommittedOffset, GroupRecord, MemberRecord, OffsetsRecord};
 use super::state::{
     Answer, Group, GroupConfig, GroupState, JoinRequest, JoinResult, Reply, SyncResult, codes,
 };
@@ -36,6 +36,9 @@ pub enum Wait<T> {
 struct GroupEntry {
     group: Group,
     offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Offsets committed in open transactions (TxnOffsetCommit), by producer id: they
+    /// become `offsets` when the transaction's COMMIT marker lands, or go on ABORT.
+    pending_txn: HashMap<i64, BTreeMap<(String, i32), CommittedOffset>>,
     join_waiters: HashMap<String, oneshot::Sender<JoinResult>>,
     sync_waiters: HashMap<String, oneshot::Sender<SyncResult>>,
 }
@@ -45,6 +48,7 @@ impl GroupEntry {
         GroupEntry {
             group: Group::new(group_id, now_ms),
             offsets: BTreeMap::new(),
+            pending_txn: HashMap::new(),
             join_waiters: HashMap::new(),
             sync_waiters: HashMap::new(),
         }
@@ -100,14 +104,14 @@ impl GroupEntry {
 /// One unit of work for the writer task.
 pub enum WriteJob {
     /// Append these records (to the partition of their group); update the offset cache
-    /// after the append; report the outcome as a Kafka error code.
+    /// after the append; report the outcome as a Kafka error code. With `transaction`
+    /// (producer id, epoch) the batch is transactional and its offsets stay pending.
     Append {
         group_id: String,
         records: Vec<OffsetsRecord>,
+        transaction: Option<(i64, i16)>,
         done: Option<oneshot::Sender<i16>>,
     },
-    /// Rewrite one partition's live state after a roll and drop the older segments.
-    Snapshot { partition: i32 },
 }
 
 /// A SyncGroup request as the coordinator takes it.
@@ -137,6 +141,19 @@ pub struct GroupCoordinator {
     pub config: CoordinatorConfig,
     groups: Mutex<HashMap<String, GroupEntry>>,
     writer: mpsc::UnboundedSender<WriteJob>,
+}
+
+/// The `__consumer_offsets` records committing `offsets` for `group_id`.
+fn offset_records(group_id: &str, offsets: Vec<(String, i32, CommittedOffset)>) -> Vec<OffsetsRecord> {
+    offsets
+        .into_iter()
+        .map(|(topic, partition, value)| OffsetsRecord::Offset {
+            group_id: group_id.to_string(),
+            topic,
+            partition,
+            value: Some(value),
+        })
+        .collect()
 }
 
 /// Turns a state-machine answer into one the handler can await, registering the
@@ -174,6 +191,7 @@ impl GroupCoordinator {
             let _ = self.writer.send(WriteJob::Append {
                 group_id: entry.group.group_id.clone(),
                 records: vec![entry.metadata_record()],
+                transaction: None,
                 done: None,
             });
         }
@@ -275,23 +293,25 @@ impl GroupCoordinator {
         if validation != codes::NONE {
             return validation;
         }
-        let records = offsets
-            .into_iter()
-            .map(|(topic, partition, value)| OffsetsRecord::Offset {
-                group_id: group_id.to_string(),
-                topic,
-                partition,
-                value: Some(value),
-            })
-            .collect();
+        let records = offset_records(group_id, offsets);
         self.append(group_id, records).await
     }
 
     async fn append(&self, group_id: &str, records: Vec<OffsetsRecord>) -> i16 {
+        self.append_with(group_id, records, None).await
+    }
+
+    async fn append_with(
+        &self,
+        group_id: &str,
+        records: Vec<OffsetsRecord>,
+        transaction: Option<(i64, i16)>,
+    ) -> i16 {
         let (done, outcome) = oneshot::channel();
         let job = WriteJob::Append {
             group_id: group_id.to_string(),
             records,
+            transaction,
             done: Some(done),
         };
         if self.writer.send(job).is_err() {
@@ -300,6 +320,92 @@ impl GroupCoordinator {
         outcome
             .await
             .unwrap_or(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
+    }
+
+    /// TxnOffsetCommit: validates like a commit (a generation of -1 skips the member
+    /// check), appends the offsets as the producer's transactional batch, and keeps them
+    /// pending until the transaction's marker.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_in_transaction(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+        producer: (i64, i16),
+        offsets: Vec<(String, i32, CommittedOffset)>,
+        now_ms: i64,
+    ) -> i16 {
+        let validation = {
+            let mut groups = self.groups.lock();
+            match groups.get(group_id) {
+                Some(entry) if generation_id >= 0 => {
+                    entry
+                        .group
+                        .validate_commit(member_id, group_instance_id, generation_id)
+                }
+                Some(_) => codes::NONE,
+                None => {
+                    groups.insert(group_id.to_string(), GroupEntry::new(group_id, now_ms));
+                    codes::NONE
+                }
+            }
+        };
+        if validation != codes::NONE {
+            return validation;
+        }
+        let records = offset_records(group_id, offsets);
+        self.append_with(group_id, records, Some(producer)).await
+    }
+
+    /// Keeps appended (or replayed) transactional offset records pending for `producer_id`.
+    pub fn apply_pending(&self, producer_id: i64, records: &[OffsetsRecord], now_ms: i64) {
+        let mut groups = self.groups.lock();
+        for record in records {
+            if let OffsetsRecord::Offset {
+                group_id,
+                topic,
+                partition,
+                value: Some(committed),
+            } = record
+            {
+                groups
+                    .entry(group_id.clone())
+                    .or_insert_with(|| GroupEntry::new(group_id, now_ms))
+                    .pending_txn
+                    .entry(producer_id)
+                    .or_default()
+                    .insert((topic.clone(), *partition), committed.clone());
+            }
+        }
+    }
+
+    /// A transaction marker for `producer_id` landed on the offsets partition of the
+    /// groups `in_partition` accepts: their pending offsets become committed (COMMIT) or
+    /// go (ABORT).
+    pub fn complete_txn(&self, producer_id: i64, commit: bool, in_partition: impl Fn(&str) -> bool) {
+        let mut groups = self.groups.lock();
+        for (group_id, entry) in groups.iter_mut() {
+            if !in_partition(group_id) {
+                continue;
+            }
+            if let Some(pending) = entry.pending_txn.remove(&producer_id)
+                && commit
+            {
+                entry.offsets.extend(pending);
+            }
+        }
+    }
+
+    /// Whether an open transaction holds an offset commit for this partition (OffsetFetch
+    /// with require_stable answers UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.groups.lock().get(group_id).is_some_and(|entry| {
+            entry
+                .pending_txn
+                .values()
+                .any(|pending| pending.contains_key(&(topic.to_string(), partition)))
+        })
     }
 
     /// Committed offsets of a group: all of them, or those of the requested partitions
@@ -527,6 +633,7 @@ impl GroupCoordinator {
             let _ = self.writer.send(WriteJob::Append {
                 group_id,
                 records,
+                transaction: None,
                 done: None,
             });
         }
@@ -540,10 +647,6 @@ impl GroupCoordinator {
         let before = groups.len();
         groups.retain(|group_id, _| super::offsets::partition_for(group_id, n_partitions) != partition);
         before - groups.len()
-    }
-
-    pub fn request_snapshot(&self, partition: i32) {
-        let _ = self.writer.send(WriteJob::Snapshot { partition });
     }
 
     /// Applies appended (or replayed) records to the offset cache. With `restore_groups`
@@ -619,28 +722,5 @@ impl GroupCoordinator {
                 OffsetsRecord::Group { .. } => {}
             }
         }
-    }
-
-    /// The live records of every group in one `__consumer_offsets` partition.
-    pub fn live_records(&self, partition: i32, n_partitions: i32) -> Vec<OffsetsRecord> {
-        let groups = self.groups.lock();
-        let mut records = Vec::new();
-        for (group_id, entry) in groups.iter() {
-            if offsets::partition_for(group_id, n_partitions) != partition {
-                continue;
-            }
-            if entry.group.generation_id > 0 || !entry.group.members.is_empty() {
-                records.push(entry.metadata_record());
-            }
-            for ((topic, index), committed) in &entry.offsets {
-                records.push(OffsetsRecord::Offset {
-                    group_id: group_id.clone(),
-                    topic: topic.clone(),
-                    partition: *index,
-                    value: Some(committed.clone()),
-                });
-            }
-        }
-        records
     }
 }

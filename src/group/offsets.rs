@@ -303,44 +303,11 @@ pub fn partition_for(group_id: &str, n_partitions: i32) -> i32 {
     positive % n_partitions.max(1)
 }
 
-/// Encodes records into one uncompressed record batch (offsets assigned on append).
-pub fn encode_batch(records: &[OffsetsRecord], now_ms: i64) -> Bytes {
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(index, record)| {
-            let (key, value) = record.encode();
-            Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: index as i64,
-                // Equal offset-sequence distance keeps every record in one batch.
-                sequence: index as i32,
-                timestamp: now_ms,
-                key: Some(key),
-                value,
-                headers: Default::default(),
-            }
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    // Encoding plain records into memory cannot fail for version 2.
-    if RecordBatchEncoder::encode(&mut buf, &records, &options).is_err() {
-        return Bytes::new();
-    }
-    buf.freeze()
+/// Encodes records into one uncompressed record batch (offsets assigned on append);
+/// `transaction`: the (producer id, epoch) of a transactional offset commit.
+pub fn encode_batch(records: &[OffsetsRecord], now_ms: i64, transaction: Option<(i64, i16)>) -> Bytes {
+    let pairs: Vec<(Bytes, Option<Bytes>)> = records.iter().map(OffsetsRecord::encode).collect();
+    crate::log::internal_batch::encode(&pairs, now_ms, transaction)
 }
 
 /// Decodes every record in `batches` (as read from the log), skipping undecodable ones.
@@ -414,7 +381,7 @@ mod tests {
                 value: None,
             },
         ];
-        let batch = encode_batch(&records, 7);
+        let batch = encode_batch(&records, 7, None);
         let batches = crate::log::batch::split_and_validate(&batch, usize::MAX).unwrap();
         assert_eq!(batches.len(), 1, "one batch for all records");
         assert_eq!(decode_batches(batch), records);

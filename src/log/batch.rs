@@ -21,7 +21,7 @@ pub const LOG_OVERHEAD: usize = 12;
 pub const HEADER_LEN: usize = 61;
 /// Bytes at the front of a batch that the broker rewrites: base offset, length, epoch, magic.
 pub const STAMPED_PREFIX_LEN: usize = 17;
-const CRC_START: usize = 21;
+pub const CRC_START: usize = 21;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
@@ -134,7 +134,23 @@ impl BatchHeader {
 }
 
 /// Checks a whole batch (header fields and CRC-32C) held in `buf`, which must be exactly it.
+/// Checks a batch as a producer sent it: [`validate_stored`], and one offset per record
+/// (`last_offset_delta == records_count - 1`).
 pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = validate_stored(buf)?;
+    if header.records_count > 0 && header.last_offset_delta != header.records_count - 1 {
+        return Err(BatchError::InconsistentCount {
+            records_count: header.records_count,
+            last_offset_delta: header.last_offset_delta,
+        });
+    }
+    Ok(header)
+}
+
+/// Checks a batch as a log may hold it: its length and CRC, and no more records than
+/// offsets. A compacted batch keeps its offset range with fewer records in it (or none,
+/// when kept only for its producer's sequence).
+pub fn validate_stored(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(buf)?;
     if header.size() != buf.len() {
         return Err(BatchError::Truncated {
@@ -151,7 +167,7 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     }
     if header.records_count < 0
         || header.last_offset_delta < 0
-        || (header.records_count > 0 && header.last_offset_delta != header.records_count - 1)
+        || header.records_count as i64 > header.last_offset_delta as i64 + 1
     {
         return Err(BatchError::InconsistentCount {
             records_count: header.records_count,
@@ -169,10 +185,24 @@ pub struct IncomingBatch {
     pub bytes: Bytes,
 }
 
-/// Splits a produce payload into batches and checks each one.
+/// Splits a produce payload into batches and checks each one ([`validate`]).
 pub fn split_and_validate(
     records: &Bytes,
     max_message_bytes: usize,
+) -> Result<Vec<IncomingBatch>, BatchError> {
+    split_with(records, max_message_bytes, validate)
+}
+
+/// Splits batches read from a log (a leader's, or this broker's own) and checks each
+/// one ([`validate_stored`]): compacted batches are accepted.
+pub fn split_stored(records: &Bytes, max_message_bytes: usize) -> Result<Vec<IncomingBatch>, BatchError> {
+    split_with(records, max_message_bytes, validate_stored)
+}
+
+fn split_with(
+    records: &Bytes,
+    max_message_bytes: usize,
+    check: fn(&[u8]) -> Result<BatchHeader, BatchError>,
 ) -> Result<Vec<IncomingBatch>, BatchError> {
     let mut batches = Vec::new();
     let mut position = 0;
@@ -192,7 +222,7 @@ pub fn split_and_validate(
                 available: records.len() - position,
             })?;
         let bytes = records.slice(position..end);
-        let header = validate(&bytes)?;
+        let header = check(&bytes)?;
         batches.push(IncomingBatch { header, bytes });
         position = end;
     }

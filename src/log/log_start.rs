@@ -81,6 +81,7 @@ impl PartitionLog {
     fn log_start_moved(&mut self) {
         let oldest_base = self.segments.keys().next().copied().unwrap_or(0);
         self.log_start_offset = self.log_start_offset.max(oldest_base);
+        self.aborted.forget_below(oldest_base);
         let log_start_offset = self.log_start_offset;
         if self.high_watermark < log_start_offset {
             self.high_watermark = log_start_offset;

@@ -9,7 +9,7 @@
 //! metadata quorum's `__cluster_metadata-0/`, which is not a partition log.
 
 use super::checkpoint;
-use super::partition_log::PartitionLog;
+use super::partition_log::{PartitionLog, move_dir};
 use super::recovery_progress::{RecoveryProgress, Report};
 use super::segment::RecoveryReport;
 use super::{LogError, TopicPartition};
@@ -103,6 +103,7 @@ impl LogManager {
         F: Fn(&TopicPartition) -> Option<(LogConfig, i32)>,
     {
         let mut loaded = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for dir in &self.log_dirs {
             let marker = dir.join(CLEAN_SHUTDOWN_FILE);
             let clean_shutdown = marker.exists();
@@ -117,7 +118,13 @@ impl LogManager {
                 if !path.is_dir() {
                     continue;
                 }
-                if let Some(topic_partition) = partition_dir(&entry.file_name().to_string_lossy()) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.ends_with(move_dir::FUTURE_SUFFIX) {
+                    tracing::warn!(path = %path.display(), "removing an unfinished log dir move");
+                    std::fs::remove_dir_all(&path).map_err(|source| LogError::io(&path, "remove", source))?;
+                    continue;
+                }
+                if let Some(topic_partition) = partition_dir(&name) {
                     let bytes = segment_bytes(&path);
                     partitions.push((path, topic_partition, bytes));
                 }
@@ -138,6 +145,14 @@ impl LogManager {
             let mut progress =
                 RecoveryProgress::new(partitions.len(), total_bytes, started, PROGRESS_INTERVAL);
             for (path, topic_partition, bytes) in partitions {
+                if !seen.insert(topic_partition.clone()) {
+                    // A move that stopped between its rename and the removal of the
+                    // source: both copies are whole and equal; the first one stays.
+                    tracing::warn!(%topic_partition, path = %path.display(), "removing the second copy of a moved log");
+                    std::fs::remove_dir_all(&path).map_err(|source| LogError::io(&path, "remove", source))?;
+                    progress.advance(bytes, std::time::Instant::now());
+                    continue;
+                }
                 let Some((config, leader_epoch)) = describe(&topic_partition) else {
                     tracing::warn!(%topic_partition, path = %path.display(), "removing log of a deleted topic");
                     std::fs::remove_dir_all(&path).map_err(|source| LogError::io(&path, "remove", source))?;

@@ -5,7 +5,10 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod compaction;
+pub mod control;
 pub mod index_file;
+pub mod internal_batch;
 pub mod leader_epoch;
 pub mod manager;
 pub mod offset_index;
@@ -16,7 +19,10 @@ pub mod recompress;
 pub mod recovery_progress;
 pub mod retention;
 pub mod segment;
+#[cfg(test)]
+pub mod test_records;
 pub mod time_index;
+pub mod txn_index;
 
 use std::path::{Path, PathBuf};
 

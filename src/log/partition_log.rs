@@ -15,7 +15,8 @@
 //! follower with [`PartitionLog::append_as_follower`] (the leader's offsets and epochs,
 //! byte for byte), and cuts a diverged tail with [`PartitionLog::truncate_to`].
 //!
-//! Both record the idempotent-producer state of what they append, which the log keeps
+//! Both record the idempotent-producer and transaction state of what they append
+//! (`txn.rs`: markers, last stable offset, aborted-transaction index), which the log keeps
 //! in step with its batches: snapshots at rolls and shutdown, rebuilt at open and after
 //! a truncation from the newest snapshot plus the batches after it.
 
@@ -24,6 +25,7 @@ use super::leader_epoch::{EpochEntries, LeaderEpochCache};
 use super::producer_snapshot;
 use super::producer_state::ProducerStateTable;
 use super::segment::{self, FileSlice, LogSegment, RecoveryReport};
+use super::txn_index::AbortedIndex;
 use super::{LogError, TopicPartition};
 use crate::config::LogConfig;
 use std::collections::BTreeMap;
@@ -53,13 +55,18 @@ pub struct PartitionLog {
     leader_epoch: i32,
     /// Where each leader epoch began in this log.
     epochs: LeaderEpochCache,
-    /// Idempotent-producer state of the batches in this log.
+    /// Idempotent-producer and transaction state of the batches in this log.
     producers: ProducerStateTable,
+    /// Aborted transactions by marker offset, stored per segment (`.txnindex`).
+    aborted: AbortedIndex,
     recovery_point: i64,
     /// Wall-clock time of the oldest append not yet fsynced, for `flush.ms`.
     oldest_unflushed_ms: Option<i64>,
     /// Set after a fatal disk error or at shutdown: no more appends.
     offline: bool,
+    /// Counts truncations, which may rewrite sealed segments (a log dir move copies
+    /// them again when it changed).
+    rewrites: u64,
 }
 
 impl PartitionLog {
@@ -83,9 +90,11 @@ impl PartitionLog {
             leader_epoch,
             epochs: LeaderEpochCache::new(dir, EpochEntries::default()),
             producers: ProducerStateTable::default(),
+            aborted: AbortedIndex::new(dir),
             recovery_point: 0,
             oldest_unflushed_ms: None,
             offline: false,
+            rewrites: 0,
         })
     }
 
@@ -102,6 +111,8 @@ impl PartitionLog {
         clean_shutdown: bool,
         now_ms: i64,
     ) -> Result<(Self, RecoveryReport), LogError> {
+        // A cleaning swap a crash interrupted is finished first.
+        let swapped = clean::complete_swaps(dir)?;
         let mut bases: Vec<i64> = Vec::new();
         let entries =
             std::fs::read_dir(dir).map_err(|source| LogError::io(dir, "list partition dir", source))?;
@@ -134,17 +145,17 @@ impl PartitionLog {
         let mut expected_base: Option<i64> = None;
         for (position, base) in bases.iter().enumerate() {
             if let Some(expected) = expected_base
-                && *base != expected
+                && *base < expected
             {
-                // A gap or overlap after a truncated segment: everything from here is
-                // not a contiguous continuation, so it goes.
+                // An overlap: everything from here does not continue the log, so it
+                // goes. (A gap is a compacted segment's.)
                 for later in &bases[position..] {
                     remove_segment_files(dir, *later)?;
                 }
                 break;
             }
             let active = position + 1 == bases.len();
-            let recover = !clean_shutdown && *base >= first_to_recover;
+            let recover = (!clean_shutdown && *base >= first_to_recover) || swapped.contains(base);
             let (segment, segment_report) = LogSegment::open(
                 dir,
                 *base,
@@ -194,24 +205,33 @@ impl PartitionLog {
             leader_epoch,
             epochs: LeaderEpochCache::new(dir, EpochEntries::default()),
             producers: ProducerStateTable::default(),
+            aborted: AbortedIndex::new(dir),
             recovery_point: 0,
             oldest_unflushed_ms: None,
             offline: false,
+            rewrites: 0,
         };
         log.log_start_offset = log.segments.keys().next().copied().unwrap_or(0);
         // What survived recovery (or a clean shutdown) is on disk and checked.
         log.recovery_point = log.log_end_offset();
         log.high_watermark = log.log_end_offset();
         log.load_epochs()?;
+        let bases: Vec<i64> = log.segments.keys().copied().collect();
+        log.aborted = AbortedIndex::load(dir, &bases, log.log_end_offset())
+            .map_err(|source| LogError::io(dir, "load transaction indexes", source))?;
         log.load_producer_state()?;
         Ok((log, report))
     }
 
-    /// Rebuilds the producer table from the snapshots and batches (`producer_snapshot`).
+    /// Rebuilds the producer table from the snapshots and batches (`producer_snapshot`),
+    /// and the aborted-transaction entries of the replayed batches.
     fn load_producer_state(&mut self) -> Result<(), LogError> {
-        self.producers =
-            producer_snapshot::rebuild(&self.dir, self.segments.values(), self.log_end_offset())?;
-        Ok(())
+        let rebuilt = producer_snapshot::rebuild(&self.dir, self.segments.values(), self.log_end_offset())?;
+        self.producers = rebuilt.table;
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        self.aborted
+            .replace_from(rebuilt.from, &rebuilt.aborted, &bases)
+            .map_err(|source| LogError::io(&self.dir, "rebuild transaction indexes", source))
     }
 
     /// Writes a producer snapshot at the log end. Failing only costs a longer scan at
@@ -381,7 +401,7 @@ impl PartitionLog {
         for batch in batches {
             let mut header = batch.header;
             header.base_offset = next;
-            self.producers.record_header(&header);
+            self.record_batch(&header, &batch.bytes)?;
             next = header.last_offset() + 1;
         }
         if self.epochs.entries.assign(epoch, base_offset) {
@@ -421,8 +441,9 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Appends a leader's batches as they are (offsets and epochs included). The first
-    /// must start at the log end; they must follow each other without gaps.
+    /// Appends a leader's batches as they are (offsets and epochs included). Each must
+    /// start at or after the end of what precedes it: gaps are the leader's compacted
+    /// batches, overlaps a fetch that does not continue this log.
     pub fn append_as_follower(
         &mut self,
         batches: &[IncomingBatch],
@@ -436,7 +457,7 @@ impl PartitionLog {
         let log_end_offset = self.log_end_offset();
         let mut expected = log_end_offset;
         for batch in batches {
-            if batch.header.base_offset != expected {
+            if batch.header.base_offset < expected {
                 return Err(LogError::NonContiguous {
                     expected,
                     found: batch.header.base_offset,
@@ -457,7 +478,7 @@ impl PartitionLog {
         self.write(batches, None, total, expected - base_offset, now_ms)?;
         let mut changed = false;
         for batch in batches {
-            self.producers.record_header(&batch.header);
+            self.record_batch(&batch.header, &batch.bytes)?;
             changed |= self
                 .epochs
                 .entries
@@ -479,6 +500,7 @@ impl PartitionLog {
     /// high watermark, recovery point and epoch cache follow. Below the log start, the
     /// log is emptied and restarts at `offset`.
     pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        self.rewrites += 1;
         if offset < self.log_start_offset {
             return self.truncate_fully_and_start_at(offset, now_ms);
         }
@@ -513,6 +535,7 @@ impl PartitionLog {
     /// Empties the log and restarts it at `offset` (a follower whose whole log is
     /// behind the leader's log start).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        self.rewrites += 1;
         self.delete_segments_from(i64::MIN)?;
         self.start_segment_at(offset.max(0), now_ms)?;
         self.log_start_offset = offset.max(0);
@@ -520,6 +543,7 @@ impl PartitionLog {
         self.recovery_point = offset.max(0);
         self.epochs.entries = EpochEntries::default();
         self.producers = ProducerStateTable::default();
+        self.aborted.clear();
         producer_snapshot::remove_where(&self.dir, |_| true)
             .map_err(|source| LogError::io(&self.dir, "remove producer snapshots", source))?;
         self.save_epochs()
@@ -603,6 +627,10 @@ impl PartitionLog {
                 return Ok(());
             }
             active.seal()?;
+            let sealed = active.base_offset;
+            self.aborted
+                .sync(sealed)
+                .map_err(|source| LogError::io(&self.dir, "sync transaction index", source))?;
         }
         let segment = LogSegment::create(
             &self.dir,
@@ -644,47 +672,6 @@ impl PartitionLog {
             }
         }
         Ok(None)
-    }
-
-    /// The first offset whose record timestamp is at least `timestamp`, with that
-    /// timestamp; None when no record is that new. The batch holding it is decoded
-    /// (ListOffsets is not on the produce path) to find the exact record.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
-        for segment in self.segments.values() {
-            if segment.max_timestamp < timestamp {
-                continue;
-            }
-            let Some((position, header)) = segment.find_by_timestamp(timestamp)? else {
-                continue;
-            };
-            let bytes = segment.read_batch(position, &header)?;
-            let mut buf = bytes::Bytes::from(bytes);
-            if let Ok(records) = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
-                let found = records
-                    .records
-                    .iter()
-                    .find(|record| record.timestamp >= timestamp)
-                    .map(|record| (record.offset, record.timestamp));
-                if found.is_some() {
-                    return Ok(found);
-                }
-            }
-            return Ok(Some((header.base_offset, header.max_timestamp)));
-        }
-        Ok(None)
-    }
-
-    /// The offset and timestamp of the batch with the largest timestamp (ListOffsets -3).
-    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
-        let Some(segment) = self.segments.values().max_by_key(|segment| segment.max_timestamp) else {
-            return Ok(None);
-        };
-        if segment.max_timestamp < 0 {
-            return Ok(None);
-        }
-        Ok(segment
-            .find_by_timestamp(segment.max_timestamp)?
-            .map(|(_, header)| (header.last_offset(), header.max_timestamp)))
     }
 
     /// Whether `flush.messages` or `flush.ms` asks for an fsync now.
@@ -741,6 +728,11 @@ impl PartitionLog {
         if let Some(active) = self.segments.values_mut().next_back() {
             active.seal()?;
         }
+        for base in self.segments.keys() {
+            self.aborted
+                .sync(*base)
+                .map_err(|source| LogError::io(&self.dir, "sync transaction index", source))?;
+        }
         self.recovery_point = self.log_end_offset();
         self.snapshot_producers();
         Ok(())
@@ -756,7 +748,7 @@ impl PartitionLog {
 }
 
 fn remove_segment_files(dir: &Path, base_offset: i64) -> Result<(), LogError> {
-    for extension in ["log", "index", "timeindex"] {
+    for extension in segment::FILE_EXTENSIONS {
         let path = segment::file_name(dir, base_offset, extension);
         super::index_file::remove_if_exists(&path)
             .map_err(|source| LogError::io(&path, "remove segment", source))?;
@@ -766,6 +758,18 @@ fn remove_segment_files(dir: &Path, base_offset: i64) -> Result<(), LogError> {
 
 #[path = "log_start.rs"]
 mod log_start;
+
+#[path = "move_dir.rs"]
+pub mod move_dir;
+
+#[path = "clean.rs"]
+pub mod clean;
+
+#[path = "txn.rs"]
+mod txn;
+
+#[path = "lookup.rs"]
+mod lookup;
 
 #[cfg(test)]
 #[path = "partition_log_tests.rs"]

@@ -526,3 +526,72 @@ fn truncating_at_the_log_end_drops_an_epoch_without_batches() {
     .unwrap();
     assert_eq!(reopened.latest_epoch(), Some(4), "the checkpoint was rewritten");
 }
+
+#[test]
+fn a_log_moves_to_another_dir_with_everything_kept_even_if_it_changed_between_passes() {
+    let root = tempfile::tempdir().unwrap();
+    let (from, to) = (root.path().join("a"), root.path().join("b"));
+    std::fs::create_dir_all(&from).unwrap();
+    std::fs::create_dir_all(&to).unwrap();
+    let tp = TopicPartition::new("t", 0);
+    let mut log = PartitionLog::create(&from.join("t-0"), tp.clone(), config(300), 2, 0).unwrap();
+    for index in 0..20u8 {
+        log.append(&incoming(2, 1000 + index as i64, &[index; 40]), 0)
+            .unwrap();
+    }
+    log.advance_log_start(5).unwrap();
+    log.set_high_watermark(30);
+    // Pass 1 copies the sealed segments; then the log changes: a truncation cuts into a
+    // sealed segment (which becomes the active one) and new batches follow.
+    let future = to.join("t-0.x-future");
+    let (sealed, rewrites) = log.sealed_segment_files();
+    let copied = move_dir::copy_sealed(&sealed, &future).unwrap();
+    assert!(copied.len() >= 6, "{copied:?}");
+    log.truncate_to(25, 0).unwrap();
+    for index in 50..53u8 {
+        log.append(&incoming(2, 2000, &[index; 40]), 0).unwrap();
+    }
+    let before = contents(&log);
+    let (start, end) = (log.log_start_offset(), log.log_end_offset());
+    let high_watermark = log.high_watermark();
+    log.finish_move(&future, &to.join("t-0"), &copied, rewrites, 0)
+        .unwrap();
+    assert_eq!(log.dir(), to.join("t-0"));
+    assert!(!from.join("t-0").exists(), "the source is removed");
+    assert!(!future.exists());
+    assert_eq!(contents(&log), before);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (start, end));
+    assert_eq!(log.high_watermark(), high_watermark);
+    // It takes appends where it is now, and reopens there.
+    log.append(&incoming(1, 3000, &[99; 40]), 0).unwrap();
+    log.close().unwrap();
+    let (reopened, _) =
+        PartitionLog::open(&to.join("t-0"), tp, config(300), 2, log.recovery_point(), true, 0).unwrap();
+    assert_eq!(reopened.log_end_offset(), end + 1);
+}
+
+#[test]
+fn a_move_without_changes_between_passes_reuses_the_first_copy() {
+    let root = tempfile::tempdir().unwrap();
+    let (from, to) = (root.path().join("a"), root.path().join("b"));
+    std::fs::create_dir_all(&from).unwrap();
+    std::fs::create_dir_all(&to).unwrap();
+    let mut log =
+        PartitionLog::create(&from.join("t-0"), TopicPartition::new("t", 0), config(300), 0, 0).unwrap();
+    for index in 0..20u8 {
+        log.append(&incoming(2, 1000, &[index; 40]), 0).unwrap();
+    }
+    let before = contents(&log);
+    let (sealed, rewrites) = log.sealed_segment_files();
+    let future = to.join("t-0.y-future");
+    let copied = move_dir::copy_sealed(&sealed, &future).unwrap();
+    // Retention removed the oldest segment meanwhile: it goes from the copy too.
+    log.advance_log_start(4).unwrap();
+    let before_start = log.log_start_offset();
+    log.finish_move(&future, &to.join("t-0"), &copied, rewrites, 0)
+        .unwrap();
+    assert_eq!(log.log_start_offset(), before_start);
+    let after = contents(&log);
+    assert_eq!(after[..], before[before.len() - after.len()..]);
+    assert!(after.len() < before.len());
+}

@@ -7,12 +7,14 @@
 //! loads the newest readable snapshot at or below the log end and records the batches
 //! after it, so it reads batch headers of at most the active segment, and none after a
 //! clean shutdown. A missing, unreadable or too-new snapshot only means a longer scan:
-//! the table is always rebuilt from the log itself.
+//! the table is always rebuilt from the log itself. The replay also yields the aborted
+//! transactions whose markers it passed, so their index entries are rebuilt with it.
 
 use super::LogError;
 use super::checkpoint::write_atomically;
 use super::producer_state::ProducerStateTable;
 use super::segment::LogSegment;
+use super::txn_index::AbortedTxn;
 use std::path::{Path, PathBuf};
 
 const EXTENSION: &str = "snapshot";
@@ -67,27 +69,46 @@ pub fn latest_at_or_below(dir: &Path, log_end_offset: i64) -> Option<(i64, Produ
         .find_map(|offset| read(dir, offset).map(|table| (offset, table)))
 }
 
+/// What replaying a log's batches after its newest snapshot gave.
+pub struct Rebuilt {
+    pub table: ProducerStateTable,
+    /// Where the replay started (the snapshot's offset; i64::MIN without one).
+    pub from: i64,
+    /// The transactions aborted by markers at or after `from`.
+    pub aborted: Vec<AbortedTxn>,
+}
+
 /// The producer table of a log: the newest snapshot at or below the log end, then every
 /// batch after it. Snapshots past the log end describe cut batches and go.
 pub fn rebuild<'a>(
     dir: &Path,
     segments: impl Iterator<Item = &'a LogSegment>,
     log_end_offset: i64,
-) -> Result<ProducerStateTable, LogError> {
+) -> Result<Rebuilt, LogError> {
     remove_where(dir, |offset| offset > log_end_offset)
         .map_err(|source| LogError::io(dir, "remove producer snapshots", source))?;
     let (from, mut table) =
         latest_at_or_below(dir, log_end_offset).unwrap_or((i64::MIN, ProducerStateTable::default()));
+    let mut aborted = Vec::new();
     for segment in segments.filter(|segment| segment.next_offset() > from) {
-        for header in segment
-            .headers()?
+        for (header, marker) in segment
+            .headers_with_markers()?
             .iter()
-            .filter(|header| header.base_offset >= from)
+            .filter(|(header, _)| header.base_offset >= from)
         {
-            table.record_header(header);
+            if let Some(completed) = table.record_header(header, *marker)
+                && completed.aborted
+            {
+                aborted.push(AbortedTxn {
+                    producer_id: completed.producer_id,
+                    first_offset: completed.first_offset,
+                    last_offset: completed.last_offset,
+                    last_stable_offset: table.first_unstable_offset().unwrap_or(completed.last_offset + 1),
+                });
+            }
         }
     }
-    Ok(table)
+    Ok(Rebuilt { table, from, aborted })
 }
 
 #[cfg(test)]

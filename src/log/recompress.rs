@@ -35,7 +35,7 @@ impl Default for CompressionLevels {
 }
 
 /// Compresses a batch's encoded records into `out` in `codec` at the topic's level.
-fn compress(
+pub fn compress(
     levels: CompressionLevels,
     records: &[u8],
     out: &mut BytesMut,
@@ -72,9 +72,18 @@ fn compress(
 }
 
 /// The codec bits of a batch's attributes.
-const CODEC_MASK: i16 = 0x07;
-/// A control batch (transaction marker) is never rewritten.
-const CONTROL_FLAG: i16 = 0x20;
+pub const CODEC_MASK: i16 = 0x07;
+
+/// The codec a batch's attributes name.
+pub fn codec_of(attributes: i16) -> Compression {
+    match attributes & CODEC_MASK {
+        1 => Compression::Gzip,
+        2 => Compression::Snappy,
+        3 => Compression::Lz4,
+        4 => Compression::Zstd,
+        _ => Compression::None,
+    }
+}
 
 /// A topic's `compression.type`: None keeps the producer's codec.
 pub fn topic_codec(name: &str) -> Option<Compression> {
@@ -97,7 +106,7 @@ pub fn to_codec(
     max_bytes: usize,
 ) -> Result<IncomingBatch, BatchError> {
     let current = batch.header.attributes & CODEC_MASK;
-    if current == codec as i16 || batch.header.attributes & CONTROL_FLAG != 0 {
+    if current == codec as i16 || batch.header.is_control() {
         return Ok(batch.clone());
     }
     let undecodable = |_| BatchError::Undecodable;
@@ -129,39 +138,26 @@ pub fn to_codec(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::records::{Record, TimestampType};
+    use crate::log::test_records::{Spec, encode};
 
     fn producer_batch(compression: Compression, producer_id: i64, count: i32) -> Bytes {
-        let records: Vec<Record> = (0..count)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id,
-                producer_epoch: if producer_id >= 0 { 3 } else { -1 },
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // As the decoder reports them: a batch without a producer has base
-                // sequence -1, and each record that plus its offset delta.
-                sequence: if producer_id >= 0 { 40 + i } else { -1 + i },
-                timestamp: 1_000 + i as i64,
-                key: Some(Bytes::from(format!("key-{i}"))),
-                value: Some(Bytes::from(vec![b'v'; 300])),
-                headers: Default::default(),
+        let idempotent = producer_id >= 0;
+        let spec = Spec {
+            producer_id,
+            producer_epoch: if idempotent { 3 } else { -1 },
+            first_sequence: if idempotent { 40 } else { -1 },
+            compression,
+            ..Spec::default()
+        };
+        let records: Vec<_> = (0..count)
+            .map(|i| {
+                (
+                    Some(Bytes::from(format!("key-{i}"))),
+                    Some(Bytes::from(vec![b'v'; 300])),
+                )
             })
             .collect();
-        let mut out = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut out,
-            records.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .unwrap();
-        out.freeze()
+        encode(spec, &records)
     }
 
     #[test]
@@ -215,38 +211,21 @@ mod tests {
     #[test]
     fn levels_change_the_size_and_keep_the_records() {
         // Compressible but not trivially: a higher level must do better.
-        let records: Vec<Record> = (0..200)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i,
-                sequence: i as i32 - 1,
-                timestamp: 1_000 + i,
-                key: Some(Bytes::from(format!("customer-{}", i % 17))),
-                value: Some(Bytes::from(format!(
+        let records: Vec<_> = (0..200)
+            .map(|i| {
+                let value = format!(
                     "{{\"order\":{i},\"items\":[{}],\"note\":\"{}\"}}",
                     i * 7919 % 1000,
-                    "abcdefghij".repeat((i % 5) as usize + 1)
-                ))),
-                headers: Default::default(),
+                    "abcdefghij".repeat(i % 5 + 1)
+                );
+                (
+                    Some(Bytes::from(format!("customer-{}", i % 17))),
+                    Some(Bytes::from(value)),
+                )
             })
             .collect();
-        let mut plain = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut plain,
-            records.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .unwrap();
-        let original = &split_and_validate(&plain.freeze(), 1 << 20).unwrap()[0];
+        let plain = encode(Spec::default(), &records);
+        let original = &split_and_validate(&plain, 1 << 20).unwrap()[0];
         for (codec, low, high) in [
             (
                 Compression::Gzip,
@@ -291,9 +270,12 @@ mod tests {
                 large.bytes.len()
             );
             for batch in [small, large] {
-                let decoded = RecordBatchDecoder::decode(&mut batch.bytes.clone())
+                let decoded: Vec<_> = RecordBatchDecoder::decode(&mut batch.bytes.clone())
                     .unwrap()
-                    .records;
+                    .records
+                    .into_iter()
+                    .map(|record| (record.key, record.value))
+                    .collect();
                 assert_eq!(decoded, records, "{codec:?}");
             }
         }

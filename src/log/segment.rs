@@ -1,4 +1,5 @@
-//! One segment of a partition's log: `<base_offset>.log` with its `.index` and `.timeindex`.
+//! One segment of a partition's log: `<base_offset>.log` with its `.index` and `.timeindex`
+//! (and the `.txnindex` that the partition's aborted-transaction index keeps).
 //!
 //! The `.log` file is a plain sequence of record batches exactly as served to consumers.
 //! Appends go through one vectored write per produce request: the stamped 17-byte prefix
@@ -37,6 +38,9 @@ impl FileSlice {
         Ok(buf)
     }
 }
+
+/// Every file a segment may have, by extension.
+pub const FILE_EXTENSIONS: [&str; 4] = ["log", "index", "timeindex", super::txn_index::EXTENSION];
 
 pub fn file_name(dir: &Path, base_offset: i64, extension: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}.{extension}"))
@@ -223,7 +227,7 @@ impl LogSegment {
             }
             buf.resize(size, 0);
             self.read_exact(&mut buf, position)?;
-            let header = match batch::validate(&buf) {
+            let header = match batch::validate_stored(&buf) {
                 Ok(header) if header.base_offset >= self.next_offset => header,
                 _ => break,
             };
@@ -402,6 +406,28 @@ impl LogSegment {
         Ok(headers)
     }
 
+    /// Every batch header in the segment with what a transaction marker among them says
+    /// (for rebuilding producer state).
+    pub fn headers_with_markers(
+        &self,
+    ) -> Result<Vec<(BatchHeader, Option<super::control::ControlMarker>)>, LogError> {
+        let mut out = Vec::new();
+        let mut position = 0;
+        while let Some(header) = self.read_header(position)? {
+            if position + header.size() as u64 > self.size {
+                break;
+            }
+            let marker = if header.is_control() {
+                super::control::marker(&header, &self.read_batch(position, &header)?)
+            } else {
+                None
+            };
+            out.push((header, marker));
+            position += header.size() as u64;
+        }
+        Ok(out)
+    }
+
     /// The first batch whose max timestamp is at least `timestamp`, with its position.
     pub fn find_by_timestamp(&self, timestamp: i64) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let scan_from = self.time_index.lookup(timestamp);
@@ -458,11 +484,31 @@ impl LogSegment {
             .map_err(|source| LogError::io(&self.path, "seal index", source))
     }
 
-    pub fn delete(self) -> Result<(), LogError> {
+    /// Takes the segment out of the log for a cleaning swap: its indexes go, its log is
+    /// renamed with `suffix` appended (removed once the swap is done). Returns the new
+    /// path of the log.
+    pub fn retire(self, suffix: &str) -> Result<PathBuf, LogError> {
         let path = self.path.clone();
+        let mut retired = path.as_os_str().to_os_string();
+        retired.push(".");
+        retired.push(suffix);
+        let retired = PathBuf::from(retired);
         self.offset_index
             .delete()
             .and_then(|_| self.time_index.delete())
+            .and_then(|_| std::fs::rename(&path, &retired))
+            .map_err(|source| LogError::io(&path, "retire segment", source))?;
+        Ok(retired)
+    }
+
+    /// Removes the segment's files (its aborted-transaction index too).
+    pub fn delete(self) -> Result<(), LogError> {
+        let path = self.path.clone();
+        let txn_index = path.with_extension(super::txn_index::EXTENSION);
+        self.offset_index
+            .delete()
+            .and_then(|_| self.time_index.delete())
+            .and_then(|_| super::index_file::remove_if_exists(&txn_index))
             .and_then(|_| super::index_file::remove_if_exists(&path))
             .map_err(|source| LogError::io(&path, "delete segment", source))
     }

@@ -98,6 +98,10 @@ pub struct Metrics {
     isr_shrinks: Counter,
     isr_expands: Counter,
     waiting: Family<WaitLabels, Gauge>,
+    cleaner_read_bytes: Counter,
+    cleaner_written_bytes: Counter,
+    cleaner_passes: Counter,
+    cleaner_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     /// The families' counters by topic name, so the produce and fetch paths find them
     /// without building a label (a String) per batch.
     topics: parking_lot::RwLock<std::collections::HashMap<String, TopicCounters>>,
@@ -132,6 +136,10 @@ impl Metrics {
             isr_shrinks: Counter::default(),
             isr_expands: Counter::default(),
             waiting: Family::default(),
+            cleaner_read_bytes: Counter::default(),
+            cleaner_written_bytes: Counter::default(),
+            cleaner_passes: Counter::default(),
+            cleaner_seconds: Counter::default(),
             topics: Default::default(),
         };
         {
@@ -195,6 +203,29 @@ impl Metrics {
                 "isr_expands",
                 "ISR expansions of partitions led here",
                 metrics.isr_expands.clone(),
+            );
+            registry.register_with_unit(
+                "log_cleaner_read",
+                "Log bytes the cleaner read (key map and rewrite)",
+                prometheus_client::registry::Unit::Bytes,
+                metrics.cleaner_read_bytes.clone(),
+            );
+            registry.register_with_unit(
+                "log_cleaner_written",
+                "Log bytes the cleaner wrote as cleaned segments",
+                prometheus_client::registry::Unit::Bytes,
+                metrics.cleaner_written_bytes.clone(),
+            );
+            registry.register(
+                "log_cleaner_passes",
+                "Cleaning passes completed over compacted logs",
+                metrics.cleaner_passes.clone(),
+            );
+            registry.register_with_unit(
+                "log_cleaner",
+                "Time the cleaner spent in completed passes",
+                prometheus_client::registry::Unit::Seconds,
+                metrics.cleaner_seconds.clone(),
             );
         }
         metrics
@@ -280,6 +311,15 @@ impl Metrics {
         let gauge = self.waiting.get_or_create(&WaitLabels { kind }).clone();
         gauge.inc();
         Waiting(Some(gauge))
+    }
+
+    /// A completed cleaning pass. Counted even without a listener: the cleaner is not
+    /// on the request path.
+    pub fn cleaned(&self, read: u64, written: u64, elapsed: std::time::Duration) {
+        self.cleaner_read_bytes.inc_by(read);
+        self.cleaner_written_bytes.inc_by(written);
+        self.cleaner_passes.inc();
+        self.cleaner_seconds.inc_by(elapsed.as_secs_f64());
     }
 
     /// A committed ISR change of a partition this broker leads.

@@ -12,7 +12,7 @@
 use super::Partition;
 use super::connection::KafkaConnection;
 use crate::log::TopicPartition;
-use crate::log::batch::split_and_validate;
+use crate::log::batch::split_stored;
 use crate::replication::partition::now_ms;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
@@ -232,7 +232,7 @@ async fn apply_response(
                 }
                 None => {
                     let records = data.records.unwrap_or_default();
-                    match split_and_validate(&records, usize::MAX) {
+                    match split_stored(&records, usize::MAX) {
                         Ok(batches) => partition.append_replicated(
                             &batches,
                             data.high_watermark,

@@ -5,6 +5,7 @@ pub mod connection;
 pub mod delete_records;
 pub mod fetcher;
 pub mod isr;
+pub mod markers;
 pub mod partition;
 pub mod read_replica;
 pub mod replica;

@@ -34,6 +34,12 @@ pub enum AppendError {
     InvalidProducerEpoch { producer_id: i64 },
     #[error("an idempotent produce must carry exactly one record batch per partition")]
     InvalidRecord,
+    #[error("a client may not produce control batches")]
+    ControlBatch,
+    #[error("a transactional batch must come from a producer with an id")]
+    TransactionalWithoutProducer,
+    #[error("a newer transaction coordinator has written markers for this producer")]
+    CoordinatorFenced,
     #[error(transparent)]
     Log(#[from] LogError),
 }
@@ -177,6 +183,15 @@ impl Partition {
         f(&mut self.log.lock())
     }
 
+    /// One cleaning pass over a compacted log (the lock is taken only briefly).
+    pub fn clean(
+        &self,
+        settings: crate::log::partition_log::clean::PassSettings,
+        throttle: &mut crate::log::compaction::Throttle,
+    ) -> Result<Option<crate::log::partition_log::clean::PassResult>, LogError> {
+        crate::log::partition_log::clean::clean_pass(&self.log, settings, throttle)
+    }
+
     /// A future that completes at the next append (create it before checking for data).
     pub fn appended(&self) -> tokio::sync::futures::Notified<'_> {
         self.appended.notified()
@@ -214,6 +229,29 @@ impl Partition {
             }
             self.in_sync_count(&state, now)
         };
+        if batches.iter().any(|batch| batch.header.is_control()) {
+            return Err(AppendError::ControlBatch);
+        }
+        if batches
+            .iter()
+            .any(|batch| batch.header.is_transactional() && batch.header.producer_id < 0)
+        {
+            return Err(AppendError::TransactionalWithoutProducer);
+        }
+        // A batch without a sequence (a coordinator's transactional offset commit) is
+        // still fenced by its producer's epoch.
+        if let Some(stale) = batches.iter().find(|batch| {
+            batch.header.producer_id >= 0
+                && BatchIdentity::of(&batch.header).is_none()
+                && log
+                    .producers()
+                    .epoch_of(batch.header.producer_id)
+                    .is_some_and(|epoch| batch.header.producer_epoch < epoch)
+        }) {
+            return Err(AppendError::InvalidProducerEpoch {
+                producer_id: stale.header.producer_id,
+            });
+        }
         let identity = match batches {
             [single] => identity(single),
             _ if batches.iter().any(|batch| identity(batch).is_some()) => {

@@ -37,6 +37,15 @@ impl TestBroker {
             ("log.dirs".to_string(), dir.path().display().to_string()),
             ("offsets.topic.replication.factor".to_string(), "1".to_string()),
             ("offsets.topic.num.partitions".to_string(), "5".to_string()),
+            (
+                "transaction.state.log.replication.factor".to_string(),
+                "1".to_string(),
+            ),
+            ("transaction.state.log.min.isr".to_string(), "1".to_string()),
+            (
+                "transaction.state.log.num.partitions".to_string(),
+                "5".to_string(),
+            ),
             ("group.initial.rebalance.delay.ms".to_string(), "0".to_string()),
         ]);
         for (key, value) in settings {
@@ -74,6 +83,15 @@ impl TestBroker {
                 ("log.dirs".to_string(), dir.path().display().to_string()),
                 ("offsets.topic.replication.factor".to_string(), n.to_string()),
                 ("offsets.topic.num.partitions".to_string(), "5".to_string()),
+                (
+                    "transaction.state.log.replication.factor".to_string(),
+                    n.to_string(),
+                ),
+                ("transaction.state.log.min.isr".to_string(), n.min(2).to_string()),
+                (
+                    "transaction.state.log.num.partitions".to_string(),
+                    "5".to_string(),
+                ),
                 ("group.initial.rebalance.delay.ms".to_string(), "0".to_string()),
             ]);
             for (key, value) in settings {

@@ -1,0 +1,117 @@
+//! TxnOffsetCommit (key 28): a transactional producer commits a group's offsets inside
+//! its transaction (`send_offsets_to_transaction`). Sent to the group's coordinator,
+//! which appends them to `__consumer_offsets` as the producer's transactional batch
+//! (fenced by its epoch) and keeps them pending: the group sees them only when the
+//! transaction's COMMIT marker lands there, and never after an ABORT. From v3 on the
+//! member and generation are checked as for OffsetCommit (generation -1 skips that).
+
+use super::{RequestContext, error_code};
+use crate::replication::partition::now_ms;
+use crate::security::acl::{Operation, ResourceType};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+
+pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+    let broker = ctx.broker;
+    let now = now_ms();
+    let max_metadata = broker.groups.config.offset_metadata_max_bytes;
+    let transactional_allowed = ctx.allowed(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        request.transactional_id.as_str(),
+    );
+    let group_allowed = ctx.allowed(Operation::Read, ResourceType::Group, &request.group_id);
+    let mut decided: super::offset_commit::Decided = Vec::new();
+    for topic in &request.topics {
+        let known = broker.topic(&topic.name);
+        let topic_allowed = ctx.allowed(Operation::Read, ResourceType::Topic, &topic.name);
+        decided.push(
+            topic
+                .partitions
+                .iter()
+                .map(|partition| {
+                    let outcome = if !transactional_allowed {
+                        Err(ResponseError::TransactionalIdAuthorizationFailed.code())
+                    } else if !group_allowed {
+                        Err(ResponseError::GroupAuthorizationFailed.code())
+                    } else if !topic_allowed {
+                        Err(ResponseError::TopicAuthorizationFailed.code())
+                    } else if known
+                        .as_ref()
+                        .is_none_or(|known| known.partition(partition.partition_index).is_none())
+                    {
+                        Err(error_code::UNKNOWN_TOPIC_OR_PARTITION)
+                    } else {
+                        super::offset_commit::committed(
+                            partition.committed_offset,
+                            partition.committed_leader_epoch,
+                            partition.committed_metadata.as_deref(),
+                            max_metadata,
+                            now,
+                        )
+                    };
+                    (partition.partition_index, outcome)
+                })
+                .collect(),
+        );
+    }
+    let group_code = if request.group_id.is_empty() {
+        ResponseError::InvalidGroupId.code()
+    } else if let Err(code) = broker.check_group_coordinator(&request.group_id).await {
+        code
+    } else {
+        let offsets =
+            super::offset_commit::accepted(request.topics.iter().map(|topic| topic.name.as_str()), &decided);
+        // Before v3 there is no member or generation to check.
+        let generation = if ctx.version >= 3 {
+            request.generation_id
+        } else {
+            -1
+        };
+        if offsets.is_empty() {
+            error_code::NONE
+        } else {
+            let code = broker
+                .groups
+                .commit_in_transaction(
+                    &request.group_id,
+                    &request.member_id,
+                    request.group_instance_id.as_deref(),
+                    generation,
+                    (*request.producer_id, request.producer_epoch),
+                    offsets,
+                    now,
+                )
+                .await;
+            // PRODUCER_FENCED is known from v3 on.
+            if code == ResponseError::ProducerFenced.code() && ctx.version < 3 {
+                ResponseError::InvalidProducerEpoch.code()
+            } else {
+                code
+            }
+        }
+    };
+    let topics = request
+        .topics
+        .into_iter()
+        .zip(decided)
+        .map(|(topic, partitions)| {
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(topic.name)
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(index, outcome)| {
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_error_code(outcome.err().unwrap_or(group_code))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}

@@ -1,0 +1,229 @@
+//! The coordinator's traffic with other brokers and with its own log: WriteTxnMarkers
+//! (v1) to the leader of partitions led elsewhere, over the inter-broker listener as
+//! replica fetchers connect; and the replay of a `__transaction_state` partition.
+
+use super::Broker;
+use crate::log::TopicPartition;
+use crate::log::control::ControlMarker;
+use crate::replication::connection::KafkaConnection;
+use crate::txn::TRANSACTION_STATE_TOPIC;
+use crate::txn::log_format;
+use crate::txn::state::TxnMetadata;
+use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::{BTreeMap, HashMap};
+use std::net::ToSocketAddrs;
+use std::sync::Arc;
+
+/// A connection to another broker's inter-broker listener at `endpoint`, secured as
+/// replica fetchers' are; None when its address does not resolve or it cannot be reached.
+async fn connect(
+    broker: &Broker,
+    endpoint: &crate::cluster::image::Endpoint,
+    purpose: &str,
+) -> Option<KafkaConnection> {
+    let address = (endpoint.host.as_str(), endpoint.port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.next())?;
+    let client_id = format!("ferrolog-{purpose}-{}", broker.config.node_id);
+    KafkaConnection::connect(
+        address,
+        &endpoint.host,
+        broker.config.listener.map(|listener| listener.ip()),
+        client_id,
+        broker.inter_broker_security.as_deref(),
+    )
+    .await
+    .map_err(|error| tracing::debug!(%error, purpose, "cannot reach a broker; retrying"))
+    .ok()
+}
+
+/// Sends the markers for `partitions` (all led by `leader`) in one WriteTxnMarkers;
+/// returns those to try again.
+pub(super) async fn send_remote(
+    broker: &Arc<Broker>,
+    leader: i32,
+    prepared: &TxnMetadata,
+    marker: ControlMarker,
+    partitions: Vec<(String, i32)>,
+) -> Vec<(String, i32)> {
+    let image = broker.image();
+    let Some(endpoint) = image
+        .brokers
+        .get(&leader)
+        .filter(|registered| !registered.fenced)
+        .and_then(|registered| registered.endpoint(&broker.config.inter_broker_listener))
+        .cloned()
+    else {
+        return partitions;
+    };
+
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (topic, index) in &partitions {
+        by_topic.entry(topic.as_str()).or_default().push(*index);
+    }
+    let request = WriteTxnMarkersRequest::default().with_markers(vec![
+        WritableTxnMarker::default()
+            .with_producer_id(ProducerId(prepared.producer_id))
+            .with_producer_epoch(prepared.producer_epoch)
+            .with_transaction_result(marker.commit)
+            .with_coordinator_epoch(marker.coordinator_epoch)
+            .with_topics(
+                by_topic
+                    .into_iter()
+                    .map(|(topic, indexes)| {
+                        WritableTxnMarkerTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                            .with_partition_indexes(indexes)
+                    })
+                    .collect(),
+            ),
+    ]);
+    let Some(mut connection) = connect(broker, &endpoint, "txn-markers").await else {
+        return partitions;
+    };
+    let response = match connection.call(&request, 1).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::debug!(%error, leader, "WriteTxnMarkers failed; retrying");
+            return partitions;
+        }
+    };
+    let mut codes: HashMap<(String, i32), i16> = HashMap::new();
+    for result in response.markers {
+        for topic in result.topics {
+            for partition in topic.partitions {
+                codes.insert(
+                    (topic.name.to_string(), partition.partition_index),
+                    partition.error_code,
+                );
+            }
+        }
+    }
+    partitions
+        .into_iter()
+        .filter(|partition| {
+            let code = codes.get(partition).copied().unwrap_or(crate::api::error_code::NOT_LEADER_OR_FOLLOWER);
+            if code != crate::api::error_code::NONE && !super::transactions::marker_retriable(code) {
+                tracing::warn!(topic = %partition.0, index = partition.1, code, "a transaction marker was refused; not retried");
+                return false;
+            }
+            code != crate::api::error_code::NONE
+        })
+        .collect()
+}
+
+/// Asks the coordinator of `transactional_id` (another broker) whether `partition` is in
+/// the producer's ongoing transaction (AddPartitionsToTxn v4, verify_only).
+pub(super) async fn verify_remote(
+    broker: &Arc<Broker>,
+    transactional_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    partition: (String, i32),
+) -> Result<(), i16> {
+    use kafka_protocol::messages::AddPartitionsToTxnRequest;
+    use kafka_protocol::messages::add_partitions_to_txn_request::{
+        AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+    };
+    let retry = kafka_protocol::ResponseError::NotEnoughReplicas.code();
+    let coordinator = broker
+        .txn_coordinator(transactional_id, &broker.config.inter_broker_listener)
+        .await?;
+    let Some((_, endpoint)) = coordinator else {
+        return Err(retry);
+    };
+
+    let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
+        AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(kafka_protocol::messages::TransactionalId(StrBytes::from_string(
+                transactional_id.to_string(),
+            )))
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(producer_epoch)
+            .with_verify_only(true)
+            .with_topics(vec![
+                AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(partition.0.clone())))
+                    .with_partitions(vec![partition.1]),
+            ]),
+    ]);
+    let Some(mut connection) = connect(broker, &endpoint, "txn-verify").await else {
+        return Err(retry);
+    };
+    let response = connection.call(&request, 4).await.map_err(|error| {
+        tracing::debug!(%error, "transaction verification failed; the producer retries");
+        retry
+    })?;
+    if response.error_code != 0 {
+        return Err(retry);
+    }
+    let code = response
+        .results_by_transaction
+        .iter()
+        .flat_map(|result| &result.topic_results)
+        .flat_map(|topic| &topic.results_by_partition)
+        .map(|result| result.partition_error_code)
+        .next()
+        .unwrap_or(retry);
+    if code == 0 {
+        Ok(())
+    } else if code == kafka_protocol::ResponseError::NotCoordinator.code()
+        || code == kafka_protocol::ResponseError::CoordinatorLoadInProgress.code()
+        || code == kafka_protocol::ResponseError::CoordinatorNotAvailable.code()
+    {
+        Err(retry)
+    } else {
+        Err(code)
+    }
+}
+
+/// Every transactional id stored in state-log partition `index`, as last written.
+pub(super) fn load_state_partition(
+    broker: &Broker,
+    index: i32,
+) -> Result<Vec<TxnMetadata>, crate::log::LogError> {
+    let Some(partition) = broker.partition(&TopicPartition::new(TRANSACTION_STATE_TOPIC, index)) else {
+        return Ok(Vec::new());
+    };
+    let mut latest: HashMap<String, Option<TxnMetadata>> = HashMap::new();
+    let mut offset = partition.with_log(|log| log.log_start_offset());
+    loop {
+        let slice = partition.with_log(|log| log.read(offset, log.log_end_offset(), 1 << 20, true))?;
+        let Some(slice) = slice else { break };
+        let bytes = bytes::Bytes::from(slice.read_to_vec().map_err(|source| {
+            crate::log::LogError::io(std::path::Path::new(TRANSACTION_STATE_TOPIC), "load", source)
+        })?);
+        let batches = crate::log::batch::split_stored(&bytes, usize::MAX).unwrap_or_default();
+        let Some(last) = batches.last() else { break };
+        offset = last.header.last_offset() + 1;
+        let mut all = bytes;
+        let Ok(sets) = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut all) else {
+            tracing::error!(
+                partition = index,
+                "undecodable batch in {TRANSACTION_STATE_TOPIC}"
+            );
+            continue;
+        };
+        for record in sets.into_iter().flat_map(|set| set.records) {
+            let Some(key) = record.key else { continue };
+            let Ok(transactional_id) = log_format::decode_key(key) else {
+                continue;
+            };
+            let metadata = match record.value {
+                None => None,
+                Some(value) => match log_format::decode_value(&transactional_id, value) {
+                    Ok(metadata) => Some(metadata),
+                    Err(error) => {
+                        tracing::warn!(%error, transactional_id, "skipping a {TRANSACTION_STATE_TOPIC} record");
+                        continue;
+                    }
+                },
+            };
+            latest.insert(transactional_id, metadata);
+        }
+    }
+    Ok(latest.into_values().flatten().collect())
+}
