@@ -4,19 +4,19 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts" / "lib"))
+from free_port import free_port  # noqa: E402  (re-exported to the tests)
+
 BINARY = Path(os.environ.get("FERROLOG_BIN", REPO / "target" / "release" / "ferrolog"))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class BrokerProcess:

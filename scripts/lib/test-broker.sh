@@ -5,7 +5,7 @@
 FERROLOG_BIN="${FERROLOG_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/release/ferrolog}"
 
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    python3 "$(dirname "${BASH_SOURCE[0]}")/free_port.py"
 }
 
 # start_broker DATA_DIR PORT [--set k=v ...]: starts the broker, sets BROKER_PID, waits until it serves.

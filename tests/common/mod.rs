@@ -58,11 +58,14 @@ impl TestBroker {
     /// controller, nodes 1..=n), each on ephemeral client and controller ports.
     /// `{id}` in a setting's value becomes the node's id.
     pub async fn start_cluster(n: i32, settings: &[(&str, &str)]) -> Vec<TestBroker> {
-        let mut controller_ports = Vec::new();
-        for _ in 0..n {
-            // Reserve a free port for each CONTROLLER listener (released just before use).
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            controller_ports.push(probe.local_addr().expect("address").port());
+        let mut controller_ports: Vec<u16> = Vec::new();
+        while controller_ports.len() < n as usize {
+            // A CONTROLLER listener is bound by the broker later, so its port must stay free
+            // until then: see `free_port`.
+            let port = free_port();
+            if !controller_ports.contains(&port) {
+                controller_ports.push(port);
+            }
         }
         let voters: Vec<String> = (1..=n)
             .zip(&controller_ports)
@@ -220,6 +223,26 @@ impl Client {
 
 /// Valid record batches with `count` records `value-<i>` (through the crate's encoder,
 /// which writes one batch per record when uncompressed).
+/// A free port below the kernel's ephemeral range. A port from binding port 0 lies in
+/// that range, where parallel tests' own port-0 binds and outgoing connections draw
+/// theirs, so one released to be bound again later may be taken in between.
+pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let top = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+        .max(11000);
+    loop {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u8(0);
+        let port = 10000 + (hasher.finish() % u64::from(top - 10000)) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 pub fn record_batch(
     count: usize,
     compression: kafka_protocol::records::Compression,
