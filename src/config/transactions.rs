@@ -1,6 +1,6 @@
 //! The transaction coordinator's broker configs, under Kafka's names and defaults.
 
-use super::{ConfigDef, ConfigKind, def};
+use super::defs::{ConfigDef, ConfigKind, def};
 
 const POSITIVE_INT: ConfigKind = ConfigKind::Int {
     min: 1,
