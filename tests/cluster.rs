@@ -361,3 +361,99 @@ async fn a_draining_broker_still_names_itself_while_others_leave_it_out() {
         node.stop().await;
     }
 }
+
+/// Offsets are committed for any partition the cluster has, not only those with a replica
+/// on the coordinator's broker: with two single-replica topics on different nodes, one
+/// of them always lives away from the group's coordinator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_coordinator_commits_offsets_of_partitions_it_does_not_host() {
+    use kafka_protocol::messages::{
+        FindCoordinatorRequest, GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+        offset_commit_request, offset_fetch_request,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let nodes = TestBroker::start_cluster(2, &[]).await;
+    let mut client = nodes[0].client().await;
+    create_placed(&mut client, "on-1", &[1]).await;
+    create_placed(&mut client, "on-2", &[2]).await;
+    let group = GroupId(StrBytes::from_static_str("away"));
+    let topics = ["on-1", "on-2"];
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(group.clone())
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(
+            topics
+                .iter()
+                .zip([7, 9])
+                .map(|(topic, offset)| {
+                    offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str(topic)))
+                        .with_partitions(vec![
+                            offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(offset),
+                        ])
+                })
+                .collect(),
+        );
+    // The coordinator's offsets partition may still be loading: retry until it answers.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (coordinator, codes) = loop {
+        let found = client
+            .send(FindCoordinatorRequest::default().with_key(group.0.clone()), 2)
+            .await
+            .unwrap();
+        if found.error_code == 0 {
+            let coordinator = nodes
+                .iter()
+                .find(|node| i32::from(node.address.port()) == found.port)
+                .expect("the coordinator is one of the nodes");
+            let mut at_coordinator = coordinator.client().await;
+            let response = at_coordinator.send(commit.clone(), 8).await.unwrap();
+            let codes: Vec<i16> = response
+                .topics
+                .iter()
+                .map(|topic| topic.partitions[0].error_code)
+                .collect();
+            let retriable = [
+                ResponseError::CoordinatorLoadInProgress.code(),
+                ResponseError::NotCoordinator.code(),
+                ResponseError::CoordinatorNotAvailable.code(),
+            ];
+            if !codes.iter().any(|code| retriable.contains(code)) {
+                break (at_coordinator, codes);
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no coordinator answered");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(codes, vec![0, 0], "both partitions' offsets are committed");
+    let mut coordinator = coordinator;
+    let fetched = coordinator
+        .send(
+            OffsetFetchRequest::default()
+                .with_group_id(group)
+                .with_topics(Some(
+                    topics
+                        .iter()
+                        .map(|topic| {
+                            offset_fetch_request::OffsetFetchRequestTopic::default()
+                                .with_name(TopicName(StrBytes::from_static_str(topic)))
+                                .with_partition_indexes(vec![0])
+                        })
+                        .collect(),
+                )),
+            7,
+        )
+        .await
+        .unwrap();
+    let offsets: Vec<(String, i64)> = fetched
+        .topics
+        .iter()
+        .map(|topic| (topic.name.to_string(), topic.partitions[0].committed_offset))
+        .collect();
+    assert_eq!(offsets, vec![("on-1".to_string(), 7), ("on-2".to_string(), 9)]);
+    for node in nodes {
+        node.stop().await;
+    }
+}

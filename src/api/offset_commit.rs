@@ -2,8 +2,8 @@
 //! `__consumer_offsets` and answers only after the append.
 
 use super::{RequestContext, error_code};
+use crate::cluster::image::TopicImage;
 use crate::group::offsets::CommittedOffset;
-use crate::log::TopicPartition;
 use crate::replication::partition::now_ms;
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
@@ -33,21 +33,38 @@ pub(super) fn accepted<'a>(
         .collect()
 }
 
-/// The offset to commit for one partition, or OFFSET_METADATA_TOO_LARGE.
-pub(super) fn committed(
-    offset: i64,
-    leader_epoch: i32,
-    metadata: Option<&str>,
+/// One partition's offset as OffsetCommit or TxnOffsetCommit gives it.
+pub(super) struct Commit<'a> {
+    pub partition_index: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<&'a str>,
+}
+
+/// One partition's outcome: `refusal` if an authorization check failed, then
+/// UNKNOWN_TOPIC_OR_PARTITION for a partition the cluster metadata does not have (the
+/// coordinator commits offsets of partitions it need not host, as Kafka's does), then
+/// the offset to commit or OFFSET_METADATA_TOO_LARGE.
+pub(super) fn decide(
+    refusal: Option<i16>,
+    topic: Option<&TopicImage>,
+    commit: Commit<'_>,
     max_metadata: usize,
     now_ms: i64,
 ) -> Result<CommittedOffset, i16> {
-    let metadata = metadata.unwrap_or_default().to_string();
+    if let Some(code) = refusal {
+        return Err(code);
+    }
+    if topic.is_none_or(|topic| topic.partition(commit.partition_index).is_none()) {
+        return Err(error_code::UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    let metadata = commit.metadata.unwrap_or_default().to_string();
     if metadata.len() > max_metadata {
         return Err(ResponseError::OffsetMetadataTooLarge.code());
     }
     Ok(CommittedOffset {
-        offset,
-        leader_epoch,
+        offset: commit.offset,
+        leader_epoch: commit.leader_epoch,
         metadata,
         commit_timestamp_ms: now_ms,
     })
@@ -63,33 +80,25 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
     for topic in &request.topics {
         let known = broker.topic(&topic.name);
         let topic_allowed = ctx.allowed(Operation::Read, ResourceType::Topic, &topic.name);
+        let refusal = if !group_allowed {
+            Some(ResponseError::GroupAuthorizationFailed.code())
+        } else if !topic_allowed {
+            Some(ResponseError::TopicAuthorizationFailed.code())
+        } else {
+            None
+        };
         decided.push(
             topic
                 .partitions
                 .iter()
                 .map(|partition| {
-                    let outcome = if !group_allowed {
-                        Err(ResponseError::GroupAuthorizationFailed.code())
-                    } else if !topic_allowed {
-                        Err(ResponseError::TopicAuthorizationFailed.code())
-                    } else if known.is_none()
-                        || broker
-                            .partition(&TopicPartition::new(
-                                topic.name.to_string(),
-                                partition.partition_index,
-                            ))
-                            .is_none()
-                    {
-                        Err(error_code::UNKNOWN_TOPIC_OR_PARTITION)
-                    } else {
-                        committed(
-                            partition.committed_offset,
-                            partition.committed_leader_epoch,
-                            partition.committed_metadata.as_deref(),
-                            max_metadata,
-                            now,
-                        )
+                    let commit = Commit {
+                        partition_index: partition.partition_index,
+                        offset: partition.committed_offset,
+                        leader_epoch: partition.committed_leader_epoch,
+                        metadata: partition.committed_metadata.as_deref(),
                     };
+                    let outcome = decide(refusal, known.as_ref(), commit, max_metadata, now);
                     (partition.partition_index, outcome)
                 })
                 .collect(),

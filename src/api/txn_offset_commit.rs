@@ -5,6 +5,7 @@
 //! transaction's COMMIT marker lands there, and never after an ABORT. From v3 on the
 //! member and generation are checked as for OffsetCommit (generation -1 skips that).
 
+use super::offset_commit::{Commit, Decided, accepted, decide};
 use super::{RequestContext, error_code};
 use crate::replication::partition::now_ms;
 use crate::security::acl::{Operation, ResourceType};
@@ -24,35 +25,31 @@ pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -
         request.transactional_id.as_str(),
     );
     let group_allowed = ctx.allowed(Operation::Read, ResourceType::Group, &request.group_id);
-    let mut decided: super::offset_commit::Decided = Vec::new();
+    let mut decided: Decided = Vec::new();
     for topic in &request.topics {
         let known = broker.topic(&topic.name);
         let topic_allowed = ctx.allowed(Operation::Read, ResourceType::Topic, &topic.name);
+        let refusal = if !transactional_allowed {
+            Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+        } else if !group_allowed {
+            Some(ResponseError::GroupAuthorizationFailed.code())
+        } else if !topic_allowed {
+            Some(ResponseError::TopicAuthorizationFailed.code())
+        } else {
+            None
+        };
         decided.push(
             topic
                 .partitions
                 .iter()
                 .map(|partition| {
-                    let outcome = if !transactional_allowed {
-                        Err(ResponseError::TransactionalIdAuthorizationFailed.code())
-                    } else if !group_allowed {
-                        Err(ResponseError::GroupAuthorizationFailed.code())
-                    } else if !topic_allowed {
-                        Err(ResponseError::TopicAuthorizationFailed.code())
-                    } else if known
-                        .as_ref()
-                        .is_none_or(|known| known.partition(partition.partition_index).is_none())
-                    {
-                        Err(error_code::UNKNOWN_TOPIC_OR_PARTITION)
-                    } else {
-                        super::offset_commit::committed(
-                            partition.committed_offset,
-                            partition.committed_leader_epoch,
-                            partition.committed_metadata.as_deref(),
-                            max_metadata,
-                            now,
-                        )
+                    let commit = Commit {
+                        partition_index: partition.partition_index,
+                        offset: partition.committed_offset,
+                        leader_epoch: partition.committed_leader_epoch,
+                        metadata: partition.committed_metadata.as_deref(),
                     };
+                    let outcome = decide(refusal, known.as_ref(), commit, max_metadata, now);
                     (partition.partition_index, outcome)
                 })
                 .collect(),
@@ -63,8 +60,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -
     } else if let Err(code) = broker.check_group_coordinator(&request.group_id).await {
         code
     } else {
-        let offsets =
-            super::offset_commit::accepted(request.topics.iter().map(|topic| topic.name.as_str()), &decided);
+        let offsets = accepted(request.topics.iter().map(|topic| topic.name.as_str()), &decided);
         // Before v3 there is no member or generation to check.
         let generation = if ctx.version >= 3 {
             request.generation_id
