@@ -277,13 +277,48 @@ impl GroupCoordinator {
         offsets: Vec<(String, i32, CommittedOffset)>,
         now_ms: i64,
     ) -> i16 {
+        let member = (member_id, group_instance_id, generation_id);
+        self.commit_with(group_id, member, None, offsets, now_ms).await
+    }
+
+    /// TxnOffsetCommit: validates like a commit (a generation of -1 skips the member
+    /// check), appends the offsets as the producer's transactional batch, and keeps them
+    /// pending until the transaction's marker.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_in_transaction(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+        producer: (i64, i16),
+        offsets: Vec<(String, i32, CommittedOffset)>,
+        now_ms: i64,
+    ) -> i16 {
+        let member = (member_id, group_instance_id, generation_id);
+        self.commit_with(group_id, member, Some(producer), offsets, now_ms)
+            .await
+    }
+
+    /// `member` is (member id, group instance id, generation); `transaction` the
+    /// producer whose transactional batch carries the offsets, if any.
+    async fn commit_with(
+        &self,
+        group_id: &str,
+        member: (&str, Option<&str>, i32),
+        transaction: Option<(i64, i16)>,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+        now_ms: i64,
+    ) -> i16 {
+        let (member_id, group_instance_id, generation_id) = member;
         let validation = {
             let mut groups = self.groups.lock();
             match groups.get(group_id) {
+                Some(_) if transaction.is_some() && generation_id < 0 => codes::NONE,
                 Some(entry) => entry
                     .group
                     .validate_commit(member_id, group_instance_id, generation_id),
-                None if generation_id < 0 => {
+                None if generation_id < 0 || transaction.is_some() => {
                     groups.insert(group_id.to_string(), GroupEntry::new(group_id, now_ms));
                     codes::NONE
                 }
@@ -294,7 +329,7 @@ impl GroupCoordinator {
             return validation;
         }
         let records = offset_records(group_id, offsets);
-        self.append(group_id, records).await
+        self.append_with(group_id, records, transaction).await
     }
 
     async fn append(&self, group_id: &str, records: Vec<OffsetsRecord>) -> i16 {
@@ -320,42 +355,6 @@ impl GroupCoordinator {
         outcome
             .await
             .unwrap_or(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
-    }
-
-    /// TxnOffsetCommit: validates like a commit (a generation of -1 skips the member
-    /// check), appends the offsets as the producer's transactional batch, and keeps them
-    /// pending until the transaction's marker.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn commit_in_transaction(
-        &self,
-        group_id: &str,
-        member_id: &str,
-        group_instance_id: Option<&str>,
-        generation_id: i32,
-        producer: (i64, i16),
-        offsets: Vec<(String, i32, CommittedOffset)>,
-        now_ms: i64,
-    ) -> i16 {
-        let validation = {
-            let mut groups = self.groups.lock();
-            match groups.get(group_id) {
-                Some(entry) if generation_id >= 0 => {
-                    entry
-                        .group
-                        .validate_commit(member_id, group_instance_id, generation_id)
-                }
-                Some(_) => codes::NONE,
-                None => {
-                    groups.insert(group_id.to_string(), GroupEntry::new(group_id, now_ms));
-                    codes::NONE
-                }
-            }
-        };
-        if validation != codes::NONE {
-            return validation;
-        }
-        let records = offset_records(group_id, offsets);
-        self.append_with(group_id, records, Some(producer)).await
     }
 
     /// Keeps appended (or replayed) transactional offset records pending for `producer_id`.

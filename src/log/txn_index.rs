@@ -212,13 +212,22 @@ impl AbortedIndex {
 
     /// (producer id, first offset) of every aborted transaction with data in
     /// [`from`, `upper`): its marker at or after `from`, its first offset before `upper`.
+    ///
+    /// The scan stops at the first entry whose last stable offset reaches `upper`, as
+    /// Kafka's does: every transaction aborted after it was either open then (so starts
+    /// at or after that offset) or began after its marker, so none has data below
+    /// `upper`. A fetch near the start of a long log does not walk every later abort.
     pub fn overlapping(&self, from: i64, upper: i64) -> Vec<(i64, i64)> {
-        self.entries
-            .range(from..)
-            .map(|(_, entry)| entry)
-            .filter(|entry| entry.first_offset < upper)
-            .map(|entry| (entry.producer_id, entry.first_offset))
-            .collect()
+        let mut found = Vec::new();
+        for entry in self.entries.range(from..).map(|(_, entry)| entry) {
+            if entry.first_offset < upper {
+                found.push((entry.producer_id, entry.first_offset));
+            }
+            if entry.last_stable_offset >= upper {
+                break;
+            }
+        }
+        found
     }
 
     /// Every entry, by marker offset.
@@ -262,6 +271,38 @@ mod tests {
         assert_eq!(index.overlapping(0, 5), vec![(3, 2)]);
         assert_eq!(index.overlapping(41, 100), vec![]);
         assert_eq!(index.overlapping(21, 30), vec![], "txn 2 starts at the bound");
+    }
+
+    #[test]
+    fn overlapping_keeps_a_long_transaction_and_stops_at_the_stable_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = AbortedIndex::new(dir.path());
+        // Producer 1's transaction opens at 0; producer 2's (1..=3) aborts while it is
+        // still open, so the last stable offset at that marker is 0.
+        let open_then = AbortedTxn {
+            last_stable_offset: 0,
+            ..aborted(2, 1, 3)
+        };
+        index.append(0, open_then).unwrap();
+        index.append(0, aborted(1, 0, 10)).unwrap();
+        index.append(0, aborted(3, 12, 14)).unwrap();
+        assert_eq!(
+            index.overlapping(3, 5),
+            vec![(2, 1), (1, 0)],
+            "the transaction open across the range is listed though its marker is later"
+        );
+        // An entry past one whose last stable offset reaches the bound is not looked
+        // at; this one breaks the index's invariant on purpose to show the scan stopped.
+        index
+            .append(
+                0,
+                AbortedTxn {
+                    last_stable_offset: 21,
+                    ..aborted(4, 2, 20)
+                },
+            )
+            .unwrap();
+        assert_eq!(index.overlapping(3, 5), vec![(2, 1), (1, 0)]);
     }
 
     #[test]
