@@ -106,8 +106,8 @@ fn describe(
                 .with_leader_epoch(registration.leader_epoch)
                 .with_replica_nodes(broker_ids(registration.replicas.iter().copied()))
                 .with_isr_nodes(broker_ids(registration.isr.iter().copied()))
-                .with_eligible_leader_replicas(Some(Vec::new()))
-                .with_last_known_elr(Some(Vec::new()))
+                .with_eligible_leader_replicas(Some(broker_ids(registration.elr.iter().copied())))
+                .with_last_known_elr(Some(broker_ids(registration.last_known_elr.iter().copied())))
                 .with_offline_replicas(broker_ids(offline))
         })
         .collect();

@@ -163,8 +163,18 @@ impl Broker {
                 receiver
             }
         };
+        // How the last process stopped, read before anything changes the log dirs: the
+        // controller removes a broker that stopped uncleanly from every ISR and ELR
+        // before it can lead again (KIP-966).
+        let logs = LogManager::open(&config.log_dirs)?;
+        let previous_broker_epoch = logs.previous_broker_epoch();
+        if previous_broker_epoch < 0 {
+            tracing::warn!(
+                "the last shutdown was not clean: registering as a broker that may have lost unflushed writes"
+            );
+        }
         let incarnation_id = uuid::Uuid::new_v4();
-        let broker_epoch = register(&controller, &config, incarnation_id).await;
+        let broker_epoch = register(&controller, &config, incarnation_id, previous_broker_epoch).await;
         let mut image_watch = image.clone();
         let caught_up = image_watch
             .wait_for(|image| image.offset >= broker_epoch && image.cluster_id.is_some())
@@ -180,7 +190,6 @@ impl Broker {
             Some(_) => {}
             None => meta_properties::write(&metadata_log_dir, config.node_id, &cluster_id)?,
         }
-        let logs = LogManager::open(&config.log_dirs)?;
         let node_id = config.node_id;
         let loaded = logs.load_all(
             |topic_partition| {
@@ -209,6 +218,7 @@ impl Broker {
                 registration.into(),
                 config.replica_lag_time_max_ms,
             );
+            partition.set_strict_min_isr(config.eligible_leader_replicas_version >= 1);
             partitions.insert(topic_partition, Arc::new(partition));
         }
         tracing::info!(%cluster_id, n_partitions = partitions.len(), "broker storage loaded");
@@ -675,7 +685,8 @@ impl Broker {
         }
         self.write_checkpoints();
         if result.is_ok() {
-            self.logs.mark_clean_shutdown()?;
+            self.logs
+                .mark_clean_shutdown(self.registration.lock().broker_epoch)?;
         }
         tracing::info!("broker shut down cleanly");
         result
@@ -716,12 +727,18 @@ fn advertised_endpoints(config: &BrokerConfig) -> Vec<Endpoint> {
 
 /// Registers with the active controller, retrying until it answers; returns the
 /// broker epoch.
-async fn register(controller: &ControllerClient, config: &BrokerConfig, incarnation_id: uuid::Uuid) -> i64 {
+async fn register(
+    controller: &ControllerClient,
+    config: &BrokerConfig,
+    incarnation_id: uuid::Uuid,
+    previous_broker_epoch: i64,
+) -> i64 {
     let request = ControllerRequest::RegisterBroker {
         broker_id: config.node_id,
         incarnation_id,
         endpoints: advertised_endpoints(config),
         rack: config.broker_rack.clone(),
+        previous_broker_epoch,
     };
     loop {
         match controller.request(request.clone(), Duration::from_secs(5)).await {

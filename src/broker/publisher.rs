@@ -97,6 +97,7 @@ impl Broker {
                                 state,
                                 self.config.replica_lag_time_max_ms,
                             );
+                            partition.set_strict_min_isr(self.config.eligible_leader_replicas_version >= 1);
                             self.partitions
                                 .write()
                                 .insert(topic_partition, Arc::new(partition));
@@ -201,7 +202,7 @@ impl Broker {
                 tracing::warn!(%error, "registration lost; registering again");
                 let epoch = tokio::time::timeout(
                     DEFAULT_CONTROLLER_TIMEOUT,
-                    register(&self.controller, &self.config, incarnation_id),
+                    register(&self.controller, &self.config, incarnation_id, -1),
                 )
                 .await;
                 if let Ok(broker_epoch) = epoch {

@@ -325,6 +325,7 @@ pub fn alter_partition(
     leader_epoch: i32,
     partition_epoch: i32,
     new_isr: &[i32],
+    policy: &super::partition_change::ClusterPolicy,
 ) -> Result<Vec<MetadataRecord>, CommandError> {
     let topic = image
         .topic_by_id(topic_id)
@@ -369,12 +370,17 @@ pub fn alter_partition(
     {
         return Ok(vec![finished]);
     }
-    Ok(vec![MetadataRecord::PartitionChange {
-        topic_id,
-        partition,
-        leader: None,
-        isr: Some(new_isr.to_vec()),
-    }])
+    // The ELR follows the ISR (KIP-966): members that leave an ISR below
+    // `min.insync.replicas` stay eligible; an ISR that reaches it clears the ELR.
+    let may_lead = |replica: i32| image.is_live(replica);
+    let request = super::partition_change::ChangeRequest {
+        target_isr: new_isr.to_vec(),
+        unclean_shutdown: None,
+        may_lead: &may_lead,
+    };
+    let (record, _) =
+        super::partition_change::plan(topic_id, partition, current, request, policy.for_topic(topic));
+    Ok(record.into_iter().collect())
 }
 
 /// A block of `size` producer ids for a registered broker: the first id and the record.
@@ -406,6 +412,7 @@ pub fn allocate_producer_ids(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::partition_change::ClusterPolicy;
 
     fn cluster(n_brokers: i32) -> MetadataImage {
         let ids: Vec<i32> = (0..n_brokers).collect();
@@ -566,7 +573,7 @@ mod tests {
             200,
             &create_topic(&image, &topic, id, PlacementSeed::default()).unwrap(),
         );
-        let records = alter_partition(&image, 0, id, 0, 0, 0, &[0, 1]).unwrap();
+        let records = alter_partition(&image, 0, id, 0, 0, 0, &[0, 1], &ClusterPolicy::default()).unwrap();
         image.apply_batch(201, &records);
         let partition = image.topic("t").unwrap().partitions[0].clone();
         assert_eq!(
@@ -574,19 +581,19 @@ mod tests {
             (vec![0, 1], 1)
         );
         assert!(matches!(
-            alter_partition(&image, 0, id, 0, 0, 0, &[0]),
+            alter_partition(&image, 0, id, 0, 0, 0, &[0], &ClusterPolicy::default()),
             Err(CommandError::InvalidUpdateVersion { sent: 0, current: 1 })
         ));
         assert!(matches!(
-            alter_partition(&image, 1, id, 0, 0, 1, &[1]),
+            alter_partition(&image, 1, id, 0, 0, 1, &[1], &ClusterPolicy::default()),
             Err(CommandError::FencedLeaderEpoch { .. })
         ));
         assert!(matches!(
-            alter_partition(&image, 0, id, 0, 0, 1, &[1, 2]),
+            alter_partition(&image, 0, id, 0, 0, 1, &[1, 2], &ClusterPolicy::default()),
             Err(CommandError::IneligibleReplica(_))
         ));
         assert!(matches!(
-            alter_partition(&image, 0, id, 0, 0, 1, &[0, 5]),
+            alter_partition(&image, 0, id, 0, 0, 1, &[0, 5], &ClusterPolicy::default()),
             Err(CommandError::IneligibleReplica(_))
         ));
         image.apply_batch(
@@ -598,12 +605,15 @@ mod tests {
         );
         assert!(
             matches!(
-                alter_partition(&image, 0, id, 0, 0, 1, &[0, 1, 2]),
+                alter_partition(&image, 0, id, 0, 0, 1, &[0, 1, 2], &ClusterPolicy::default()),
                 Err(CommandError::IneligibleReplica(_))
             ),
             "a fenced broker cannot join"
         );
-        assert_eq!(alter_partition(&image, 0, id, 0, 0, 1, &[0, 1]).unwrap(), vec![]);
+        assert_eq!(
+            alter_partition(&image, 0, id, 0, 0, 1, &[0, 1], &ClusterPolicy::default()).unwrap(),
+            vec![]
+        );
     }
 
     #[test]

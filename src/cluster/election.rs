@@ -4,11 +4,12 @@
 //! - Preferred: the partition's first replica leads, if it is in the ISR on a live
 //!   broker; nothing to do if it already leads.
 //! - Unclean: only for a partition without a leader: an ISR member on a live broker if
-//!   there is one, else any live replica (whatever the topic's
-//!   `unclean.leader.election.enable`: the operator asked), whose ISR becomes itself.
+//!   there is one, else an eligible leader replica or the last known leader (KIP-966),
+//!   else any live replica (whatever the topic's `unclean.leader.election.enable`: the
+//!   operator asked), whose ISR becomes itself.
 
 use super::image::{MetadataImage, MetadataRecord, NO_LEADER};
-use super::placement::choose_leader;
+use super::partition_change::{self, ChangeRequest, ClusterPolicy, ElectionKind};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,19 +37,15 @@ pub fn elect(
     topic: &str,
     index: i32,
     election: ElectionType,
+    policy: &ClusterPolicy,
 ) -> (ElectionOutcome, Option<MetadataRecord>) {
-    let Some((topic_id, partition)) = image.topic(topic).and_then(|topic| {
+    let Some((topic, partition)) = image.topic(topic).and_then(|topic| {
         let partition = topic.partitions.get(usize::try_from(index).ok()?)?;
-        Some((topic.topic_id, partition))
+        Some((topic, partition))
     }) else {
         return (ElectionOutcome::UnknownPartition, None);
     };
-    let change = |leader: i32, isr: Option<Vec<i32>>| MetadataRecord::PartitionChange {
-        topic_id,
-        partition: index,
-        leader: Some(leader),
-        isr,
-    };
+    let topic_id = topic.topic_id;
     match election {
         ElectionType::Preferred => {
             let Some(&preferred) = partition.replicas.first() else {
@@ -57,7 +54,15 @@ pub fn elect(
             if partition.leader == preferred {
                 (ElectionOutcome::NotNeeded, None)
             } else if partition.isr.contains(&preferred) && image.is_live(preferred) {
-                (ElectionOutcome::Elected, Some(change(preferred, None)))
+                (
+                    ElectionOutcome::Elected,
+                    Some(MetadataRecord::partition_change(
+                        topic_id,
+                        index,
+                        Some(preferred),
+                        None,
+                    )),
+                )
             } else {
                 (ElectionOutcome::PreferredNotAvailable, None)
             }
@@ -66,19 +71,21 @@ pub fn elect(
             if partition.leader != NO_LEADER && image.is_live(partition.leader) {
                 return (ElectionOutcome::NotNeeded, None);
             }
+            // The ISR first, then the ELR and the last known leader, then any live
+            // replica: the operator asked, whatever the topic's own setting.
             let may_lead = |replica: i32| image.is_live(replica);
-            let clean = choose_leader(&partition.replicas, &partition.isr, may_lead);
-            if clean != NO_LEADER {
-                return (ElectionOutcome::Elected, Some(change(clean, None)));
-            }
-            match partition
-                .replicas
-                .iter()
-                .copied()
-                .find(|replica| may_lead(*replica))
-            {
-                Some(leader) => (ElectionOutcome::Elected, Some(change(leader, Some(vec![leader])))),
-                None => (ElectionOutcome::EligibleNotAvailable, None),
+            let request = ChangeRequest {
+                target_isr: partition.isr.clone(),
+                unclean_shutdown: None,
+                may_lead: &may_lead,
+            };
+            let mut policy = policy.for_topic(topic);
+            policy.unclean_allowed = true;
+            match partition_change::plan(topic_id, index, partition, request, policy) {
+                (Some(record), kind) if kind != ElectionKind::None => {
+                    (ElectionOutcome::Elected, Some(record))
+                }
+                _ => (ElectionOutcome::EligibleNotAvailable, None),
             }
         }
     }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::cluster::image::MetadataRecord;
+use crate::cluster::partition_change::ClusterPolicy;
 
 /// Brokers 1-3 registered, `live` of them unfenced; topic "t" with one partition of
 /// replicas [1, 2, 3], leader `leader`, ISR `isr`.
@@ -35,7 +36,13 @@ fn applied(mut image: MetadataImage, record: Option<MetadataRecord>) -> (i32, Ve
 #[test]
 fn preferred_election_moves_leadership_back_to_the_first_replica() {
     let before = image(&[1, 2, 3], 2, vec![1, 2, 3]);
-    let (outcome, record) = elect(&before, "t", 0, ElectionType::Preferred);
+    let (outcome, record) = elect(
+        &before,
+        "t",
+        0,
+        ElectionType::Preferred,
+        &ClusterPolicy::default(),
+    );
     assert_eq!(outcome, ElectionOutcome::Elected);
     assert_eq!(applied(before, record), (1, vec![1, 2, 3], 4));
 }
@@ -44,25 +51,49 @@ fn preferred_election_moves_leadership_back_to_the_first_replica() {
 fn preferred_election_needs_the_first_replica_in_sync_and_live() {
     let leads = image(&[1, 2, 3], 1, vec![1, 2, 3]);
     assert_eq!(
-        elect(&leads, "t", 0, ElectionType::Preferred),
+        elect(&leads, "t", 0, ElectionType::Preferred, &ClusterPolicy::default()),
         (ElectionOutcome::NotNeeded, None)
     );
     let out_of_sync = image(&[1, 2, 3], 2, vec![2, 3]);
     assert_eq!(
-        elect(&out_of_sync, "t", 0, ElectionType::Preferred),
+        elect(
+            &out_of_sync,
+            "t",
+            0,
+            ElectionType::Preferred,
+            &ClusterPolicy::default()
+        ),
         (ElectionOutcome::PreferredNotAvailable, None)
     );
     let fenced = image(&[2, 3], 2, vec![1, 2, 3]);
     assert_eq!(
-        elect(&fenced, "t", 0, ElectionType::Preferred),
+        elect(
+            &fenced,
+            "t",
+            0,
+            ElectionType::Preferred,
+            &ClusterPolicy::default()
+        ),
         (ElectionOutcome::PreferredNotAvailable, None)
     );
     assert_eq!(
-        elect(&fenced, "t", 1, ElectionType::Preferred),
+        elect(
+            &fenced,
+            "t",
+            1,
+            ElectionType::Preferred,
+            &ClusterPolicy::default()
+        ),
         (ElectionOutcome::UnknownPartition, None)
     );
     assert_eq!(
-        elect(&fenced, "u", 0, ElectionType::Preferred),
+        elect(
+            &fenced,
+            "u",
+            0,
+            ElectionType::Preferred,
+            &ClusterPolicy::default()
+        ),
         (ElectionOutcome::UnknownPartition, None)
     );
 }
@@ -71,22 +102,28 @@ fn preferred_election_needs_the_first_replica_in_sync_and_live() {
 fn unclean_election_only_for_a_leaderless_partition_and_prefers_the_isr() {
     let led = image(&[1, 2, 3], 2, vec![2]);
     assert_eq!(
-        elect(&led, "t", 0, ElectionType::Unclean),
+        elect(&led, "t", 0, ElectionType::Unclean, &ClusterPolicy::default()),
         (ElectionOutcome::NotNeeded, None)
     );
     // The last ISR member (1) is down; 3 is live but out of sync: it leads alone.
     let leaderless = image(&[3], NO_LEADER, vec![1]);
-    let (outcome, record) = elect(&leaderless, "t", 0, ElectionType::Unclean);
+    let (outcome, record) = elect(
+        &leaderless,
+        "t",
+        0,
+        ElectionType::Unclean,
+        &ClusterPolicy::default(),
+    );
     assert_eq!(outcome, ElectionOutcome::Elected);
     assert_eq!(applied(leaderless, record), (3, vec![3], 4));
     // An ISR member is live: a clean choice, ISR kept.
     let clean = image(&[2, 3], NO_LEADER, vec![2, 3]);
-    let (outcome, record) = elect(&clean, "t", 0, ElectionType::Unclean);
+    let (outcome, record) = elect(&clean, "t", 0, ElectionType::Unclean, &ClusterPolicy::default());
     assert_eq!(outcome, ElectionOutcome::Elected);
     assert_eq!(applied(clean, record), (2, vec![2, 3], 4));
     let nobody = image(&[], NO_LEADER, vec![1]);
     assert_eq!(
-        elect(&nobody, "t", 0, ElectionType::Unclean),
+        elect(&nobody, "t", 0, ElectionType::Unclean, &ClusterPolicy::default()),
         (ElectionOutcome::EligibleNotAvailable, None)
     );
 }

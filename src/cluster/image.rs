@@ -68,6 +68,15 @@ pub struct PartitionRegistration {
     /// An ongoing reassignment's replicas being removed.
     #[serde(default)]
     pub removing_replicas: Vec<i32>,
+    /// Eligible leader replicas (KIP-966): out of the ISR, but holding everything below
+    /// the high watermark, because they left while the ISR was below
+    /// `min.insync.replicas` (when the high watermark cannot move).
+    #[serde(default)]
+    pub elr: Vec<i32>,
+    /// The last leader, remembered while the ISR and ELR are empty (KIP-966's
+    /// balanced recovery: it may lead again when it returns).
+    #[serde(default)]
+    pub last_known_elr: Vec<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,13 +162,17 @@ pub enum MetadataRecord {
         #[serde(default)]
         leader_epoch: i32,
     },
-    /// A leader and/or ISR change; a leader change bumps the leader epoch, any change
-    /// bumps the partition epoch.
+    /// A leader, ISR and/or ELR change (planned by `cluster::partition_change`); a
+    /// leader change bumps the leader epoch, any change bumps the partition epoch.
     PartitionChange {
         topic_id: uuid::Uuid,
         partition: i32,
         leader: Option<i32>,
         isr: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        elr: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_known_elr: Option<Vec<i32>>,
     },
     /// A reassignment's step (`cluster::reassignment`): the replicas with those being
     /// added and removed, and the ISR and leader when they change with it (a leader
@@ -205,6 +218,25 @@ pub enum MetadataRecord {
     RemoveAccessControlEntry {
         id: uuid::Uuid,
     },
+}
+
+impl MetadataRecord {
+    /// A leader and/or ISR change that leaves the ELR fields as they are.
+    pub fn partition_change(
+        topic_id: uuid::Uuid,
+        partition: i32,
+        leader: Option<i32>,
+        isr: Option<Vec<i32>>,
+    ) -> Self {
+        MetadataRecord::PartitionChange {
+            topic_id,
+            partition,
+            leader,
+            isr,
+            elr: None,
+            last_known_elr: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -361,6 +393,8 @@ impl MetadataImage {
                         partition_epoch: 0,
                         adding_replicas: Vec::new(),
                         removing_replicas: Vec::new(),
+                        elr: Vec::new(),
+                        last_known_elr: Vec::new(),
                     });
                 }
                 _ => skipped("unknown topic or partition out of sequence"),
@@ -370,8 +404,18 @@ impl MetadataImage {
                 partition,
                 leader,
                 isr,
+                elr,
+                last_known_elr,
             } => match self.partition_mut(*topic_id, *partition) {
-                Some(registration) => registration.change(*leader, isr.as_ref()),
+                Some(registration) => {
+                    if let Some(elr) = elr {
+                        registration.elr = elr.clone();
+                    }
+                    if let Some(last_known_elr) = last_known_elr {
+                        registration.last_known_elr = last_known_elr.clone();
+                    }
+                    registration.change(*leader, isr.as_ref());
+                }
                 None => skipped("unknown partition"),
             },
             MetadataRecord::PartitionReassignment {
@@ -387,6 +431,11 @@ impl MetadataImage {
                     registration.replicas = replicas.clone();
                     registration.adding_replicas = adding.clone();
                     registration.removing_replicas = removing.clone();
+                    // Replicas dropped by a reassignment are no longer eligible.
+                    registration.elr.retain(|replica| replicas.contains(replica));
+                    registration
+                        .last_known_elr
+                        .retain(|replica| replicas.contains(replica));
                     registration.change(*leader, isr.as_ref());
                 }
                 None => skipped("unknown partition"),

@@ -161,12 +161,8 @@ fn partition_changes_bump_epochs() {
     let mut image = MetadataImage::empty();
     let id = topic_id(1);
     image.apply_batch(0, &topic_with_partitions("t", id, &[vec![1, 2, 3]]));
-    let change = |leader: Option<i32>, isr: Option<Vec<i32>>| MetadataRecord::PartitionChange {
-        topic_id: id,
-        partition: 0,
-        leader,
-        isr,
-    };
+    let change =
+        |leader: Option<i32>, isr: Option<Vec<i32>>| MetadataRecord::partition_change(id, 0, leader, isr);
     image.apply_batch(1, &[change(None, Some(vec![1, 2]))]);
     let partition = image.topic("t").unwrap().partitions[0].clone();
     assert_eq!(
@@ -193,15 +189,7 @@ fn partition_changes_bump_epochs() {
     let partition = image.topic("t").unwrap().partitions[0].clone();
     assert_eq!((partition.leader_epoch, partition.partition_epoch), (1, 3));
     // Unknown partitions are skipped.
-    image.apply_batch(
-        4,
-        &[MetadataRecord::PartitionChange {
-            topic_id: id,
-            partition: 9,
-            leader: Some(1),
-            isr: None,
-        }],
-    );
+    image.apply_batch(4, &[MetadataRecord::partition_change(id, 9, Some(1), None)]);
     assert_eq!(image.topic("t").unwrap().partitions.len(), 1);
 }
 
@@ -234,12 +222,12 @@ fn canonical_dump_leaves_out_liveness() {
     b.apply_batch(2, &[register(1)]);
     b.apply_batch(
         3,
-        &[MetadataRecord::PartitionChange {
-            topic_id: topic_id(1),
-            partition: 0,
-            leader: Some(NO_LEADER),
-            isr: None,
-        }],
+        &[MetadataRecord::partition_change(
+            topic_id(1),
+            0,
+            Some(NO_LEADER),
+            None,
+        )],
     );
     b.apply_batch(
         4,
@@ -294,12 +282,12 @@ fn any_record() -> impl Strategy<Value = MetadataRecord> {
                 leader_epoch: 0,
             }),
         (topic.clone(), 0..3i32, proptest::option::of(broker.clone())).prop_map(|(n, partition, leader)| {
-            MetadataRecord::PartitionChange {
-                topic_id: topic_id(n),
+            MetadataRecord::partition_change(
+                topic_id(n),
                 partition,
                 leader,
-                isr: leader.map(|leader| vec![leader]),
-            }
+                leader.map(|leader| vec![leader]),
+            )
         }),
         topic.clone().prop_map(|n| MetadataRecord::RemoveTopic {
             topic_id: topic_id(n)

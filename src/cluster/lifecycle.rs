@@ -1,11 +1,21 @@
 //! Broker lifecycle on the active controller, as pure decisions: registration,
 //! heartbeats, and fencing when heartbeats stop for `broker.session.timeout.ms`.
 //!
+//! A registration from a new incarnation of a broker (a restarted process) fences the
+//! old registration at once, in the same batch, without waiting for its session to run
+//! out (KIP-966). The broker says how its last process stopped: the broker epoch it
+//! recorded at a clean shutdown, or -1. Anything but the epoch of the registration it
+//! replaces is an unclean shutdown, after which its log may have lost acknowledged
+//! writes: it leaves every ISR and ELR and leads nothing before it can be unfenced
+//! (`placement::on_broker_unclean_restart`).
+//!
 //! Heartbeat times live only in the active controller's memory, as in Kafka: a newly
 //! active controller gives every broker a full session from the moment it took over.
 //! The clock is passed in.
 
 use super::image::{Endpoint, MetadataImage, MetadataRecord};
+use super::partition_change::ClusterPolicy;
+use super::placement;
 use std::collections::HashMap;
 
 /// What the controller does with a broker's registration request.
@@ -13,31 +23,73 @@ use std::collections::HashMap;
 pub enum RegistrationDecision {
     /// The same incarnation is already registered: answer with its epoch.
     AlreadyRegistered { broker_epoch: i64 },
-    /// Write this record; the broker's epoch is the record's offset.
-    Register(MetadataRecord),
+    /// Write these records in one batch (the old registration fenced and, after an
+    /// unclean shutdown, the broker out of every ISR and ELR, then the registration);
+    /// the broker's epoch is the batch's offset.
+    Register {
+        records: Vec<MetadataRecord>,
+        /// The previous incarnation stopped uncleanly.
+        unclean_shutdown: bool,
+    },
 }
 
+/// A registration. `previous_broker_epoch` is the epoch the broker recorded at its last
+/// clean shutdown, or -1 (unclean, or never registered).
 pub fn on_registration(
     image: &MetadataImage,
     broker_id: i32,
     incarnation_id: uuid::Uuid,
     endpoints: Vec<Endpoint>,
     rack: Option<String>,
+    previous_broker_epoch: i64,
+    policy: &ClusterPolicy,
 ) -> RegistrationDecision {
-    match image.brokers.get(&broker_id) {
-        Some(registered)
-            if registered.incarnation_id == incarnation_id && registered.endpoints == endpoints =>
-        {
-            RegistrationDecision::AlreadyRegistered {
+    let registered = image.brokers.get(&broker_id);
+    if let Some(registered) = registered
+        && registered.incarnation_id == incarnation_id
+    {
+        if registered.endpoints == endpoints {
+            return RegistrationDecision::AlreadyRegistered {
                 broker_epoch: registered.broker_epoch,
-            }
+            };
         }
-        _ => RegistrationDecision::Register(MetadataRecord::RegisterBroker {
-            broker_id,
-            incarnation_id,
-            endpoints,
-            rack,
-        }),
+        // The same process with other endpoints: its log is what it was.
+        return RegistrationDecision::Register {
+            records: vec![MetadataRecord::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                endpoints,
+                rack,
+            }],
+            unclean_shutdown: false,
+        };
+    }
+    let mut records = Vec::new();
+    let mut unclean_shutdown = false;
+    if let Some(registered) = registered {
+        let clean = previous_broker_epoch >= 0 && previous_broker_epoch == registered.broker_epoch;
+        unclean_shutdown = !clean;
+        if !registered.fenced {
+            records.push(MetadataRecord::FenceBroker {
+                broker_id,
+                broker_epoch: registered.broker_epoch,
+            });
+        }
+        if unclean_shutdown {
+            records.extend(placement::on_broker_unclean_restart(image, broker_id, policy));
+        } else if !registered.fenced {
+            records.extend(placement::on_broker_fenced(image, broker_id, policy));
+        }
+    }
+    records.push(MetadataRecord::RegisterBroker {
+        broker_id,
+        incarnation_id,
+        endpoints,
+        rack,
+    });
+    RegistrationDecision::Register {
+        records,
+        unclean_shutdown,
     }
 }
 
@@ -145,24 +197,48 @@ mod tests {
         image
     }
 
+    fn register(
+        image: &MetadataImage,
+        broker_id: i32,
+        incarnation: u128,
+        port: u16,
+        previous: i64,
+    ) -> RegistrationDecision {
+        on_registration(
+            image,
+            broker_id,
+            uuid::Uuid::from_u128(incarnation),
+            endpoints(port),
+            None,
+            previous,
+            &ClusterPolicy::default(),
+        )
+    }
+
     #[test]
     fn registration_is_idempotent_per_incarnation() {
         let image = registered(1, 10, 4);
         assert_eq!(
-            on_registration(&image, 1, uuid::Uuid::from_u128(10), endpoints(1), None),
+            register(&image, 1, 10, 1, -1),
             RegistrationDecision::AlreadyRegistered { broker_epoch: 4 }
         );
         assert!(matches!(
-            on_registration(&image, 1, uuid::Uuid::from_u128(11), endpoints(1), None),
-            RegistrationDecision::Register(_)
+            register(&image, 1, 11, 1, 4),
+            RegistrationDecision::Register { .. }
         ));
         assert!(matches!(
-            on_registration(&image, 1, uuid::Uuid::from_u128(10), endpoints(2), None),
-            RegistrationDecision::Register(_)
+            register(&image, 1, 10, 2, -1),
+            RegistrationDecision::Register {
+                unclean_shutdown: false,
+                ..
+            }
         ));
         assert!(matches!(
-            on_registration(&image, 2, uuid::Uuid::from_u128(10), endpoints(1), None),
-            RegistrationDecision::Register(_)
+            register(&image, 2, 10, 1, -1),
+            RegistrationDecision::Register {
+                unclean_shutdown: false,
+                ..
+            }
         ));
     }
 

@@ -7,6 +7,7 @@ pub mod election;
 pub mod image;
 pub mod lifecycle;
 pub mod meta_properties;
+pub mod partition_change;
 pub mod placement;
 pub mod reassignment;
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! never had.
 
 use super::image::{MetadataImage, MetadataRecord, NO_LEADER, PartitionRegistration, TopicImage};
+use super::partition_change::{self, ChangeRequest, ClusterPolicy};
 
 /// The topic config that allows unclean leader election, and its broker default name.
 pub const UNCLEAN_ELECTION: &str = "unclean.leader.election.enable";
@@ -21,15 +22,6 @@ pub fn unclean_allowed(topic: &TopicImage, broker_default: bool) -> bool {
         .configs
         .get(UNCLEAN_ELECTION)
         .map_or(broker_default, |value| value.trim().eq_ignore_ascii_case("true"))
-}
-
-/// The first live replica in replica order (for an unclean election), or none.
-fn first_live(replicas: &[i32], may_lead: impl Fn(i32) -> bool) -> i32 {
-    replicas
-        .iter()
-        .copied()
-        .find(|replica| may_lead(*replica))
-        .unwrap_or(NO_LEADER)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,79 +90,88 @@ fn each_partition(image: &MetadataImage) -> impl Iterator<Item = (&TopicImage, i
     })
 }
 
-fn change(
-    topic_id: uuid::Uuid,
-    partition: i32,
-    current: &PartitionRegistration,
-    leader: i32,
-    isr: Vec<i32>,
-) -> Option<MetadataRecord> {
-    let leader_changed = leader != current.leader;
-    let isr_changed = isr != current.isr;
-    (leader_changed || isr_changed).then(|| MetadataRecord::PartitionChange {
-        topic_id,
-        partition,
-        leader: leader_changed.then_some(leader),
-        isr: isr_changed.then_some(isr),
-    })
+/// The partition changes when `broker_id` is fenced: it leaves every ISR it is in, and
+/// every partition it led gets a new leader (`cluster::partition_change`: from the rest
+/// of the ISR on live brokers, else the ELR, else none). With ELR an ISR may become
+/// empty and the broker stays eligible; without it the last member is kept in the ISR,
+/// as Kafka keeps it, so that the partition's last in-sync replica is remembered.
+pub fn on_broker_fenced(
+    image: &MetadataImage,
+    broker_id: i32,
+    policy: &ClusterPolicy,
+) -> Vec<MetadataRecord> {
+    remove_broker(image, broker_id, false, policy)
 }
 
-/// The partition changes when `broker_id` is fenced: it leaves every ISR it is in
-/// (unless it is the last member, which Kafka keeps so that the partition's last known
-/// in-sync replica is remembered), and every partition it led gets a new leader from the
-/// rest of the ISR on live brokers, or none.
-pub fn on_broker_fenced(image: &MetadataImage, broker_id: i32, unclean_default: bool) -> Vec<MetadataRecord> {
+/// The partition changes when `broker_id` registers again after an unclean shutdown
+/// (KIP-966): its log may have lost acknowledged writes that another replica holds, so
+/// it leaves every ISR and ELR and leads nothing; it rejoins an ISR only by catching up
+/// from a leader. (A partition whose ISR and ELR end up empty remembers its last
+/// leader, which may lead again: nobody else is known to hold more.)
+pub fn on_broker_unclean_restart(
+    image: &MetadataImage,
+    broker_id: i32,
+    policy: &ClusterPolicy,
+) -> Vec<MetadataRecord> {
+    remove_broker(image, broker_id, true, policy)
+}
+
+fn remove_broker(
+    image: &MetadataImage,
+    broker_id: i32,
+    unclean: bool,
+    policy: &ClusterPolicy,
+) -> Vec<MetadataRecord> {
     let may_lead = |replica: i32| replica != broker_id && image.is_live(replica);
     each_partition(image)
-        .filter(|(_, _, partition)| partition.leader == broker_id || partition.isr.contains(&broker_id))
+        .filter(|(_, _, partition)| {
+            partition.leader == broker_id
+                || partition.isr.contains(&broker_id)
+                || (unclean && partition.elr.contains(&broker_id))
+        })
         .filter_map(|(topic, index, partition)| {
-            let mut isr: Vec<i32> = partition
+            let target_isr = partition
                 .isr
                 .iter()
                 .copied()
                 .filter(|replica| *replica != broker_id)
                 .collect();
-            if isr.is_empty() {
-                isr = partition.isr.clone();
-            }
-            let mut leader = if partition.leader == broker_id || partition.leader == NO_LEADER {
-                choose_leader(&partition.replicas, &isr, may_lead)
-            } else {
-                partition.leader
+            let request = ChangeRequest {
+                target_isr,
+                unclean_shutdown: unclean.then_some(broker_id),
+                may_lead: &may_lead,
             };
-            if leader == NO_LEADER && unclean_allowed(topic, unclean_default) {
-                leader = first_live(&partition.replicas, may_lead);
-                if leader != NO_LEADER {
-                    isr = vec![leader];
-                }
-            }
-            change(topic.topic_id, index, partition, leader, isr)
+            partition_change::plan(topic.topic_id, index, partition, request, policy.for_topic(topic)).0
         })
         .collect()
 }
 
-/// The partition changes when `broker_id` is unfenced: it leads the partitions that
-/// had no leader and keep it in their ISR (it was their last in-sync replica). It does
-/// not rejoin other ISRs here: as a follower it catches up and its leader adds it back.
+/// The partition changes when `broker_id` is unfenced: it leads the leaderless
+/// partitions where it may: in their ISR, in their ELR when the ISR is empty, their last
+/// known leader, or any replica when the topic allows unclean elections. It does not
+/// rejoin other ISRs here: as a follower it catches up and its leader adds it back.
 pub fn on_broker_unfenced(
     image: &MetadataImage,
     broker_id: i32,
-    unclean_default: bool,
+    policy: &ClusterPolicy,
 ) -> Vec<MetadataRecord> {
     let may_lead = |replica: i32| replica == broker_id || image.is_live(replica);
     each_partition(image)
         .filter(|(topic, _, partition)| {
             partition.leader == NO_LEADER
                 && (partition.isr.contains(&broker_id)
-                    || (partition.replicas.contains(&broker_id) && unclean_allowed(topic, unclean_default)))
+                    || partition.elr.contains(&broker_id)
+                    || partition.last_known_elr == [broker_id]
+                    || (partition.replicas.contains(&broker_id)
+                        && unclean_allowed(topic, policy.unclean_default)))
         })
         .filter_map(|(topic, index, partition)| {
-            let leader = choose_leader(&partition.replicas, &partition.isr, may_lead);
-            if leader == NO_LEADER {
-                // No ISR member can lead, and the topic allows an unclean election.
-                return change(topic.topic_id, index, partition, broker_id, vec![broker_id]);
-            }
-            change(topic.topic_id, index, partition, leader, partition.isr.clone())
+            let request = ChangeRequest {
+                target_isr: partition.isr.clone(),
+                unclean_shutdown: None,
+                may_lead: &may_lead,
+            };
+            partition_change::plan(topic.topic_id, index, partition, request, policy.for_topic(topic)).0
         })
         .collect()
 }
@@ -180,6 +181,15 @@ mod tests {
     use super::*;
     use crate::cluster::image::MetadataRecord;
     use std::collections::BTreeMap;
+
+    /// Kafka's rules before ELR (`eligible.leader.replicas.version=0`).
+    fn classic(unclean_default: bool) -> ClusterPolicy {
+        ClusterPolicy {
+            unclean_default,
+            min_insync_replicas_default: 1,
+            elr_enabled: false,
+        }
+    }
 
     #[test]
     fn replicas_and_leaders_spread_evenly() {
@@ -276,7 +286,7 @@ mod tests {
     #[test]
     fn fencing_moves_leadership_within_the_isr() {
         let (mut image, _) = cluster(&[1, 2, 3]);
-        let changes = on_broker_fenced(&image, 1, false);
+        let changes = on_broker_fenced(&image, 1, &classic(false));
         assert_eq!(changes.len(), 3, "broker 1 is in every ISR");
         image.apply_batch(30, &changes);
         let topic = image.topic("t").unwrap();
@@ -293,19 +303,14 @@ mod tests {
         let (mut image, topic_id) = cluster(&[1]);
         image.apply_batch(
             30,
-            &[MetadataRecord::PartitionChange {
-                topic_id,
-                partition: 0,
-                leader: None,
-                isr: Some(vec![1]),
-            }],
+            &[MetadataRecord::partition_change(topic_id, 0, None, Some(vec![1]))],
         );
-        image.apply_batch(31, &on_broker_fenced(&image, 1, false));
+        image.apply_batch(31, &on_broker_fenced(&image, 1, &classic(false)));
         let partition = &image.topic("t").unwrap().partitions[0];
         assert_eq!(partition.leader, NO_LEADER);
         assert_eq!(partition.isr, vec![1]);
         // When it comes back it leads again.
-        image.apply_batch(32, &on_broker_unfenced(&image, 1, false));
+        image.apply_batch(32, &on_broker_unfenced(&image, 1, &classic(false)));
         let partition = &image.topic("t").unwrap().partitions[0];
         assert_eq!(partition.leader, 1);
         assert_eq!(partition.leader_epoch, 2);
@@ -314,9 +319,9 @@ mod tests {
     #[test]
     fn unfenced_broker_does_not_rejoin_isrs_by_itself() {
         let (mut image, _) = cluster(&[1, 2, 3]);
-        image.apply_batch(30, &on_broker_fenced(&image, 1, false));
+        image.apply_batch(30, &on_broker_fenced(&image, 1, &classic(false)));
         assert!(
-            on_broker_unfenced(&image, 1, false).is_empty(),
+            on_broker_unfenced(&image, 1, &classic(false)).is_empty(),
             "followers rejoin through their leader"
         );
         let topic = image.topic("t").unwrap();
@@ -327,12 +332,7 @@ mod tests {
     /// Partition 0's ISR shrunk to broker 1 alone.
     fn only_one_in_sync(live: &[i32], unclean: Option<&str>) -> MetadataImage {
         let (mut image, topic_id) = cluster(live);
-        let mut records = vec![MetadataRecord::PartitionChange {
-            topic_id,
-            partition: 0,
-            leader: None,
-            isr: Some(vec![1]),
-        }];
+        let mut records = vec![MetadataRecord::partition_change(topic_id, 0, None, Some(vec![1]))];
         if let Some(value) = unclean {
             records.push(MetadataRecord::TopicConfigs {
                 topic_id,
@@ -347,24 +347,24 @@ mod tests {
     fn unclean_election_only_when_allowed_and_no_isr_member_is_live() {
         // Broker 1, the last in-sync replica, is fenced; 2 and 3 are live but behind.
         let clean = only_one_in_sync(&[1, 2, 3], None);
-        let changes = on_broker_fenced(&clean, 1, false);
+        let changes = on_broker_fenced(&clean, 1, &classic(false));
         let mut image = clean.clone();
         image.apply_batch(31, &changes);
         assert_eq!(image.topic("t").unwrap().partitions[0].leader, NO_LEADER);
         // The broker default allows it: the first live replica leads, alone in the ISR.
         let mut image = clean.clone();
-        image.apply_batch(31, &on_broker_fenced(&clean, 1, true));
+        image.apply_batch(31, &on_broker_fenced(&clean, 1, &classic(true)));
         let partition = &image.topic("t").unwrap().partitions[0];
         assert_eq!((partition.leader, partition.isr.clone()), (2, vec![2]));
         assert_eq!(partition.leader_epoch, 1);
         // The topic config overrides the broker default, either way.
         let topic_says_no = only_one_in_sync(&[1, 2, 3], Some("false"));
         let mut image = topic_says_no.clone();
-        image.apply_batch(31, &on_broker_fenced(&topic_says_no, 1, true));
+        image.apply_batch(31, &on_broker_fenced(&topic_says_no, 1, &classic(true)));
         assert_eq!(image.topic("t").unwrap().partitions[0].leader, NO_LEADER);
         let topic_says_yes = only_one_in_sync(&[1, 2, 3], Some("true"));
         let mut image = topic_says_yes.clone();
-        image.apply_batch(31, &on_broker_fenced(&topic_says_yes, 1, false));
+        image.apply_batch(31, &on_broker_fenced(&topic_says_yes, 1, &classic(false)));
         assert_eq!(image.topic("t").unwrap().partitions[0].leader, 2);
     }
 
@@ -375,14 +375,22 @@ mod tests {
             broker_id: 1,
             broker_epoch: 1,
         }];
-        fence.extend(on_broker_fenced(&image, 1, false));
+        fence.extend(on_broker_fenced(&image, 1, &classic(false)));
         image.apply_batch(31, &fence);
         assert_eq!(image.topic("t").unwrap().partitions[0].leader, NO_LEADER);
-        assert!(
-            on_broker_unfenced(&image, 2, false).is_empty(),
+        // (Partitions 1 and 2, led by fenced brokers in this image, get broker 2.)
+        let partition_0 = |records: Vec<MetadataRecord>| {
+            records
+                .into_iter()
+                .filter(|record| matches!(record, MetadataRecord::PartitionChange { partition: 0, .. }))
+                .count()
+        };
+        assert_eq!(
+            partition_0(on_broker_unfenced(&image, 2, &classic(false))),
+            0,
             "it waits for broker 1"
         );
-        image.apply_batch(32, &on_broker_unfenced(&image, 2, true));
+        image.apply_batch(32, &on_broker_unfenced(&image, 2, &classic(true)));
         let partition = &image.topic("t").unwrap().partitions[0];
         assert_eq!((partition.leader, partition.isr.clone()), (2, vec![2]));
     }

@@ -47,6 +47,7 @@ fn caught_up(image: &MetadataImage, member: i32) -> Vec<MetadataRecord> {
         partition.leader_epoch,
         partition.partition_epoch,
         &isr,
+        &crate::cluster::partition_change::ClusterPolicy::default(),
     )
     .unwrap()
 }

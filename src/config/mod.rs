@@ -156,6 +156,9 @@ pub struct BrokerConfig {
     pub broker_heartbeat_interval_ms: u64,
     /// `replica.lag.time.max.ms`: a follower not caught up this long leaves the ISR.
     pub replica_lag_time_max_ms: i64,
+    /// `eligible.leader.replicas.version` (0 or 1, default 1): KIP-966's ELR and the
+    /// high watermark held while the ISR is below `min.insync.replicas`.
+    pub eligible_leader_replicas_version: i32,
     /// `replica.fetch.wait.max.ms`: how long a follower's fetch waits for new data.
     pub replica_fetch_wait_max_ms: i32,
     /// `max.request.partition.size.limit`: partitions in one DescribeTopicPartitions page.
@@ -378,6 +381,7 @@ impl BrokerConfig {
             broker_session_timeout_ms: int("broker.session.timeout.ms"),
             broker_heartbeat_interval_ms: int("broker.heartbeat.interval.ms") as u64,
             replica_lag_time_max_ms: int("replica.lag.time.max.ms"),
+            eligible_leader_replicas_version: int("eligible.leader.replicas.version") as i32,
             replica_fetch_wait_max_ms: int("replica.fetch.wait.max.ms") as i32,
             replica_fetch_max_bytes: int("replica.fetch.max.bytes") as i32,
             max_request_partition_size_limit: int("max.request.partition.size.limit") as i32,

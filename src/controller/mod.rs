@@ -19,6 +19,7 @@ pub mod types;
 use crate::cluster::commands::{self, PlacementSeed};
 use crate::cluster::image::MetadataImage;
 use crate::cluster::lifecycle::{self, BrokerSessions, HeartbeatDecision, RegistrationDecision};
+use crate::cluster::partition_change::ClusterPolicy;
 use crate::cluster::{election, meta_properties, placement, reassignment};
 use crate::replication::partition::now_ms;
 use openraft::error::{ClientWriteError, RaftError};
@@ -53,8 +54,10 @@ pub struct ControllerConfig {
     pub metadata_log_dir: PathBuf,
     pub election_timeout_ms: u64,
     pub broker_session_timeout_ms: i64,
-    /// `unclean.leader.election.enable`: the default for topics that do not set it.
-    pub unclean_leader_election: bool,
+    /// The broker defaults partition changes are planned with
+    /// (`unclean.leader.election.enable`, `min.insync.replicas`,
+    /// `eligible.leader.replicas.version`).
+    pub policy: ClusterPolicy,
     /// The CONTROLLER listener's TLS (None: PLAINTEXT), for both ends of its
     /// connections.
     pub tls: Option<crate::config::TlsSettings>,
@@ -71,9 +74,13 @@ impl ControllerConfig {
             metadata_log_dir: config.log_dirs.first().cloned().unwrap_or_default(),
             election_timeout_ms: config.election_timeout_ms,
             broker_session_timeout_ms: config.broker_session_timeout_ms,
-            unclean_leader_election: config
-                .value("unclean.leader.election.enable")
-                .is_some_and(|(value, _)| value.trim().eq_ignore_ascii_case("true")),
+            policy: ClusterPolicy {
+                unclean_default: config
+                    .value("unclean.leader.election.enable")
+                    .is_some_and(|(value, _)| value.trim().eq_ignore_ascii_case("true")),
+                min_insync_replicas_default: config.log.min_insync_replicas,
+                elr_enabled: config.eligible_leader_replicas_version >= 1,
+            },
             tls: config.controller_tls.clone(),
             authorizer: config.authorizer.clone(),
         }
@@ -258,13 +265,35 @@ impl Controller {
                 incarnation_id,
                 endpoints,
                 rack,
-            } => match lifecycle::on_registration(&image, broker_id, incarnation_id, endpoints, rack) {
+                previous_broker_epoch,
+            } => match lifecycle::on_registration(
+                &image,
+                broker_id,
+                incarnation_id,
+                endpoints,
+                rack,
+                previous_broker_epoch,
+                &self.config.policy,
+            ) {
                 RegistrationDecision::AlreadyRegistered { broker_epoch } => {
                     Ok(ControllerReply::Registered { broker_epoch })
                 }
-                RegistrationDecision::Register(record) => {
-                    let offset = self.commit(vec![record]).await?;
-                    tracing::info!(broker_id, broker_epoch = offset, "broker registered");
+                RegistrationDecision::Register {
+                    records,
+                    unclean_shutdown,
+                } => {
+                    let n_changes = records.len().saturating_sub(1);
+                    let offset = self.commit(records).await?;
+                    if unclean_shutdown {
+                        tracing::warn!(
+                            broker_id,
+                            broker_epoch = offset,
+                            n_changes,
+                            "broker registered after an unclean shutdown: removed from every ISR and ELR and from leadership"
+                        );
+                    } else {
+                        tracing::info!(broker_id, broker_epoch = offset, "broker registered");
+                    }
                     Ok(ControllerReply::Registered { broker_epoch: offset })
                 }
             },
@@ -288,7 +317,7 @@ impl Controller {
                     records.extend(placement::on_broker_unfenced(
                         &image,
                         broker_id,
-                        self.config.unclean_leader_election,
+                        &self.config.policy,
                     ));
                     self.commit(records).await?;
                     tracing::info!(broker_id, "broker unfenced");
@@ -378,7 +407,7 @@ impl Controller {
                 records.extend(placement::on_broker_fenced(
                     &image,
                     broker_id,
-                    self.config.unclean_leader_election,
+                    &self.config.policy,
                 ));
                 let offset = self.commit(records).await?;
                 tracing::info!(broker_id, "controlled shutdown: leadership moved away");
@@ -400,6 +429,7 @@ impl Controller {
                     leader_epoch,
                     partition_epoch,
                     &new_isr,
+                    &self.config.policy,
                 )?;
                 let offset = self.commit_any(&image, records).await?;
                 tracing::info!(broker_id, %topic_id, partition, ?new_isr, "ISR changed");
@@ -423,7 +453,8 @@ impl Controller {
                 let outcomes = partitions
                     .into_iter()
                     .map(|(topic, index)| {
-                        let (outcome, record) = election::elect(&image, &topic, index, election);
+                        let (outcome, record) =
+                            election::elect(&image, &topic, index, election, &self.config.policy);
                         records.extend(record);
                         (topic, index, outcome)
                     })
@@ -607,7 +638,7 @@ impl Controller {
             records.extend(placement::on_broker_fenced(
                 &image,
                 broker_id,
-                self.config.unclean_leader_election,
+                &self.config.policy,
             ));
             match self.commit(records).await {
                 Ok(_) => tracing::warn!(

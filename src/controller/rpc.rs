@@ -29,6 +29,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub const MAX_FRAME: usize = 64 << 20;
 
 /// What a broker (or an operator's tool, through a broker) asks the active controller.
+fn no_broker_epoch() -> i64 {
+    -1
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ControllerRequest {
     RegisterBroker {
@@ -36,6 +40,10 @@ pub enum ControllerRequest {
         incarnation_id: uuid::Uuid,
         endpoints: Vec<Endpoint>,
         rack: Option<String>,
+        /// The broker epoch recorded at the broker's last clean shutdown, or -1
+        /// (Kafka's `PreviousBrokerEpoch`, KIP-966).
+        #[serde(default = "no_broker_epoch")]
+        previous_broker_epoch: i64,
     },
     BrokerHeartbeat {
         broker_id: i32,

@@ -4,8 +4,10 @@
 //! Each log dir holds `<topic>-<partition>/` directories, a
 //! `recovery-point-offset-checkpoint`, a `log-start-offset-checkpoint` (starts raised
 //! by DeleteRecords inside a segment) and, only after a clean shutdown, a
-//! `.kafka_cleanshutdown` marker. The marker is removed as soon as the logs are loaded,
-//! so a crash afterwards is always seen as unclean. The first log dir also holds the
+//! `.kafka_cleanshutdown` marker holding the broker epoch the shutdown ended (Kafka's
+//! `{"version":0,"broker_epoch":N}`), which the next start reports to the controller
+//! (KIP-966). The marker is removed, durably, as soon as the logs are loaded, so a
+//! crash or power cut afterwards is always seen as unclean. The first log dir also holds the
 //! metadata quorum's `__cluster_metadata-0/`, which is not a partition log.
 
 use super::checkpoint;
@@ -68,6 +70,19 @@ fn log_progress(log_dir: &str, report: &Report) {
         report.total_bytes as f64 / MB,
         report.bytes_per_second / MB,
     );
+}
+
+/// The broker epoch in a clean-shutdown marker, if it holds one.
+fn marker_epoch(path: &Path) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Marker {
+        broker_epoch: i64,
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str::<Marker>(&text)
+        .ok()
+        .map(|marker| marker.broker_epoch)
+        .filter(|epoch| *epoch >= 0)
 }
 
 /// One partition's line in the checkpoints: its directory, name, recovery point and
@@ -199,7 +214,9 @@ impl LogManager {
                 "log dir loaded"
             );
             if clean_shutdown {
-                std::fs::remove_file(&marker)
+                // Durably: a marker that came back after a power cut would pass an
+                // unflushed log off as clean.
+                checkpoint::remove_durably(&marker)
                     .map_err(|source| LogError::io(&marker, "remove marker", source))?;
             }
         }
@@ -265,13 +282,30 @@ impl LogManager {
         Ok(())
     }
 
-    /// Marks every log dir as cleanly shut down (after all logs were flushed and closed).
-    pub fn mark_clean_shutdown(&self) -> Result<(), LogError> {
+    /// Marks every log dir as cleanly shut down (after all logs were flushed and
+    /// closed), recording the broker epoch of the registration that ends here.
+    pub fn mark_clean_shutdown(&self, broker_epoch: i64) -> Result<(), LogError> {
+        let marker = format!("{{\"version\":0,\"broker_epoch\":{broker_epoch}}}");
         for dir in &self.log_dirs {
             let path = dir.join(CLEAN_SHUTDOWN_FILE);
-            checkpoint::write_atomically(&path, b"")
+            checkpoint::write_atomically(&path, marker.as_bytes())
                 .map_err(|source| LogError::io(&path, "write marker", source))?;
         }
         Ok(())
+    }
+
+    /// The broker epoch the last shutdown recorded when every log dir was shut down
+    /// cleanly with the same epoch; else -1 (an unclean shutdown, a first start, or a
+    /// marker without an epoch).
+    pub fn previous_broker_epoch(&self) -> i64 {
+        let epochs: Vec<Option<i64>> = self
+            .log_dirs
+            .iter()
+            .map(|dir| marker_epoch(&dir.join(CLEAN_SHUTDOWN_FILE)))
+            .collect();
+        match epochs.first() {
+            Some(Some(first)) if epochs.iter().all(|epoch| *epoch == Some(*first)) => *first,
+            _ => -1,
+        }
     }
 }

@@ -80,6 +80,9 @@ pub struct Partition {
     /// `replica.lag.time.max.ms`: past this without catching up, a follower no longer
     /// counts toward `min.insync.replicas`, even before the controller drops it.
     pub(super) replica_lag_time_max_ms: i64,
+    /// `eligible.leader.replicas.version` >= 1: the high watermark stays put while the
+    /// committed ISR is below `min.insync.replicas` (KIP-966).
+    pub(super) strict_min_isr: std::sync::atomic::AtomicBool,
     pub(super) state: Mutex<PartitionState>,
     pub(super) log: Mutex<PartitionLog>,
     /// What the leader knows of each follower; reset at every new leadership.
@@ -113,6 +116,7 @@ impl Partition {
             topic_id,
             node_id,
             replica_lag_time_max_ms,
+            strict_min_isr: std::sync::atomic::AtomicBool::new(true),
             // A placeholder: `update` below takes the real state, with its transitions.
             state: Mutex::new(PartitionState {
                 replicas: vec![],
@@ -129,6 +133,12 @@ impl Partition {
         };
         partition.update(state, now_ms());
         partition
+    }
+
+    /// Turns KIP-966's strict min ISR off (`eligible.leader.replicas.version=0`) or on.
+    pub fn set_strict_min_isr(&self, strict: bool) {
+        self.strict_min_isr
+            .store(strict, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn isr(&self) -> Vec<i32> {

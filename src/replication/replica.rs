@@ -39,6 +39,14 @@ impl Partition {
         followers: &HashMap<i32, FollowerState>,
     ) -> bool {
         let current = log.high_watermark();
+        // KIP-966's strict min ISR: while the committed ISR is below
+        // `min.insync.replicas` nothing more counts as committed, so every replica that
+        // leaves the ISR meanwhile (into the ELR) holds all that did.
+        if self.strict_min_isr.load(std::sync::atomic::Ordering::Relaxed)
+            && (state.isr.len() as i64) < log.config().min_insync_replicas as i64
+        {
+            return false;
+        }
         // Kafka's "maximal ISR" (KIP-497): a replica proposed for the ISR counts from the
         // moment it is proposed. Once the controller commits it, it may be elected
         // leader; had the high watermark passed its log meanwhile, writes acknowledged in
