@@ -451,4 +451,49 @@ mod tests {
         partition.record_follower_fetch(3, 10, 0, now);
         assert_eq!(partition.with_log(|log| log.high_watermark()), 10);
     }
+
+    /// KIP-966's high-watermark rule: with the committed ISR below min.insync.replicas
+    /// nothing more is committed (acks=1 writes wait), so replicas that leave meanwhile
+    /// stay eligible leaders; with `eligible.leader.replicas.version=0` it moves on.
+    #[tokio::test]
+    async fn the_high_watermark_holds_while_the_isr_is_below_min_insync_replicas() {
+        for strict in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut config = crate::config::BrokerConfig::load(None, &[]).unwrap().log;
+            config.min_insync_replicas = 2;
+            let log =
+                PartitionLog::create(&dir.path().join("t-0"), TopicPartition::new("t", 0), config, 0, 0)
+                    .unwrap();
+            let state = PartitionState {
+                replicas: vec![1, 2, 3],
+                isr: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            };
+            let partition = Partition::new(log, uuid::Uuid::nil(), 1, state.clone(), 30_000);
+            partition.set_strict_min_isr(strict);
+            let batch =
+                || split_and_validate(&bytes::Bytes::from(make_batch(5, now_ms(), b"v")), 1 << 20).unwrap();
+            partition.append(&batch(), 1).await.unwrap();
+            partition.record_follower_fetch(2, 5, 0, now_ms());
+            let expected = if strict { 0 } else { 5 };
+            assert_eq!(
+                partition.with_log(|log| log.high_watermark()),
+                expected,
+                "strict={strict}"
+            );
+            // Once the controller committed the ISR [1, 2], it moves.
+            partition.update(
+                PartitionState {
+                    isr: vec![1, 2],
+                    partition_epoch: 1,
+                    ..state
+                },
+                now_ms(),
+            );
+            partition.record_follower_fetch(2, 5, 0, now_ms());
+            assert_eq!(partition.with_log(|log| log.high_watermark()), 5);
+        }
+    }
 }
