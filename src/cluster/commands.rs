@@ -317,6 +317,7 @@ pub fn alter_scram_credentials(
 /// An ISR change proposed by a partition's leader (Kafka's AlterPartition, KIP-497):
 /// accepted only from the current leader in its epoch, based on the current partition
 /// epoch, naming the leader and only replicas on live brokers.
+#[allow(clippy::too_many_arguments)] // AlterPartition's fields, as the request names them
 pub fn alter_partition(
     image: &MetadataImage,
     broker_id: i32,

@@ -113,7 +113,7 @@ impl FileData {
                 self.dirty.insert(page);
             }
             // Bytes past the end in the last page read as zeros if the file grows again.
-            if len % PAGE != 0
+            if !len.is_multiple_of(PAGE)
                 && let Some(data) = self.pages.get_mut(&(len / PAGE))
             {
                 Arc::make_mut(data)[(len % PAGE) as usize..].fill(0);
@@ -353,8 +353,7 @@ impl Disk {
         name: &OsStr,
         dir: bool,
         perm: u16,
-        uid: u32,
-        gid: u32,
+        (uid, gid): (u32, u32),
         now: SystemTime,
     ) -> FsResult<Attr> {
         if self.dir(parent)?.entries.contains_key(name) {

@@ -5,13 +5,13 @@ fn now() -> SystemTime {
 }
 
 fn file(disk: &mut Disk, parent: Ino, name: &str) -> Ino {
-    disk.create(parent, OsStr::new(name), false, 0o644, 0, 0, now())
+    disk.create(parent, OsStr::new(name), false, 0o644, (0, 0), now())
         .unwrap()
         .ino
 }
 
 fn dir(disk: &mut Disk, parent: Ino, name: &str) -> Ino {
-    disk.create(parent, OsStr::new(name), true, 0o755, 0, 0, now())
+    disk.create(parent, OsStr::new(name), true, 0o755, (0, 0), now())
         .unwrap()
         .ino
 }
@@ -166,7 +166,7 @@ fn posix_errors() {
     file(&mut disk, sub, "f");
     file(&mut disk, ROOT, "g");
     assert_eq!(
-        disk.create(ROOT, OsStr::new("g"), false, 0o644, 0, 0, now())
+        disk.create(ROOT, OsStr::new("g"), false, 0o644, (0, 0), now())
             .unwrap_err(),
         FsError::Exists
     );

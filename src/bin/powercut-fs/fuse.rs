@@ -116,8 +116,7 @@ impl Filesystem for PowerCutFs {
             name,
             true,
             perm,
-            req.uid(),
-            req.gid(),
+            (req.uid(), req.gid()),
             SystemTime::now(),
         );
         reply_entry(created, reply);
@@ -143,8 +142,7 @@ impl Filesystem for PowerCutFs {
             name,
             false,
             perm,
-            req.uid(),
-            req.gid(),
+            (req.uid(), req.gid()),
             SystemTime::now(),
         );
         reply_entry(created, reply);
@@ -166,8 +164,7 @@ impl Filesystem for PowerCutFs {
             name,
             false,
             perm,
-            req.uid(),
-            req.gid(),
+            (req.uid(), req.gid()),
             SystemTime::now(),
         );
         match created {
