@@ -6,16 +6,29 @@
     isolate-leader      cut off the leader of a random partition of the topic
     isolate-controller  cut off the active controller (the quorum must move)
     rolling             SIGTERM-restart every node in turn (controlled shutdowns)
-    power-loss          SIGKILL every node at once, restart them all (with sync flush)
+    power-loss          cut the power of every node at once, restart them all (the run
+                        then uses sync flush: nothing acknowledged may be lost even so)
+    power-cut           cut the power of a random node, restart it at once
+    power-cut-late      cut the power of a random node, restart it after the hold
+    power-cut-leader    cut the power of the leader of a random partition, restart it at once
+    power-cut-shrunk-isr  stop both followers of a partition's leader from fetching until
+                        its ISR is the leader alone (acks=all is refused then), cut the
+                        leader's power, restart it, let the followers fetch again
 
-Partitions need the cluster's distinct node addresses and scripts/netns.
+A power cut is SIGKILL plus the loss of everything the node did not fsync: its data
+directory is a powercut-fs mount. Partitions and power cuts need the cluster's distinct
+node addresses and scripts/netns.
 """
 
 import time
 
 import kafka_wire
 
-KINDS = ["kill", "pause", "isolate", "isolate-leader", "isolate-controller", "rolling", "power-loss"]
+KINDS = ["kill", "pause", "isolate", "isolate-leader", "isolate-controller", "rolling", "power-loss",
+         "power-cut", "power-cut-late", "power-cut-leader", "power-cut-shrunk-isr"]
+# What a run strikes when it names no nemeses (the CI schedule: each once).
+DEFAULT_KINDS = KINDS[:7]
+POWER_KINDS = {"power-loss", "power-cut", "power-cut-late", "power-cut-leader", "power-cut-shrunk-isr"}
 
 
 class Nemesis:
@@ -38,6 +51,30 @@ class Nemesis:
             if index == partition and leader >= 0:
                 return leader
         return self.rng.choice(self.cluster.node_ids)
+
+    def isr_of(self, partition):
+        metadata = self.metadata()
+        for index, leader, _, isr in (metadata or {}).get("topics", {}).get(self.topic, []):
+            if index == partition:
+                return leader, sorted(isr)
+        return -1, []
+
+    def shrunk_isr_power_cut(self, hold):
+        """The leader of a random partition alone in its ISR, then its power cut."""
+        partition = self.rng.randrange(self.partitions)
+        leader = self.leader_of(partition)
+        followers = [node for node in self.cluster.node_ids if node != leader]
+        for follower in followers:
+            self.cluster.block_fetch(follower, leader)
+        deadline = time.time() + 30
+        while time.time() < deadline and self.isr_of(partition) != (leader, [leader]):
+            time.sleep(0.2)
+        shrunk = self.isr_of(partition) == (leader, [leader])
+        time.sleep(min(hold, 2))  # producers meet NOT_ENOUGH_REPLICAS meanwhile
+        self.cluster.power_cut(leader)
+        self.cluster.start(leader)
+        self.cluster.heal()
+        return leader, {"partition": partition, "shrunk": shrunk}
 
     def active_controller(self):
         for node in self.cluster.node_ids:
@@ -79,8 +116,20 @@ class Nemesis:
             node = None
             for each in self.cluster.node_ids:
                 self.cluster.kill(each)
+            for each in self.cluster.node_ids:
+                self.cluster.power_cut(each)
             time.sleep(min(hold, 2))
             self.cluster.up(len(self.cluster.node_ids))
+        elif kind in ("power-cut", "power-cut-late", "power-cut-leader"):
+            if kind == "power-cut-leader":
+                node = self.leader_of(self.rng.randrange(self.partitions))
+            self.cluster.power_cut(node)
+            if kind == "power-cut-late":
+                time.sleep(hold)
+            self.cluster.start(node)
+        elif kind == "power-cut-shrunk-isr":
+            node, detail = self.shrunk_isr_power_cut(hold)
+            event.update(detail)
         else:
             raise ValueError(f"unknown nemesis {kind}")
         event.update(node=node, end=time.time())

@@ -10,6 +10,7 @@ for N minutes. Prints the checker's report and exits 1 on any anomaly.
 """
 
 import argparse
+import atexit
 import json
 import random
 import subprocess
@@ -23,7 +24,7 @@ sys.path.insert(0, str(HERE))
 
 from checker import check  # noqa: E402
 from cluster import Cluster  # noqa: E402
-from nemesis import KINDS, Nemesis  # noqa: E402
+from nemesis import DEFAULT_KINDS, KINDS, POWER_KINDS, Nemesis  # noqa: E402
 
 TOPIC, PARTITIONS, GROUP = "chaos", 3, "chaos-group"
 FAST = ["broker.session.timeout.ms=3000", "broker.heartbeat.interval.ms=500", "replica.lag.time.max.ms=3000"]
@@ -104,7 +105,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--nemeses", default=",".join(KINDS))
+    parser.add_argument("--nemeses", default=",".join(DEFAULT_KINDS))
     parser.add_argument("--schedule", choices=["ci", "random"], default="random")
     parser.add_argument("--out", default="data/chaos")
     parser.add_argument("--rate", type=float, default=100.0, help="messages per second per producer")
@@ -126,7 +127,9 @@ def main():
         print(f"[{time.strftime('%H:%M:%S')}] {event['kind']} node={event['node']} "
               f"held {event['end'] - event['start']:.1f} s", flush=True)
 
-    cluster = Cluster(out / "cluster", settings, distinct_hosts=True)
+    # Power cuts need every node's data directory on a powercut-fs.
+    cluster = Cluster(out / "cluster", settings, distinct_hosts=True, power_cuts=bool(POWER_KINDS & set(kinds)))
+    atexit.register(cluster.stop_file_systems)  # they would outlive the run otherwise
     cluster.up(3)
     workers = []
     try:
@@ -174,6 +177,7 @@ def main():
                 for p, o in final_commits.items()]
     replicas = {p: {node: replica_batches(cluster.dir / f"node-{node}" / f"{TOPIC}-{p}", marks[p])
                     for node in cluster.node_ids} for p in range(PARTITIONS)}
+    cluster.unmount()
     result = check(history, records, replicas, events)
     result["anomalies"]["not_recovered"] = {"count": len(unrecovered), "examples": unrecovered[:5]}
     result["ok"] = result["ok"] and not unrecovered

@@ -16,11 +16,15 @@ BINARY = Path(os.environ.get("FERROLOG_BIN", REPO / "target" / "release" / "ferr
 
 
 class Cluster:
-    def __init__(self, directory, settings=(), distinct_hosts=False, config=None):
+    def __init__(self, directory, settings=(), distinct_hosts=False, config=None, power_cuts=False):
+        """`power_cuts`: every node's data directory on its own powercut-fs (only under
+        scripts/netns), so that `power_cut` can drop what a node did not fsync."""
         self.dir = Path(directory)
+        self.power_cuts = power_cuts
         self.env = dict(os.environ, FERROLOG_CLUSTER_DIR=str(self.dir), FERROLOG_CLUSTER_PORTS="ephemeral",
                         FERROLOG_CLUSTER_SETTINGS=" ".join(settings), FERROLOG_BIN=str(BINARY),
-                        FERROLOG_CLUSTER_HOSTS="distinct" if distinct_hosts else "shared")
+                        FERROLOG_CLUSTER_HOSTS="distinct" if distinct_hosts else "shared",
+                        FERROLOG_CLUSTER_POWERCUT="1" if power_cuts else "0")
         if config:
             # More YAML for every node's config (values with spaces, such as JAAS lines).
             extra = self.dir.with_suffix(".extra.yaml")
@@ -54,6 +58,15 @@ class Cluster:
     def start(self, node_id):
         self.run("start", node_id)
 
+    def power_cut(self, node_id):
+        """SIGKILL, then the node's file system loses everything not fsynced."""
+        self.run("powercut", node_id)
+
+    def unmount(self):
+        """Stops the power-cut file systems (after `down`)."""
+        if self.power_cuts and (self.dir / "nodes").exists():
+            self.run("unmount")
+
     def pause(self, node_id):
         self.run("pause", node_id)
 
@@ -66,6 +79,11 @@ class Cluster:
 
     def cut(self, a, b):
         self.run("cut", a, b)
+
+    def block_fetch(self, node_id, leader_id):
+        """Drops `node_id`'s connections to `leader_id`'s client listener only: its replica
+        fetches stop, the quorum's traffic does not."""
+        self.run("block-fetch", node_id, leader_id)
 
     def heal(self):
         self.run("heal")
@@ -107,8 +125,19 @@ class Cluster:
     def kill_all(self):
         """Last resort at teardown: SIGKILL whatever is still running, by PID."""
         for pid_file in self.dir.glob("node-*.pid"):
+            if pid_file.name.endswith(".fs.pid"):
+                continue
             try:
                 os.kill(int(pid_file.read_text()), 9)
+            except (ValueError, ProcessLookupError):
+                pass
+
+    def stop_file_systems(self):
+        """Last resort at teardown for the power-cut file systems: SIGTERM by PID (each
+        unmounts itself)."""
+        for pid_file in self.dir.glob("node-*.fs.pid"):
+            try:
+                os.kill(int(pid_file.read_text()), 15)
             except (ValueError, ProcessLookupError):
                 pass
 

@@ -79,6 +79,10 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<Self, LogError> {
         std::fs::create_dir_all(dir).map_err(|source| LogError::io(dir, "create partition dir", source))?;
+        // The partition directory's own entry, durable in its log dir.
+        if let Some(parent) = dir.parent() {
+            super::checkpoint::sync_dir(parent).map_err(|source| LogError::io(parent, "fsync log dir", source))?;
+        }
         let first = LogSegment::create(dir, 0, config.index_interval_bytes, config.max_index_size, now_ms)?;
         Ok(PartitionLog {
             topic_partition,
@@ -155,7 +159,9 @@ impl PartitionLog {
                 break;
             }
             let active = position + 1 == bases.len();
-            let recover = (!clean_shutdown && *base >= first_to_recover) || swapped.contains(base);
+            // After an unclean stop the active segment is always checked: a recovery
+            // point from before a truncation may lie past what the segment now holds.
+            let recover = (!clean_shutdown && (*base >= first_to_recover || active)) || swapped.contains(base);
             let (segment, segment_report) = LogSegment::open(
                 dir,
                 *base,
@@ -575,10 +581,15 @@ impl PartitionLog {
     /// Deletes every segment whose base offset is at least `offset`.
     fn delete_segments_from(&mut self, offset: i64) -> Result<(), LogError> {
         let doomed: Vec<i64> = self.segments.range(offset..).map(|(base, _)| *base).collect();
+        let any = !doomed.is_empty();
         for base in doomed {
             if let Some(segment) = self.segments.remove(&base) {
                 segment.delete()?;
             }
+        }
+        // Durably, as truncation is: deleted segments of a diverged tail must not return.
+        if any {
+            super::checkpoint::sync_dir(&self.dir).map_err(|source| LogError::io(&self.dir, "fsync log dir", source))?;
         }
         Ok(())
     }

@@ -49,13 +49,19 @@ pub fn read(dir: &Path, offset: i64) -> Option<ProducerStateTable> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Removes the snapshots for which `doomed(offset)` holds.
+/// Removes the snapshots for which `doomed(offset)` holds, durably: a snapshot of a
+/// truncated history that came back after a power cut would give the producer table
+/// batches the log no longer has.
 pub fn remove_where(dir: &Path, doomed: impl Fn(i64) -> bool) -> std::io::Result<()> {
+    let mut removed = false;
     for offset in list(dir).into_iter().filter(|offset| doomed(*offset)) {
         match std::fs::remove_file(path(dir, offset)) {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
-            _ => {}
+            _ => removed = true,
         }
+    }
+    if removed {
+        super::checkpoint::sync_dir(dir)?;
     }
     Ok(())
 }

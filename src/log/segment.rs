@@ -99,6 +99,9 @@ impl LogSegment {
             true,
         )
         .map_err(|source| LogError::io(&path, "create time index", source))?;
+        // The new files' entries must survive a power cut before anything flushed into
+        // them counts as durable.
+        crate::log::checkpoint::sync_dir(dir).map_err(|source| LogError::io(dir, "fsync log dir", source))?;
         Ok(LogSegment {
             base_offset,
             path,
@@ -385,8 +388,11 @@ impl LogSegment {
         let Some((position, _)) = self.find_position(offset)? else {
             return Ok(false);
         };
+        // Durably: a cut tail that came back after a power cut would be a diverged
+        // history under the leader's.
         self.file
             .set_len(position)
+            .and_then(|_| self.file.sync_all())
             .map_err(|source| LogError::io(&self.path, "truncate segment", source))?;
         self.size = position;
         Ok(true)
