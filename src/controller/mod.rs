@@ -116,10 +116,14 @@ impl Controller {
     /// node saw before this returns.
     pub async fn start(config: ControllerConfig) -> anyhow::Result<Arc<Controller>> {
         let dir = config.metadata_log_dir.join(METADATA_DIR);
-        std::fs::create_dir_all(&dir)
+        crate::log::checkpoint::create_dir_durably(&dir)
             .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", dir.display()))?;
         let log_store = log_store::LogStore::open(&dir.join("raft.redb"))
             .map_err(|error| anyhow::anyhow!("cannot open the metadata log in {}: {error}", dir.display()))?;
+        // The log file's entry must survive a power cut, or the votes and entries
+        // fsynced into it vanish with it.
+        crate::log::checkpoint::sync_dir(&dir)
+            .map_err(|error| anyhow::anyhow!("cannot fsync {}: {error}", dir.display()))?;
         let state_machine =
             state_machine::StateMachine::open(&dir).map_err(|error| anyhow::anyhow!(error))?;
         let image = state_machine.subscribe();

@@ -60,6 +60,17 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Creates `dir` (and missing parents) so that it survives a power cut: it and its
+/// parent are fsynced.
+pub fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    sync_dir(dir)?;
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => Ok(()),
+    }
+}
+
 /// Removes `path` so that the removal survives a power cut (its directory is fsynced).
 pub fn remove_durably(path: &Path) -> std::io::Result<()> {
     std::fs::remove_file(path)?;
