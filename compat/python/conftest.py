@@ -93,8 +93,8 @@ def cluster_factory(tmp_path):
     from cluster import Cluster
     started = []
 
-    def make(n=3, settings=(), name="cluster", distinct_hosts=False, config=None):
-        cluster = Cluster(tmp_path / name, settings, distinct_hosts, config)
+    def make(n=3, settings=(), name="cluster", distinct_hosts=False, config=None, power_cuts=False):
+        cluster = Cluster(tmp_path / name, settings, distinct_hosts, config, power_cuts=power_cuts)
         started.append(cluster)
         return cluster.up(n)
 
@@ -104,3 +104,8 @@ def cluster_factory(tmp_path):
             cluster.down()
         finally:
             cluster.kill_all()
+            if cluster.power_cuts:
+                try:
+                    cluster.unmount()
+                finally:
+                    cluster.stop_file_systems()

@@ -1,0 +1,202 @@
+"""Power cuts: SIGKILL plus the loss of everything a node did not fsync, on real broker
+processes whose data directories are powercut-fs mounts (scripts/cluster with
+FERROLOG_CLUSTER_POWERCUT=1), inside the private namespaces of scripts/netns.
+
+- The file system itself: unsynced data, truncations and entries vanish at a cut;
+  synced ones stay.
+- The chaos workload through single-node power cuts with the default (async) flush:
+  the leader's, a random node's (restarted at once and later), and the leader's when it
+  is alone in its ISR. Nothing acknowledged is lost (KIP-966: a broker back from an
+  unclean shutdown leads nothing and joins no ISR until it caught up; replicas that left
+  an ISR below min.insync.replicas stay eligible).
+- Three whole-cluster power cuts with log.flush.interval.messages=1: nothing lost.
+- A group's committed offsets and a transaction's outcome survive a power cut of their
+  coordinator's node.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+import kafka_wire
+from cluster import wait_until
+from test_cluster import create_topic
+from test_replication import FAST
+from test_transactions import read
+
+pytestmark = pytest.mark.netns
+REPO = Path(__file__).resolve().parents[2]
+RUN = REPO / "compat" / "chaos" / "run.py"
+FS_BIN = Path(os.environ.get("FERROLOG_POWERCUT_FS_BIN", REPO / "target" / "release" / "powercut-fs"))
+
+
+def require_netns():
+    if not os.environ.get("FERROLOG_NETNS"):
+        pytest.fail("power-cut tests run only under scripts/netns (scripts/test does this)")
+
+
+def control(socket_path, command):
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "lib" / "powercut_ctl.py"), str(socket_path), command],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip()
+
+
+def fsync_path(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write(path, data, sync, append=False):
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | (os.O_APPEND if append else 0), 0o644)
+    try:
+        os.write(fd, data)
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def test_the_file_system_drops_exactly_what_was_not_synced(tmp_path):
+    require_netns()
+    mount, sock = tmp_path / "mnt", tmp_path / "fs.sock"
+    daemon = subprocess.Popen([str(FS_BIN), str(mount), str(sock)])
+    try:
+        wait_until(lambda: sock.exists() and control(sock, "ping") == "ok", 10, "powercut-fs to start")
+        (mount / "kept").mkdir()
+        fsync_path(mount)
+        write(mount / "kept" / "synced", b"durable", sync=True)
+        write(mount / "kept" / "synced", b" + lost", sync=False, append=True)
+        write(mount / "kept" / "shrunk", b"0123456789", sync=True)
+        os.truncate(mount / "kept" / "shrunk", 3)  # not synced: comes back whole
+        write(mount / "kept" / "data-only", b"no entry", sync=True)  # its entry is not synced
+        fsync_path(mount / "kept")
+        write(mount / "kept" / "after", b"x", sync=True)  # created after the dir fsync
+        os.rename(mount / "kept" / "synced", mount / "kept" / "renamed")  # not synced
+        (mount / "gone").mkdir()  # the root is not synced again
+        before = json.loads(control(sock, "stats"))
+        assert before["unsynced"] > 0
+        answer = control(sock, "cut")
+        assert answer.startswith("ok ")
+        stats = json.loads(answer[3:])
+        assert stats["power_cuts"] == 1 and stats["dropped_pages"] > 0 and stats["dropped_entries"] > 0
+        assert stats["unsynced"] == 0
+        assert sorted(os.listdir(mount)) == ["kept"]
+        assert sorted(os.listdir(mount / "kept")) == ["data-only", "shrunk", "synced"]
+        assert (mount / "kept" / "synced").read_bytes() == b"durable"
+        assert (mount / "kept" / "shrunk").read_bytes() == b"0123456789"
+        assert (mount / "kept" / "data-only").read_bytes() == b"no entry"
+        # After a synced rename and truncation, they stay.
+        os.rename(mount / "kept" / "synced", mount / "kept" / "renamed")
+        os.truncate(mount / "kept" / "shrunk", 3)
+        fsync_path(mount / "kept" / "shrunk")
+        fsync_path(mount / "kept")
+        control(sock, "cut")
+        assert sorted(os.listdir(mount / "kept")) == ["data-only", "renamed", "shrunk"]
+        assert (mount / "kept" / "shrunk").read_bytes() == b"012"
+    finally:
+        if daemon.poll() is None:
+            try:
+                control(sock, "quit")
+            finally:
+                daemon.wait(timeout=30)
+    assert not os.path.ismount(mount)
+
+
+def chaos(tmp_path, nemeses):
+    completed = subprocess.run([sys.executable, str(RUN), "--schedule", "ci", "--seed", "1", "--nemeses",
+                                ",".join(nemeses), "--out", str(tmp_path)],
+                               capture_output=True, text=True, timeout=900)
+    print(completed.stdout[-4000:])
+    result = json.loads((tmp_path / "result.json").read_text())
+    print({key: value for key, value in result.items() if key != "anomalies"})
+    assert result["events"] == len(nemeses), "every nemesis struck"
+    assert result["acknowledged"] > 1000
+    assert result["ok"], {name: entry for name, entry in result["anomalies"].items() if entry["count"]}
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return result
+
+
+def test_single_node_power_cuts_with_the_default_flush_lose_nothing(tmp_path):
+    require_netns()
+    chaos(tmp_path, ["power-cut-leader", "power-cut", "power-cut-late", "power-cut-shrunk-isr"])
+    events = [json.loads(line) for line in (tmp_path / "nemeses.jsonl").read_text().splitlines()]
+    shrunk = [event for event in events if event["kind"] == "power-cut-shrunk-isr"]
+    assert shrunk and shrunk[0]["shrunk"], f"the leader was alone in its ISR when its power was cut: {shrunk}"
+
+
+def test_three_whole_cluster_power_cuts_with_sync_flush_lose_nothing(tmp_path):
+    require_netns()
+    chaos(tmp_path, ["power-loss"] * 3)
+
+
+def coordinator_of(cluster, key, key_type):
+    for node in cluster.node_ids:
+        try:
+            error, coordinator = kafka_wire.find_coordinator(cluster.bootstrap(node), key, key_type)
+        except OSError:
+            continue
+        if error == 0:
+            return coordinator
+    return None
+
+
+def committed(bootstrap, group, topic):
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        return {tp.partition: tp.offset for tp in consumer.committed([TopicPartition(topic, p) for p in range(3)],
+                                                                      timeout=30)}
+    finally:
+        consumer.close()
+
+
+def test_offsets_and_transactions_survive_a_power_cut_of_their_coordinator(cluster_factory):
+    require_netns()
+    cluster = cluster_factory(3, settings=FAST, distinct_hosts=True, power_cuts=True)
+    bootstrap = ",".join(cluster.bootstrap(node) for node in cluster.node_ids)
+    topic = "coordinated"
+    create_topic(cluster.bootstrap(1), topic, 3, 3, config={"min.insync.replicas": "2"})
+
+    # A group commits offsets; its coordinator's node loses power.
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "survivors", "enable.auto.commit": False})
+    consumer.commit(offsets=[TopicPartition(topic, p, 10 * (p + 1)) for p in range(3)], asynchronous=False)
+    consumer.close()
+    group_coordinator = wait_until(lambda: coordinator_of(cluster, "survivors", 0), 30, "a group coordinator")
+    cluster.power_cut(group_coordinator)
+    cluster.start(group_coordinator)
+    assert wait_until(lambda: committed(bootstrap, "survivors", topic) == {0: 10, 1: 20, 2: 30}, 60,
+                      "the committed offsets back")
+
+    # One transaction committed, one left open; the coordinator's node loses power.
+    done = Producer({"bootstrap.servers": bootstrap, "transactional.id": "done", "linger.ms": 5})
+    done.init_transactions(60)
+    done.begin_transaction()
+    committed_values = [f"committed-{i}" for i in range(60)]
+    for i, value in enumerate(committed_values):
+        done.produce(topic, value=value.encode(), partition=i % 3)
+    done.commit_transaction(60)
+    open_txn = Producer({"bootstrap.servers": bootstrap, "transactional.id": "open", "linger.ms": 5,
+                         "transaction.timeout.ms": 60000})
+    open_txn.init_transactions(60)
+    open_txn.begin_transaction()
+    for i in range(30):
+        open_txn.produce(topic, value=f"open-{i}".encode(), partition=i % 3)
+    open_txn.flush(30)
+    for transactional_id in ("done", "open"):
+        coordinator = wait_until(lambda: coordinator_of(cluster, transactional_id, 1), 30, "a transaction coordinator")
+        cluster.power_cut(coordinator)
+        cluster.start(coordinator)
+    # A new producer with the open transaction's id aborts it.
+    successor = Producer({"bootstrap.servers": bootstrap, "transactional.id": "open", "linger.ms": 5})
+    successor.init_transactions(90)
+    seen = read(bootstrap, topic, 3, "read_committed", timeout=60)
+    values = sorted(value for partition in seen.values() for value in partition)
+    assert values == sorted(committed_values), "the committed transaction whole, the open one aborted"
