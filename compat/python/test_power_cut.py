@@ -200,3 +200,83 @@ def test_offsets_and_transactions_survive_a_power_cut_of_their_coordinator(clust
     seen = read(bootstrap, topic, 3, "read_committed", timeout=60)
     values = sorted(value for partition in seen.values() for value in partition)
     assert values == sorted(committed_values), "the committed transaction whole, the open one aborted"
+
+
+def produce_idempotent(bootstrap, topic, values):
+    # Small batches, so that 4 KiB segments roll often.
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 0,
+                         "batch.size": 512})
+    failures = []
+    for value in values:
+        producer.produce(topic, value=value.encode(), partition=0,
+                         on_delivery=lambda error, _msg: error and failures.append(error))
+    producer.flush(60)
+    assert not failures, failures[:3]
+
+
+def test_one_node_power_cut_after_each_kind_of_write_keeps_what_was_synced(cluster_factory):
+    """One node with sync flush, its power cut after each kind of file the broker writes:
+    segments rolled with their indexes and producer snapshots, the metadata log,
+    `__consumer_offsets`, `__transaction_state` and transaction markers, and the
+    clean-shutdown marker (whose removal at start must be durable too)."""
+    require_netns()
+    settings = ["log.flush.interval.messages=1", "log.segment.bytes=4096", "log.index.size.max.bytes=4096"]
+    cluster = cluster_factory(1, settings=settings, power_cuts=True)
+    bootstrap = cluster.bootstrap(1)
+    log = cluster.dir / "node-1.log"
+
+    def cut():
+        cluster.power_cut(1)
+        cluster.start(1)
+
+    # The topic's creation: metadata log, partition directory, first segment.
+    create_topic(bootstrap, "steps", 1, 1)
+    cut()
+    produce_idempotent(bootstrap, "steps", ["first"])
+
+    # Records over many rolled segments (indexes, producer snapshots at each roll).
+    values = ["first"] + [f"v-{i:04d}-" + "x" * 200 for i in range(300)]
+    produce_idempotent(bootstrap, "steps", values[1:])
+    segments = [name for name in os.listdir(cluster.dir / "node-1" / "steps-0") if name.endswith(".log")]
+    assert len(segments) > 5, segments
+    cut()
+    assert read(bootstrap, "steps", 1, "read_uncommitted", timeout=60)[0] == values
+    # The idempotent producer's state came back: a new producer appends after it.
+    produce_idempotent(bootstrap, "steps", ["after-cut"])
+    values.append("after-cut")
+
+    # A group's commit (__consumer_offsets) and a transaction (__transaction_state,
+    # markers, the transaction index).
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "steps-group", "enable.auto.commit": False})
+    consumer.commit(offsets=[TopicPartition("steps", 0, 123)], asynchronous=False)
+    consumer.close()
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": "steps-txn", "linger.ms": 2})
+    producer.init_transactions(60)
+    producer.begin_transaction()
+    for i in range(20):
+        producer.produce("steps", value=f"txn-{i}".encode(), partition=0)
+    producer.commit_transaction(60)
+    values += [f"txn-{i}" for i in range(20)]
+    cut()
+    assert committed_one(bootstrap, "steps-group", "steps") == 123
+    assert read(bootstrap, "steps", 1, "read_committed", timeout=60)[0] == values
+
+    # A clean shutdown, then a power cut right after the next start: that start
+    # removed the marker, so the one after must recover as after an unclean stop.
+    cluster.stop(1)
+    cluster.start(1)
+    cut()
+    text = log.read_text()
+    assert "loading log dir after a clean shutdown" in text
+    after_clean_start = text.rsplit("loading log dir after a clean shutdown", 1)[-1]
+    assert "recovering log dir after an unclean shutdown" in after_clean_start, \
+        "the start after the clean one must not find the marker again"
+    assert read(bootstrap, "steps", 1, "read_committed", timeout=60)[0] == values
+
+
+def committed_one(bootstrap, group, topic):
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        return consumer.committed([TopicPartition(topic, 0)], timeout=30)[0].offset
+    finally:
+        consumer.close()
