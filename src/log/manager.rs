@@ -98,7 +98,8 @@ pub struct LoadedLog {
 impl LogManager {
     pub fn open(log_dirs: &[PathBuf]) -> Result<Self, LogError> {
         for dir in log_dirs {
-            checkpoint::create_dir_durably(dir).map_err(|source| LogError::io(dir, "create log dir", source))?;
+            checkpoint::create_dir_durably(dir)
+                .map_err(|source| LogError::io(dir, "create log dir", source))?;
         }
         Ok(LogManager {
             log_dirs: log_dirs.to_vec(),

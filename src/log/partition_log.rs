@@ -81,7 +81,8 @@ impl PartitionLog {
         std::fs::create_dir_all(dir).map_err(|source| LogError::io(dir, "create partition dir", source))?;
         // The partition directory's own entry, durable in its log dir.
         if let Some(parent) = dir.parent() {
-            super::checkpoint::sync_dir(parent).map_err(|source| LogError::io(parent, "fsync log dir", source))?;
+            super::checkpoint::sync_dir(parent)
+                .map_err(|source| LogError::io(parent, "fsync log dir", source))?;
         }
         let first = LogSegment::create(dir, 0, config.index_interval_bytes, config.max_index_size, now_ms)?;
         Ok(PartitionLog {
@@ -161,7 +162,8 @@ impl PartitionLog {
             let active = position + 1 == bases.len();
             // After an unclean stop the active segment is always checked: a recovery
             // point from before a truncation may lie past what the segment now holds.
-            let recover = (!clean_shutdown && (*base >= first_to_recover || active)) || swapped.contains(base);
+            let recover =
+                (!clean_shutdown && (*base >= first_to_recover || active)) || swapped.contains(base);
             let (segment, segment_report) = LogSegment::open(
                 dir,
                 *base,
@@ -589,7 +591,8 @@ impl PartitionLog {
         }
         // Durably, as truncation is: deleted segments of a diverged tail must not return.
         if any {
-            super::checkpoint::sync_dir(&self.dir).map_err(|source| LogError::io(&self.dir, "fsync log dir", source))?;
+            super::checkpoint::sync_dir(&self.dir)
+                .map_err(|source| LogError::io(&self.dir, "fsync log dir", source))?;
         }
         Ok(())
     }
