@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-import kafka_wire
 from cluster import wait_until
 from test_cluster import create_topic
 from test_replication import FAST
 from test_transactions import read
+from test_transactions_cluster import coordinator_of
 
 pytestmark = pytest.mark.netns
 REPO = Path(__file__).resolve().parents[2]
@@ -136,17 +136,6 @@ def test_single_node_power_cuts_with_the_default_flush_lose_nothing(tmp_path):
 def test_three_whole_cluster_power_cuts_with_sync_flush_lose_nothing(tmp_path):
     require_netns()
     chaos(tmp_path, ["power-loss"] * 3)
-
-
-def coordinator_of(cluster, key, key_type):
-    for node in cluster.node_ids:
-        try:
-            error, coordinator = kafka_wire.find_coordinator(cluster.bootstrap(node), key, key_type)
-        except OSError:
-            continue
-        if error == 0:
-            return coordinator
-    return None
 
 
 def committed(bootstrap, group, topic):

@@ -16,10 +16,12 @@ from test_transactions import read
 TOPIC = "ha-txn"
 
 
-def coordinator_of(cluster, transactional_id):
+def coordinator_of(cluster, key, key_type=1):
+    """The coordinator of a transactional id (key_type 1) or a group (0), as any live node
+    answers FindCoordinator."""
     for node in cluster.node_ids:
         try:
-            error, coordinator = kafka_wire.find_coordinator(cluster.bootstrap(node), transactional_id, 1)
+            error, coordinator = kafka_wire.find_coordinator(cluster.bootstrap(node), key, key_type)
         except OSError:
             continue
         if error == 0:

@@ -67,6 +67,10 @@ pub struct PartitionLog {
     /// Counts truncations, which may rewrite sealed segments (a log dir move copies
     /// them again when it changed).
     rewrites: u64,
+    /// Directories holding entries created since the last flush (a new segment's, a new
+    /// partition's): fsynced with the next flush, before the data in them counts as
+    /// durable, so that creating partitions and rolling segments costs no fsync.
+    unsynced_dirs: Vec<PathBuf>,
 }
 
 impl PartitionLog {
@@ -79,11 +83,13 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<Self, LogError> {
         std::fs::create_dir_all(dir).map_err(|source| LogError::io(dir, "create partition dir", source))?;
-        // The partition directory's own entry, durable in its log dir.
-        if let Some(parent) = dir.parent() {
-            super::checkpoint::sync_dir(parent)
-                .map_err(|source| LogError::io(parent, "fsync log dir", source))?;
-        }
+        // The partition directory's entry in its log dir, and the first segment's in it.
+        let unsynced_dirs = dir
+            .parent()
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain([dir.to_path_buf()])
+            .collect();
         let first = LogSegment::create(dir, 0, config.index_interval_bytes, config.max_index_size, now_ms)?;
         Ok(PartitionLog {
             topic_partition,
@@ -100,6 +106,7 @@ impl PartitionLog {
             oldest_unflushed_ms: None,
             offline: false,
             rewrites: 0,
+            unsynced_dirs,
         })
     }
 
@@ -198,10 +205,12 @@ impl PartitionLog {
                 break;
             }
         }
+        let mut unsynced_dirs = Vec::new();
         if segments.is_empty() {
             let first =
                 LogSegment::create(dir, 0, config.index_interval_bytes, config.max_index_size, now_ms)?;
             segments.insert(0, first);
+            unsynced_dirs.push(dir.to_path_buf());
         }
         let mut log = PartitionLog {
             topic_partition,
@@ -218,6 +227,7 @@ impl PartitionLog {
             oldest_unflushed_ms: None,
             offline: false,
             rewrites: 0,
+            unsynced_dirs,
         };
         log.log_start_offset = log.segments.keys().next().copied().unwrap_or(0);
         // What survived recovery (or a clean shutdown) is on disk and checked.
@@ -607,6 +617,7 @@ impl PartitionLog {
             now_ms,
         )?;
         self.segments.insert(offset, fresh);
+        self.note_new_entry();
         Ok(())
     }
 
@@ -654,6 +665,7 @@ impl PartitionLog {
             now_ms,
         )?;
         self.segments.insert(new_base, segment);
+        self.note_new_entry();
         self.snapshot_producers();
         Ok(())
     }
@@ -701,9 +713,18 @@ impl PartitionLog {
             }
     }
 
-    /// The files holding unflushed data and the offset they cover, so the caller can
-    /// fsync them without holding the log (group commit).
-    pub fn unflushed_files(&self) -> (Vec<Arc<File>>, i64) {
+    /// A segment was created in this partition's directory: its entry is fsynced with
+    /// the next flush.
+    fn note_new_entry(&mut self) {
+        if !self.unsynced_dirs.contains(&self.dir) {
+            self.unsynced_dirs.push(self.dir.clone());
+        }
+    }
+
+    /// What a flush must fsync, so the caller can do it without holding the log (group
+    /// commit): the files holding unflushed data, the directories whose new entries
+    /// (taken here: they are the caller's to sync now) and the offset they cover.
+    pub fn unflushed_files(&mut self) -> (Vec<Arc<File>>, Vec<PathBuf>, i64) {
         let first = self
             .segments
             .range(..=self.recovery_point)
@@ -714,7 +735,11 @@ impl PartitionLog {
             .range(first..)
             .map(|(_, segment)| segment.file_handle())
             .collect();
-        (files, self.log_end_offset())
+        (
+            files,
+            std::mem::take(&mut self.unsynced_dirs),
+            self.log_end_offset(),
+        )
     }
 
     /// Records that everything below `offset` is durable.
@@ -738,6 +763,10 @@ impl PartitionLog {
         self.offline = true;
         for segment in self.segments.values_mut() {
             segment.flush()?;
+        }
+        for dir in std::mem::take(&mut self.unsynced_dirs) {
+            super::checkpoint::sync_dir(&dir)
+                .map_err(|source| LogError::io(&dir, "fsync log dir", source))?;
         }
         if let Some(active) = self.segments.values_mut().next_back() {
             active.seal()?;

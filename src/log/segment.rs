@@ -99,9 +99,6 @@ impl LogSegment {
             true,
         )
         .map_err(|source| LogError::io(&path, "create time index", source))?;
-        // The new files' entries must survive a power cut before anything flushed into
-        // them counts as durable.
-        crate::log::checkpoint::sync_dir(dir).map_err(|source| LogError::io(dir, "fsync log dir", source))?;
         Ok(LogSegment {
             base_offset,
             path,

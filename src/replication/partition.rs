@@ -320,15 +320,19 @@ impl Partition {
     /// their offset already covered.
     pub async fn flush_to(&self, offset: i64) -> Result<(), LogError> {
         let _guard = self.flush_lock.lock().await;
-        let (files, covered) = {
-            let log = self.log.lock();
+        let (files, dirs, covered) = {
+            let mut log = self.log.lock();
             if log.recovery_point() >= offset {
                 return Ok(());
             }
             log.unflushed_files()
         };
-        let result =
-            tokio::task::spawn_blocking(move || files.iter().try_for_each(|file| file.sync_data())).await;
+        let result = tokio::task::spawn_blocking(move || {
+            files.iter().try_for_each(|file| file.sync_data())?;
+            dirs.iter()
+                .try_for_each(|dir| crate::log::checkpoint::sync_dir(dir))
+        })
+        .await;
         let mut log = self.log.lock();
         match result {
             Ok(Ok(())) => {

@@ -64,6 +64,28 @@ fn reply_empty(result: Result<(), FsError>, reply: ReplyEmpty) {
     }
 }
 
+impl PowerCutFs {
+    fn create_node(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        dir: bool,
+        mode: u32,
+        umask: u32,
+    ) -> Result<Attr, FsError> {
+        let perm = (mode & !umask & 0o7777) as u16;
+        self.disk.lock().create(
+            parent.0,
+            name,
+            dir,
+            perm,
+            (req.uid(), req.gid()),
+            SystemTime::now(),
+        )
+    }
+}
+
 impl Filesystem for PowerCutFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         reply_entry(self.disk.lock().lookup(parent.0, name), reply);
@@ -110,15 +132,7 @@ impl Filesystem for PowerCutFs {
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        let perm = (mode & !umask & 0o7777) as u16;
-        let created = self.disk.lock().create(
-            parent.0,
-            name,
-            true,
-            perm,
-            (req.uid(), req.gid()),
-            SystemTime::now(),
-        );
+        let created = self.create_node(req, parent, name, true, mode, umask);
         reply_entry(created, reply);
     }
 
@@ -136,15 +150,7 @@ impl Filesystem for PowerCutFs {
             reply.error(Errno::from_i32(libc::EPERM));
             return;
         }
-        let perm = (mode & !umask & 0o7777) as u16;
-        let created = self.disk.lock().create(
-            parent.0,
-            name,
-            false,
-            perm,
-            (req.uid(), req.gid()),
-            SystemTime::now(),
-        );
+        let created = self.create_node(req, parent, name, false, mode, umask);
         reply_entry(created, reply);
     }
 
@@ -158,15 +164,7 @@ impl Filesystem for PowerCutFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        let perm = (mode & !umask & 0o7777) as u16;
-        let created = self.disk.lock().create(
-            parent.0,
-            name,
-            false,
-            perm,
-            (req.uid(), req.gid()),
-            SystemTime::now(),
-        );
+        let created = self.create_node(req, parent, name, false, mode, umask);
         match created {
             Ok(attr) => reply.created(
                 &TTL,
