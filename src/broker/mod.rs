@@ -168,7 +168,9 @@ impl Broker {
         // before it can lead again (KIP-966).
         let logs = LogManager::open(&config.log_dirs)?;
         let previous_broker_epoch = logs.previous_broker_epoch();
-        if previous_broker_epoch < 0 {
+        if stored_cluster_id.is_none() {
+            tracing::info!("first start of this node: its log dirs hold nothing yet");
+        } else if previous_broker_epoch < 0 {
             tracing::warn!(
                 "the last shutdown was not clean: registering as a broker that may have lost unflushed writes"
             );
