@@ -11,6 +11,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from cluster import wait_until
+import kafka_wire
 
 # Short sessions so fencing tests take seconds.
 FAST_SESSIONS = ["broker.session.timeout.ms=3000", "broker.heartbeat.interval.ms=500"]
@@ -260,3 +261,56 @@ def test_dedicated_controller_and_brokers(tmp_path):
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
                 process.wait()
+
+
+def _port_free(port):
+    import socket
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def test_cluster_ports_can_be_pinned_to_a_base_port(tmp_path):
+    """FERROLOG_CLUSTER_PORTS=B puts node ID's client listener on B-1+ID and its
+    controller on B+9999+ID; the nodes serve there."""
+    import random
+    from cluster import Cluster
+    for _ in range(100):
+        base = random.randrange(12000, 20000)
+        ports = [base, base + 1, base + 10000, base + 10001]
+        if all(_port_free(port) for port in ports):
+            break
+    else:
+        raise AssertionError("no free base port")
+    cluster = Cluster(tmp_path / "pinned")
+    cluster.env["FERROLOG_CLUSTER_PORTS"] = str(base)
+    try:
+        cluster.up(2)
+        nodes = sorted(tuple(line.split()[:3]) for line in open(cluster.dir / "nodes"))
+        assert nodes == [("1", str(base), str(base + 10000)), ("2", str(base + 1), str(base + 10001))]
+        brokers = kafka_wire.metadata(f"127.0.0.1:{base + 1}")["brokers"]
+        assert brokers == {1: f"127.0.0.1:{base}", 2: f"127.0.0.1:{base + 1}"}
+    finally:
+        try:
+            cluster.down()
+        finally:
+            cluster.kill_all()
+
+
+def test_cluster_ports_refuse_a_bad_value(tmp_path):
+    from cluster import Cluster
+    cluster = Cluster(tmp_path / "bad")
+    cluster.env["FERROLOG_CLUSTER_PORTS"] = "ninety"
+    done = subprocess.run([str(cluster_script()), "up", "1"], env=cluster.env, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode != 0
+    assert "base port" in done.stderr
+    assert not (cluster.dir / "nodes").exists()
+
+
+def cluster_script():
+    from cluster import SCRIPT
+    return SCRIPT
