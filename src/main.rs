@@ -26,10 +26,16 @@ enum Command {
     DumpMetadata,
 }
 
+/// What an operator reads by default: starts, listeners, leadership changes, fencing,
+/// errors. openraft's internals (every vote, every unreachable voter on every heartbeat)
+/// stay out; the controller logs quorum changes itself (`RUST_LOG=info,openraft=debug`
+/// shows them).
+const DEFAULT_LOG_FILTER: &str = "info,openraft=off";
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
         )
         .with_writer(std::io::stderr)
         // Colors only on a terminal: a log file or journal gets plain text.

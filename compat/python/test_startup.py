@@ -48,3 +48,27 @@ def test_recovery_after_sigkill_is_logged_per_log_dir(broker_factory, tmp_path):
     broker.start()
     log = broker_log(broker)[before:]
     assert len(re.findall(r"loading log dir after a clean shutdown", log)) == 2, log[-3000:]
+
+
+def test_first_start_and_clean_stop_log_only_what_an_operator_needs(broker_factory):
+    """A first start on an empty directory is not called a recovery, openraft's internals
+    stay out of the default log, and a clean stop logs no warning or error."""
+    broker = broker_factory()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("quiet", 2, 1)])["quiet"].result(timeout=30)
+    broker.stop()
+    log = broker_log(broker)
+    lines = log.splitlines()
+    assert "first start of this node" in log, log
+    assert "unclean" not in log and "not clean" not in log, log
+    assert not [line for line in lines if "openraft" in line], log
+    assert not [line for line in lines if " WARN " in line or " ERROR " in line], log
+    assert "listening" in log and "broker shut down cleanly" in log, log
+    assert len(lines) < 40, log
+    # A restart after the clean stop is not a first start and not a recovery either.
+    before = len(log)
+    broker.start()
+    broker.stop()
+    again = broker_log(broker)[before:]
+    assert "first start" not in again and "unclean" not in again and "not clean" not in again, again
+    assert "loading log dir after a clean shutdown" in again, again

@@ -18,6 +18,26 @@ use std::sync::Arc;
 pub struct Network {
     dialer: Dialer,
     pools: Arc<Mutex<HashMap<String, Arc<RpcPool>>>>,
+    reachability: Reachability,
+}
+
+/// Whether each voter answered its last RPC, so that a voter going away or coming back
+/// is logged once, not on every heartbeat.
+#[derive(Clone, Default)]
+struct Reachability(Arc<Mutex<HashMap<NodeId, bool>>>);
+
+impl Reachability {
+    fn record(&self, target: NodeId, address: &str, outcome: Result<(), &RpcError>) {
+        let reachable = outcome.is_ok();
+        let previous = self.0.lock().insert(target, reachable);
+        if previous == Some(reachable) || (previous.is_none() && reachable) {
+            return;
+        }
+        match outcome {
+            Ok(()) => tracing::info!(voter = target, %address, "controller quorum voter reachable again"),
+            Err(error) => tracing::warn!(voter = target, %address, %error, "controller quorum voter unreachable"),
+        }
+    }
 }
 
 impl Network {
@@ -25,6 +45,7 @@ impl Network {
         Network {
             dialer,
             pools: Arc::default(),
+            reachability: Reachability::default(),
         }
     }
 
@@ -49,6 +70,7 @@ pub struct Peer {
     target: NodeId,
     address: String,
     pool: Option<Arc<RpcPool>>,
+    reachability: Reachability,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -59,6 +81,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             address: node.addr.clone(),
             pool: self.pool(&node.addr),
+            reachability: self.reachability.clone(),
         }
     }
 }
@@ -75,9 +98,10 @@ impl Peer {
             let error = std::io::Error::other(format!("cannot resolve `{}`", self.address));
             return Err(RPCError::Unreachable(Unreachable::new(&error)));
         };
-        pool.call(&request, option.hard_ttl())
-            .await
-            .map_err(|error| match error {
+        let result = pool.call(&request, option.hard_ttl()).await;
+        self.reachability
+            .record(self.target, &self.address, result.as_ref().map(|_| ()));
+        result.map_err(|error| match error {
                 RpcError::Connect { .. } => RPCError::Unreachable(Unreachable::new(&error)),
                 _ => RPCError::Network(NetworkError::new(&error)),
             })

@@ -147,7 +147,9 @@ impl LogManager {
             }
             let total_bytes: u64 = partitions.iter().map(|(_, _, bytes)| bytes).sum();
             let log_dir = dir.display().to_string();
-            if clean_shutdown {
+            if partitions.is_empty() {
+                tracing::info!(%log_dir, "loading log dir: it holds no partitions");
+            } else if clean_shutdown {
                 tracing::info!(%log_dir, partitions = partitions.len(), total_bytes, "loading log dir after a clean shutdown");
             } else {
                 tracing::info!(
