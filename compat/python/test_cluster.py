@@ -213,6 +213,34 @@ def test_paused_broker_is_fenced_and_comes_back(cluster_factory):
                10, "the returned broker back in every ISR")
 
 
+def test_leaders_never_propose_a_fenced_broker_and_logs_stay_quiet(cluster_factory):
+    """KIP-841: while a broker is down, the leaders never ask the controller to put it
+    back into an ISR; the survivors' logs say once that a voter is unreachable, with no
+    openraft internals."""
+    cluster = cluster_factory(3, settings=FAST_SESSIONS)
+    create_topic(cluster.bootstrap(1), "fenced-isr", 6, 3)
+    produce(cluster.bootstrap(1), "fenced-isr", 6, 50)
+    victim = 3
+    logs = {node: cluster.dir / f"node-{node}.log" for node in cluster.node_ids}
+    before = {node: len(path.read_text(errors="replace")) for node, path in logs.items()}
+    cluster.kill(victim)
+    wait_until(lambda: victim not in cluster.metadata(1)["brokers"], 15, "the killed broker to be fenced")
+    wait_until(lambda: all(victim not in isr for _, _, _, isr in cluster.metadata(1)["topics"]["fenced-isr"]),
+               10, "the fenced broker out of every ISR")
+    time.sleep(5)  # leaders used to propose it again about twice a second
+    survivors = {node: logs[node].read_text(errors="replace")[before[node]:] for node in (1, 2)}
+    for node, text in survivors.items():
+        refused = [line for line in text.splitlines() if "ISR change refused" in line]
+        assert not refused, f"node {node}: {len(refused)} refused ISR changes, e.g. {refused[:2]}"
+        assert "openraft" not in text, f"node {node} logged openraft internals"
+    # The active controller (the one survivor that sends it Raft RPCs) says so once.
+    unreachable = sum(text.count("controller quorum voter unreachable") for text in survivors.values())
+    assert 1 <= unreachable <= 2, f"the survivors said {unreachable} times that the voter is unreachable"
+    cluster.start(victim)
+    wait_until(lambda: all(victim in isr for _, _, _, isr in cluster.metadata(1)["topics"]["fenced-isr"]),
+               20, "the returned broker back in every ISR")
+
+
 def test_dedicated_controller_and_brokers(tmp_path):
     """process.roles=controller on one node, process.roles=broker on two others: the
     brokers follow the controller's metadata and are fenced by it."""

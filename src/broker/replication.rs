@@ -79,7 +79,16 @@ impl Broker {
     /// Sends the ISR change `partition` proposes, if any, to the controller. The new
     /// ISR takes effect when the committed change reaches this broker's image.
     pub fn propose_isr_change(self: &Arc<Self>, partition: &Arc<Partition>) {
-        let Some(proposal) = partition.isr_proposal(self.config.replica_lag_time_max_ms, now_ms()) else {
+        // KIP-841: a fenced (or unregistered) broker is never proposed for the ISR.
+        let image = self.image();
+        let ineligible: Vec<i32> = partition
+            .state()
+            .replicas
+            .into_iter()
+            .filter(|replica| !image.is_live(*replica))
+            .collect();
+        let Some(proposal) = partition.isr_proposal(self.config.replica_lag_time_max_ms, now_ms(), &ineligible)
+        else {
             return;
         };
         let broker = Arc::downgrade(self);

@@ -9,7 +9,9 @@
 //!   this leadership began.
 //! - A follower leaves the ISR when it has not been caught up for
 //!   `replica.lag.time.max.ms`; it joins when its log end reaches the high watermark and
-//!   the start of the leader's epoch (so it has truncated any diverged tail).
+//!   the start of the leader's epoch (so it has truncated any diverged tail), it was
+//!   caught up within `replica.lag.time.max.ms`, and its broker may join an ISR: not
+//!   fenced, not shutting down (KIP-841), so a broker that is down is never proposed.
 
 use std::collections::HashMap;
 
@@ -81,6 +83,8 @@ pub struct IsrView<'a> {
     pub epoch_start_offset: i64,
     pub replica_lag_time_max_ms: i64,
     pub now_ms: i64,
+    /// Brokers that may not join an ISR now (fenced or unregistered in the image).
+    pub ineligible: &'a [i32],
 }
 
 /// The ISR to propose to the controller, if it should change: lagging followers out,
@@ -92,10 +96,12 @@ pub fn proposed_isr(view: &IsrView<'_>) -> Option<Vec<i32>> {
             .is_some_and(|follower| view.now_ms - follower.last_caught_up_ms > view.replica_lag_time_max_ms)
     };
     let caught_up = |replica: i32| {
-        view.followers.get(&replica).is_some_and(|follower| {
-            follower.log_end_offset >= view.high_watermark
-                && follower.log_end_offset >= view.epoch_start_offset
-        })
+        !view.ineligible.contains(&replica)
+            && view.followers.get(&replica).is_some_and(|follower| {
+                follower.log_end_offset >= view.high_watermark
+                    && follower.log_end_offset >= view.epoch_start_offset
+                    && view.now_ms - follower.last_caught_up_ms <= view.replica_lag_time_max_ms
+            })
     };
     let proposed: Vec<i32> = view
         .replicas
@@ -188,6 +194,7 @@ mod tests {
             epoch_start_offset: 5,
             replica_lag_time_max_ms: 1000,
             now_ms,
+            ineligible: &[],
         }
     }
 
@@ -215,5 +222,26 @@ mod tests {
         let fresh = HashMap::from([(2, FollowerState::new(5000)), (3, FollowerState::new(5000))]);
         assert_eq!(proposed_isr(&view(&[1, 2, 3], &fresh, 10, 5900)), None);
         assert_eq!(proposed_isr(&view(&[1, 2, 3], &fresh, 10, 6100)), Some(vec![1]));
+    }
+
+    #[test]
+    fn fenced_or_long_silent_replicas_are_never_proposed() {
+        // 3 stopped fetching at its last caught-up position: it stays out once the lag
+        // time has passed, even though its last known log end reaches the HW.
+        let followers = HashMap::from([(2, follower(10, 5000)), (3, follower(10, 2000))]);
+        assert_eq!(proposed_isr(&view(&[1, 2], &followers, 10, 5100)), None);
+        // Caught up just now, but fenced in the image: stays out (KIP-841).
+        let followers = HashMap::from([(2, follower(10, 5000)), (3, follower(10, 5000))]);
+        let fenced = IsrView {
+            ineligible: &[3],
+            ..view(&[1, 2], &followers, 10, 5100)
+        };
+        assert_eq!(proposed_isr(&fenced), None);
+        // Fencing does not force anyone out: lag does.
+        let in_isr = IsrView {
+            ineligible: &[2],
+            ..view(&[1, 2], &followers, 10, 5100)
+        };
+        assert_eq!(proposed_isr(&in_isr), None);
     }
 }

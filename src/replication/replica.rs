@@ -122,7 +122,12 @@ impl Partition {
 
     /// The ISR change to send to the controller now, if one is due and none is pending
     /// for the current partition epoch.
-    pub fn isr_proposal(&self, replica_lag_time_max_ms: i64, now_ms: i64) -> Option<IsrProposal> {
+    pub fn isr_proposal(
+        &self,
+        replica_lag_time_max_ms: i64,
+        now_ms: i64,
+        ineligible: &[i32],
+    ) -> Option<IsrProposal> {
         let log = self.log.lock();
         let state = self.state.lock();
         if state.leader != self.node_id {
@@ -146,6 +151,7 @@ impl Partition {
             epoch_start_offset,
             replica_lag_time_max_ms,
             now_ms,
+            ineligible,
         })?;
         *pending = Some((state.partition_epoch, new_isr.clone()));
         Some(IsrProposal {
