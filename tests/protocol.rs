@@ -619,6 +619,28 @@ async fn every_api_answers_every_advertised_version() {
                 | ApiKey::TxnOffsetCommit
                 | ApiKey::DescribeTransactions
                 | ApiKey::ListTransactions => protocol_txn::check(&mut client, *api_key, version).await,
+                ApiKey::ListConfigResources => {
+                    let types = if version >= 1 { vec![2, 4] } else { vec![] };
+                    let request = ListConfigResourcesRequest::default().with_resource_types(types);
+                    client.send(request, version).await.map(|response| {
+                        assert_eq!(response.error_code, 0, "v{version}");
+                        let names: Vec<(String, i8)> = response
+                            .config_resources
+                            .iter()
+                            .map(|resource| (resource.resource_name.to_string(), resource.resource_type))
+                            .collect();
+                        if version == 0 {
+                            assert!(
+                                names.is_empty(),
+                                "v0 lists client metrics resources only: {names:?}"
+                            );
+                        } else {
+                            assert!(names.contains(&("all-versions".to_string(), 2)), "{names:?}");
+                            assert!(names.contains(&("0".to_string(), 4)), "{names:?}");
+                            assert!(names.iter().all(|(_, kind)| [2, 4].contains(kind)), "{names:?}");
+                        }
+                    })
+                }
                 other => panic!("no test for {other:?}"),
             };
             outcome.unwrap_or_else(|error| panic!("{api_key:?} v{version}: {error}"));

@@ -48,3 +48,17 @@ def test_gzip_and_lz4(broker):
         values = [record.value for record in consumer]
         consumer.close()
         assert values == [f"{codec}-{i}".encode() for i in range(500)]
+
+
+def test_list_config_resources(broker):
+    """ListConfigResources (API 74, KIP-1142) through kafka-python's admin client."""
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic("listed", num_partitions=1, replication_factor=1)])
+    try:
+        everything = admin.list_config_resources()
+        assert "listed" in everything["topic"], everything
+        assert everything["broker"] == ["0"], everything
+        only_topics = admin.list_config_resources(["TOPIC"])
+        assert set(only_topics) == {"topic"} and "listed" in only_topics["topic"], only_topics
+    finally:
+        admin.close()

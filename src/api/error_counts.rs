@@ -157,6 +157,7 @@ error_codes! {
     };
     DescribeTransactionsResponse => |r, emit| r.transaction_states.iter().for_each(|t| emit(t.error_code));
     ListTransactionsResponse => |r, emit| emit(r.error_code);
+    ListConfigResourcesResponse => |r, emit| emit(r.error_code);
 }
 
 /// Kafka's name of an error code (`NOT_LEADER_OR_FOLLOWER`), or `UNKNOWN_<code>`.

@@ -87,7 +87,8 @@ impl Broker {
             .into_iter()
             .filter(|replica| !image.is_live(*replica))
             .collect();
-        let Some(proposal) = partition.isr_proposal(self.config.replica_lag_time_max_ms, now_ms(), &ineligible)
+        let Some(proposal) =
+            partition.isr_proposal(self.config.replica_lag_time_max_ms, now_ms(), &ineligible)
         else {
             return;
         };

@@ -35,7 +35,9 @@ impl Reachability {
         }
         match outcome {
             Ok(()) => tracing::info!(voter = target, %address, "controller quorum voter reachable again"),
-            Err(error) => tracing::warn!(voter = target, %address, %error, "controller quorum voter unreachable"),
+            Err(error) => {
+                tracing::warn!(voter = target, %address, %error, "controller quorum voter unreachable")
+            }
         }
     }
 }
@@ -102,9 +104,9 @@ impl Peer {
         self.reachability
             .record(self.target, &self.address, result.as_ref().map(|_| ()));
         result.map_err(|error| match error {
-                RpcError::Connect { .. } => RPCError::Unreachable(Unreachable::new(&error)),
-                _ => RPCError::Network(NetworkError::new(&error)),
-            })
+            RpcError::Connect { .. } => RPCError::Unreachable(Unreachable::new(&error)),
+            _ => RPCError::Network(NetworkError::new(&error)),
+        })
     }
 
     fn unexpected<E: std::error::Error>(&self) -> Failure<E> {

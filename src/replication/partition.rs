@@ -443,7 +443,9 @@ mod tests {
         assert_eq!(partition.with_log(|log| log.high_watermark()), 5);
         // Replica 3 reaches the high watermark: the leader proposes it.
         partition.record_follower_fetch(3, 5, 0, now);
-        let proposal = partition.isr_proposal(30_000, now, &[]).expect("an ISR expansion");
+        let proposal = partition
+            .isr_proposal(30_000, now, &[])
+            .expect("an ISR expansion");
         assert_eq!(proposal.new_isr, vec![1, 2, 3]);
         partition.append(&batch(), 1).await.unwrap();
         partition.record_follower_fetch(2, 10, 0, now);
