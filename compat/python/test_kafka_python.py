@@ -62,3 +62,32 @@ def test_list_config_resources(broker):
         assert set(only_topics) == {"topic"} and "listed" in only_topics["topic"], only_topics
     finally:
         admin.close()
+
+
+def test_offsets_for_times_of_a_missing_partition_times_out(broker):
+    """offsets_for_times for a partition the topic does not have raises the client's
+    timeout error after request_timeout_ms, and a missing partition beside an existing
+    one answers None for it."""
+    from kafka.errors import KafkaTimeoutError
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic("four", num_partitions=4, replication_factor=1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    for partition in range(4):
+        producer.send("four", b"x", partition=partition)
+    producer.flush(30)
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, request_timeout_ms=500, fetch_max_wait_ms=100)
+    try:
+        started = time.time()
+        try:
+            consumer.offsets_for_times({TopicPartition("four", 100): 0})
+            raise AssertionError("offsets_for_times of partition 100 returned")
+        except KafkaTimeoutError:
+            pass
+        assert time.time() - started < 5
+        found = consumer.offsets_for_times({TopicPartition("four", 0): 0, TopicPartition("four", 100): 0})
+        assert found[TopicPartition("four", 0)].offset == 0
+        assert found[TopicPartition("four", 100)] is None
+    finally:
+        consumer.close()
