@@ -236,3 +236,43 @@ def test_kafka_python_group_consumer_reads_everything(broker_factory):
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     offsets = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions("kpg")])["kpg"].result(10)
     assert sum(tp.offset for tp in offsets.topic_partitions) == 3000
+
+
+def test_deleting_a_topic_deletes_its_committed_offsets(broker_factory):
+    """Kafka removes a deleted topic's offsets from every group: the group's offsets no
+    longer list it, and a topic created again under the name is read from its start."""
+    from confluent_kafka import Consumer
+    broker = broker_factory(settings=GROUP_SETTINGS)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    produce(broker.bootstrap, "reborn", 20, 1)
+    produce(broker.bootstrap, "kept", 20, 1)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "gdel", "enable.auto.commit": False})
+    consumer.commit(offsets=[TopicPartition("reborn", 0, 10), TopicPartition("kept", 0, 7)], asynchronous=False)
+    consumer.close()
+    admin.delete_topics(["reborn"])["reborn"].result(10)
+
+    def committed():
+        result = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions("gdel")])["gdel"].result(10)
+        return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions}
+    deadline = time.time() + 10
+    while ("reborn", 0) in committed() and time.time() < deadline:
+        time.sleep(0.1)
+    assert committed() == {("kept", 0): 7}
+    # The same name again: the group starts from the beginning of the new topic.
+    time.sleep(0.5)
+    produce(broker.bootstrap, "reborn", 30, 1)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "gdel", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe(["reborn"])
+    values = []
+    deadline = time.time() + 30
+    while len(values) < 30 and time.time() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and not message.error():
+            values.append(message.value())
+    consumer.close()
+    assert len(values) == 30 and values[0] == b"m0", values[:3]
+    # A restart replays __consumer_offsets: the tombstones hold.
+    broker.stop()
+    broker.start()
+    assert committed() == {("kept", 0): 7}

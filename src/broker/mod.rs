@@ -40,6 +40,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// How long a broker waits for the controller when a request gives no timeout.
+/// How old an offset of a topic missing from the image must be before maintenance
+/// removes it.
+const ORPHANED_OFFSET_GRACE_MS: i64 = 60_000;
+
 pub const DEFAULT_CONTROLLER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a client request waits for a topic the broker creates on its behalf
@@ -84,8 +88,9 @@ pub struct Broker {
     registration: parking_lot::Mutex<Registration>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     logs: LogManager,
-    /// Serializes the publisher's passes over the partitions.
-    publishing: parking_lot::Mutex<()>,
+    /// Serializes the publisher's passes over the partitions; holds the topics (name
+    /// and id) of the last image published, to see which were deleted since.
+    publishing: parking_lot::Mutex<HashMap<String, uuid::Uuid>>,
     /// `__consumer_offsets` partitions this broker leads: loaded (true) or loading.
     coordinated: parking_lot::Mutex<HashMap<i32, bool>>,
     /// Set at controlled shutdown: heartbeats stop.
@@ -254,7 +259,7 @@ impl Broker {
             }),
             partitions: RwLock::new(partitions),
             logs,
-            publishing: parking_lot::Mutex::new(()),
+            publishing: parking_lot::Mutex::new(HashMap::new()),
             fetchers: parking_lot::Mutex::new(HashMap::new()),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             coordinated: parking_lot::Mutex::new(HashMap::new()),
@@ -361,6 +366,21 @@ impl Broker {
         }
     }
 
+    /// Offsets of deleted topics go from every group this broker coordinates (Kafka's
+    /// `onPartitionsDeleted`): a topic created again under the name starts unread.
+    pub(super) fn drop_offsets_of_deleted_topics(&self, deleted: &std::collections::HashSet<String>) {
+        if deleted.is_empty() {
+            return;
+        }
+        let tombstones = self
+            .groups
+            .offsets_of_deleted_topics(|topic, _| deleted.contains(topic));
+        if !tombstones.is_empty() {
+            tracing::info!(topics = ?deleted, groups = tombstones.len(), "deleting committed offsets of deleted topics");
+        }
+        self.groups.write_tombstones(tombstones);
+    }
+
     /// Whether a topic is one of the broker's own (clients may not write or delete it).
     pub fn is_internal_topic(name: &str) -> bool {
         name == OFFSETS_TOPIC || name == crate::txn::TRANSACTION_STATE_TOPIC
@@ -368,9 +388,17 @@ impl Broker {
 
     /// One pass of group maintenance: expire old offsets (their tombstones are written
     /// to `__consumer_offsets`, which the log cleaner compacts).
+    /// Also drops offsets of topics that are gone from the image (deleted while this
+    /// broker was not coordinating the group), once their commit is a minute old so a
+    /// commit racing the topic's creation is not lost.
     pub fn maintain_groups(&self, now_ms: i64) {
         let tombstones = self.groups.expire(now_ms);
         self.groups.write_tombstones(tombstones);
+        let image = self.image();
+        let orphaned = self.groups.offsets_of_deleted_topics(|topic, committed_ms| {
+            image.topic(topic).is_none() && now_ms - committed_ms > ORPHANED_OFFSET_GRACE_MS
+        });
+        self.groups.write_tombstones(orphaned);
     }
 
     pub fn partition(&self, topic_partition: &TopicPartition) -> Option<Arc<Partition>> {

@@ -20,7 +20,18 @@ impl Broker {
     /// Brings the local partitions in line with `image`, then records its offset as
     /// published.
     pub(super) fn publish(&self, image: &MetadataImage) -> Result<(), LogError> {
-        let _publishing = self.publishing.lock();
+        let mut published_topics = self.publishing.lock();
+        let deleted: std::collections::HashSet<String> = published_topics
+            .iter()
+            .filter(|(name, id)| image.topic(name).is_none_or(|topic| topic.topic_id != **id))
+            .map(|(name, _)| name.clone())
+            .collect();
+        *published_topics = image
+            .topics
+            .values()
+            .map(|topic| (topic.name.clone(), topic.topic_id))
+            .collect();
+        self.drop_offsets_of_deleted_topics(&deleted);
         let node_id = self.config.node_id;
         let mut wanted = HashMap::new();
         for topic in image.topics.values() {

@@ -626,6 +626,34 @@ impl GroupCoordinator {
         out
     }
 
+    /// Tombstones for every committed offset whose topic `is_gone` (a deleted topic:
+    /// Kafka removes its offsets from every group, so a topic created again under the
+    /// same name starts with no committed position). Given the topic and the commit time.
+    pub fn offsets_of_deleted_topics(
+        &self,
+        is_gone: impl Fn(&str, i64) -> bool,
+    ) -> Vec<(String, Vec<OffsetsRecord>)> {
+        let groups = self.groups.lock();
+        let mut out = Vec::new();
+        for (group_id, entry) in groups.iter() {
+            let records: Vec<OffsetsRecord> = entry
+                .offsets
+                .iter()
+                .filter(|((topic, _), committed)| is_gone(topic, committed.commit_timestamp_ms))
+                .map(|((topic, partition), _)| OffsetsRecord::Offset {
+                    group_id: group_id.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    value: None,
+                })
+                .collect();
+            if !records.is_empty() {
+                out.push((group_id.clone(), records));
+            }
+        }
+        out
+    }
+
     /// Queues tombstones (from `expire`) for the writer.
     pub fn write_tombstones(&self, batches: Vec<(String, Vec<OffsetsRecord>)>) {
         for (group_id, records) in batches {
