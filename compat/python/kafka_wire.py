@@ -177,12 +177,13 @@ def _varint(value):
     return out + bytes([value])
 
 
-def record_batch(value):
-    """One uncompressed record without key or headers, in a magic-2 batch."""
+def record_batch(value, timestamp=None):
+    """One uncompressed record without key or headers, in a magic-2 batch (stamped now,
+    or at `timestamp`)."""
     record = (b"\x00" + _varint(0) + _varint(0) + _varint(-1)
               + _varint(len(value)) + value + _varint(0))
     record = _varint(len(record)) + record
-    now = int(time.time() * 1000)
+    now = int(time.time() * 1000) if timestamp is None else timestamp
     after_crc = struct.pack(">hiqqqhii", 0, 0, now, now, -1, -1, -1, 1) + record
     header_rest = struct.pack(">ib", -1, 2)  # partition leader epoch, magic
     crc = struct.pack(">I", crc32c(after_crc))
@@ -190,10 +191,15 @@ def record_batch(value):
     return struct.pack(">qi", 0, batch_length) + header_rest + crc + after_crc
 
 
-def produce(address, topic, partition, value, acks, timeout_ms):
+def produce_error(address, topic, partition, timestamp):
+    """The error code of a Produce v3 (acks=1) of one record stamped `timestamp`."""
+    return produce(address, topic, partition, b"x", 1, 5000, timestamp=timestamp)[0]
+
+
+def produce(address, topic, partition, value, acks, timeout_ms, timestamp=None):
     """Produce v3 of one record to exactly this broker (no client-side rerouting):
     (error code, base offset)."""
-    batch = record_batch(value)
+    batch = record_batch(value, timestamp)
     name = topic.encode()
     body = (struct.pack(">hhi", -1, acks, timeout_ms)  # null transactional id
             + struct.pack(">ih", 1, len(name)) + name

@@ -80,3 +80,45 @@ def test_admin_create_partitions_and_configs(broker):
     assert configs["segment.bytes"].value == "1073741824"
     admin.delete_topics([topic])[topic].result(10)
     assert topic not in admin.list_topics(timeout=10).topics
+
+
+def _produce_one_batch(bootstrap, topic, records):
+    """Sends `records` (key, timestamp_ms) in one batch; returns each delivery's error code."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 500, "batch.num.messages": 10000,
+                         "retries": 0, "enable.idempotence": False, "acks": "all"})
+    results = {}
+    for i, (key, timestamp) in enumerate(records):
+        kwargs = {"timestamp": timestamp} if timestamp is not None else {}
+        producer.produce(topic, key=key, value=f"v{i}".encode(), partition=0,
+                         on_delivery=lambda error, msg, i=i: results.__setitem__(i, error.code() if error else 0),
+                         **kwargs)
+    assert producer.flush(30) == 0
+    return [results[i] for i in range(len(records))]
+
+
+def test_only_the_refused_records_of_a_batch_fail(broker):
+    """KIP-467: a compacted topic refuses the keyless records of a batch, each named in
+    record_errors; librdkafka fails those with INVALID_RECORD and the others with its
+    "different record" error so the application may resend them. The same for
+    timestamps outside message.timestamp.after.max.ms (KIP-937, INVALID_TIMESTAMP)."""
+    import time
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("compacted-batch", 1, 1, config={"cleanup.policy": "compact"}),
+                         NewTopic("future-batch", 1, 1)])["future-batch"].result(10)
+    records = [(None if i % 10 == 0 else f"k{i}".encode(), None) for i in range(100)]
+    codes = _produce_one_batch(broker.bootstrap, "compacted-batch", records)
+    refused = [i for i, code in enumerate(codes) if code == KafkaError.INVALID_RECORD]
+    assert refused == list(range(0, 100, 10)), codes
+    assert all(code == KafkaError._INVALID_DIFFERENT_RECORD for i, code in enumerate(codes) if i % 10), codes
+    # The others, sent again on their own, are stored.
+    keyed = [record for i, record in enumerate(records) if i % 10]
+    assert _produce_one_batch(broker.bootstrap, "compacted-batch", keyed) == [0] * 90
+    now = int(time.time() * 1000)
+    stamped = [(b"k", now + 2 * 3_600_000 if i in (3, 7) else now) for i in range(20)]
+    codes = _produce_one_batch(broker.bootstrap, "future-batch", stamped)
+    # librdkafka reports every record named in record_errors as INVALID_RECORD.
+    assert [i for i, code in enumerate(codes) if code == KafkaError.INVALID_RECORD] == [3, 7], codes
+    assert all(code == KafkaError._INVALID_DIFFERENT_RECORD for i, code in enumerate(codes) if i not in (3, 7))
+    # The partition's own error is INVALID_TIMESTAMP, as a raw Produce shows.
+    import kafka_wire
+    assert kafka_wire.produce_error(broker.bootstrap, "future-batch", 0, timestamp=now + 2 * 3_600_000) == 32

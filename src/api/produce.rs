@@ -7,6 +7,7 @@
 use super::{Outcome, RequestContext, error_code, led_partition, lookup_topic};
 use crate::log::batch::{self, BatchError};
 use crate::log::partition_log::AppendInfo;
+use crate::log::record_check::{self, RecordRules};
 use crate::replication::Partition;
 use crate::replication::partition::AppendError;
 use crate::security::acl::{Operation, ResourceType};
@@ -91,12 +92,19 @@ async fn produce_partition(
             "null records".into(),
         ));
     };
-    let (max_message_bytes, codec, levels, compacted) = partition.with_log(|log| {
+    let (max_message_bytes, codec, levels, rules) = partition.with_log(|log| {
+        let config = log.config();
         (
-            log.config().max_message_bytes.max(0) as usize,
-            log.config().compression,
-            log.config().compression_levels,
-            log.config().compact_policy,
+            config.max_message_bytes.max(0) as usize,
+            config.compression,
+            config.compression_levels,
+            RecordRules::new(
+                config.compact_policy,
+                !config.log_append_time,
+                config.timestamp_before_max_ms,
+                config.timestamp_after_max_ms,
+                crate::replication::partition::now_ms(),
+            ),
         )
     });
     let checked = batch::split_and_validate(&records, max_message_bytes).and_then(|batches| match codec {
@@ -138,7 +146,7 @@ async fn produce_partition(
     if let Some(refusal) = unverified(ctx, transactional_id, &partition, &batches).await {
         return Pending::Ready(refusal);
     }
-    if compacted && let Some(refusal) = keyless(topic, index, &batches) {
+    if let Some(refusal) = refused_records(topic, index, &batches, &rules) {
         return Pending::Ready(refusal);
     }
     let appended_bytes: usize = batches.iter().map(|batch| batch.bytes.len()).sum();
@@ -214,18 +222,35 @@ async fn unverified(
     }
 }
 
-/// A compacted topic's refusal of records without a key (Kafka's INVALID_RECORD, with
-/// the record's index in `record_errors`).
-fn keyless(topic: &str, index: i32, batches: &[batch::IncomingBatch]) -> Option<PartitionProduceResponse> {
-    let record = batches
+/// KIP-467: records a compacted topic or the timestamp window refuses, each named in
+/// `record_errors` (the client fails those and may resend the rest of the batch).
+fn refused_records(
+    topic: &str,
+    index: i32,
+    batches: &[batch::IncomingBatch],
+    rules: &RecordRules,
+) -> Option<PartitionProduceResponse> {
+    let name = format!("{topic}-{index}");
+    let refusal = batches
         .iter()
-        .find_map(|batch| crate::log::compaction::first_keyless_record(&batch.bytes, &batch.header))?;
-    let message =
-        format!("Compacted topic cannot accept message without key in topic partition {topic}-{index}.");
-    let error = kafka_protocol::messages::produce_response::BatchIndexAndErrorMessage::default()
-        .with_batch_index(record as i32)
-        .with_batch_index_error_message(Some(StrBytes::from_string(message.clone())));
-    Some(partition_error(index, ResponseError::InvalidRecord.code(), message).with_record_errors(vec![error]))
+        .find_map(|batch| record_check::check(&batch.bytes, &batch.header, rules, &name))?;
+    let errors = refusal
+        .records
+        .iter()
+        .map(|error| {
+            kafka_protocol::messages::produce_response::BatchIndexAndErrorMessage::default()
+                .with_batch_index(error.index as i32)
+                .with_batch_index_error_message(Some(StrBytes::from_string(error.message.clone())))
+        })
+        .collect();
+    tracing::debug!(
+        topic,
+        index,
+        records = refusal.records.len(),
+        code = refusal.code,
+        "refused records"
+    );
+    Some(partition_error(index, refusal.code, refusal.message).with_record_errors(errors))
 }
 
 /// A partition's answer: at once, or (acks=all) once every in-sync replica has the

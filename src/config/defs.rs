@@ -216,6 +216,16 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         Some("CreateTime"),
         ConfigKind::Choice(TIMESTAMP_TYPES),
     ),
+    def(
+        "log.message.timestamp.before.max.ms",
+        Some("9223372036854775807"),
+        ConfigKind::Long { min: 0 },
+    ),
+    def(
+        "log.message.timestamp.after.max.ms",
+        Some("3600000"),
+        ConfigKind::Long { min: 0 },
+    ),
     def("log.roll.hours", Some("168"), POSITIVE_INT),
     def("log.index.interval.bytes", Some("4096"), INT),
     def(
@@ -381,6 +391,16 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "message.timestamp.type",
         "log.message.timestamp.type",
         ConfigKind::Choice(TIMESTAMP_TYPES),
+    ),
+    topic(
+        "message.timestamp.before.max.ms",
+        "log.message.timestamp.before.max.ms",
+        ConfigKind::Long { min: 0 },
+    ),
+    topic(
+        "message.timestamp.after.max.ms",
+        "log.message.timestamp.after.max.ms",
+        ConfigKind::Long { min: 0 },
     ),
     topic("min.insync.replicas", "min.insync.replicas", POSITIVE_INT),
     topic("retention.bytes", "log.retention.bytes", LONG_ANY),

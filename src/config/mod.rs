@@ -67,6 +67,10 @@ pub struct LogConfig {
     /// `message.timestamp.type=LogAppendTime`: the leader stamps each batch with its
     /// append time.
     pub log_append_time: bool,
+    /// `message.timestamp.before.max.ms` / `after.max.ms` (KIP-937): how far in the
+    /// past or future a CreateTime record's timestamp may be.
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
     /// `compression.type`: the codec batches are stored in (None: as the producer sent
     /// them).
     pub compression: Option<kafka_protocol::records::Compression>,
@@ -347,6 +351,8 @@ impl BrokerConfig {
             min_insync_replicas: int("min.insync.replicas") as i32,
             log_append_time: get("log.message.timestamp.type").as_deref().map(str::trim)
                 == Some("LogAppendTime"),
+            timestamp_before_max_ms: int("log.message.timestamp.before.max.ms"),
+            timestamp_after_max_ms: int("log.message.timestamp.after.max.ms"),
             compression: get("compression.type")
                 .as_deref()
                 .and_then(crate::log::recompress::topic_codec),
@@ -457,6 +463,8 @@ impl BrokerConfig {
                 ("max.message.bytes", Some(v)) => log.max_message_bytes = v as i32,
                 ("min.insync.replicas", Some(v)) => log.min_insync_replicas = v as i32,
                 ("message.timestamp.type", _) => log.log_append_time = value == "LogAppendTime",
+                ("message.timestamp.before.max.ms", Some(v)) => log.timestamp_before_max_ms = v,
+                ("message.timestamp.after.max.ms", Some(v)) => log.timestamp_after_max_ms = v,
                 ("compression.type", _) => log.compression = crate::log::recompress::topic_codec(value),
                 ("cleanup.policy", _) => {
                     log.delete_policy = has_delete_policy(value);

@@ -125,20 +125,6 @@ pub struct OffsetMap {
 /// Bytes an entry costs beyond its key (hash slot, offset, `Bytes` header).
 const ENTRY_OVERHEAD: usize = 64;
 
-/// The index of the first record without a key in a producer's batch, for a compacted
-/// topic, which refuses it (INVALID_RECORD, as Kafka does). A control batch has none;
-/// a batch that cannot be decoded is refused as a whole (index 0).
-pub fn first_keyless_record(bytes: &Bytes, header: &BatchHeader) -> Option<usize> {
-    if header.is_control() {
-        return None;
-    }
-    let mut source = bytes.clone();
-    match RecordBatchDecoder::decode(&mut source) {
-        Ok(set) => set.records.iter().position(|record| record.key.is_none()),
-        Err(_) => Some(0),
-    }
-}
-
 impl OffsetMap {
     pub fn new(budget: usize) -> Self {
         OffsetMap {

@@ -16,6 +16,7 @@ pub mod partition_log;
 pub mod producer_snapshot;
 pub mod producer_state;
 pub mod recompress;
+pub mod record_check;
 pub mod recovery_progress;
 pub mod retention;
 pub mod segment;
