@@ -306,6 +306,37 @@ pub fn api_name(raw_key: i16) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
+/// Logs once per client id, API and version that a request was refused for its version
+/// (an old client fails on the closed connection; the operator learns why here).
+fn log_refused_version(frame: &[u8], raw_key: i16, version: i16) {
+    static SEEN: std::sync::OnceLock<parking_lot::Mutex<std::collections::HashSet<(String, i16, i16)>>> =
+        std::sync::OnceLock::new();
+    // Every request header from v1 on carries the client id after the correlation id.
+    let client_id = frame
+        .get(8..10)
+        .map(|len| i16::from_be_bytes([len[0], len[1]]))
+        .filter(|len| *len >= 0)
+        .and_then(|len| frame.get(10..10 + len as usize))
+        .map(|id| String::from_utf8_lossy(id).into_owned())
+        .unwrap_or_default();
+    let api =
+        ApiKey::try_from(raw_key).map_or_else(|_| format!("unknown API {raw_key}"), |key| format!("{key:?}"));
+    let supported = ApiKey::try_from(raw_key)
+        .ok()
+        .and_then(supported_versions)
+        .map_or_else(|| "none".to_string(), |(min, max)| format!("{min}-{max}"));
+    let mut seen = SEEN.get_or_init(Default::default).lock();
+    if seen.len() < 1000 && seen.insert((client_id.clone(), raw_key, version)) {
+        tracing::warn!(
+            client_id,
+            api,
+            version,
+            supported,
+            "refused a request at a version this broker does not serve; closing the connection"
+        );
+    }
+}
+
 /// Serves one request frame (without its length prefix) for a connection's session.
 pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, session: &mut Session) -> Outcome {
     if session.sasl.raw_tokens && session.sasl.exchanging() {
@@ -332,11 +363,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, session: &mut Sess
                 Err(_) => Outcome::Close(None),
             };
         }
-        tracing::debug!(
-            raw_key,
-            version,
-            "unsupported API key or version; closing connection"
-        );
+        log_refused_version(&frame, raw_key, version);
         // A v0-style error body (UNSUPPORTED_VERSION) before closing, for clients that read it.
         let mut buf = BytesMut::with_capacity(10);
         buf.put_i32(6);
