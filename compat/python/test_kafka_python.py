@@ -91,3 +91,44 @@ def test_offsets_for_times_of_a_missing_partition_times_out(broker):
         assert found[TopicPartition("four", 100)] is None
     finally:
         consumer.close()
+
+
+def test_four_members_settle_on_one_generation(broker_factory):
+    """Four kafka-python members (one thread each) of one group over four partitions,
+    3 s sessions: within 15 s each is Stable with one partition, all on one generation."""
+    import threading
+    broker = broker_factory(settings=["group.min.session.timeout.ms=1000"])
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic("settle", num_partitions=4, replication_factor=1)])
+    admin.close()
+    views, stop = {}, threading.Event()
+
+    def member(i):
+        consumer = KafkaConsumer("settle", bootstrap_servers=broker.bootstrap, group_id="settlers",
+                                 session_timeout_ms=3000, heartbeat_interval_ms=1000, request_timeout_ms=4000,
+                                 fetch_max_wait_ms=100)
+        while not stop.is_set():
+            consumer.poll(timeout_ms=200)
+            generation = consumer._coordinator._generation
+            views[i] = (generation.generation_id if generation else None,
+                        sorted(tp.partition for tp in consumer.assignment()), str(consumer._coordinator.state))
+        consumer.close()
+
+    threads = [threading.Thread(target=member, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    started, settled = time.time(), None
+    try:
+        while time.time() - started < 15 and settled is None:
+            time.sleep(0.1)
+            seen = dict(views)
+            if (len(seen) == 4 and len({view[0] for view in seen.values()}) == 1
+                    and sorted(p for view in seen.values() for p in view[1]) == [0, 1, 2, 3]
+                    and all(len(view[1]) == 1 and view[2] == "<stable>" for view in seen.values())):
+                settled = time.time() - started
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert settled is not None, views
+    print(f"\nfour kafka-python members settled in {settled:.1f} s")
