@@ -50,6 +50,10 @@ async fn every_api_answers_every_advertised_version() {
     let topic_id = broker.broker.topic("all-versions").unwrap().topic_id;
     for (api_key, min, max) in ferrolog::api::SUPPORTED_APIS {
         for version in *min..=*max {
+            if ferrolog::api::legacy::bridge_version(*api_key, version).is_some() {
+                // Versions the codec dropped: tests/protocol_legacy.rs sends them.
+                continue;
+            }
             let outcome = match api_key {
                 ApiKey::ApiVersions => client
                     .send(ApiVersionsRequest::default(), version)

@@ -42,6 +42,7 @@ pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod legacy;
 pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
@@ -85,22 +86,24 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::sync::Arc;
 
-/// Every API the broker serves, with the versions it serves (the handler table).
+/// Every API the broker serves, with the versions it serves (the handler table). The
+/// oldest versions of a few APIs (Kafka 4.0 dropped them) reach their handler through
+/// [`legacy`], re-encoded at a version the handler knows.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 13),
     (ApiKey::Fetch, 4, 18),
-    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::ListOffsets, 0, 10),
     (ApiKey::Metadata, 0, 13),
     (ApiKey::ApiVersions, 0, 4),
-    (ApiKey::CreateTopics, 2, 7),
-    (ApiKey::DeleteTopics, 1, 6),
-    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreateTopics, 0, 7),
+    (ApiKey::DeleteTopics, 0, 6),
+    (ApiKey::DescribeConfigs, 0, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::InitProducerId, 0, 5),
-    (ApiKey::OffsetCommit, 2, 9),
-    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::OffsetCommit, 0, 9),
+    (ApiKey::OffsetFetch, 0, 9),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::Heartbeat, 0, 4),
@@ -337,6 +340,58 @@ fn log_refused_version(frame: &[u8], raw_key: i16, version: i16) {
     }
 }
 
+/// Serves a request at a version the codec no longer knows through [`legacy`]: the body
+/// is re-encoded at `bridge`, served, and the answer re-encoded at `version`.
+async fn serve_legacy(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    session: &mut Session,
+    api_key: ApiKey,
+    version: i16,
+    bridge: i16,
+) -> Outcome {
+    // Header v1: key, version, correlation id, then the nullable client id.
+    let header_len = match frame.get(8..10).map(|len| i16::from_be_bytes([len[0], len[1]])) {
+        Some(len) if len >= 0 => 10 + len as usize,
+        Some(_) => 10,
+        None => return Outcome::Close(None),
+    };
+    if frame.len() < header_len {
+        return Outcome::Close(None);
+    }
+    let body = match legacy::request_up(api_key, version, bridge, frame.slice(header_len..)) {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::debug!(?api_key, version, %error, "malformed old-version request; closing connection");
+            return Outcome::Close(None);
+        }
+    };
+    let mut bridged = BytesMut::with_capacity(header_len + body.len());
+    bridged.put_i16(api_key as i16);
+    bridged.put_i16(bridge);
+    bridged.put_slice(&frame[4..header_len]);
+    bridged.put_slice(&body);
+    match Box::pin(handle_frame(broker, bridged.freeze(), session)).await {
+        Outcome::Respond(chunks) => {
+            let mut answer = BytesMut::new();
+            for chunk in chunks {
+                match chunk {
+                    Chunk::Bytes(bytes) => answer.put_slice(&bytes),
+                    Chunk::File(_) => return Outcome::Close(None),
+                }
+            }
+            match legacy::response_down(api_key, version, bridge, answer.freeze()) {
+                Ok(frame) => Outcome::Respond(vec![Chunk::Bytes(frame)]),
+                Err(error) => {
+                    tracing::error!(?api_key, version, %error, "could not encode an old-version response; closing connection");
+                    Outcome::Close(None)
+                }
+            }
+        }
+        other => other,
+    }
+}
+
 /// Serves one request frame (without its length prefix) for a connection's session.
 pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, session: &mut Session) -> Outcome {
     if session.sasl.raw_tokens && session.sasl.exchanging() {
@@ -374,6 +429,9 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, session: &mut Sess
     let Some(api_key) = api_key else {
         return Outcome::Close(None);
     };
+    if let Some(bridge) = legacy::bridge_version(api_key, version) {
+        return serve_legacy(broker, frame, session, api_key, version, bridge).await;
+    }
     let sasl_api = matches!(api_key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate);
     if !sasl_api && api_key != ApiKey::ApiVersions && !session.authenticated(std::time::Instant::now()) {
         // Kafka closes a connection that sends anything else before (or, once its
