@@ -233,9 +233,10 @@ def test_leaders_never_propose_a_fenced_broker_and_logs_stay_quiet(cluster_facto
         refused = [line for line in text.splitlines() if "ISR change refused" in line]
         assert not refused, f"node {node}: {len(refused)} refused ISR changes, e.g. {refused[:2]}"
         assert "openraft" not in text, f"node {node} logged openraft internals"
-    # The active controller (the one survivor that sends it Raft RPCs) says so once.
+    # The active controller (the one survivor that sends it Raft RPCs) says so at most
+    # once (not at all if it never reached the voter: then after 10 s), never per RPC.
     unreachable = sum(text.count("controller quorum voter unreachable") for text in survivors.values())
-    assert 1 <= unreachable <= 2, f"the survivors said {unreachable} times that the voter is unreachable"
+    assert unreachable <= 2, f"the survivors said {unreachable} times that the voter is unreachable"
     cluster.start(victim)
     wait_until(lambda: all(victim in isr for _, _, _, isr in cluster.metadata(1)["topics"]["fenced-isr"]),
                20, "the returned broker back in every ISR")

@@ -22,22 +22,45 @@ pub struct Network {
 }
 
 /// Whether each voter answered its last RPC, so that a voter going away or coming back
-/// is logged once, not on every heartbeat.
+/// is logged once, not on every heartbeat. A voter never reached yet (nodes of a new
+/// cluster start one by one) is reported only once it stays unreachable for
+/// [`UNREACHABLE_GRACE`].
 #[derive(Clone, Default)]
-struct Reachability(Arc<Mutex<HashMap<NodeId, bool>>>);
+struct Reachability(Arc<Mutex<HashMap<NodeId, VoterState>>>);
+
+#[derive(Clone, Copy)]
+enum VoterState {
+    NeverReached { since: std::time::Instant },
+    Reachable,
+    Unreachable,
+}
+
+const UNREACHABLE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Reachability {
     fn record(&self, target: NodeId, address: &str, outcome: Result<(), &RpcError>) {
-        let reachable = outcome.is_ok();
-        let previous = self.0.lock().insert(target, reachable);
-        if previous == Some(reachable) || (previous.is_none() && reachable) {
-            return;
-        }
-        match outcome {
-            Ok(()) => tracing::info!(voter = target, %address, "controller quorum voter reachable again"),
-            Err(error) => {
-                tracing::warn!(voter = target, %address, %error, "controller quorum voter unreachable")
+        let now = std::time::Instant::now();
+        let mut voters = self.0.lock();
+        let state = voters
+            .entry(target)
+            .or_insert(VoterState::NeverReached { since: now });
+        match (outcome, *state) {
+            (Ok(()), VoterState::Unreachable) => {
+                tracing::info!(voter = target, %address, "controller quorum voter reachable again");
+                *state = VoterState::Reachable;
             }
+            (Ok(()), _) => *state = VoterState::Reachable,
+            (Err(error), VoterState::Reachable) => {
+                tracing::warn!(voter = target, %address, %error, "controller quorum voter unreachable");
+                *state = VoterState::Unreachable;
+            }
+            (Err(error), VoterState::NeverReached { since })
+                if now.duration_since(since) >= UNREACHABLE_GRACE =>
+            {
+                tracing::warn!(voter = target, %address, %error, "controller quorum voter unreachable");
+                *state = VoterState::Unreachable;
+            }
+            (Err(_), _) => {}
         }
     }
 }
