@@ -1,8 +1,10 @@
 //! Produce (key 0): check each batch (length, CRC-32C, `max.message.bytes`), then append
 //! it as sent. acks=1 is answered after the leader's append; acks=all (-1) after every
 //! in-sync replica has the batch (the high watermark covers it), or REQUEST_TIMED_OUT
-//! at the request's timeout. Partitions of one request are appended concurrently, so a sync-flush topic
-//! waits for one group commit per partition, not one per batch. acks=0 gets no response.
+//! at the request's timeout. When the flush policy asks for an fsync (`flush.messages=1`)
+//! the answer also waits for it, but the append does not: the connection reads and
+//! appends the next requests meanwhile, and one group commit covers them all.
+//! acks=0 gets no response.
 
 use super::{Outcome, RequestContext, error_code, led_partition, lookup_topic};
 use crate::log::batch::{self, BatchError};
@@ -33,10 +35,14 @@ fn partition_error(index: i32, code: i16, message: String) -> PartitionProduceRe
 /// A partition's part of the answer: ready now, or once replicated (acks=all).
 enum Pending {
     Ready(PartitionProduceResponse),
-    Replicating {
+    /// Appended; acknowledged once flushed (when `flush`) and, with `replicate`
+    /// (acks=all), once every in-sync replica has it.
+    Appended {
         partition: Arc<Partition>,
         index: i32,
         info: AppendInfo,
+        flush: bool,
+        replicate: bool,
     },
 }
 
@@ -154,19 +160,21 @@ async fn produce_partition(
         .iter()
         .map(|batch| i64::from(batch.header.records_count.max(0)))
         .sum();
-    let result = partition.append(&batches, acks).await;
+    let result = partition.append_unflushed(&batches, acks);
     if result.is_ok() {
         ctx.broker
             .metrics
             .produced(topic, appended_bytes as u64, appended_records as u64);
     }
     match result {
-        Ok(info) if acks == -1 => Pending::Replicating {
+        Ok((info, flush)) if flush || acks == -1 => Pending::Appended {
             partition,
             index,
             info,
+            flush,
+            replicate: acks == -1,
         },
-        Ok(info) => Pending::Ready(appended(index, &info)),
+        Ok((info, _)) => Pending::Ready(appended(index, &info)),
         Err(error) => Pending::Ready(failed(topic, index, &error)),
     }
 }
@@ -258,14 +266,35 @@ fn refused_records(
 async fn finish(topic: &str, pending: Pending, deadline: tokio::time::Instant) -> PartitionProduceResponse {
     match pending {
         Pending::Ready(response) => response,
-        Pending::Replicating {
+        Pending::Appended {
             partition,
             index,
             info,
-        } => match partition.wait_replicated(info.last_offset + 1, deadline).await {
-            Ok(()) => appended(index, &info),
-            Err(error) => failed(topic, index, &error),
-        },
+            flush,
+            replicate,
+        } => {
+            // The flush (a group commit shared with whatever else was appended
+            // meanwhile) and replication run at once; both must finish before the ack.
+            let end = info.last_offset + 1;
+            let flushed = async {
+                if flush {
+                    partition.flush_to(end).await.map_err(AppendError::from)
+                } else {
+                    Ok(())
+                }
+            };
+            let replicated = async {
+                if replicate {
+                    partition.wait_replicated(end, deadline).await
+                } else {
+                    Ok(())
+                }
+            };
+            match tokio::join!(flushed, replicated) {
+                (Ok(()), Ok(())) => appended(index, &info),
+                (Err(error), _) | (_, Err(error)) => failed(topic, index, &error),
+            }
+        }
     }
 }
 
@@ -326,7 +355,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, correlati
     let waits = topics.iter().any(|(_, _, _, partitions)| {
         partitions
             .iter()
-            .any(|pending| matches!(pending, Pending::Replicating { .. }))
+            .any(|pending| matches!(pending, Pending::Appended { .. }))
     });
     let version = ctx.version;
     let broker = ctx.broker.clone();

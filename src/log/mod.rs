@@ -7,6 +7,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod compaction;
 pub mod control;
+pub mod flush_stats;
 pub mod index_file;
 pub mod internal_batch;
 pub mod leader_epoch;

@@ -61,6 +61,8 @@ pub struct PartitionLog {
     aborted: AbortedIndex,
     recovery_point: i64,
     /// Wall-clock time of the oldest append not yet fsynced, for `flush.ms`.
+    /// Bytes written since open, for flush statistics.
+    written_bytes: u64,
     oldest_unflushed_ms: Option<i64>,
     /// Set after a fatal disk error or at shutdown: no more appends.
     offline: bool,
@@ -104,6 +106,7 @@ impl PartitionLog {
             aborted: AbortedIndex::new(dir),
             recovery_point: 0,
             oldest_unflushed_ms: None,
+            written_bytes: 0,
             offline: false,
             rewrites: 0,
             unsynced_dirs,
@@ -225,6 +228,7 @@ impl PartitionLog {
             aborted: AbortedIndex::new(dir),
             recovery_point: 0,
             oldest_unflushed_ms: None,
+            written_bytes: 0,
             offline: false,
             rewrites: 0,
             unsynced_dirs,
@@ -455,6 +459,7 @@ impl PartitionLog {
             self.offline = true;
         }
         result?;
+        self.written_bytes += total_bytes;
         self.oldest_unflushed_ms.get_or_insert(now_ms);
         Ok(())
     }
@@ -740,6 +745,11 @@ impl PartitionLog {
             std::mem::take(&mut self.unsynced_dirs),
             self.log_end_offset(),
         )
+    }
+
+    /// Bytes written to this log since it was opened (flush statistics).
+    pub fn written_bytes(&self) -> u64 {
+        self.written_bytes
     }
 
     /// Records that everything below `offset` is durable.

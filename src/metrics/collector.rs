@@ -236,6 +236,20 @@ impl prometheus_client::collector::Collector for BrokerCollector {
             MetricType::Counter,
         )?;
         ConstCounter::new(evictions).encode(metric)?;
+        let (flushes, files, bytes, seconds) = crate::log::flush_stats::totals();
+        for (name, help, value) in [
+            (
+                "log_flushes",
+                "Log flushes (group commits): each makes a partition's appends durable",
+                flushes as f64,
+            ),
+            ("log_flush_fsyncs", "Files and directories fsynced by log flushes", files as f64),
+            ("log_flushed_bytes", "Log bytes made durable by log flushes", bytes as f64),
+            ("log_flush_seconds", "Time spent in log flushes", seconds),
+        ] {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(metric)?;
+        }
         if let Some((cpu_seconds, resident_bytes, open_files)) = process_usage() {
             let metric = encoder.encode_descriptor(
                 "process_cpu_seconds",

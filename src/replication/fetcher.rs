@@ -210,6 +210,9 @@ async fn apply_response(
     paused: &mut HashMap<TopicPartition, Instant>,
 ) {
     let now = now_ms();
+    // Partitions that took data and may be due a flush: flushed together afterwards,
+    // their fsyncs in parallel, before the next fetch reports the new offsets.
+    let mut to_flush: Vec<(TopicPartition, Arc<Partition>)> = Vec::new();
     for topic in response.responses {
         for data in topic.partitions {
             let Some((topic_partition, followed)) =
@@ -265,11 +268,7 @@ async fn apply_response(
                 }
             };
             match outcome {
-                Ok(true) => {
-                    if let Err(error) = partition.flush_if_due().await {
-                        tracing::error!(%topic_partition, %error, "follower flush failed");
-                    }
-                }
+                Ok(true) => to_flush.push((topic_partition.clone(), partition.clone())),
                 Ok(false) => {}
                 Err(error) => {
                     tracing::error!(%topic_partition, %error, "follower append failed");
@@ -278,4 +277,10 @@ async fn apply_response(
             }
         }
     }
+    let flushes = to_flush.iter().map(|(topic_partition, partition)| async move {
+        if let Err(error) = partition.flush_if_due().await {
+            tracing::error!(%topic_partition, %error, "follower flush failed");
+        }
+    });
+    futures::future::join_all(flushes).await;
 }

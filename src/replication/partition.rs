@@ -90,8 +90,9 @@ pub struct Partition {
     /// An ISR change proposed to the controller and not yet answered: the partition
     /// epoch it was proposed from, and the ISR it asks for.
     pub(super) pending_isr: Mutex<Option<(i32, Vec<i32>)>>,
-    /// Serializes fsyncs so concurrent producers share one (group commit).
-    flush_lock: tokio::sync::Mutex<()>,
+    /// Serializes fsyncs so concurrent producers share one (group commit); holds the
+    /// log's written-bytes count at the last flush, for the flush statistics.
+    flush_lock: tokio::sync::Mutex<u64>,
     /// Woken after every append, high-watermark move and leadership change: for fetches
     /// waiting on `min_bytes` and produces waiting on replication.
     pub(super) appended: Notify,
@@ -128,7 +129,7 @@ impl Partition {
             log: Mutex::new(log),
             followers: Mutex::new(HashMap::new()),
             pending_isr: Mutex::new(None),
-            flush_lock: tokio::sync::Mutex::new(()),
+            flush_lock: tokio::sync::Mutex::new(0),
             appended: Notify::new(),
         };
         partition.update(state, now_ms());
@@ -220,6 +221,20 @@ impl Partition {
             self.flush_to(info.last_offset + 1).await?;
         }
         Ok(info)
+    }
+
+    /// Appends checked batches without waiting for the flush the policy may ask: returns
+    /// where they are and whether `flush_to` must complete before they are acknowledged.
+    /// Produce uses it so a connection's next request appends (and shares the fsync)
+    /// while this one's fsync runs.
+    pub fn append_unflushed(
+        &self,
+        batches: &[IncomingBatch],
+        required_acks: i16,
+    ) -> Result<(AppendInfo, bool), AppendError> {
+        let appended = self.append_locked(batches, required_acks)?;
+        self.appended.notify_waiters();
+        Ok(appended)
     }
 
     /// The synchronous part of an append, under the log lock: ISR check, idempotence
@@ -319,14 +334,18 @@ impl Partition {
     /// whoever holds the flush lock syncs everything appended so far, and the others find
     /// their offset already covered.
     pub async fn flush_to(&self, offset: i64) -> Result<(), LogError> {
-        let _guard = self.flush_lock.lock().await;
-        let (files, dirs, covered) = {
+        let mut flushed_bytes = self.flush_lock.lock().await;
+        let (files, dirs, covered, written) = {
             let mut log = self.log.lock();
             if log.recovery_point() >= offset {
                 return Ok(());
             }
-            log.unflushed_files()
+            let written = log.written_bytes();
+            let (files, dirs, covered) = log.unflushed_files();
+            (files, dirs, covered, written)
         };
+        let started = std::time::Instant::now();
+        let synced = files.len() + dirs.len();
         let result = tokio::task::spawn_blocking(move || {
             files.iter().try_for_each(|file| file.sync_data())?;
             dirs.iter()
@@ -337,6 +356,12 @@ impl Partition {
         match result {
             Ok(Ok(())) => {
                 log.mark_flushed(covered);
+                crate::log::flush_stats::record(
+                    synced,
+                    written.saturating_sub(*flushed_bytes),
+                    started.elapsed(),
+                );
+                *flushed_bytes = written;
                 Ok(())
             }
             Ok(Err(source)) => {
