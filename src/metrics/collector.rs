@@ -243,8 +243,16 @@ impl prometheus_client::collector::Collector for BrokerCollector {
                 "Log flushes (group commits): each makes a partition's appends durable",
                 flushes as f64,
             ),
-            ("log_flush_fsyncs", "Files and directories fsynced by log flushes", files as f64),
-            ("log_flushed_bytes", "Log bytes made durable by log flushes", bytes as f64),
+            (
+                "log_flush_fsyncs",
+                "Files and directories fsynced by log flushes",
+                files as f64,
+            ),
+            (
+                "log_flushed_bytes",
+                "Log bytes made durable by log flushes",
+                bytes as f64,
+            ),
             ("log_flush_seconds", "Time spent in log flushes", seconds),
         ] {
             let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
