@@ -350,6 +350,24 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, correlati
         topics.push((topic_data.name, topic_data.topic_id, name, partitions));
     }
     if acks == 0 {
+        // No answer to hold back, but the flush policy still applies to what was written.
+        for (_, _, _, partitions) in topics {
+            for pending in partitions {
+                if let Pending::Appended {
+                    partition,
+                    info,
+                    flush: true,
+                    ..
+                } = pending
+                {
+                    tokio::spawn(async move {
+                        if let Err(error) = partition.flush_to(info.last_offset + 1).await {
+                            tracing::error!(topic_partition = %partition.topic_partition, %error, "flush failed");
+                        }
+                    });
+                }
+            }
+        }
         return Outcome::NoResponse;
     }
     let waits = topics.iter().any(|(_, _, _, partitions)| {
