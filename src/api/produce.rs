@@ -278,7 +278,7 @@ async fn finish(topic: &str, pending: Pending, deadline: tokio::time::Instant) -
             let end = info.last_offset + 1;
             let flushed = async {
                 if flush {
-                    partition.flush_to(end).await.map_err(AppendError::from)
+                    partition.flush_to(end).await
                 } else {
                     Ok(())
                 }

@@ -129,7 +129,7 @@ impl DirCleaner {
             Err(error) => {
                 tracing::error!(%topic_partition, %error, "cleaning failed");
                 if error.is_fatal() {
-                    partition.with_log(|log| log.take_offline());
+                    partition.with_log(|log| log.fail_dir());
                 }
                 self.tombstones_expire_at.remove(&topic_partition);
                 false

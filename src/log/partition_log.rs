@@ -75,6 +75,16 @@ pub struct PartitionLog {
     unsynced_dirs: Vec<PathBuf>,
 }
 
+/// What one flush must fsync (see [`PartitionLog::unflushed_files`]).
+pub struct UnflushedFiles {
+    pub files: Vec<Arc<File>>,
+    pub dirs: Vec<PathBuf>,
+    /// The log end offset when the files were taken: what the flush makes durable.
+    pub end_offset: i64,
+    /// The log's rewrite count then, for [`PartitionLog::mark_flushed`].
+    pub rewrites: u64,
+}
+
 impl PartitionLog {
     /// Creates the directory and an empty first segment.
     pub fn create(
@@ -381,8 +391,9 @@ impl PartitionLog {
         self.recovery_point
     }
 
+    /// Offline after a fatal error, at shutdown, or because its log dir failed.
     pub fn is_offline(&self) -> bool {
-        self.offline
+        self.offline || self.dir.parent().is_some_and(super::dir_failure::is_failed)
     }
 
     pub fn size_bytes(&self) -> u64 {
@@ -396,7 +407,7 @@ impl PartitionLog {
     /// Appends checked batches at the log end, rolling first if the active segment is full
     /// or old. A fatal disk error takes the log offline.
     pub fn append(&mut self, batches: &[IncomingBatch], now_ms: i64) -> Result<AppendInfo, LogError> {
-        if self.offline {
+        if self.is_offline() {
             return Err(LogError::Offline {
                 topic_partition: self.topic_partition.clone(),
             });
@@ -472,7 +483,7 @@ impl PartitionLog {
         batches: &[IncomingBatch],
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        if self.offline {
+        if self.is_offline() {
             return Err(LogError::Offline {
                 topic_partition: self.topic_partition.clone(),
             });
@@ -729,22 +740,22 @@ impl PartitionLog {
     /// What a flush must fsync, so the caller can do it without holding the log (group
     /// commit): the files holding unflushed data, the directories whose new entries
     /// (taken here: they are the caller's to sync now) and the offset they cover.
-    pub fn unflushed_files(&mut self) -> (Vec<Arc<File>>, Vec<PathBuf>, i64) {
+    pub fn unflushed_files(&mut self) -> UnflushedFiles {
         let first = self
             .segments
             .range(..=self.recovery_point)
             .next_back()
             .map_or(0, |(base, _)| *base);
-        let files = self
-            .segments
-            .range(first..)
-            .map(|(_, segment)| segment.file_handle())
-            .collect();
-        (
-            files,
-            std::mem::take(&mut self.unsynced_dirs),
-            self.log_end_offset(),
-        )
+        UnflushedFiles {
+            files: self
+                .segments
+                .range(first..)
+                .map(|(_, segment)| segment.file_handle())
+                .collect(),
+            dirs: std::mem::take(&mut self.unsynced_dirs),
+            end_offset: self.log_end_offset(),
+            rewrites: self.rewrites,
+        }
     }
 
     /// Bytes written to this log since it was opened (flush statistics).
@@ -752,9 +763,11 @@ impl PartitionLog {
         self.written_bytes
     }
 
-    /// Records that everything below `offset` is durable.
-    pub fn mark_flushed(&mut self, offset: i64) {
-        if offset > self.recovery_point {
+    /// Records that everything below `offset` is durable, as a flush that took its
+    /// files at `rewrites` found. A truncation since then voids it: the offsets it
+    /// covered may hold other data now.
+    pub fn mark_flushed(&mut self, offset: i64, rewrites: u64) {
+        if rewrites == self.rewrites && offset > self.recovery_point {
             self.recovery_point = offset;
             if self.recovery_point >= self.log_end_offset() {
                 self.oldest_unflushed_ms = None;
@@ -762,9 +775,19 @@ impl PartitionLog {
         }
     }
 
-    /// Marks the log offline after a failed fsync: nothing more is appended to it.
+    /// Takes the log offline (it is being removed, or a fatal error hit it): nothing
+    /// more is appended to it.
     pub fn take_offline(&mut self) {
         self.offline = true;
+    }
+
+    /// A fatal disk error (a failed fsync): this log and every other log of its log dir
+    /// go offline.
+    pub fn fail_dir(&mut self) {
+        self.offline = true;
+        if let Some(log_dir) = self.dir.parent() {
+            super::dir_failure::mark_failed(log_dir);
+        }
     }
 
     /// Flushes everything and seals the active segment's indexes, for a clean shutdown.

@@ -11,7 +11,7 @@ impl Partition {
     /// Writes the marker ending `producer_id`'s transaction here and waits until it is
     /// replicated to the ISR (or `deadline`).
     pub async fn write_marker(
-        &self,
+        self: &std::sync::Arc<Self>,
         producer_id: i64,
         producer_epoch: i16,
         marker: ControlMarker,

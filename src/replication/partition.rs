@@ -11,6 +11,7 @@
 use super::isr::FollowerState;
 use crate::cluster::image::PartitionRegistration;
 use crate::log::batch::IncomingBatch;
+use crate::log::group_commit::GroupCommit;
 use crate::log::partition_log::AppendInfo;
 use crate::log::producer_state::{BatchIdentity, Decision};
 use crate::log::{LogError, PartitionLog, TopicPartition};
@@ -90,9 +91,12 @@ pub struct Partition {
     /// An ISR change proposed to the controller and not yet answered: the partition
     /// epoch it was proposed from, and the ISR it asks for.
     pub(super) pending_isr: Mutex<Option<(i32, Vec<i32>)>>,
-    /// Serializes fsyncs so concurrent producers share one (group commit); holds the
-    /// log's written-bytes count at the last flush, for the flush statistics.
-    flush_lock: tokio::sync::Mutex<u64>,
+    /// Writers waiting for an fsync, and whether one runs (`flush.rs`).
+    pub(super) group_commit: Mutex<GroupCommit<super::flush::FlushWaiter>>,
+    /// The log's written-bytes count at the last flush, for the flush statistics.
+    pub(super) flushed_bytes: std::sync::atomic::AtomicU64,
+    /// How the flusher fsyncs (a seam for fault-injection tests).
+    pub(super) sync_fn: super::flush::SyncFn,
     /// Woken after every append, high-watermark move and leadership change: for fetches
     /// waiting on `min_bytes` and produces waiting on replication.
     pub(super) appended: Notify,
@@ -129,7 +133,9 @@ impl Partition {
             log: Mutex::new(log),
             followers: Mutex::new(HashMap::new()),
             pending_isr: Mutex::new(None),
-            flush_lock: tokio::sync::Mutex::new(0),
+            group_commit: Mutex::new(GroupCommit::default()),
+            flushed_bytes: std::sync::atomic::AtomicU64::new(0),
+            sync_fn: super::flush::sync_files,
             appended: Notify::new(),
         };
         partition.update(state, now_ms());
@@ -211,7 +217,7 @@ impl Partition {
     /// Appends checked batches; for acks=-1 first checks the ISR against
     /// `min.insync.replicas`. Returns once the data is as durable as the flush policy asks.
     pub async fn append(
-        &self,
+        self: &std::sync::Arc<Self>,
         batches: &[IncomingBatch],
         required_acks: i16,
     ) -> Result<AppendInfo, AppendError> {
@@ -329,69 +335,6 @@ impl Partition {
         self.refresh_high_watermark(&mut log, &state, &followers);
         Ok((info, log.needs_flush(now)))
     }
-
-    /// Makes every offset below `offset` durable. Concurrent callers share one fsync:
-    /// whoever holds the flush lock syncs everything appended so far, and the others find
-    /// their offset already covered.
-    pub async fn flush_to(&self, offset: i64) -> Result<(), LogError> {
-        let mut flushed_bytes = self.flush_lock.lock().await;
-        let (files, dirs, covered, written) = {
-            let mut log = self.log.lock();
-            if log.recovery_point() >= offset {
-                return Ok(());
-            }
-            let written = log.written_bytes();
-            let (files, dirs, covered) = log.unflushed_files();
-            (files, dirs, covered, written)
-        };
-        let started = std::time::Instant::now();
-        let synced = files.len() + dirs.len();
-        let result = tokio::task::spawn_blocking(move || {
-            files.iter().try_for_each(|file| file.sync_data())?;
-            dirs.iter()
-                .try_for_each(|dir| crate::log::checkpoint::sync_dir(dir))
-        })
-        .await;
-        let mut log = self.log.lock();
-        match result {
-            Ok(Ok(())) => {
-                log.mark_flushed(covered);
-                crate::log::flush_stats::record(
-                    synced,
-                    written.saturating_sub(*flushed_bytes),
-                    started.elapsed(),
-                );
-                *flushed_bytes = written;
-                Ok(())
-            }
-            Ok(Err(source)) => {
-                // A failed fsync means the page cache may have dropped our data:
-                // never retry, take the log offline.
-                log.take_offline();
-                Err(LogError::io(log.dir(), "fsync", source))
-            }
-            Err(join_error) => {
-                log.take_offline();
-                Err(LogError::io(
-                    log.dir(),
-                    "fsync",
-                    std::io::Error::other(join_error.to_string()),
-                ))
-            }
-        }
-    }
-
-    /// Flushes if the policy (`flush.messages`, `flush.ms`) asks for it now.
-    pub async fn flush_if_due(&self) -> Result<(), LogError> {
-        let target = {
-            let log = self.log.lock();
-            log.needs_flush(now_ms()).then(|| log.log_end_offset())
-        };
-        match target {
-            Some(offset) => self.flush_to(offset).await,
-            None => Ok(()),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -428,7 +371,7 @@ mod tests {
             partition_epoch: 0,
         };
         // replica.lag.time.max.ms of 1: follower 2 soon counts as lagging.
-        let partition = Partition::new(log, uuid::Uuid::nil(), 1, state, 1);
+        let partition = std::sync::Arc::new(Partition::new(log, uuid::Uuid::nil(), 1, state, 1));
         let first = partition.append(&idempotent_batch(0), 1).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         assert!(matches!(
@@ -459,7 +402,7 @@ mod tests {
             leader_epoch: 0,
             partition_epoch: 0,
         };
-        let partition = Partition::new(log, uuid::Uuid::nil(), 1, state, 30_000);
+        let partition = std::sync::Arc::new(Partition::new(log, uuid::Uuid::nil(), 1, state, 30_000));
         let batch =
             || split_and_validate(&bytes::Bytes::from(make_batch(5, now_ms(), b"v")), 1 << 20).unwrap();
         partition.append(&batch(), 1).await.unwrap();
@@ -502,7 +445,8 @@ mod tests {
                 leader_epoch: 0,
                 partition_epoch: 0,
             };
-            let partition = Partition::new(log, uuid::Uuid::nil(), 1, state.clone(), 30_000);
+            let partition =
+                std::sync::Arc::new(Partition::new(log, uuid::Uuid::nil(), 1, state.clone(), 30_000));
             partition.set_strict_min_isr(strict);
             let batch =
                 || split_and_validate(&bytes::Bytes::from(make_batch(5, now_ms(), b"v")), 1 << 20).unwrap();

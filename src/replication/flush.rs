@@ -1,0 +1,230 @@
+//! A partition's flusher: group commit ([`crate::log::group_commit`]) with the IO.
+//!
+//! A writer that needs its data durable registers the offset and waits on a channel.
+//! The first one starts a sync task; the task takes the log's unflushed files under the
+//! lock, fsyncs them on the blocking pool without the lock (appends go on meanwhile),
+//! records the new recovery point, answers every waiter the fsync covered and, while
+//! waiters remain, syncs again. The task is not the waiter's future, so a produce
+//! request that is dropped (its client went away) never strands the others.
+//!
+//! A failed fsync takes the log's whole log dir offline and fails every waiter with
+//! KAFKA_STORAGE_ERROR: nothing it covered is ever acknowledged.
+
+use super::partition::{AppendError, Partition, now_ms};
+use crate::log::LogError;
+use crate::log::group_commit::{Outcome, Wait};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// A waiter of the group commit: answered once with the fsync's outcome.
+pub(super) type FlushWaiter = oneshot::Sender<Outcome>;
+
+/// An fsync of a log's files, run on the blocking pool. A seam for tests that make
+/// fsyncs slow or fail; production uses [`sync_files`].
+pub(super) type SyncFn = fn(&crate::log::partition_log::UnflushedFiles) -> std::io::Result<()>;
+
+/// fdatasync every file holding unflushed data (indexes need none: recovery rebuilds
+/// them), then fsync the directories whose new entries must survive.
+pub(super) fn sync_files(unflushed: &crate::log::partition_log::UnflushedFiles) -> std::io::Result<()> {
+    unflushed.files.iter().try_for_each(|file| file.sync_data())?;
+    unflushed
+        .dirs
+        .iter()
+        .try_for_each(|dir| crate::log::checkpoint::sync_dir(dir))
+}
+
+impl Partition {
+    /// Makes every offset below `offset` durable. Concurrent callers share fsyncs: one
+    /// runs at a time and covers everything appended before it started.
+    pub async fn flush_to(self: &Arc<Self>, offset: i64) -> Result<(), AppendError> {
+        let (sender, receiver) = oneshot::channel();
+        let wait = {
+            let log = self.log.lock();
+            if log.is_offline() {
+                Wait::Done(sender, Outcome::Failed)
+            } else {
+                let recovery_point = log.recovery_point();
+                let log_end_offset = log.log_end_offset();
+                self.group_commit
+                    .lock()
+                    .wait(offset, recovery_point, log_end_offset, sender)
+            }
+        };
+        let outcome = match wait {
+            Wait::Done(_, outcome) => outcome,
+            Wait::StartSync => {
+                tokio::spawn(Arc::clone(self).run_syncs());
+                receiver.await.unwrap_or(Outcome::Failed)
+            }
+            Wait::Queued => receiver.await.unwrap_or(Outcome::Failed),
+        };
+        match outcome {
+            Outcome::Durable => Ok(()),
+            Outcome::Truncated => Err(AppendError::NotLeader),
+            Outcome::Failed => Err(AppendError::Log(LogError::Offline {
+                topic_partition: self.topic_partition.clone(),
+            })),
+        }
+    }
+
+    /// Flushes if the policy (`flush.messages`, `flush.ms`) asks for it now.
+    pub async fn flush_if_due(self: &Arc<Self>) -> Result<(), AppendError> {
+        let target = {
+            let log = self.log.lock();
+            log.needs_flush(now_ms()).then(|| log.log_end_offset())
+        };
+        match target {
+            Some(offset) => self.flush_to(offset).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The sync task: fsyncs until no waiter is left.
+    async fn run_syncs(self: Arc<Self>) {
+        loop {
+            let (unflushed, written) = {
+                let mut log = self.log.lock();
+                (log.unflushed_files(), log.written_bytes())
+            };
+            let started = std::time::Instant::now();
+            let n_files = unflushed.files.len() + unflushed.dirs.len();
+            let sync = self.sync_fn;
+            let (unflushed, result) = match tokio::task::spawn_blocking(move || {
+                let result = sync(&unflushed);
+                (unflushed, result)
+            })
+            .await
+            {
+                Ok(done) => done,
+                Err(join_error) => {
+                    let error = std::io::Error::other(join_error.to_string());
+                    self.fail_syncs(error);
+                    return;
+                }
+            };
+            if let Err(error) = result {
+                self.fail_syncs(error);
+                return;
+            }
+            let finished = {
+                let mut log = self.log.lock();
+                log.mark_flushed(unflushed.end_offset, unflushed.rewrites);
+                let finished = self
+                    .group_commit
+                    .lock()
+                    .synced(log.recovery_point(), log.log_end_offset());
+                let previous = self
+                    .flushed_bytes
+                    .swap(written, std::sync::atomic::Ordering::Relaxed);
+                crate::log::flush_stats::record(n_files, written.saturating_sub(previous), started.elapsed());
+                finished
+            };
+            for (waiter, outcome) in finished.decided {
+                let _ = waiter.send(outcome);
+            }
+            if !finished.sync_again {
+                return;
+            }
+        }
+    }
+
+    /// A failed fsync: the page cache may have dropped what it could not write, so the
+    /// log dir goes offline and no waiter is ever acknowledged.
+    fn fail_syncs(&self, error: std::io::Error) {
+        let failed = {
+            let mut log = self.log.lock();
+            tracing::error!(topic_partition = %self.topic_partition, path = %log.dir().display(), %error, "fsync failed");
+            log.fail_dir();
+            self.group_commit.lock().sync_failed()
+        };
+        for (waiter, outcome) in failed {
+            let _ = waiter.send(outcome);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::split_and_validate;
+    use crate::log::batch::tests::make_batch;
+    use crate::log::{PartitionLog, TopicPartition};
+    use crate::replication::partition::PartitionState;
+
+    fn durable_partition(dir: &std::path::Path, sync_fn: SyncFn) -> Arc<Partition> {
+        let mut config = crate::config::BrokerConfig::load(None, &[]).unwrap().log;
+        config.flush_messages = 1;
+        let log = PartitionLog::create(&dir.join("t-0"), TopicPartition::new("t", 0), config, 0, 0).unwrap();
+        let state = PartitionState {
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        };
+        let mut partition = Partition::new(log, uuid::Uuid::nil(), 1, state, 30_000);
+        partition.sync_fn = sync_fn;
+        Arc::new(partition)
+    }
+
+    fn batch() -> Vec<crate::log::batch::IncomingBatch> {
+        split_and_validate(&bytes::Bytes::from(make_batch(1, now_ms(), b"v")), 1 << 20).unwrap()
+    }
+
+    fn failing_sync(_: &crate::log::partition_log::UnflushedFiles) -> std::io::Result<()> {
+        Err(std::io::Error::other("injected EIO"))
+    }
+
+    /// An fsync error is never acknowledged: the append fails with an offline log
+    /// (KAFKA_STORAGE_ERROR), and so does every later write to any log of that dir.
+    #[tokio::test]
+    async fn a_failed_fsync_fails_the_write_and_takes_the_log_dir_offline() {
+        let root = tempfile::tempdir().unwrap();
+        let partition = durable_partition(root.path(), failing_sync);
+        let error = partition.append(&batch(), 1).await.unwrap_err();
+        assert!(
+            matches!(error, AppendError::Log(LogError::Offline { .. })),
+            "{error:?}"
+        );
+        assert_eq!(
+            crate::api::error_code::append_error(&error),
+            kafka_protocol::ResponseError::KafkaStorageError.code()
+        );
+        assert_eq!(partition.with_log(|log| log.recovery_point()), 0);
+        assert!(crate::log::dir_failure::is_failed(root.path()));
+        // Another partition of the same log dir refuses appends too.
+        let neighbour = durable_partition(root.path(), sync_files);
+        assert!(matches!(
+            neighbour.append(&batch(), 1).await,
+            Err(AppendError::Log(LogError::Offline { .. }))
+        ));
+    }
+
+    /// Writers that arrive while an fsync runs share the next one: ten concurrent
+    /// appends cost far fewer than ten fsyncs, and each is answered only after one that
+    /// covers it returned.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_share_fsyncs_and_each_is_covered_when_answered() {
+        static SYNCS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        fn slow_sync(unflushed: &crate::log::partition_log::UnflushedFiles) -> std::io::Result<()> {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            SYNCS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            sync_files(unflushed)
+        }
+        let root = tempfile::tempdir().unwrap();
+        let partition = durable_partition(root.path(), slow_sync);
+        let writers = (0..10).map(|_| {
+            let partition = Arc::clone(&partition);
+            tokio::spawn(async move {
+                let info = partition.append(&batch(), 1).await.unwrap();
+                // Answered: the recovery point covers the write.
+                assert!(partition.with_log(|log| log.recovery_point()) > info.last_offset);
+            })
+        });
+        for writer in futures::future::join_all(writers).await {
+            writer.unwrap();
+        }
+        let syncs = SYNCS.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((1..10).contains(&syncs), "{syncs} fsyncs for 10 writers");
+    }
+}
