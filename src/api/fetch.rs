@@ -38,6 +38,8 @@ struct Wanted {
     fetch_offset: i64,
     /// A follower's log start offset (v5+), for DeleteRecords' low watermark.
     log_start_offset: i64,
+    /// A durable follower's fsynced log end: only that much counts as replicated.
+    durable_end_offset: Option<i64>,
     partition_max_bytes: i32,
     current_leader_epoch: i32,
     /// The epoch of the follower's last batch (v12+; -1 unknown), for divergence.
@@ -190,6 +192,9 @@ fn session_request(request: &FetchRequest, replica: bool, by_id: bool) -> fetch_
                         partition_max_bytes: partition.partition_max_bytes,
                         current_leader_epoch: partition.current_leader_epoch,
                         last_fetched_epoch: partition.last_fetched_epoch,
+                        durable_end_offset: crate::replication::fetcher::durable_end_offset(
+                            &partition.unknown_tagged_fields,
+                        ),
                     },
                 )
             })
@@ -294,6 +299,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
             partition_index: key.partition,
             fetch_offset: params.fetch_offset,
             log_start_offset: params.log_start_offset,
+            durable_end_offset: params.durable_end_offset,
             partition_max_bytes: params.partition_max_bytes,
             current_leader_epoch: params.current_leader_epoch,
             last_fetched_epoch: params.last_fetched_epoch,
@@ -310,7 +316,13 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         let now = crate::replication::partition::now_ms();
         for item in &wanted {
             if let Ok(partition) = &item.partition
-                && partition.record_follower_fetch(replica_id, item.fetch_offset, item.log_start_offset, now)
+                && partition.record_follower_fetch(
+                    replica_id,
+                    item.fetch_offset,
+                    item.durable_end_offset,
+                    item.log_start_offset,
+                    now,
+                )
             {
                 ctx.broker.propose_isr_change(partition);
             }

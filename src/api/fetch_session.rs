@@ -43,6 +43,8 @@ pub struct FetchParams {
     pub partition_max_bytes: i32,
     pub current_leader_epoch: i32,
     pub last_fetched_epoch: i32,
+    /// A follower's fsynced log end, from our tagged field (see the replica fetcher).
+    pub durable_end_offset: Option<i64>,
 }
 
 /// What a response said of one partition, as far as sessions care.

@@ -15,6 +15,7 @@ fn params(fetch_offset: i64) -> FetchParams {
         partition_max_bytes: 1 << 20,
         current_leader_epoch: 0,
         last_fetched_epoch: -1,
+        durable_end_offset: None,
     }
 }
 

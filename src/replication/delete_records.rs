@@ -159,7 +159,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let partition = leader_of(vec![1, 2], vec![1, 2], dir.path(), true);
         append(&partition, 10);
-        partition.record_follower_fetch(2, 10, 0, now_ms());
+        partition.record_follower_fetch(2, 10, None, 0, now_ms());
         let target = partition.delete_records_before(6).unwrap();
         assert_eq!(
             partition.low_watermark(),
@@ -172,7 +172,7 @@ mod tests {
             Err(DeleteRecordsError::Timeout)
         ));
         // The follower's next fetch reports its moved start.
-        partition.record_follower_fetch(2, 10, 6, now_ms());
+        partition.record_follower_fetch(2, 10, None, 6, now_ms());
         let later = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
         assert_eq!(partition.wait_low_watermark(target, later).await.unwrap(), 6);
     }

@@ -31,6 +31,18 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 /// The Fetch version followers use (ReplicaState, topic ids, diverging epochs).
 const FETCH_VERSION: i16 = 15;
 
+/// A tagged field of a follower's FetchPartition (ours, not Kafka's; a broker that does
+/// not know it skips it, as tagged fields allow): the follower's fsynced log end, sent
+/// for partitions whose flush policy (`flush.messages=1`) promises that an
+/// acknowledgement means fsynced on every ISR member. 8 bytes, big-endian.
+pub const DURABLE_END_OFFSET_TAG: i32 = 0x4644;
+
+/// The durable end a follower's fetch carries, if any.
+pub fn durable_end_offset(tagged_fields: &BTreeMap<i32, bytes::Bytes>) -> Option<i64> {
+    let bytes: [u8; 8] = tagged_fields.get(&DURABLE_END_OFFSET_TAG)?.as_ref().try_into().ok()?;
+    Some(i64::from_be_bytes(bytes))
+}
+
 /// One partition a fetcher follows.
 #[derive(Clone)]
 pub struct FollowedPartition {
@@ -85,7 +97,10 @@ async fn run(
 ) {
     let mut connection: Option<(SocketAddr, KafkaConnection)> = None;
     let mut paused: HashMap<TopicPartition, Instant> = HashMap::new();
+    // Flushes of what earlier fetches appended, running while the next fetch is out.
+    let mut flushes: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
     loop {
+        while flushes.try_join_next().is_some() {}
         if targets.has_changed().unwrap_or(false) {
             paused.clear();
         }
@@ -139,7 +154,10 @@ async fn run(
         let Some((_, open)) = connection.as_mut() else {
             continue;
         };
-        let request = fetch_request(&config, &current);
+        // While fsyncs run, the leader must not hold the fetch for new data: the fetch
+        // after them reports the new durable ends, and acknowledgements wait for it.
+        let max_wait_ms = if flushes.is_empty() { config.max_wait_ms } else { 0 };
+        let request = fetch_request(&config, &current, max_wait_ms);
         let timeout = Duration::from_millis(config.max_wait_ms.max(0) as u64) + Duration::from_secs(10);
         let response = match tokio::time::timeout(timeout, open.call(&request, FETCH_VERSION)).await {
             Ok(Ok(response)) => response,
@@ -159,7 +177,18 @@ async fn run(
             .iter()
             .map(|entry| ((entry.1.topic_id, entry.0.partition), entry))
             .collect();
-        apply_response(response, &by_id, &mut paused).await;
+        let applied = apply_response(response, &by_id, &mut paused);
+        for (topic_partition, partition) in applied.to_flush {
+            flushes.spawn(async move {
+                if let Err(error) = partition.flush_if_due().await {
+                    tracing::error!(%topic_partition, %error, "follower flush failed");
+                }
+            });
+        }
+        if !applied.took_data {
+            // Nothing new to fetch: report the durable ends once the fsyncs return.
+            while flushes.join_next().await.is_some() {}
+        }
     }
 }
 
@@ -168,19 +197,28 @@ fn resolve(endpoint: &watch::Receiver<Option<(String, u16)>>) -> Option<SocketAd
     (host.as_str(), port).to_socket_addrs().ok()?.next()
 }
 
-fn fetch_request(config: &FetcherConfig, current: &[(TopicPartition, FollowedPartition)]) -> FetchRequest {
+fn fetch_request(
+    config: &FetcherConfig,
+    current: &[(TopicPartition, FollowedPartition)],
+    max_wait_ms: i32,
+) -> FetchRequest {
     let mut topics: BTreeMap<uuid::Uuid, Vec<FetchPartition>> = BTreeMap::new();
     for (topic_partition, followed) in current {
         let position = followed.partition.fetch_position();
-        topics.entry(followed.topic_id).or_default().push(
-            FetchPartition::default()
-                .with_partition(topic_partition.partition)
-                .with_current_leader_epoch(followed.leader_epoch)
-                .with_fetch_offset(position.log_end_offset)
-                .with_last_fetched_epoch(position.last_fetched_epoch)
-                .with_log_start_offset(position.log_start_offset)
-                .with_partition_max_bytes(config.partition_max_bytes),
-        );
+        let mut partition = FetchPartition::default()
+            .with_partition(topic_partition.partition)
+            .with_current_leader_epoch(followed.leader_epoch)
+            .with_fetch_offset(position.log_end_offset)
+            .with_last_fetched_epoch(position.last_fetched_epoch)
+            .with_log_start_offset(position.log_start_offset)
+            .with_partition_max_bytes(config.partition_max_bytes);
+        if let Some(durable) = position.durable_end_offset {
+            partition.unknown_tagged_fields.insert(
+                DURABLE_END_OFFSET_TAG,
+                bytes::Bytes::copy_from_slice(&durable.to_be_bytes()),
+            );
+        }
+        topics.entry(followed.topic_id).or_default().push(partition);
     }
     FetchRequest::default()
         .with_replica_state(
@@ -188,7 +226,7 @@ fn fetch_request(config: &FetcherConfig, current: &[(TopicPartition, FollowedPar
                 .with_replica_id(BrokerId(config.node_id))
                 .with_replica_epoch(-1),
         )
-        .with_max_wait_ms(config.max_wait_ms)
+        .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)
         .with_max_bytes(config.response_max_bytes)
         .with_session_epoch(-1)
@@ -204,15 +242,23 @@ fn fetch_request(config: &FetcherConfig, current: &[(TopicPartition, FollowedPar
         )
 }
 
-async fn apply_response(
+/// What a fetch answer did to the followed logs.
+struct Applied {
+    /// Partitions that took data and may be due a flush (`flush.messages`): flushed in
+    /// the background, their fsyncs in parallel, while the next fetch is out.
+    to_flush: Vec<(TopicPartition, Arc<Partition>)>,
+    /// Whether any partition received records.
+    took_data: bool,
+}
+
+fn apply_response(
     response: FetchResponse,
     by_id: &HashMap<(uuid::Uuid, i32), &(TopicPartition, FollowedPartition)>,
     paused: &mut HashMap<TopicPartition, Instant>,
-) {
+) -> Applied {
     let now = now_ms();
-    // Partitions that took data and may be due a flush: flushed together afterwards,
-    // their fsyncs in parallel, before the next fetch reports the new offsets.
     let mut to_flush: Vec<(TopicPartition, Arc<Partition>)> = Vec::new();
+    let mut took_data = false;
     for topic in response.responses {
         for data in topic.partitions {
             let Some((topic_partition, followed)) =
@@ -235,6 +281,7 @@ async fn apply_response(
                 }
                 None => {
                     let records = data.records.unwrap_or_default();
+                    took_data |= !records.is_empty();
                     match split_stored(&records, usize::MAX) {
                         Ok(batches) => partition.append_replicated(
                             &batches,
@@ -277,10 +324,5 @@ async fn apply_response(
             }
         }
     }
-    let flushes = to_flush.iter().map(|(topic_partition, partition)| async move {
-        if let Err(error) = partition.flush_if_due().await {
-            tracing::error!(%topic_partition, %error, "follower flush failed");
-        }
-    });
-    futures::future::join_all(flushes).await;
+    Applied { to_flush, took_data }
 }

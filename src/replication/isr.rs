@@ -26,6 +26,10 @@ pub struct FollowerState {
     pub log_start_offset: i64,
     /// The leader's log end offset at the follower's last fetch.
     leader_end_at_last_fetch: i64,
+    /// What the follower said it has fsynced, when its flush policy makes it promise
+    /// durability (`flush.messages=1`): only that much counts as replicated, so that a
+    /// power cut of the follower cannot erase an acknowledged write. None: all it holds.
+    pub durable_end_offset: Option<i64>,
 }
 
 impl FollowerState {
@@ -38,7 +42,15 @@ impl FollowerState {
             last_fetch_ms: -1,
             log_start_offset: -1,
             leader_end_at_last_fetch: -1,
+            durable_end_offset: None,
         }
+    }
+
+    /// The end of what counts as replicated on this follower, for the high watermark:
+    /// its log end, or the fsynced part of it for a durable follower.
+    pub fn replicated_end_offset(&self) -> i64 {
+        self.durable_end_offset
+            .map_or(self.log_end_offset, |durable| durable.min(self.log_end_offset))
     }
 
     pub fn on_fetch(&mut self, fetch_offset: i64, leader_log_end_offset: i64, now_ms: i64) {
@@ -53,8 +65,8 @@ impl FollowerState {
     }
 }
 
-/// The high watermark after a change: the smallest log end offset in the ISR, never
-/// below `current`.
+/// The high watermark after a change: the smallest replicated end offset in the ISR
+/// (log end, or its fsynced part for a durable follower), never below `current`.
 pub fn high_watermark(
     current: i64,
     leader_id: i32,
@@ -65,7 +77,9 @@ pub fn high_watermark(
     let mut lowest = leader_log_end_offset;
     for replica in isr.iter().filter(|replica| **replica != leader_id) {
         match followers.get(replica) {
-            Some(follower) if follower.log_end_offset >= 0 => lowest = lowest.min(follower.log_end_offset),
+            Some(follower) if follower.log_end_offset >= 0 => {
+                lowest = lowest.min(follower.replicated_end_offset());
+            }
             _ => return current,
         }
     }
@@ -131,6 +145,7 @@ mod tests {
             last_fetch_ms: last_caught_up_ms,
             log_start_offset: 0,
             leader_end_at_last_fetch: log_end_offset,
+            durable_end_offset: None,
         }
     }
 

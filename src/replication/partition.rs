@@ -407,22 +407,22 @@ mod tests {
             || split_and_validate(&bytes::Bytes::from(make_batch(5, now_ms(), b"v")), 1 << 20).unwrap();
         partition.append(&batch(), 1).await.unwrap();
         let now = now_ms();
-        partition.record_follower_fetch(2, 5, 0, now);
+        partition.record_follower_fetch(2, 5, None, 0, now);
         assert_eq!(partition.with_log(|log| log.high_watermark()), 5);
         // Replica 3 reaches the high watermark: the leader proposes it.
-        partition.record_follower_fetch(3, 5, 0, now);
+        partition.record_follower_fetch(3, 5, None, 0, now);
         let proposal = partition
             .isr_proposal(30_000, now, &[])
             .expect("an ISR expansion");
         assert_eq!(proposal.new_isr, vec![1, 2, 3]);
         partition.append(&batch(), 1).await.unwrap();
-        partition.record_follower_fetch(2, 10, 0, now);
+        partition.record_follower_fetch(2, 10, None, 0, now);
         assert_eq!(
             partition.with_log(|log| log.high_watermark()),
             5,
             "replica 3 is not known to hold offsets 5..10"
         );
-        partition.record_follower_fetch(3, 10, 0, now);
+        partition.record_follower_fetch(3, 10, None, 0, now);
         assert_eq!(partition.with_log(|log| log.high_watermark()), 10);
     }
 
@@ -451,7 +451,7 @@ mod tests {
             let batch =
                 || split_and_validate(&bytes::Bytes::from(make_batch(5, now_ms(), b"v")), 1 << 20).unwrap();
             partition.append(&batch(), 1).await.unwrap();
-            partition.record_follower_fetch(2, 5, 0, now_ms());
+            partition.record_follower_fetch(2, 5, None, 0, now_ms());
             let expected = if strict { 0 } else { 5 };
             assert_eq!(
                 partition.with_log(|log| log.high_watermark()),
@@ -467,8 +467,36 @@ mod tests {
                 },
                 now_ms(),
             );
-            partition.record_follower_fetch(2, 5, 0, now_ms());
+            partition.record_follower_fetch(2, 5, None, 0, now_ms());
             assert_eq!(partition.with_log(|log| log.high_watermark()), 5);
         }
+    }
+
+    /// Under `flush.messages=1` a follower reports how far it has fsynced: what it holds
+    /// only in its page cache does not count as replicated, so no acknowledgement rests
+    /// on data a power cut of the follower would erase.
+    #[tokio::test]
+    async fn a_durable_follower_counts_only_what_it_has_fsynced() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::BrokerConfig::load(None, &[]).unwrap().log;
+        let log =
+            PartitionLog::create(&dir.path().join("t-0"), TopicPartition::new("t", 0), config, 0, 0).unwrap();
+        let state = PartitionState {
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        };
+        let partition = std::sync::Arc::new(Partition::new(log, uuid::Uuid::nil(), 1, state, 30_000));
+        let batch =
+            || split_and_validate(&bytes::Bytes::from(make_batch(5, now_ms(), b"v")), 1 << 20).unwrap();
+        partition.append(&batch(), 1).await.unwrap();
+        partition.append(&batch(), 1).await.unwrap();
+        // The follower holds all 10 records, 4 of them fsynced.
+        partition.record_follower_fetch(2, 10, Some(4), 0, now_ms());
+        assert_eq!(partition.with_log(|log| log.high_watermark()), 4);
+        partition.record_follower_fetch(2, 10, Some(10), 0, now_ms());
+        assert_eq!(partition.with_log(|log| log.high_watermark()), 10);
     }
 }

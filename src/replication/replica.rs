@@ -27,6 +27,9 @@ pub struct FetchPosition {
     pub log_start_offset: i64,
     /// The epoch of its last batch (-1: none), for the leader's divergence check.
     pub last_fetched_epoch: i32,
+    /// Its fsynced log end, when its flush policy (`flush.messages=1`) promises that
+    /// what it reports as replicated is durable.
+    pub durable_end_offset: Option<i64>,
 }
 
 impl Partition {
@@ -85,13 +88,14 @@ impl Partition {
             .count()
     }
 
-    /// A follower fetched from `fetch_offset`: record its progress and move the high
-    /// watermark. Returns true when the follower is outside the ISR on a partition this
+    /// A follower fetched from `fetch_offset`, having fsynced up to `durable_end_offset`
+    /// if it said so: record its progress and move the high watermark. Returns true when the follower is outside the ISR on a partition this
     /// broker leads, so that its joining may be due (leaving is the periodic check's).
     pub fn record_follower_fetch(
         &self,
         replica_id: i32,
         fetch_offset: i64,
+        durable_end_offset: Option<i64>,
         log_start_offset: i64,
         now_ms: i64,
     ) -> bool {
@@ -107,6 +111,7 @@ impl Partition {
             .entry(replica_id)
             .or_insert_with(|| FollowerState::new(now_ms));
         follower.on_fetch(fetch_offset.min(log_end_offset), log_end_offset, now_ms);
+        follower.durable_end_offset = durable_end_offset;
         // A DeleteRecords request waits for followers' log starts to follow.
         let start_moved = log_start_offset > follower.log_start_offset;
         follower.log_start_offset = follower.log_start_offset.max(log_start_offset);
@@ -207,6 +212,7 @@ impl Partition {
             log_end_offset: log.log_end_offset(),
             log_start_offset: log.log_start_offset(),
             last_fetched_epoch: log.latest_epoch().unwrap_or(-1),
+            durable_end_offset: (log.config().flush_messages <= 1).then(|| log.recovery_point()),
         }
     }
 
