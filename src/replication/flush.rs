@@ -1,11 +1,12 @@
 //! A partition's flusher: group commit ([`crate::log::group_commit`]) with the IO.
 //!
 //! A writer that needs its data durable registers the offset and waits on a channel.
-//! The first one starts a sync task; the task takes the log's unflushed files under the
-//! lock, fsyncs them on the blocking pool without the lock (appends go on meanwhile),
-//! records the new recovery point, answers every waiter the fsync covered and, while
-//! waiters remain, syncs again. The task is not the waiter's future, so a produce
-//! request that is dropped (its client went away) never strands the others.
+//! When the group commit asks for an fsync, a sync task takes the log's unflushed files
+//! under the lock, fsyncs them on the blocking pool without the lock (appends go on
+//! meanwhile), waits until the fsyncs started before it have counted, records the new
+//! recovery point and answers every waiter it covered. The task is not the waiter's
+//! future, so a produce request that is dropped (its client went away) never strands
+//! the others.
 //!
 //! A failed fsync takes the log's whole log dir offline and fails every waiter with
 //! KAFKA_STORAGE_ERROR: nothing it covered is ever acknowledged.
@@ -52,8 +53,8 @@ impl Partition {
         };
         let outcome = match wait {
             Wait::Done(_, outcome) => outcome,
-            Wait::StartSync => {
-                tokio::spawn(Arc::clone(self).run_syncs());
+            Wait::StartSync(seq) => {
+                tokio::spawn(Arc::clone(self).run_sync(seq));
                 receiver.await.unwrap_or(Outcome::Failed)
             }
             Wait::Queued => receiver.await.unwrap_or(Outcome::Failed),
@@ -79,53 +80,67 @@ impl Partition {
         }
     }
 
-    /// The sync task: fsyncs until no waiter is left.
-    async fn run_syncs(self: Arc<Self>) {
+    /// Fsync number `seq`: takes the unflushed files, fsyncs them off the lock, waits
+    /// for the fsyncs numbered before it to count, then records what it covered and
+    /// answers the waiters it released; starts the next fsync if waiters remain that
+    /// none covers.
+    async fn run_sync(self: Arc<Self>, mut seq: u64) {
         loop {
-            let (unflushed, written) = {
-                let mut log = self.log.lock();
-                (log.unflushed_files(), log.written_bytes())
-            };
-            let started = std::time::Instant::now();
-            let n_files = unflushed.files.len() + unflushed.dirs.len();
-            let sync = self.sync_fn;
-            let (unflushed, result) = match tokio::task::spawn_blocking(move || {
-                let result = sync(&unflushed);
-                (unflushed, result)
-            })
-            .await
-            {
-                Ok(done) => done,
-                Err(join_error) => {
-                    let error = std::io::Error::other(join_error.to_string());
-                    self.fail_syncs(error);
-                    return;
-                }
-            };
-            if let Err(error) = result {
-                self.fail_syncs(error);
+            let Some(next) = self.sync_once(seq).await else {
                 return;
-            }
-            let finished = {
-                let mut log = self.log.lock();
-                log.mark_flushed(unflushed.end_offset, unflushed.rewrites);
-                let finished = self
-                    .group_commit
-                    .lock()
-                    .synced(log.recovery_point(), log.log_end_offset());
-                let previous = self
-                    .flushed_bytes
-                    .swap(written, std::sync::atomic::Ordering::Relaxed);
-                crate::log::flush_stats::record(n_files, written.saturating_sub(previous), started.elapsed());
-                finished
             };
-            for (waiter, outcome) in finished.decided {
-                let _ = waiter.send(outcome);
-            }
-            if !finished.sync_again {
-                return;
-            }
+            seq = next;
         }
+    }
+
+    /// One fsync; returns the number of the next one to run, if one is due.
+    async fn sync_once(self: &Arc<Self>, seq: u64) -> Option<u64> {
+        let (unflushed, written) = {
+            let mut log = self.log.lock();
+            (log.unflushed_files(), log.written_bytes())
+        };
+        let started = std::time::Instant::now();
+        let n_files = unflushed.files.len() + unflushed.dirs.len();
+        let sync = self.sync_fn;
+        let result = match tokio::task::spawn_blocking(move || {
+            let result = sync(&unflushed);
+            (unflushed, result)
+        })
+        .await
+        {
+            Ok((unflushed, Ok(()))) => Ok(unflushed),
+            Ok((_, Err(error))) => Err(error),
+            Err(join_error) => Err(std::io::Error::other(join_error.to_string())),
+        };
+        // Count in order: an earlier fsync may hold a directory entry this one relies on.
+        let mut finished_syncs = self.syncs_finished.subscribe();
+        let _ = finished_syncs.wait_for(|finished| *finished >= seq).await;
+        let unflushed = match result {
+            Ok(unflushed) => unflushed,
+            Err(error) => {
+                self.fail_syncs(error);
+                self.syncs_finished.send_replace(seq + 1);
+                return None;
+            }
+        };
+        let finished = {
+            let mut log = self.log.lock();
+            log.mark_flushed(unflushed.end_offset, unflushed.rewrites);
+            let finished = self
+                .group_commit
+                .lock()
+                .synced(log.recovery_point(), log.log_end_offset());
+            let previous = self
+                .flushed_bytes
+                .fetch_max(written, std::sync::atomic::Ordering::Relaxed);
+            crate::log::flush_stats::record(n_files, written.saturating_sub(previous), started.elapsed());
+            finished
+        };
+        self.syncs_finished.send_replace(seq + 1);
+        for (waiter, outcome) in finished.decided {
+            let _ = waiter.send(outcome);
+        }
+        finished.start_sync
     }
 
     /// A failed fsync: the page cache may have dropped what it could not write, so the

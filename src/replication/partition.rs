@@ -93,6 +93,8 @@ pub struct Partition {
     pub(super) pending_isr: Mutex<Option<(i32, Vec<i32>)>>,
     /// Writers waiting for an fsync, and whether one runs (`flush.rs`).
     pub(super) group_commit: Mutex<GroupCommit<super::flush::FlushWaiter>>,
+    /// How many fsyncs have counted (they count in the order they started).
+    pub(super) syncs_finished: tokio::sync::watch::Sender<u64>,
     /// The log's written-bytes count at the last flush, for the flush statistics.
     pub(super) flushed_bytes: std::sync::atomic::AtomicU64,
     /// How the flusher fsyncs (a seam for fault-injection tests).
@@ -134,6 +136,7 @@ impl Partition {
             followers: Mutex::new(HashMap::new()),
             pending_isr: Mutex::new(None),
             group_commit: Mutex::new(GroupCommit::default()),
+            syncs_finished: tokio::sync::watch::Sender::new(0),
             flushed_bytes: std::sync::atomic::AtomicU64::new(0),
             sync_fn: super::flush::sync_files,
             appended: Notify::new(),
