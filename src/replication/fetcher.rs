@@ -39,7 +39,11 @@ pub const DURABLE_END_OFFSET_TAG: i32 = 0x4644;
 
 /// The durable end a follower's fetch carries, if any.
 pub fn durable_end_offset(tagged_fields: &BTreeMap<i32, bytes::Bytes>) -> Option<i64> {
-    let bytes: [u8; 8] = tagged_fields.get(&DURABLE_END_OFFSET_TAG)?.as_ref().try_into().ok()?;
+    let bytes: [u8; 8] = tagged_fields
+        .get(&DURABLE_END_OFFSET_TAG)?
+        .as_ref()
+        .try_into()
+        .ok()?;
     Some(i64::from_be_bytes(bytes))
 }
 
