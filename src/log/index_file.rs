@@ -10,6 +10,9 @@
 //! entry is skipped: indexes are sparse by nature, a lookup scans on from the entry
 //! before) instead of the kernel raising SIGBUS on a write through the mapping.
 //!
+//! Mappings are advised random access (`MADV_RANDOM`): a page fault brings in that page
+//! only, never the disk's read-ahead window of a mostly empty preallocated file.
+//!
 //! Crash rule: indexes are not checksummed. After an unclean shutdown the indexes of every
 //! segment past the recovery point are rebuilt from the log, and any index whose size or
 //! contents fail a sanity check is rebuilt too.
@@ -82,7 +85,14 @@ impl IndexFile {
         } else {
             // SAFETY: the broker is the only writer of its index files, and every access
             // stays within `length`, which only changes through `resize` on this struct.
-            Some(unsafe { MmapMut::map_mut(&self.file)? })
+            let mmap = unsafe { MmapMut::map_mut(&self.file)? };
+            // Entries are touched one page at a time (appends at the end, binary search):
+            // without this, a fault reads ahead as far as the disk does (megabytes of
+            // zeros of a preallocated index into the page cache, for one entry).
+            if let Err(error) = mmap.advise(memmap2::Advice::Random) {
+                tracing::debug!(path = %self.path.display(), %error, "madvise(MADV_RANDOM) refused");
+            }
+            Some(mmap)
         };
         Ok(())
     }
@@ -221,7 +231,7 @@ pub fn remove_if_exists(path: &Path) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -252,5 +262,41 @@ mod tests {
             std::fs::metadata(&path).unwrap().len(),
             (RESERVE_CHUNK + 8) as u64
         );
+    }
+
+    /// Pages of `path` in the page cache, counted by `mincore` over a fresh mapping.
+    pub(crate) fn resident_bytes(path: &Path) -> usize {
+        let file = File::open(path).unwrap();
+        let length = file.metadata().unwrap().len() as usize;
+        if length == 0 {
+            return 0;
+        }
+        // SAFETY: a read-only mapping of a file this test owns, only passed to mincore.
+        let map = unsafe { memmap2::Mmap::map(&file).unwrap() };
+        let page = 4096;
+        let mut resident = vec![0u8; length.div_ceil(page)];
+        // SAFETY: `resident` has one byte per page of the mapping.
+        let result =
+            unsafe { libc::mincore(map.as_ptr() as *mut libc::c_void, length, resident.as_mut_ptr()) };
+        assert_eq!(result, 0, "{}", io::Error::last_os_error());
+        resident.iter().filter(|byte| **byte & 1 == 1).count() * page
+    }
+
+    /// A write to a fresh 10 MiB index brings in the pages it touches, not megabytes of
+    /// zeros read ahead around them (the disk may read ahead 8 MiB).
+    #[test]
+    fn one_entry_brings_in_only_the_pages_it_touches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let mut index = IndexFile::open(&path, 8, 10 << 20, false, true).unwrap();
+        assert!(index.push(&1u64.to_be_bytes()));
+        let resident = resident_bytes(&path);
+        assert!(resident <= 64 * 1024, "{resident} bytes resident after one entry");
+        // Lookups fault in nothing around the entries either.
+        assert_eq!(
+            index.floor_by(5, |entry| i64::from_be_bytes(entry.try_into().unwrap())),
+            Some(0)
+        );
+        assert!(resident_bytes(&path) <= 64 * 1024);
     }
 }

@@ -595,3 +595,50 @@ fn a_move_without_changes_between_passes_reuses_the_first_copy() {
     assert_eq!(after[..], before[before.len() - after.len()..]);
     assert!(after.len() < before.len());
 }
+
+/// The first record written to a fresh partition (10 MiB preallocated indexes, the
+/// default) brings only the index pages it writes into the page cache, not the disk's
+/// read-ahead window of zeros; the same after a roll and after an unclean reopen that
+/// rebuilds the active segment's indexes.
+#[test]
+fn a_first_write_brings_in_only_the_index_pages_it_touches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut config = crate::config::BrokerConfig::load(None, &[]).unwrap().log;
+    config.index_interval_bytes = 1;
+    assert_eq!(config.max_index_size, 10 << 20);
+    let mut log = PartitionLog::create(&path, TopicPartition::new("t", 0), config.clone(), 0, 0).unwrap();
+    let index_files = |path: &std::path::Path| -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(path)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|file| {
+                file.extension()
+                    .is_some_and(|extension| extension == "index" || extension == "timeindex")
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let check = |what: &str| {
+        for file in index_files(&path) {
+            let resident = crate::log::index_file::tests::resident_bytes(&file);
+            assert!(
+                resident <= 64 * 1024,
+                "{what}: {resident} bytes of {} resident",
+                file.display()
+            );
+        }
+    };
+    log.append(&incoming(1, 1_000, b"v"), 1_000).unwrap();
+    check("first append");
+    log.roll(2_000).unwrap();
+    log.append(&incoming(1, 2_000, b"w"), 2_000).unwrap();
+    assert_eq!(index_files(&path).len(), 4);
+    check("after a roll");
+    drop(log);
+    let (log, _) =
+        PartitionLog::open(&path, TopicPartition::new("t", 0), config, 0, 0, false, 3_000).unwrap();
+    assert_eq!(log.log_end_offset(), 2);
+    check("after an unclean reopen");
+}
