@@ -66,6 +66,17 @@ fn main() -> std::process::ExitCode {
             }
         };
     }
+    // Partitions hold files open: take every descriptor the hard limit allows.
+    match ferrolog::log::limits::raise_open_files_limit() {
+        Ok(limit) => tracing::info!(
+            soft = limit.soft,
+            was = limit.soft_before,
+            hard = limit.hard,
+            max_map_count = ferrolog::log::limits::max_map_count(),
+            "open file limit"
+        ),
+        Err(error) => tracing::warn!(%error, "cannot raise the open file limit"),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -24,7 +24,11 @@ use std::path::{Path, PathBuf};
 
 pub struct IndexFile {
     path: PathBuf,
-    file: File,
+    /// Open only while the index is active (it grows, reserves blocks and is sealed);
+    /// a sealed index is read through its mapping alone and costs no descriptor.
+    file: Option<File>,
+    /// Preallocated and written to; false once sealed.
+    active: bool,
     /// None when the file is empty (a zero-length file cannot be mapped).
     mmap: Option<MmapMut>,
     entry_size: usize,
@@ -64,7 +68,8 @@ impl IndexFile {
         }
         let mut index = IndexFile {
             path: path.to_path_buf(),
-            file,
+            file: Some(file),
+            active,
             mmap: None,
             entry_size,
             entries,
@@ -74,18 +79,30 @@ impl IndexFile {
             index.resize((max_size / entry_size as u64) * entry_size as u64)?;
         } else {
             index.remap()?;
+            index.file = None;
         }
         Ok(index)
     }
 
+    /// The open file, reopened if a sealed index let it go.
+    fn handle(&mut self) -> io::Result<&File> {
+        if self.file.is_none() {
+            self.file = Some(OpenOptions::new().read(true).write(true).open(&self.path)?);
+        }
+        self.file
+            .as_ref()
+            .ok_or_else(|| io::Error::other("index file not open"))
+    }
+
     fn remap(&mut self) -> io::Result<()> {
-        let length = self.file.metadata()?.len();
+        let file = self.handle()?;
+        let length = file.metadata()?.len();
         self.mmap = if length == 0 {
             None
         } else {
             // SAFETY: the broker is the only writer of its index files, and every access
             // stays within `length`, which only changes through `resize` on this struct.
-            let mmap = unsafe { MmapMut::map_mut(&self.file)? };
+            let mmap = unsafe { MmapMut::map_mut(file)? };
             // Entries are touched one page at a time (appends at the end, binary search):
             // without this, a fault reads ahead as far as the disk does (megabytes of
             // zeros of a preallocated index into the page cache, for one entry).
@@ -101,7 +118,7 @@ impl IndexFile {
         let length = length.max((self.entries * self.entry_size) as u64);
         self.reserved = self.reserved.min(length as usize);
         self.mmap = None;
-        self.file.set_len(length)?;
+        self.handle()?.set_len(length)?;
         self.remap()
     }
 
@@ -135,10 +152,17 @@ impl IndexFile {
         let length = self.mmap.as_ref().map_or(0, |mmap| mmap.len());
         let target = (end.div_ceil(RESERVE_CHUNK) * RESERVE_CHUNK).min(length);
         use std::os::fd::AsRawFd;
+        let fd = match self.handle() {
+            Ok(file) => file.as_raw_fd(),
+            Err(error) => {
+                tracing::warn!(path = %self.path.display(), %error, "cannot reopen an index; entry skipped");
+                return false;
+            }
+        };
         // SAFETY: fallocate on our own open descriptor, within the file's length.
         let result = unsafe {
             libc::fallocate(
-                self.file.as_raw_fd(),
+                fd,
                 0,
                 self.reserved as libc::off_t,
                 (target - self.reserved) as libc::off_t,
@@ -202,14 +226,28 @@ impl IndexFile {
         }
     }
 
-    /// Trims the file to its entries (the sealed form).
+    /// Trims the file to its entries (the sealed form) and lets its descriptor go. An
+    /// index that is sealed already is left as it is.
     pub fn seal(&mut self) -> io::Result<()> {
+        if !self.active {
+            return Ok(());
+        }
         self.flush()?;
         self.mmap = None;
-        self.file.set_len((self.entries * self.entry_size) as u64)?;
+        let length = (self.entries * self.entry_size) as u64;
+        let file = self.handle()?;
+        file.set_len(length)?;
+        file.sync_all()?;
         self.reserved = self.reserved.min(self.entries * self.entry_size);
-        self.file.sync_all()?;
-        self.remap()
+        self.remap()?;
+        self.active = false;
+        self.file = None;
+        Ok(())
+    }
+
+    /// Whether the index takes entries (not sealed).
+    pub fn is_active(&self) -> bool {
+        self.active
     }
 
     pub fn delete(self) -> io::Result<()> {

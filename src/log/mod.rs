@@ -13,6 +13,7 @@ pub mod group_commit;
 pub mod index_file;
 pub mod internal_batch;
 pub mod leader_epoch;
+pub mod limits;
 pub mod manager;
 pub mod offset_index;
 pub mod partition_log;

@@ -87,6 +87,11 @@ impl OffsetIndex {
     }
 
     /// True when offsets and positions strictly increase and stay within the segment.
+    /// Whether it takes entries (not sealed).
+    pub fn is_active(&self) -> bool {
+        self.file.is_active()
+    }
+
     pub fn is_sane(&self, segment_size: u64) -> bool {
         let mut previous: Option<(i64, u64)> = None;
         for index in 0..self.file.entries() {

@@ -642,3 +642,39 @@ fn a_first_write_brings_in_only_the_index_pages_it_touches() {
     assert_eq!(log.log_end_offset(), 2);
     check("after an unclean reopen");
 }
+
+/// Descriptors this process holds on files under `dir`.
+fn open_files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .collect()
+}
+
+/// A sealed segment holds one descriptor (its log) and its index mappings, before and
+/// after a restart; only the active segment keeps its index files open.
+#[test]
+fn sealed_segments_hold_only_their_log_file_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::create(&path, TopicPartition::new("t", 0), config(300), 0, 0).unwrap();
+    for index in 0..20u8 {
+        log.append(&incoming(2, 1_000, &[index; 40]), 1_000).unwrap();
+    }
+    let segments = log.n_segments();
+    assert!(segments > 5, "{segments} segments");
+    assert_eq!(
+        open_files_under(&path).len(),
+        segments + 2,
+        "{:?}",
+        open_files_under(&path)
+    );
+    log.close().unwrap();
+    drop(log);
+    let (log, _) =
+        PartitionLog::open(&path, TopicPartition::new("t", 0), config(300), 0, 0, true, 2_000).unwrap();
+    assert_eq!(log.n_segments(), segments);
+    assert_eq!(open_files_under(&path).len(), segments + 2);
+    assert_eq!(contents(&log).len(), 20);
+}

@@ -145,9 +145,13 @@ impl LogSegment {
         let index_path = file_name(dir, base_offset, "index");
         let time_path = file_name(dir, base_offset, "timeindex");
         let keep = !recover && index_path.exists() && time_path.exists();
-        let offset_index = OffsetIndex::open(&index_path, base_offset, max_index_size, keep, true)
+        // A sealed segment whose indexes are kept is mapped as it is: no preallocation,
+        // no trimming and fsync again, no descriptors held (a restart with many
+        // partitions pays nothing per sealed segment but two mappings).
+        let writable = active || !keep;
+        let offset_index = OffsetIndex::open(&index_path, base_offset, max_index_size, keep, writable)
             .map_err(|source| LogError::io(&index_path, "open offset index", source))?;
-        let time_index = TimeIndex::open(&time_path, base_offset, max_index_size, keep, true)
+        let time_index = TimeIndex::open(&time_path, base_offset, max_index_size, keep, writable)
             .map_err(|source| LogError::io(&time_path, "open time index", source))?;
         let mut segment = LogSegment {
             base_offset,
@@ -164,10 +168,17 @@ impl LogSegment {
             index_interval_bytes,
         };
         let trusted = keep && segment.offset_index.is_sane(size) && segment.time_index.is_sane();
-        let report = if trusted {
-            segment.load_tail()?;
+        let report = if trusted && segment.load_tail()? {
             RecoveryReport::default()
         } else {
+            // The file disagrees with its indexes: check it all and rebuild them.
+            if !segment.offset_index.is_active() || !segment.time_index.is_active() {
+                segment.offset_index =
+                    OffsetIndex::open(&index_path, base_offset, max_index_size, false, true)
+                        .map_err(|source| LogError::io(&index_path, "open offset index", source))?;
+                segment.time_index = TimeIndex::open(&time_path, base_offset, max_index_size, false, true)
+                    .map_err(|source| LogError::io(&time_path, "open time index", source))?;
+            }
             segment.recover()?
         };
         if !active {
@@ -177,8 +188,9 @@ impl LogSegment {
     }
 
     /// Learns next offset, timestamps and index bookkeeping by scanning from the last
-    /// indexed batch to the end (trusting the file, as after a clean shutdown).
-    fn load_tail(&mut self) -> Result<(), LogError> {
+    /// indexed batch to the end (trusting the file, as after a clean shutdown). False
+    /// if the file disagrees with that promise (the caller then recovers it).
+    fn load_tail(&mut self) -> Result<bool, LogError> {
         let (_, start) = self.offset_index.last_entry().unwrap_or((self.base_offset, 0));
         self.first_batch_timestamp = self.read_header(0)?.map(|header| header.max_timestamp);
         self.max_timestamp = self
@@ -195,11 +207,7 @@ impl LogSegment {
             self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
             position = end;
         }
-        if position != self.size {
-            // The file disagrees with a clean shutdown's promise: check it all.
-            self.recover()?;
-        }
-        Ok(())
+        Ok(position == self.size)
     }
 
     /// Reads and checks every batch, truncates at the first bad one, rebuilds the indexes.

@@ -80,6 +80,11 @@ impl TimeIndex {
         self.file.truncate_entries(keep);
     }
 
+    /// Whether it takes entries (not sealed).
+    pub fn is_active(&self) -> bool {
+        self.file.is_active()
+    }
+
     pub fn is_sane(&self) -> bool {
         (1..self.file.entries()).all(|index| {
             let (previous_ts, previous_offset) = self.decode(self.file.entry(index - 1));
