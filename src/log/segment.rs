@@ -148,11 +148,15 @@ impl LogSegment {
         // A sealed segment whose indexes are kept is mapped as it is: no preallocation,
         // no trimming and fsync again, no descriptors held (a restart with many
         // partitions pays nothing per sealed segment but two mappings).
-        let writable = active || !keep;
-        let offset_index = OffsetIndex::open(&index_path, base_offset, max_index_size, keep, writable)
-            .map_err(|source| LogError::io(&index_path, "open offset index", source))?;
-        let time_index = TimeIndex::open(&time_path, base_offset, max_index_size, keep, writable)
-            .map_err(|source| LogError::io(&time_path, "open time index", source))?;
+        let open_indexes = |keep: bool, writable: bool| -> Result<(OffsetIndex, TimeIndex), LogError> {
+            Ok((
+                OffsetIndex::open(&index_path, base_offset, max_index_size, keep, writable)
+                    .map_err(|source| LogError::io(&index_path, "open offset index", source))?,
+                TimeIndex::open(&time_path, base_offset, max_index_size, keep, writable)
+                    .map_err(|source| LogError::io(&time_path, "open time index", source))?,
+            ))
+        };
+        let (offset_index, time_index) = open_indexes(keep, active || !keep)?;
         let mut segment = LogSegment {
             base_offset,
             path,
@@ -173,11 +177,7 @@ impl LogSegment {
         } else {
             // The file disagrees with its indexes: check it all and rebuild them.
             if !segment.offset_index.is_active() || !segment.time_index.is_active() {
-                segment.offset_index =
-                    OffsetIndex::open(&index_path, base_offset, max_index_size, false, true)
-                        .map_err(|source| LogError::io(&index_path, "open offset index", source))?;
-                segment.time_index = TimeIndex::open(&time_path, base_offset, max_index_size, false, true)
-                    .map_err(|source| LogError::io(&time_path, "open time index", source))?;
+                (segment.offset_index, segment.time_index) = open_indexes(false, true)?;
             }
             segment.recover()?
         };

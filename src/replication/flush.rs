@@ -35,8 +35,8 @@ pub(super) fn sync_files(unflushed: &crate::log::partition_log::UnflushedFiles) 
 }
 
 impl Partition {
-    /// Makes every offset below `offset` durable. Concurrent callers share fsyncs: one
-    /// runs at a time and covers everything appended before it started.
+    /// Makes every offset below `offset` durable. Concurrent callers share fsyncs: each
+    /// covers everything appended before it started, and up to two run at once.
     pub async fn flush_to(self: &Arc<Self>, offset: i64) -> Result<(), AppendError> {
         let (sender, receiver) = oneshot::channel();
         let wait = {
@@ -125,7 +125,11 @@ impl Partition {
         };
         let finished = {
             let mut log = self.log.lock();
-            log.mark_flushed(unflushed.end_offset, unflushed.rewrites);
+            // After an earlier fsync failed, a later one's success proves nothing: the
+            // kernel may have dropped the pages the failed one could not write.
+            if !log.is_offline() {
+                log.mark_flushed(unflushed.end_offset, unflushed.rewrites);
+            }
             let finished = self
                 .group_commit
                 .lock()
@@ -163,21 +167,11 @@ mod tests {
     use super::*;
     use crate::log::batch::split_and_validate;
     use crate::log::batch::tests::make_batch;
-    use crate::log::{PartitionLog, TopicPartition};
-    use crate::replication::partition::PartitionState;
 
     fn durable_partition(dir: &std::path::Path, sync_fn: SyncFn) -> Arc<Partition> {
         let mut config = crate::config::BrokerConfig::load(None, &[]).unwrap().log;
         config.flush_messages = 1;
-        let log = PartitionLog::create(&dir.join("t-0"), TopicPartition::new("t", 0), config, 0, 0).unwrap();
-        let state = PartitionState {
-            replicas: vec![1],
-            isr: vec![1],
-            leader: 1,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        };
-        let mut partition = Partition::new(log, uuid::Uuid::nil(), 1, state, 30_000);
+        let mut partition = crate::replication::partition::tests::leader(dir, config, &[1], &[1], 30_000);
         partition.sync_fn = sync_fn;
         Arc::new(partition)
     }
@@ -241,5 +235,37 @@ mod tests {
         }
         let syncs = SYNCS.load(std::sync::atomic::Ordering::SeqCst);
         assert!((1..10).contains(&syncs), "{syncs} fsyncs for 10 writers");
+    }
+
+    /// Two fsyncs overlap; the first fails, the second returns first and succeeds. The
+    /// second must not move the recovery point or answer anyone: after a failed fsync
+    /// the kernel may have dropped the pages it could not write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_fsync_that_succeeds_after_an_earlier_one_failed_makes_nothing_durable() {
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        fn first_fails_late(unflushed: &crate::log::partition_log::UnflushedFiles) -> std::io::Result<()> {
+            if CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                return Err(std::io::Error::other("injected EIO"));
+            }
+            sync_files(unflushed)
+        }
+        let root = tempfile::tempdir().unwrap();
+        let partition = durable_partition(root.path(), first_fails_late);
+        let first = tokio::spawn({
+            let partition = Arc::clone(&partition);
+            async move { partition.append(&batch(), 1).await }
+        });
+        // The first fsync is under way; this append starts a second one.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let second = partition.append(&batch(), 1).await;
+        assert!(second.is_err(), "{second:?}");
+        assert!(first.await.unwrap().is_err());
+        assert_eq!(
+            CALLS.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "two fsyncs overlapped"
+        );
+        assert_eq!(partition.with_log(|log| log.recovery_point()), 0);
     }
 }

@@ -341,8 +341,28 @@ impl Partition {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A partition led by broker 1 in a fresh log under `dir`, with `isr` of
+    /// `replicas` and `replica.lag.time.max.ms` = `lag_ms`.
+    pub(crate) fn leader(
+        dir: &std::path::Path,
+        config: crate::config::LogConfig,
+        replicas: &[i32],
+        isr: &[i32],
+        lag_ms: i64,
+    ) -> Partition {
+        let log = PartitionLog::create(&dir.join("t-0"), TopicPartition::new("t", 0), config, 0, 0).unwrap();
+        let state = PartitionState {
+            replicas: replicas.to_vec(),
+            isr: isr.to_vec(),
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        };
+        Partition::new(log, uuid::Uuid::nil(), 1, state, lag_ms)
+    }
     use crate::log::batch::split_and_validate;
     use crate::log::batch::tests::make_batch;
 
@@ -364,17 +384,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = crate::config::BrokerConfig::load(None, &[]).unwrap().log;
         config.min_insync_replicas = 2;
-        let log =
-            PartitionLog::create(&dir.path().join("t-0"), TopicPartition::new("t", 0), config, 0, 0).unwrap();
-        let state = PartitionState {
-            replicas: vec![1, 2],
-            isr: vec![1, 2],
-            leader: 1,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        };
         // replica.lag.time.max.ms of 1: follower 2 soon counts as lagging.
-        let partition = std::sync::Arc::new(Partition::new(log, uuid::Uuid::nil(), 1, state, 1));
+        let partition = std::sync::Arc::new(leader(dir.path(), config, &[1, 2], &[1, 2], 1));
         let first = partition.append(&idempotent_batch(0), 1).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         assert!(matches!(
@@ -396,16 +407,7 @@ mod tests {
     async fn a_replica_proposed_for_the_isr_holds_the_high_watermark_back() {
         let dir = tempfile::tempdir().unwrap();
         let config = crate::config::BrokerConfig::load(None, &[]).unwrap().log;
-        let log =
-            PartitionLog::create(&dir.path().join("t-0"), TopicPartition::new("t", 0), config, 0, 0).unwrap();
-        let state = PartitionState {
-            replicas: vec![1, 2, 3],
-            isr: vec![1, 2],
-            leader: 1,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        };
-        let partition = std::sync::Arc::new(Partition::new(log, uuid::Uuid::nil(), 1, state, 30_000));
+        let partition = std::sync::Arc::new(leader(dir.path(), config, &[1, 2, 3], &[1, 2], 30_000));
         let batch =
             || split_and_validate(&bytes::Bytes::from(make_batch(5, now_ms(), b"v")), 1 << 20).unwrap();
         partition.append(&batch(), 1).await.unwrap();
@@ -482,16 +484,7 @@ mod tests {
     async fn a_durable_follower_counts_only_what_it_has_fsynced() {
         let dir = tempfile::tempdir().unwrap();
         let config = crate::config::BrokerConfig::load(None, &[]).unwrap().log;
-        let log =
-            PartitionLog::create(&dir.path().join("t-0"), TopicPartition::new("t", 0), config, 0, 0).unwrap();
-        let state = PartitionState {
-            replicas: vec![1, 2],
-            isr: vec![1, 2],
-            leader: 1,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        };
-        let partition = std::sync::Arc::new(Partition::new(log, uuid::Uuid::nil(), 1, state, 30_000));
+        let partition = std::sync::Arc::new(leader(dir.path(), config, &[1, 2], &[1, 2], 30_000));
         let batch =
             || split_and_validate(&bytes::Bytes::from(make_batch(5, now_ms(), b"v")), 1 << 20).unwrap();
         partition.append(&batch(), 1).await.unwrap();
