@@ -106,22 +106,18 @@ impl PartitionLog {
             return None;
         }
         let bases: Vec<i64> = self.segments.keys().copied().collect();
-        let sealed: Vec<(SegmentInfo, Arc<File>)> = self
+        let infos: Vec<SegmentInfo> = self
             .segments
             .values()
             .zip(bases.iter().skip(1))
-            .map(|(segment, next)| {
-                let info = SegmentInfo {
-                    base_offset: segment.base_offset,
-                    end_offset: *next,
-                    size: segment.size(),
-                    max_timestamp: segment.max_timestamp,
-                    first_timestamp: segment.first_batch_timestamp,
-                };
-                (info, segment.file_handle())
+            .map(|(segment, next)| SegmentInfo {
+                base_offset: segment.base_offset,
+                end_offset: *next,
+                size: segment.size(),
+                max_timestamp: segment.max_timestamp,
+                first_timestamp: segment.first_batch_timestamp,
             })
             .collect();
-        let infos: Vec<SegmentInfo> = sealed.iter().map(|(info, _)| *info).collect();
         let policy = CleanPolicy {
             min_cleanable_ratio: self.config.min_cleanable_ratio,
             min_lag_ms: self.config.min_compaction_lag_ms,
@@ -143,13 +139,30 @@ impl PartitionLog {
                 .or_default()
                 .push((txn.first_offset, txn.last_offset));
         }
+        // Only the segments a pass reads are opened (the budget may have closed them).
+        let segments = match infos
+            .iter()
+            .filter(|info| info.end_offset <= cleanable.end)
+            .map(|info| {
+                let segment = self.segments.get(&info.base_offset);
+                segment
+                    .map(segment::LogSegment::file_handle)
+                    .transpose()
+                    .map(|file| file.map(|file| (*info, file)))
+            })
+            .collect::<Result<Option<Vec<(SegmentInfo, Arc<File>)>>, LogError>>()
+        {
+            Ok(Some(segments)) => segments,
+            Ok(None) => return None,
+            Err(error) => {
+                tracing::warn!(topic_partition = %self.topic_partition, %error, "cannot open segments to clean");
+                return None;
+            }
+        };
         Some(CleanSource {
             dir: self.dir.clone(),
             cleanable,
-            segments: sealed
-                .into_iter()
-                .filter(|(info, _)| info.end_offset <= cleanable.end)
-                .collect(),
+            segments,
             rewrites: self.rewrites,
             log_end_offset: self.log_end_offset(),
             producers_last: self.producers.last_offsets(),

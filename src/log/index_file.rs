@@ -29,8 +29,12 @@ pub struct IndexFile {
     file: Option<File>,
     /// Preallocated and written to; false once sealed.
     active: bool,
-    /// None when the file is empty (a zero-length file cannot be mapped).
+    /// None when the file is empty (a zero-length file cannot be mapped) or released.
     mmap: Option<MmapMut>,
+    /// The mapped length, known while released too (capacity, fullness).
+    length: usize,
+    /// Closed by the open-file budget: mapping and descriptor go, entries stay counted.
+    released: bool,
     entry_size: usize,
     entries: usize,
     /// Bytes from the start that are known to have disk blocks behind them.
@@ -71,6 +75,8 @@ impl IndexFile {
             file: Some(file),
             active,
             mmap: None,
+            length: 0,
+            released: false,
             entry_size,
             entries,
             reserved: entries * entry_size,
@@ -111,6 +117,7 @@ impl IndexFile {
             }
             Some(mmap)
         };
+        self.length = length as usize;
         Ok(())
     }
 
@@ -127,7 +134,42 @@ impl IndexFile {
     }
 
     pub fn capacity(&self) -> usize {
-        self.mmap.as_ref().map_or(0, |mmap| mmap.len() / self.entry_size)
+        self.length / self.entry_size
+    }
+
+    /// Lets the mapping and descriptor go (the open-file budget). Dirty pages of the
+    /// mapping stay in the page cache; [`IndexFile::reopen`] maps the file again.
+    pub fn release(&mut self) {
+        self.mmap = None;
+        self.file = None;
+        self.released = true;
+    }
+
+    pub fn is_released(&self) -> bool {
+        self.released
+    }
+
+    /// Maps a released index again as it was: an active one keeps its descriptor.
+    pub fn reopen(&mut self) -> io::Result<()> {
+        if !self.released {
+            return Ok(());
+        }
+        self.remap()?;
+        if !self.active {
+            self.file = None;
+        }
+        self.released = false;
+        Ok(())
+    }
+
+    /// Descriptors held (0 or 1).
+    pub fn fds(&self) -> usize {
+        usize::from(self.file.is_some())
+    }
+
+    /// Mappings held (0 or 1).
+    pub fn maps(&self) -> usize {
+        usize::from(self.mmap.is_some())
     }
 
     pub fn is_full(&self) -> bool {
@@ -149,8 +191,7 @@ impl IndexFile {
         if end <= self.reserved {
             return true;
         }
-        let length = self.mmap.as_ref().map_or(0, |mmap| mmap.len());
-        let target = (end.div_ceil(RESERVE_CHUNK) * RESERVE_CHUNK).min(length);
+        let target = (end.div_ceil(RESERVE_CHUNK) * RESERVE_CHUNK).min(self.length);
         use std::os::fd::AsRawFd;
         let fd = match self.handle() {
             Ok(file) => file.as_raw_fd(),

@@ -120,6 +120,15 @@ impl OffsetIndex {
     pub fn delete(self) -> io::Result<()> {
         self.file.delete()
     }
+
+    /// The underlying file, for the open-file budget (release, reopen, cost).
+    pub fn file_mut(&mut self) -> &mut IndexFile {
+        &mut self.file
+    }
+
+    pub fn file(&self) -> &IndexFile {
+        &self.file
+    }
 }
 
 #[cfg(test)]

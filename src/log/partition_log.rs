@@ -740,22 +740,24 @@ impl PartitionLog {
     /// What a flush must fsync, so the caller can do it without holding the log (group
     /// commit): the files holding unflushed data, the directories whose new entries
     /// (taken here: they are the caller's to sync now) and the offset they cover.
-    pub fn unflushed_files(&mut self) -> UnflushedFiles {
+    /// Fails if a segment the budget closed cannot be opened again.
+    pub fn unflushed_files(&mut self) -> Result<UnflushedFiles, LogError> {
         let first = self
             .segments
             .range(..=self.recovery_point)
             .next_back()
             .map_or(0, |(base, _)| *base);
-        UnflushedFiles {
-            files: self
-                .segments
-                .range(first..)
-                .map(|(_, segment)| segment.file_handle())
-                .collect(),
+        let files = self
+            .segments
+            .range(first..)
+            .map(|(_, segment)| segment.file_handle())
+            .collect::<Result<_, _>>()?;
+        Ok(UnflushedFiles {
+            files,
             dirs: std::mem::take(&mut self.unsynced_dirs),
             end_offset: self.log_end_offset(),
             rewrites: self.rewrites,
-        }
+        })
     }
 
     /// Bytes written to this log since it was opened (flush statistics).

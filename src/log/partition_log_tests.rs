@@ -678,3 +678,72 @@ fn sealed_segments_hold_only_their_log_file_open() {
     assert_eq!(open_files_under(&path).len(), segments + 2);
     assert_eq!(contents(&log).len(), 20);
 }
+
+/// Mappings this process holds of files under `dir`.
+fn mappings_under(dir: &std::path::Path) -> usize {
+    let dir = dir.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|line| line.contains(dir.as_str()))
+        .count()
+}
+
+/// Many logs under a budget of a few descriptors and mappings: every log takes appends,
+/// rolls, serves reads by offset and timestamp and reopens with everything in it, while
+/// the files held stay within the budget (closed segments reopen on their next use).
+#[test]
+fn many_logs_stay_within_the_open_file_budget() {
+    let budget: &'static crate::log::open_files::Budget =
+        Box::leak(Box::new(crate::log::open_files::Budget::new(crate::log::open_files::Cost {
+            fds: 12,
+            maps: 12,
+        })));
+    super::segment::TEST_BUDGET.with(|cell| cell.set(Some(budget)));
+    let dir = tempfile::tempdir().unwrap();
+    let n_logs = 30;
+    let path = |index: i32| dir.path().join(format!("t-{index}"));
+    let mut logs: Vec<PartitionLog> = (0..n_logs)
+        .map(|index| PartitionLog::create(&path(index), TopicPartition::new("t", index), config(300), 0, 0).unwrap())
+        .collect();
+    for round in 0..8u8 {
+        for log in logs.iter_mut() {
+            log.append(&incoming(2, 1_000 + round as i64, &[round; 40]), 1_000).unwrap();
+        }
+        assert!(budget.used().fds <= 12, "{:?}", budget.used());
+        assert!(open_files_under(dir.path()).len() <= 12);
+        assert!(mappings_under(dir.path()) <= 12);
+    }
+    assert!(budget.evictions() > 0);
+    let expected: Vec<(i64, i32, u8)> = (0..8u8).map(|round| (round as i64 * 2, 2, round)).collect();
+    for log in logs.iter_mut() {
+        assert!(log.n_segments() > 1);
+        assert_eq!(contents(log), expected);
+        assert_eq!(log.offset_for_timestamp(1_005).unwrap().map(|(offset, _)| offset), Some(10));
+        // A flush reopens what it needs.
+        let unflushed = log.unflushed_files().unwrap();
+        for file in &unflushed.files {
+            file.sync_data().unwrap();
+        }
+        log.mark_flushed(unflushed.end_offset, unflushed.rewrites);
+        assert_eq!(log.recovery_point(), 16);
+    }
+    assert!(open_files_under(dir.path()).len() <= 12 + 2);
+    // Half shut down cleanly, half not: both reopen under the budget with everything.
+    for (index, log) in logs.iter_mut().enumerate() {
+        if index % 2 == 0 {
+            log.close().unwrap();
+        }
+    }
+    drop(logs);
+    assert_eq!(budget.used(), crate::log::open_files::Cost::default());
+    for index in 0..n_logs {
+        let (log, report) =
+            PartitionLog::open(&path(index), TopicPartition::new("t", index), config(300), 0, 0, index % 2 == 0, 2_000)
+                .unwrap();
+        assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(contents(&log), expected);
+        assert!(open_files_under(dir.path()).len() <= 12 + 2);
+    }
+    super::segment::TEST_BUDGET.with(|cell| cell.set(None));
+}

@@ -12,6 +12,7 @@
 use super::LogError;
 use super::batch::{self, BatchHeader, HEADER_LEN, IncomingBatch, LOG_OVERHEAD, STAMPED_PREFIX_LEN};
 use super::offset_index::OffsetIndex;
+use super::open_files::{self, Budget, Cost, Handles, Slot};
 use super::time_index::TimeIndex;
 use std::fs::{File, OpenOptions};
 use std::io::{IoSlice, Seek, SeekFrom, Write};
@@ -49,13 +50,13 @@ pub fn file_name(dir: &Path, base_offset: i64, extension: &str) -> PathBuf {
 pub struct LogSegment {
     pub base_offset: i64,
     path: PathBuf,
-    file: Arc<File>,
+    /// The `.log` descriptor and both indexes, closed by the open-file budget when the
+    /// segment is not used and opened again on its next use.
+    files: Arc<Slot<SegmentFiles>>,
     /// Bytes of valid batches in the file.
     size: u64,
     /// The offset after the last batch in this segment.
     next_offset: i64,
-    offset_index: OffsetIndex,
-    time_index: TimeIndex,
     bytes_since_last_index_entry: u64,
     /// The largest batch max_timestamp in the segment (-1 when empty).
     pub max_timestamp: i64,
@@ -66,7 +67,82 @@ pub struct LogSegment {
     index_interval_bytes: u64,
 }
 
+/// The open files of a segment (see `open_files`).
+pub struct SegmentFiles {
+    path: PathBuf,
+    log: Option<Arc<File>>,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+}
+
+impl SegmentFiles {
+    fn log(&self) -> std::io::Result<&Arc<File>> {
+        self.log
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("segment file not open"))
+    }
+}
+
+impl Handles for SegmentFiles {
+    fn reopen(&mut self) -> std::io::Result<()> {
+        if self.log.is_none() {
+            self.log = Some(Arc::new(OpenOptions::new().read(true).write(true).open(&self.path)?));
+        }
+        self.offset_index.file_mut().reopen()?;
+        self.time_index.file_mut().reopen()
+    }
+
+    fn release(&mut self) {
+        self.log = None;
+        self.offset_index.file_mut().release();
+        self.time_index.file_mut().release();
+    }
+
+    fn is_released(&self) -> bool {
+        self.log.is_none() || self.offset_index.file().is_released() || self.time_index.file().is_released()
+    }
+
+    fn cost(&self) -> Cost {
+        let (offsets, times) = (self.offset_index.file(), self.time_index.file());
+        Cost {
+            fds: usize::from(self.log.is_some()) + offsets.fds() + times.fds(),
+            maps: offsets.maps() + times.maps(),
+        }
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// A budget for the segments a test creates on this thread (tests of eviction).
+    pub(crate) static TEST_BUDGET: std::cell::Cell<Option<&'static Budget>> =
+        const { std::cell::Cell::new(None) };
+}
+
+fn budget() -> &'static Budget {
+    #[cfg(test)]
+    if let Some(budget) = TEST_BUDGET.with(std::cell::Cell::get) {
+        return budget;
+    }
+    open_files::global()
+}
+
+fn io_error<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> LogError + 'a {
+    move |source| LogError::io(path, op, source)
+}
+
 impl LogSegment {
+    /// Runs `use_files` on the segment's open files, reopening them if the budget
+    /// closed them.
+    fn with_files<R>(&self, use_files: impl FnOnce(&mut SegmentFiles) -> R) -> Result<R, LogError> {
+        self.files.with(use_files).map_err(io_error(&self.path, "reopen segment"))
+    }
+
+    /// The `.log` descriptor, reopened if needed.
+    fn log_file(&self) -> Result<Arc<File>, LogError> {
+        self.with_files(|files| files.log().cloned())?
+            .map_err(io_error(&self.path, "reopen segment"))
+    }
+
     /// Creates a new, empty, active segment.
     pub fn create(
         dir: &Path,
@@ -99,14 +175,18 @@ impl LogSegment {
             true,
         )
         .map_err(|source| LogError::io(&path, "create time index", source))?;
+        let files = SegmentFiles {
+            path: path.clone(),
+            log: Some(Arc::new(file)),
+            offset_index,
+            time_index,
+        };
         Ok(LogSegment {
             base_offset,
             path,
-            file: Arc::new(file),
+            files: Slot::new(budget(), files),
             size: 0,
             next_offset: base_offset,
-            offset_index,
-            time_index,
             bytes_since_last_index_entry: 0,
             max_timestamp: -1,
             first_batch_timestamp: None,
@@ -157,27 +237,36 @@ impl LogSegment {
             ))
         };
         let (offset_index, time_index) = open_indexes(keep, active || !keep)?;
+        let files = SegmentFiles {
+            path: path.clone(),
+            log: Some(Arc::new(file)),
+            offset_index,
+            time_index,
+        };
         let mut segment = LogSegment {
             base_offset,
             path,
-            file: Arc::new(file),
+            files: Slot::new(budget(), files),
             size,
             next_offset: base_offset,
-            offset_index,
-            time_index,
             bytes_since_last_index_entry: 0,
             max_timestamp: -1,
             first_batch_timestamp: None,
             created_at_ms,
             index_interval_bytes,
         };
-        let trusted = keep && segment.offset_index.is_sane(size) && segment.time_index.is_sane();
+        let trusted = keep
+            && segment.with_files(|files| files.offset_index.is_sane(size) && files.time_index.is_sane())?;
         let report = if trusted && segment.load_tail()? {
             RecoveryReport::default()
         } else {
             // The file disagrees with its indexes: check it all and rebuild them.
-            if !segment.offset_index.is_active() || !segment.time_index.is_active() {
-                (segment.offset_index, segment.time_index) = open_indexes(false, true)?;
+            if segment.with_files(|files| !files.offset_index.is_active() || !files.time_index.is_active())? {
+                let (offset_index, time_index) = open_indexes(false, true)?;
+                segment.with_files(|files| {
+                    files.offset_index = offset_index;
+                    files.time_index = time_index;
+                })?;
             }
             segment.recover()?
         };
@@ -191,12 +280,15 @@ impl LogSegment {
     /// indexed batch to the end (trusting the file, as after a clean shutdown). False
     /// if the file disagrees with that promise (the caller then recovers it).
     fn load_tail(&mut self) -> Result<bool, LogError> {
-        let (_, start) = self.offset_index.last_entry().unwrap_or((self.base_offset, 0));
+        let base_offset = self.base_offset;
+        let (start, max_timestamp) = self.with_files(|files| {
+            (
+                files.offset_index.last_entry().unwrap_or((base_offset, 0)).1,
+                files.time_index.last_entry().map_or(-1, |(timestamp, _)| timestamp),
+            )
+        })?;
         self.first_batch_timestamp = self.read_header(0)?.map(|header| header.max_timestamp);
-        self.max_timestamp = self
-            .time_index
-            .last_entry()
-            .map_or(-1, |(timestamp, _)| timestamp);
+        self.max_timestamp = max_timestamp;
         let mut position = start;
         while let Some(header) = self.read_header(position)? {
             let end = position + header.size() as u64;
@@ -212,8 +304,11 @@ impl LogSegment {
 
     /// Reads and checks every batch, truncates at the first bad one, rebuilds the indexes.
     pub fn recover(&mut self) -> Result<RecoveryReport, LogError> {
-        self.offset_index.truncate_to(self.base_offset);
-        self.time_index.truncate_to(self.base_offset);
+        let base_offset = self.base_offset;
+        self.with_files(|files| {
+            files.offset_index.truncate_to(base_offset);
+            files.time_index.truncate_to(base_offset);
+        })?;
         self.bytes_since_last_index_entry = 0;
         self.max_timestamp = -1;
         self.first_batch_timestamp = None;
@@ -239,14 +334,14 @@ impl LogSegment {
                 Ok(header) if header.base_offset >= self.next_offset => header,
                 _ => break,
             };
-            self.index_batch(&header, position);
+            self.index_batch(&header, position)?;
             self.next_offset = header.last_offset() + 1;
             position += size as u64;
             report.batches += 1;
         }
         if position < self.size {
             report.truncated_bytes = self.size - position;
-            self.file
+            self.log_file()?
                 .set_len(position)
                 .map_err(|source| LogError::io(&self.path, "truncate torn tail", source))?;
             self.size = position;
@@ -255,7 +350,7 @@ impl LogSegment {
     }
 
     fn read_exact(&self, buf: &mut [u8], position: u64) -> Result<(), LogError> {
-        self.file
+        self.log_file()?
             .read_exact_at(buf, position)
             .map_err(|source| LogError::io(&self.path, "read segment", source))
     }
@@ -273,15 +368,23 @@ impl LogSegment {
         })
     }
 
-    fn index_batch(&mut self, header: &BatchHeader, position: u64) {
+    fn index_batch(&mut self, header: &BatchHeader, position: u64) -> Result<(), LogError> {
+        let slot = Arc::clone(&self.files);
+        slot.with(|files| self.index_batch_in(files, header, position))
+            .map_err(io_error(&self.path, "reopen segment"))
+    }
+
+    /// [`LogSegment::index_batch`] with the files open.
+    fn index_batch_in(&mut self, files: &mut SegmentFiles, header: &BatchHeader, position: u64) {
         if self.first_batch_timestamp.is_none() {
             self.first_batch_timestamp = Some(header.max_timestamp);
         }
-        if self.bytes_since_last_index_entry >= self.index_interval_bytes || self.offset_index.entries() == 0
+        if self.bytes_since_last_index_entry >= self.index_interval_bytes || files.offset_index.entries() == 0
         {
-            self.offset_index.append(header.base_offset, position);
+            files.offset_index.append(header.base_offset, position);
             if header.max_timestamp > self.max_timestamp {
-                self.time_index
+                files
+                    .time_index
                     .maybe_append(header.max_timestamp, header.base_offset);
             }
             self.bytes_since_last_index_entry = 0;
@@ -318,31 +421,37 @@ impl LogSegment {
             slices.push(IoSlice::new(&incoming.bytes[STAMPED_PREFIX_LEN..]));
         }
         let start = self.size;
-        if let Err(source) = write_all_vectored(&self.file, start, &mut slices) {
-            // Undo a partial write so the file ends on a batch boundary again.
-            let _ = self.file.set_len(start);
-            return Err(LogError::io(&self.path, "append", source));
-        }
-        let mut position = start;
-        let mut offset = first_offset;
-        for incoming in batches {
-            let mut header = incoming.header;
-            if stamp.is_some() {
-                header.base_offset = offset;
+        let slot = Arc::clone(&self.files);
+        slot.with(|files| {
+            let file = files.log()?.clone();
+            if let Err(source) = write_all_vectored(&file, start, &mut slices) {
+                // Undo a partial write so the file ends on a batch boundary again.
+                let _ = file.set_len(start);
+                return Err(source);
             }
-            self.index_batch(&header, position);
-            position += header.size() as u64;
-            offset = header.last_offset() + 1;
-        }
-        self.size = position;
-        self.next_offset = offset;
-        Ok(())
+            let mut position = start;
+            let mut offset = first_offset;
+            for incoming in batches {
+                let mut header = incoming.header;
+                if stamp.is_some() {
+                    header.base_offset = offset;
+                }
+                self.index_batch_in(files, &header, position);
+                position += header.size() as u64;
+                offset = header.last_offset() + 1;
+            }
+            self.size = position;
+            self.next_offset = offset;
+            Ok(())
+        })
+        .and_then(|result| result)
+        .map_err(io_error(&self.path, "append"))
     }
 
     /// The position of the batch that holds `offset` (the first batch whose last offset is
     /// at least `offset`), scanning from the nearest index entry. None past the end.
     pub fn find_position(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, LogError> {
-        let (_, mut position) = self.offset_index.lookup(offset);
+        let (_, mut position) = self.with_files(|files| files.offset_index.lookup(offset))?;
         while let Some(header) = self.read_header(position)? {
             if header.last_offset() >= offset {
                 return Ok(Some((position, header)));
@@ -379,7 +488,7 @@ impl LogSegment {
             records += header.records_count.max(0) as u64;
         }
         Ok(Some(FileSlice {
-            file: self.file.clone(),
+            file: self.log_file()?,
             position: start,
             len: end - start,
             records,
@@ -395,9 +504,9 @@ impl LogSegment {
         };
         // Durably: a cut tail that came back after a power cut would be a diverged
         // history under the leader's.
-        self.file
-            .set_len(position)
-            .and_then(|_| self.file.sync_all())
+        let file = self.log_file()?;
+        file.set_len(position)
+            .and_then(|_| file.sync_all())
             .map_err(|source| LogError::io(&self.path, "truncate segment", source))?;
         self.size = position;
         Ok(true)
@@ -441,8 +550,10 @@ impl LogSegment {
 
     /// The first batch whose max timestamp is at least `timestamp`, with its position.
     pub fn find_by_timestamp(&self, timestamp: i64) -> Result<Option<(u64, BatchHeader)>, LogError> {
-        let scan_from = self.time_index.lookup(timestamp);
-        let (_, mut position) = self.offset_index.lookup(scan_from);
+        let (_, mut position) = self.with_files(|files| {
+            let scan_from = files.time_index.lookup(timestamp);
+            files.offset_index.lookup(scan_from)
+        })?;
         while let Some(header) = self.read_header(position)? {
             if header.max_timestamp >= timestamp {
                 return Ok(Some((position, header)));
@@ -467,32 +578,41 @@ impl LogSegment {
         self.next_offset
     }
 
+    /// Whether either index is full (known without opening them).
     pub fn is_index_full(&self) -> bool {
-        self.offset_index.is_full() || self.time_index.is_full()
+        self.files
+            .peek(|files| files.offset_index.is_full() || files.time_index.is_full())
     }
 
     /// Makes everything written so far durable.
     pub fn flush(&self) -> Result<(), LogError> {
-        self.file
+        self.log_file()?
             .sync_data()
             .map_err(|source| LogError::io(&self.path, "fsync", source))?;
-        self.offset_index
-            .flush()
-            .and_then(|_| self.time_index.flush())
-            .map_err(|source| LogError::io(&self.path, "flush index", source))
+        self.with_files(|files| {
+            files
+                .offset_index
+                .flush()
+                .and_then(|_| files.time_index.flush())
+        })?
+        .map_err(|source| LogError::io(&self.path, "flush index", source))
     }
 
-    /// A handle that can fsync the log file without holding the segment.
-    pub fn file_handle(&self) -> Arc<File> {
-        self.file.clone()
+    /// A handle that can fsync the log file without holding the segment (reopened if
+    /// the budget closed it: an fsync through any descriptor makes the file durable).
+    pub fn file_handle(&self) -> Result<Arc<File>, LogError> {
+        self.log_file()
     }
 
     /// Trims the indexes to their entries; the segment takes no more appends.
     pub fn seal(&mut self) -> Result<(), LogError> {
-        self.offset_index
-            .seal()
-            .and_then(|_| self.time_index.seal())
+        self.with_files(|files| files.offset_index.seal().and_then(|_| files.time_index.seal()))?
             .map_err(|source| LogError::io(&self.path, "seal index", source))
+    }
+
+    /// Descriptors and mappings the segment holds now (tests of the budget).
+    pub fn open_cost(&self) -> Cost {
+        self.files.peek(Handles::cost)
     }
 
     /// Takes the segment out of the log for a cleaning swap: its indexes go, its log is
@@ -504,9 +624,9 @@ impl LogSegment {
         retired.push(".");
         retired.push(suffix);
         let retired = PathBuf::from(retired);
-        self.offset_index
-            .delete()
-            .and_then(|_| self.time_index.delete())
+        drop(self);
+        super::index_file::remove_if_exists(&path.with_extension("index"))
+            .and_then(|_| super::index_file::remove_if_exists(&path.with_extension("timeindex")))
             .and_then(|_| std::fs::rename(&path, &retired))
             .map_err(|source| LogError::io(&path, "retire segment", source))?;
         Ok(retired)
@@ -516,9 +636,9 @@ impl LogSegment {
     pub fn delete(self) -> Result<(), LogError> {
         let path = self.path.clone();
         let txn_index = path.with_extension(super::txn_index::EXTENSION);
-        self.offset_index
-            .delete()
-            .and_then(|_| self.time_index.delete())
+        drop(self);
+        super::index_file::remove_if_exists(&path.with_extension("index"))
+            .and_then(|_| super::index_file::remove_if_exists(&path.with_extension("timeindex")))
             .and_then(|_| super::index_file::remove_if_exists(&txn_index))
             .and_then(|_| super::index_file::remove_if_exists(&path))
             .map_err(|source| LogError::io(&path, "delete segment", source))

@@ -104,6 +104,15 @@ impl TimeIndex {
     pub fn delete(self) -> io::Result<()> {
         self.file.delete()
     }
+
+    /// The underlying file, for the open-file budget (release, reopen, cost).
+    pub fn file_mut(&mut self) -> &mut IndexFile {
+        &mut self.file
+    }
+
+    pub fn file(&self) -> &IndexFile {
+        &self.file
+    }
 }
 
 #[cfg(test)]

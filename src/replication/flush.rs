@@ -99,6 +99,18 @@ impl Partition {
             let mut log = self.log.lock();
             (log.unflushed_files(), log.written_bytes())
         };
+        let unflushed = match unflushed {
+            Ok(unflushed) => unflushed,
+            Err(error) => {
+                // A closed segment that cannot be opened again cannot be made durable.
+                let error = std::io::Error::other(error.to_string());
+                let mut finished_syncs = self.syncs_finished.subscribe();
+                let _ = finished_syncs.wait_for(|finished| *finished >= seq).await;
+                self.fail_syncs(error);
+                self.syncs_finished.send_replace(seq + 1);
+                return None;
+            }
+        };
         let started = std::time::Instant::now();
         let n_files = unflushed.files.len() + unflushed.dirs.len();
         let sync = self.sync_fn;
