@@ -82,6 +82,34 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeLogDirsRequest) -> Desc
                 .with_is_future_key(false),
         );
     }
+    // Replicas whose logs could not be opened are listed where their files are, with
+    // the bytes they hold there (the broker logged why at start).
+    for failed in ctx.broker.offline_logs() {
+        let tp = &failed.topic_partition;
+        if wanted
+            .as_ref()
+            .is_some_and(|wanted| !wanted.contains(&(tp.topic.clone(), tp.partition)))
+        {
+            continue;
+        }
+        let Some(entry) = failed.path.parent().and_then(|dir| by_dir.get_mut(dir)) else {
+            continue;
+        };
+        let size = std::fs::read_dir(&failed.path).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| entry.metadata().ok())
+                .map(|meta| meta.len() as i64)
+                .sum()
+        });
+        entry.entry(tp.topic.clone()).or_default().push(
+            DescribeLogDirsPartition::default()
+                .with_partition_index(tp.partition)
+                .with_partition_size(size)
+                .with_offset_lag(0)
+                .with_is_future_key(false),
+        );
+    }
     let results = by_dir
         .into_iter()
         .map(|(dir, topics)| {

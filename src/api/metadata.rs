@@ -55,8 +55,24 @@ fn describe_topic(
         .iter()
         .enumerate()
         .map(|(index, registration)| {
-            let (error, leader) = live_leader(image, registration);
-            let offline = offline_replicas(image, registration);
+            let (mut error, leader) = live_leader(image, registration);
+            let mut offline = offline_replicas(image, registration);
+            // A replica here whose log could not be opened is offline (Kafka lists
+            // replicas on failed log dirs so); led here, the partition cannot serve.
+            let node_id = ctx.broker.config.node_id;
+            if registration.replicas.contains(&node_id)
+                && ctx
+                    .broker
+                    .offline_log(&crate::log::TopicPartition::new(topic.name.clone(), index as i32))
+                    .is_some()
+            {
+                if !offline.contains(&node_id) {
+                    offline.push(node_id);
+                }
+                if leader == node_id {
+                    error = super::error_code::KAFKA_STORAGE_ERROR;
+                }
+            }
             MetadataResponsePartition::default()
                 .with_error_code(error)
                 .with_partition_index(index as i32)

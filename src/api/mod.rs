@@ -625,8 +625,10 @@ pub fn local_replica(
     topic: &str,
     index: i32,
 ) -> Result<Arc<crate::replication::Partition>, i16> {
-    match broker.partition(&crate::log::TopicPartition::new(topic, index)) {
+    let topic_partition = crate::log::TopicPartition::new(topic, index);
+    match broker.partition(&topic_partition) {
         Some(partition) => Ok(partition),
+        None if broker.offline_log(&topic_partition).is_some() => Err(error_code::KAFKA_STORAGE_ERROR),
         None => match broker
             .image()
             .topic(topic)

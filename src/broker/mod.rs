@@ -91,6 +91,9 @@ pub struct Broker {
     /// Serializes the publisher's passes over the partitions; holds the topics (name
     /// and id) of the last image published, to see which were deleted since.
     publishing: parking_lot::Mutex<HashMap<String, uuid::Uuid>>,
+    /// Partition logs that could not be opened at start: offline here
+    /// (KAFKA_STORAGE_ERROR), their directories kept as found, never created afresh.
+    offline_logs: RwLock<HashMap<TopicPartition, crate::log::manager::FailedLog>>,
     /// `__consumer_offsets` partitions this broker leads: loaded (true) or loading.
     coordinated: parking_lot::Mutex<HashMap<i32, bool>>,
     /// Set at controlled shutdown: heartbeats stop.
@@ -209,6 +212,10 @@ impl Broker {
             },
             now_ms(),
         )?;
+        let crate::log::manager::LoadedLogs {
+            loaded,
+            failed: failed_logs,
+        } = loaded;
         let mut partitions = HashMap::new();
         for loaded_log in loaded {
             let topic_partition = loaded_log.log.topic_partition.clone();
@@ -260,6 +267,12 @@ impl Broker {
             partitions: RwLock::new(partitions),
             logs,
             publishing: parking_lot::Mutex::new(HashMap::new()),
+            offline_logs: RwLock::new(
+                failed_logs
+                    .into_iter()
+                    .map(|failed| (failed.topic_partition.clone(), failed))
+                    .collect(),
+            ),
             fetchers: parking_lot::Mutex::new(HashMap::new()),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             coordinated: parking_lot::Mutex::new(HashMap::new()),
@@ -403,6 +416,16 @@ impl Broker {
 
     pub fn partition(&self, topic_partition: &TopicPartition) -> Option<Arc<Partition>> {
         self.partitions.read().get(topic_partition).cloned()
+    }
+
+    /// Why this broker's replica of a partition is offline, if it could not be opened.
+    pub fn offline_log(&self, topic_partition: &TopicPartition) -> Option<crate::log::manager::FailedLog> {
+        self.offline_logs.read().get(topic_partition).cloned()
+    }
+
+    /// Every replica here that could not be opened.
+    pub fn offline_logs(&self) -> Vec<crate::log::manager::FailedLog> {
+        self.offline_logs.read().values().cloned().collect()
     }
 
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
@@ -707,8 +730,12 @@ impl Broker {
 
     fn close_logs(&self) -> Result<(), LogError> {
         let mut result = Ok(());
-        for partition in self.all_partitions() {
-            if let Err(error) = partition.with_log(|log| log.close()) {
+        let partitions = self.all_partitions();
+        let closed = crate::log::parallel::map(&partitions, crate::log::parallel::THREADS, |partition| {
+            partition.with_log(|log| log.close())
+        });
+        for (partition, closed) in partitions.iter().zip(closed) {
+            if let Err(error) = closed {
                 tracing::error!(topic_partition = %partition.topic_partition, %error, "closing log failed");
                 result = Err(error);
             }

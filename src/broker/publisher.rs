@@ -59,6 +59,11 @@ impl Broker {
                 .filter_map(|topic_partition| partitions.remove(topic_partition))
                 .collect()
         };
+        // A replica that left this broker (its topic deleted, or reassigned) is no
+        // longer offline here; its directory stays for an operator to look at.
+        self.offline_logs
+            .write()
+            .retain(|topic_partition, _| wanted.contains_key(topic_partition));
         for partition in stale {
             let dir = partition.with_log(|log| {
                 log.take_offline();
@@ -94,6 +99,10 @@ impl Broker {
                             log.set_config(log_config);
                         }
                     });
+                }
+                None if self.offline_logs.read().contains_key(&topic_partition) => {
+                    // Its files are on disk but cannot be opened: creating a fresh log
+                    // would throw them away.
                 }
                 None => {
                     match self

@@ -11,6 +11,7 @@
 //! metadata quorum's `__cluster_metadata-0/`, which is not a partition log.
 
 use super::checkpoint;
+use super::parallel;
 use super::partition_log::{PartitionLog, move_dir};
 use super::recovery_progress::{RecoveryProgress, Report};
 use super::segment::RecoveryReport;
@@ -37,7 +38,15 @@ pub struct LogManager {
     log_dirs: Vec<PathBuf>,
     /// One checkpoint writer at a time (they share temporary file names).
     writing: parking_lot::Mutex<()>,
+    /// Partitions per log dir as last counted, with the time of the count: placing a
+    /// partition must not list every log dir each time (creating many partitions would
+    /// cost the square of their number).
+    dir_counts: parking_lot::Mutex<Option<(std::time::Instant, Vec<usize>)>>,
 }
+
+/// How long a count of partitions per log dir is trusted (creations in between are
+/// added to it; removals are seen at the next count).
+const DIR_COUNT_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How often loading a log dir logs its progress.
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
@@ -89,6 +98,22 @@ fn marker_epoch(path: &Path) -> Option<i64> {
 /// log start offset.
 pub type CheckpointEntry = (PathBuf, TopicPartition, i64, i64);
 
+/// What start-up found in the log dirs.
+pub struct LoadedLogs {
+    pub loaded: Vec<LoadedLog>,
+    /// Partition logs that could not be opened (descriptors, EIO, corruption): offline,
+    /// their directories left as they are.
+    pub failed: Vec<FailedLog>,
+}
+
+/// A partition log that could not be opened at start-up.
+#[derive(Debug, Clone)]
+pub struct FailedLog {
+    pub topic_partition: TopicPartition,
+    pub path: PathBuf,
+    pub error: String,
+}
+
 /// A partition log found on disk at start-up.
 pub struct LoadedLog {
     pub log: PartitionLog,
@@ -104,6 +129,7 @@ impl LogManager {
         Ok(LogManager {
             log_dirs: log_dirs.to_vec(),
             writing: parking_lot::Mutex::new(()),
+            dir_counts: parking_lot::Mutex::new(None),
         })
     }
 
@@ -114,11 +140,12 @@ impl LogManager {
     /// Loads every partition directory. `describe` gives the config and leader epoch of a
     /// partition that belongs to a known topic, or None for a leftover of a deleted topic,
     /// whose directory is then removed.
-    pub fn load_all<F>(&self, describe: F, now_ms: i64) -> Result<Vec<LoadedLog>, LogError>
+    pub fn load_all<F>(&self, describe: F, now_ms: i64) -> Result<LoadedLogs, LogError>
     where
         F: Fn(&TopicPartition) -> Option<(LogConfig, i32)>,
     {
         let mut loaded = Vec::new();
+        let mut failed = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for dir in &self.log_dirs {
             let marker = dir.join(CLEAN_SHUTDOWN_FILE);
@@ -162,6 +189,7 @@ impl LogManager {
             let started = std::time::Instant::now();
             let mut progress =
                 RecoveryProgress::new(partitions.len(), total_bytes, started, PROGRESS_INTERVAL);
+            let mut to_open = Vec::new();
             for (path, topic_partition, bytes) in partitions {
                 if !seen.insert(topic_partition.clone()) {
                     // A move that stopped between its rename and the removal of the
@@ -177,37 +205,58 @@ impl LogManager {
                     progress.advance(bytes, std::time::Instant::now());
                     continue;
                 };
-                let recovery_point = recovery_points
-                    .get(&(topic_partition.topic.clone(), topic_partition.partition))
-                    .copied()
-                    .unwrap_or(0);
-                let log_start = log_starts
-                    .get(&(topic_partition.topic.clone(), topic_partition.partition))
-                    .copied();
-                let (mut log, report) = PartitionLog::open(
-                    &path,
-                    topic_partition,
-                    config,
-                    leader_epoch,
-                    recovery_point,
+                let key = (topic_partition.topic.clone(), topic_partition.partition);
+                let recovery_point = recovery_points.get(&key).copied().unwrap_or(0);
+                let log_start = log_starts.get(&key).copied();
+                to_open.push((path, topic_partition, bytes, config, leader_epoch, recovery_point, log_start));
+            }
+            let progress = parking_lot::Mutex::new(progress);
+            let opened = parallel::map(&to_open, parallel::THREADS, |to_open| {
+                let (path, topic_partition, bytes, config, leader_epoch, recovery_point, log_start) = to_open;
+                let opened = PartitionLog::open(
+                    path,
+                    topic_partition.clone(),
+                    config.clone(),
+                    *leader_epoch,
+                    *recovery_point,
                     clean_shutdown,
                     now_ms,
-                )?;
-                if let Some(offset) = log_start {
-                    log.advance_log_start(offset)?;
-                }
-                if report.truncated_bytes > 0 {
-                    tracing::warn!(
-                        topic_partition = %log.topic_partition,
-                        truncated_bytes = report.truncated_bytes,
-                        "recovery cut a torn or corrupt tail"
-                    );
-                }
-                loaded.push(LoadedLog { log, report });
-                if let Some(report) = progress.advance(bytes, std::time::Instant::now()) {
+                )
+                .and_then(|(mut log, report)| {
+                    if let Some(offset) = log_start {
+                        log.advance_log_start(*offset)?;
+                    }
+                    Ok(LoadedLog { log, report })
+                });
+                if let Some(report) = progress.lock().advance(*bytes, std::time::Instant::now()) {
                     log_progress(&log_dir, &report);
                 }
+                opened
+            });
+            for ((path, topic_partition, ..), opened) in to_open.into_iter().zip(opened) {
+                match opened {
+                    Ok(loaded_log) => {
+                        if loaded_log.report.truncated_bytes > 0 {
+                            tracing::warn!(
+                                topic_partition = %loaded_log.log.topic_partition,
+                                truncated_bytes = loaded_log.report.truncated_bytes,
+                                "recovery cut a torn or corrupt tail"
+                            );
+                        }
+                        loaded.push(loaded_log);
+                    }
+                    Err(error) => {
+                        // This partition goes offline alone; every other one serves.
+                        tracing::error!(%topic_partition, path = %path.display(), %error, "cannot open a partition log: it stays offline");
+                        failed.push(FailedLog {
+                            topic_partition,
+                            path,
+                            error: error.to_string(),
+                        });
+                    }
+                }
             }
+            let progress = progress.into_inner();
             let done = progress.report(std::time::Instant::now());
             tracing::info!(
                 %log_dir,
@@ -223,11 +272,15 @@ impl LogManager {
                     .map_err(|source| LogError::io(&marker, "remove marker", source))?;
             }
         }
-        Ok(loaded)
+        Ok(LoadedLogs { loaded, failed })
     }
 
-    /// The log dir with the fewest partitions (Kafka's placement rule).
+    /// The log dir with the fewest partitions (Kafka's placement rule), counted as the
+    /// partition is placed there.
     fn least_loaded_dir(&self) -> &Path {
+        if let [only] = self.log_dirs.as_slice() {
+            return only;
+        }
         let count = |dir: &Path| {
             std::fs::read_dir(dir).map_or(0, |entries| {
                 entries
@@ -236,9 +289,23 @@ impl LogManager {
                     .count()
             })
         };
+        let mut cached = self.dir_counts.lock();
+        let now = std::time::Instant::now();
+        if cached
+            .as_ref()
+            .is_none_or(|(counted_at, _)| now.duration_since(*counted_at) > DIR_COUNT_TTL)
+        {
+            *cached = Some((now, self.log_dirs.iter().map(|dir| count(dir)).collect()));
+        }
+        let Some((_, counts)) = cached.as_mut() else {
+            return Path::new(".");
+        };
+        let Some((least, _)) = counts.iter().enumerate().min_by_key(|(_, count)| **count) else {
+            return Path::new(".");
+        };
+        counts[least] += 1;
         self.log_dirs
-            .iter()
-            .min_by_key(|dir| count(dir))
+            .get(least)
             .map_or(Path::new("."), PathBuf::as_path)
     }
 

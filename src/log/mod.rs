@@ -16,6 +16,7 @@ pub mod leader_epoch;
 pub mod limits;
 pub mod manager;
 pub mod offset_index;
+pub mod parallel;
 pub mod open_files;
 pub mod partition_log;
 pub mod producer_snapshot;
