@@ -30,6 +30,8 @@ class BrokerProcess:
         self.ports = {name: free_port() for name in listeners}
         self.metrics_port = free_port()
         self.process = None
+        # RLIMIT_NOFILE (soft and hard) for the broker process, or None to inherit.
+        self.max_open_files = None
         self.log = open(self.data_dir.with_suffix(".log"), "ab")
 
     @property
@@ -44,7 +46,13 @@ class BrokerProcess:
                 "--set", f"metrics.listener=127.0.0.1:{self.metrics_port}"]
         for setting in self.settings:
             args += ["--set", setting]
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        limit = self.max_open_files
+        preexec = None
+        if limit is not None:
+            def preexec():
+                import resource
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=self.log, preexec_fn=preexec)
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.process.poll() is not None:

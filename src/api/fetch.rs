@@ -92,6 +92,10 @@ fn preferred_replica(
     preferred_read_replica(rack_id, &leader, &followers)
 }
 
+/// File ranges one fetch response sends with sendfile; the rest of its ranges are
+/// copied into the response (see where they are collected).
+const MAX_FILE_SLICES: usize = 16;
+
 fn read_partition(wanted: &Wanted, remaining: u64, min_one: bool) -> (PartitionData, Option<FileSlice>) {
     let base = PartitionData::default()
         .with_partition_index(wanted.partition_index)
@@ -336,6 +340,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
     let min_bytes = request.min_bytes.max(0) as u64;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
 
+    // Ranges copied into the response (topic, bytes, records), counted as consumed below.
+    let mut copied: Vec<(usize, u64, u64)> = Vec::new();
     let results = loop {
         // Register for wake-ups before reading, so an append in between is not missed.
         let mut waits: Vec<_> = wanted
@@ -347,11 +353,36 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
             wait.as_mut().enable();
         }
         let mut results = Vec::with_capacity(wanted.len());
+        copied.clear();
         let mut total: u64 = 0;
         let mut any_error = false;
+        let mut n_slices = 0;
         for item in &wanted {
-            let (data, slice) = read_partition(item, max_bytes - total.min(max_bytes), total == 0);
+            let (mut data, mut slice) = read_partition(item, max_bytes - total.min(max_bytes), total == 0);
             total += slice.as_ref().map_or(0, |slice| slice.len);
+            if slice.is_some() {
+                n_slices += 1;
+            }
+            if n_slices > MAX_FILE_SLICES
+                && let Some(range) = slice.take()
+            {
+                // Past the first few, ranges are copied at once: a slice holds its
+                // segment's descriptor until sent, and a fetch over thousands of
+                // partitions must not hold thousands of them past the open-file budget.
+                data = match range.read_to_vec() {
+                    Ok(bytes) => {
+                        if !item.replica {
+                            copied.push((item.topic_index, range.len, range.records));
+                        }
+                        data.with_records(Some(Bytes::from(bytes)))
+                    }
+                    Err(error) => {
+                        tracing::error!(partition = item.partition_index, %error, "cannot read a fetched range");
+                        data.with_records(Some(Bytes::new()))
+                            .with_error_code(error_code::KAFKA_STORAGE_ERROR)
+                    }
+                };
+            }
             any_error |= data.error_code != error_code::NONE
                 || data.diverging_epoch.epoch >= 0
                 || *data.preferred_read_replica >= 0;
@@ -366,13 +397,19 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         let _ = tokio::time::timeout_at(deadline, futures::future::select_all(waits)).await;
     };
 
+    for (topic_index, len, records) in copied {
+        if let Some(name) = &topics[topic_index].name {
+            ctx.broker.metrics.consumed(name, len, records);
+        }
+    }
     let answers: Vec<Answer> = results
         .iter()
         .map(|(data, slice)| Answer {
             high_watermark: data.high_watermark,
             log_start_offset: data.log_start_offset,
             last_stable_offset: data.last_stable_offset,
-            has_records: slice.as_ref().is_some_and(|slice| slice.len > 0),
+            has_records: slice.as_ref().is_some_and(|slice| slice.len > 0)
+                || data.records.as_ref().is_some_and(|records| !records.is_empty()),
             must_send: data.error_code != error_code::NONE
                 || data.diverging_epoch.epoch >= 0
                 || *data.preferred_read_replica >= 0,

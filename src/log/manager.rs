@@ -208,7 +208,15 @@ impl LogManager {
                 let key = (topic_partition.topic.clone(), topic_partition.partition);
                 let recovery_point = recovery_points.get(&key).copied().unwrap_or(0);
                 let log_start = log_starts.get(&key).copied();
-                to_open.push((path, topic_partition, bytes, config, leader_epoch, recovery_point, log_start));
+                to_open.push((
+                    path,
+                    topic_partition,
+                    bytes,
+                    config,
+                    leader_epoch,
+                    recovery_point,
+                    log_start,
+                ));
             }
             let progress = parking_lot::Mutex::new(progress);
             let opened = parallel::map(&to_open, parallel::THREADS, |to_open| {
@@ -304,9 +312,7 @@ impl LogManager {
             return Path::new(".");
         };
         counts[least] += 1;
-        self.log_dirs
-            .get(least)
-            .map_or(Path::new("."), PathBuf::as_path)
+        self.log_dirs.get(least).map_or(Path::new("."), PathBuf::as_path)
     }
 
     pub fn create_log(

@@ -239,8 +239,14 @@ impl<H: Handles + 'static> Slot<H> {
     /// Runs `use_handles` on the open handles, opening what was closed first.
     pub fn with<R>(&self, use_handles: impl FnOnce(&mut H) -> R) -> std::io::Result<R> {
         let mut state = self.state.lock();
-        if state.handles.is_released() {
-            state.handles.reopen()?;
+        if state.handles.is_released()
+            && let Err(error) = state.handles.reopen()
+        {
+            // What did open goes again: an uncounted descriptor must not outlive the
+            // failure (which is most likely the process out of descriptors).
+            state.handles.release();
+            self.recount(state);
+            return Err(error);
         }
         self.referenced.store(true, Ordering::Relaxed);
         let result = use_handles(&mut state.handles);
@@ -366,7 +372,10 @@ mod tests {
             slot.with(|handles| assert!(handles.open)).unwrap();
         }
         assert!(budget.used().fds <= 3);
-        let reopened: usize = slots.iter().map(|slot| slot.peek(|handles| handles.reopened)).sum();
+        let reopened: usize = slots
+            .iter()
+            .map(|slot| slot.peek(|handles| handles.reopened))
+            .sum();
         assert!(reopened >= 1);
     }
 
@@ -375,7 +384,13 @@ mod tests {
         let budget = budget(100, 2);
         let slots: Vec<_> = (0..10).map(|_| slot(budget)).collect();
         assert!(budget.used().maps <= 2, "{:?}", budget.used());
-        assert_eq!(slots.iter().filter(|slot| slot.peek(|handles| handles.open)).count(), 2);
+        assert_eq!(
+            slots
+                .iter()
+                .filter(|slot| slot.peek(|handles| handles.open))
+                .count(),
+            2
+        );
     }
 
     #[test]

@@ -694,21 +694,22 @@ fn mappings_under(dir: &std::path::Path) -> usize {
 /// the files held stay within the budget (closed segments reopen on their next use).
 #[test]
 fn many_logs_stay_within_the_open_file_budget() {
-    let budget: &'static crate::log::open_files::Budget =
-        Box::leak(Box::new(crate::log::open_files::Budget::new(crate::log::open_files::Cost {
-            fds: 12,
-            maps: 12,
-        })));
+    let budget: &'static crate::log::open_files::Budget = Box::leak(Box::new(
+        crate::log::open_files::Budget::new(crate::log::open_files::Cost { fds: 12, maps: 12 }),
+    ));
     super::segment::TEST_BUDGET.with(|cell| cell.set(Some(budget)));
     let dir = tempfile::tempdir().unwrap();
     let n_logs = 30;
     let path = |index: i32| dir.path().join(format!("t-{index}"));
     let mut logs: Vec<PartitionLog> = (0..n_logs)
-        .map(|index| PartitionLog::create(&path(index), TopicPartition::new("t", index), config(300), 0, 0).unwrap())
+        .map(|index| {
+            PartitionLog::create(&path(index), TopicPartition::new("t", index), config(300), 0, 0).unwrap()
+        })
         .collect();
     for round in 0..8u8 {
         for log in logs.iter_mut() {
-            log.append(&incoming(2, 1_000 + round as i64, &[round; 40]), 1_000).unwrap();
+            log.append(&incoming(2, 1_000 + round as i64, &[round; 40]), 1_000)
+                .unwrap();
         }
         assert!(budget.used().fds <= 12, "{:?}", budget.used());
         assert!(open_files_under(dir.path()).len() <= 12);
@@ -719,7 +720,10 @@ fn many_logs_stay_within_the_open_file_budget() {
     for log in logs.iter_mut() {
         assert!(log.n_segments() > 1);
         assert_eq!(contents(log), expected);
-        assert_eq!(log.offset_for_timestamp(1_005).unwrap().map(|(offset, _)| offset), Some(10));
+        assert_eq!(
+            log.offset_for_timestamp(1_005).unwrap().map(|(offset, _)| offset),
+            Some(10)
+        );
         // A flush reopens what it needs.
         let unflushed = log.unflushed_files().unwrap();
         for file in &unflushed.files {
@@ -738,9 +742,16 @@ fn many_logs_stay_within_the_open_file_budget() {
     drop(logs);
     assert_eq!(budget.used(), crate::log::open_files::Cost::default());
     for index in 0..n_logs {
-        let (log, report) =
-            PartitionLog::open(&path(index), TopicPartition::new("t", index), config(300), 0, 0, index % 2 == 0, 2_000)
-                .unwrap();
+        let (log, report) = PartitionLog::open(
+            &path(index),
+            TopicPartition::new("t", index),
+            config(300),
+            0,
+            0,
+            index % 2 == 0,
+            2_000,
+        )
+        .unwrap();
         assert_eq!(report.truncated_bytes, 0);
         assert_eq!(contents(&log), expected);
         assert!(open_files_under(dir.path()).len() <= 12 + 2);

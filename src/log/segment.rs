@@ -86,7 +86,9 @@ impl SegmentFiles {
 impl Handles for SegmentFiles {
     fn reopen(&mut self) -> std::io::Result<()> {
         if self.log.is_none() {
-            self.log = Some(Arc::new(OpenOptions::new().read(true).write(true).open(&self.path)?));
+            self.log = Some(Arc::new(
+                OpenOptions::new().read(true).write(true).open(&self.path)?,
+            ));
         }
         self.offset_index.file_mut().reopen()?;
         self.time_index.file_mut().reopen()
@@ -134,7 +136,9 @@ impl LogSegment {
     /// Runs `use_files` on the segment's open files, reopening them if the budget
     /// closed them.
     fn with_files<R>(&self, use_files: impl FnOnce(&mut SegmentFiles) -> R) -> Result<R, LogError> {
-        self.files.with(use_files).map_err(io_error(&self.path, "reopen segment"))
+        self.files
+            .with(use_files)
+            .map_err(io_error(&self.path, "reopen segment"))
     }
 
     /// The `.log` descriptor, reopened if needed.
@@ -284,7 +288,10 @@ impl LogSegment {
         let (start, max_timestamp) = self.with_files(|files| {
             (
                 files.offset_index.last_entry().unwrap_or((base_offset, 0)).1,
-                files.time_index.last_entry().map_or(-1, |(timestamp, _)| timestamp),
+                files
+                    .time_index
+                    .last_entry()
+                    .map_or(-1, |(timestamp, _)| timestamp),
             )
         })?;
         self.first_batch_timestamp = self.read_header(0)?.map(|header| header.max_timestamp);
@@ -589,13 +596,8 @@ impl LogSegment {
         self.log_file()?
             .sync_data()
             .map_err(|source| LogError::io(&self.path, "fsync", source))?;
-        self.with_files(|files| {
-            files
-                .offset_index
-                .flush()
-                .and_then(|_| files.time_index.flush())
-        })?
-        .map_err(|source| LogError::io(&self.path, "flush index", source))
+        self.with_files(|files| files.offset_index.flush().and_then(|_| files.time_index.flush()))?
+            .map_err(|source| LogError::io(&self.path, "flush index", source))
     }
 
     /// A handle that can fsync the log file without holding the segment (reopened if
