@@ -8,6 +8,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from kafka.admin import KafkaAdminClient
 
 import kafka_wire
 from conftest import BrokerProcess
@@ -114,3 +115,14 @@ def test_a_partition_that_cannot_be_opened_goes_offline_alone(broker_factory):
     assert metadata[1].error is not None and metadata[1].error.code() == KAFKA_STORAGE_ERROR
     assert metadata[0].error is None
     assert kept.exists() and segment.is_dir()
+    # DescribeLogDirs lists it where its files are, with the bytes they hold.
+    kadmin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        dirs = kadmin.describe_log_dirs({"broken": [1]})[0]["log_dirs"]
+    finally:
+        kadmin.close()
+    listed = [(t["name"], p["partition_index"], p["partition_size"])
+              for d in dirs for t in d["topics"] for p in t["partitions"]]
+    held = sum(f.stat().st_size for f in kept.parent.iterdir() if f.is_file())
+    assert held >= kept.stat().st_size > 0
+    assert listed == [("broken", 1, held)], listed

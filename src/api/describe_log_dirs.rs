@@ -48,6 +48,11 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeLogDirsRequest) -> Desc
             })
             .collect()
     });
+    let is_wanted = |tp: &crate::log::TopicPartition| {
+        wanted
+            .as_ref()
+            .is_none_or(|wanted| wanted.contains(&(tp.topic.clone(), tp.partition)))
+    };
     // log dir -> topic -> partitions
     let mut by_dir: BTreeMap<std::path::PathBuf, BTreeMap<String, Vec<DescribeLogDirsPartition>>> = ctx
         .broker
@@ -58,10 +63,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeLogDirsRequest) -> Desc
         .collect();
     for partition in ctx.broker.all_partitions() {
         let tp = &partition.topic_partition;
-        if wanted
-            .as_ref()
-            .is_some_and(|wanted| !wanted.contains(&(tp.topic.clone(), tp.partition)))
-        {
+        if !is_wanted(tp) {
             continue;
         }
         let (dir, size, lag) = partition.with_log(|log| {
@@ -86,10 +88,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeLogDirsRequest) -> Desc
     // the bytes they hold there (the broker logged why at start).
     for failed in ctx.broker.offline_logs() {
         let tp = &failed.topic_partition;
-        if wanted
-            .as_ref()
-            .is_some_and(|wanted| !wanted.contains(&(tp.topic.clone(), tp.partition)))
-        {
+        if !is_wanted(tp) {
             continue;
         }
         let Some(entry) = failed.path.parent().and_then(|dir| by_dir.get_mut(dir)) else {
@@ -99,6 +98,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeLogDirsRequest) -> Desc
             entries
                 .filter_map(Result::ok)
                 .filter_map(|entry| entry.metadata().ok())
+                .filter(std::fs::Metadata::is_file)
                 .map(|meta| meta.len() as i64)
                 .sum()
         });

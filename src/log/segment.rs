@@ -294,10 +294,11 @@ impl LogSegment {
                     .map_or(-1, |(timestamp, _)| timestamp),
             )
         })?;
-        self.first_batch_timestamp = self.read_header(0)?.map(|header| header.max_timestamp);
+        let file = self.log_file()?;
+        self.first_batch_timestamp = self.header_in(&file, 0)?.map(|header| header.max_timestamp);
         self.max_timestamp = max_timestamp;
         let mut position = start;
-        while let Some(header) = self.read_header(position)? {
+        while let Some(header) = self.header_in(&file, position)? {
             let end = position + header.size() as u64;
             if end > self.size {
                 break;
@@ -357,18 +358,23 @@ impl LogSegment {
     }
 
     fn read_exact(&self, buf: &mut [u8], position: u64) -> Result<(), LogError> {
-        self.log_file()?
-            .read_exact_at(buf, position)
+        let file = self.log_file()?;
+        self.read_exact_in(&file, buf, position)
+    }
+
+    fn read_exact_in(&self, file: &File, buf: &mut [u8], position: u64) -> Result<(), LogError> {
+        file.read_exact_at(buf, position)
             .map_err(|source| LogError::io(&self.path, "read segment", source))
     }
 
-    /// The header of the batch at `position`, or None at (or past) the end.
-    pub fn read_header(&self, position: u64) -> Result<Option<BatchHeader>, LogError> {
+    /// The header of the batch at `position`, or None at (or past) the end. Takes the
+    /// descriptor from the caller, so a scan over many batches takes the files once.
+    fn header_in(&self, file: &File, position: u64) -> Result<Option<BatchHeader>, LogError> {
         if position + HEADER_LEN as u64 > self.size {
             return Ok(None);
         }
         let mut buf = [0u8; HEADER_LEN];
-        self.read_exact(&mut buf, position)?;
+        self.read_exact_in(file, &mut buf, position)?;
         BatchHeader::parse(&buf).map(Some).map_err(|_| LogError::Corrupt {
             path: self.path.clone(),
             position,
@@ -459,7 +465,8 @@ impl LogSegment {
     /// at least `offset`), scanning from the nearest index entry. None past the end.
     pub fn find_position(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let (_, mut position) = self.with_files(|files| files.offset_index.lookup(offset))?;
-        while let Some(header) = self.read_header(position)? {
+        let file = self.log_file()?;
+        while let Some(header) = self.header_in(&file, position)? {
             if header.last_offset() >= offset {
                 return Ok(Some((position, header)));
             }
@@ -481,12 +488,13 @@ impl LogSegment {
         let Some((start, first)) = self.find_position(start_offset)? else {
             return Ok(None);
         };
+        let file = self.log_file()?;
         if first.base_offset >= max_offset || (!min_one && first.size() as u64 > max_bytes) {
             return Ok(None);
         }
         let mut end = start + first.size() as u64;
         let mut records = first.records_count.max(0) as u64;
-        while let Some(header) = self.read_header(end)? {
+        while let Some(header) = self.header_in(&file, end)? {
             let next_end = end + header.size() as u64;
             if header.base_offset >= max_offset || next_end - start > max_bytes || next_end > self.size {
                 break;
@@ -495,7 +503,7 @@ impl LogSegment {
             records += header.records_count.max(0) as u64;
         }
         Ok(Some(FileSlice {
-            file: self.log_file()?,
+            file,
             position: start,
             len: end - start,
             records,
@@ -523,7 +531,8 @@ impl LogSegment {
     pub fn headers(&self) -> Result<Vec<BatchHeader>, LogError> {
         let mut headers = Vec::new();
         let mut position = 0;
-        while let Some(header) = self.read_header(position)? {
+        let file = self.log_file()?;
+        while let Some(header) = self.header_in(&file, position)? {
             position += header.size() as u64;
             if position > self.size {
                 break;
@@ -540,7 +549,8 @@ impl LogSegment {
     ) -> Result<Vec<(BatchHeader, Option<super::control::ControlMarker>)>, LogError> {
         let mut out = Vec::new();
         let mut position = 0;
-        while let Some(header) = self.read_header(position)? {
+        let file = self.log_file()?;
+        while let Some(header) = self.header_in(&file, position)? {
             if position + header.size() as u64 > self.size {
                 break;
             }
@@ -561,7 +571,8 @@ impl LogSegment {
             let scan_from = files.time_index.lookup(timestamp);
             files.offset_index.lookup(scan_from)
         })?;
-        while let Some(header) = self.read_header(position)? {
+        let file = self.log_file()?;
+        while let Some(header) = self.header_in(&file, position)? {
             if header.max_timestamp >= timestamp {
                 return Ok(Some((position, header)));
             }
