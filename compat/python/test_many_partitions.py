@@ -7,13 +7,14 @@ import re
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 from kafka.admin import KafkaAdminClient
 
 import kafka_wire
 from conftest import BrokerProcess
 
 KAFKA_STORAGE_ERROR = 56
+POLICY_VIOLATION = 44
 
 
 def broker_log(broker):
@@ -126,3 +127,32 @@ def test_a_partition_that_cannot_be_opened_goes_offline_alone(broker_factory):
     held = sum(f.stat().st_size for f in kept.parent.iterdir() if f.is_file())
     assert held >= kept.stat().st_size > 0
     assert listed == [("broken", 1, held)], listed
+
+
+def test_creations_beyond_capacity_are_refused_with_the_limit_named(tmp_path):
+    # 256 descriptors leave a segment-file budget of 192, which hosts 768 replicas at
+    # the default topic.fds.per.partition of 0.25.
+    data = tmp_path / "data"
+    data.mkdir()
+    broker = BrokerProcess(data)
+    broker.max_open_files = 256
+    broker.start()
+    try:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        refused = admin.create_topics([NewTopic("huge", 1000, 1)])["huge"].exception(timeout=30)
+        assert refused is not None
+        error = refused.args[0]
+        assert error.code() == POLICY_VIOLATION, error
+        assert "can host at most 768" in error.str() and "topic.fds.per.partition" in error.str(), error.str()
+        # Nothing of it was created.
+        assert "huge" not in admin.list_topics(timeout=10).topics
+        assert not list(data.glob("huge-*"))
+
+        admin.create_topics([NewTopic("fits", 600, 1)])["fits"].result(timeout=60)
+        grown = admin.create_partitions([NewPartitions("fits", 800)])["fits"].exception(timeout=30)
+        assert grown is not None and grown.args[0].code() == POLICY_VIOLATION, grown
+        assert len(admin.list_topics("fits", timeout=10).topics["fits"].partitions) == 600
+        # Every accepted partition is hosted and takes writes.
+        produce_one_to_each(broker.bootstrap, ["fits"], 600, b"x")
+    finally:
+        broker.kill()

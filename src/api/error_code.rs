@@ -68,6 +68,7 @@ pub fn topic_error(error: &TopicError) -> i16 {
         TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
         TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor.code(),
         TopicError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment.code(),
+        TopicError::PolicyViolation(_) => ResponseError::PolicyViolation.code(),
         TopicError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
         TopicError::Timeout(_) => ResponseError::RequestTimedOut.code(),
         TopicError::Log(error) => log_error(error),

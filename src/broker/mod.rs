@@ -782,6 +782,29 @@ fn advertised_endpoints(config: &BrokerConfig) -> Vec<Endpoint> {
         .collect()
 }
 
+/// The partition replicas this broker can host: its open-file budget and memory at
+/// the configured cost per replica (registered with the controller, which places no
+/// more on it).
+fn replica_capacity(config: &BrokerConfig) -> Option<crate::cluster::capacity::Capacity> {
+    let budget = crate::log::open_files::global().max();
+    let capacity = crate::cluster::capacity::capacity(&crate::cluster::capacity::Resources {
+        segment_fds: budget.fds as u64,
+        segment_maps: budget.maps as u64,
+        memory_bytes: crate::log::limits::memory_bytes(),
+        fds_per_partition: config.topic_fds_per_partition,
+        memory_per_partition: config.topic_memory_per_partition,
+    });
+    match &capacity {
+        Some(capacity) => tracing::info!(
+            max_replicas = capacity.max_replicas,
+            bound = %capacity.bound,
+            "partition replica capacity"
+        ),
+        None => tracing::info!("partition replica capacity: unbounded"),
+    }
+    capacity
+}
+
 /// Registers with the active controller, retrying until it answers; returns the
 /// broker epoch.
 async fn register(
@@ -796,6 +819,7 @@ async fn register(
         endpoints: advertised_endpoints(config),
         rack: config.broker_rack.clone(),
         previous_broker_epoch,
+        capacity: replica_capacity(config),
     };
     loop {
         match controller.request(request.clone(), Duration::from_secs(5)).await {

@@ -28,6 +28,9 @@ pub enum TopicError {
     InvalidReplicaAssignment(String),
     #[error(transparent)]
     InvalidConfig(#[from] ConfigError),
+    /// No placement fits the brokers' capacity.
+    #[error("{0}")]
+    PolicyViolation(String),
     /// No active controller committed the change in time.
     #[error("{0}")]
     Timeout(String),
@@ -51,6 +54,9 @@ impl From<ControllerError> for TopicError {
             }
             ControllerError::Command(CommandError::InvalidReplicaAssignment(message)) => {
                 TopicError::InvalidReplicaAssignment(message)
+            }
+            ControllerError::Command(CommandError::PolicyViolation(message)) => {
+                TopicError::PolicyViolation(message)
             }
             other @ (ControllerError::Command(
                 CommandError::StaleBrokerEpoch { .. }

@@ -7,6 +7,7 @@
 //! the config definitions and defaults); the plans check what only the image can tell:
 //! existence, partition counts, replica placement on live brokers.
 
+use super::capacity;
 use super::image::{MetadataImage, MetadataRecord, validate_topic_name};
 use super::placement::{self, PlacementError};
 use crate::security::scram::{ScramCredential, ScramHash};
@@ -41,6 +42,10 @@ pub enum CommandError {
     /// A change names something (a SCRAM credential) that does not exist.
     #[error("{0}")]
     ResourceNotFound(String),
+    /// No placement fits the brokers' capacity (POLICY_VIOLATION); the message names
+    /// the limit.
+    #[error("{0}")]
+    PolicyViolation(String),
 }
 
 impl From<PlacementError> for CommandError {
@@ -105,6 +110,51 @@ fn check_assignments(image: &MetadataImage, assignments: &[Vec<i32>]) -> Result<
     Ok(())
 }
 
+/// New partitions' replica lists within the brokers' capacity: Kafka's spread when it
+/// fits, else the brokers with the most room; refused when nothing fits.
+fn place(
+    image: &MetadataImage,
+    topic: &str,
+    first_partition: i32,
+    n_partitions: i32,
+    replication_factor: i16,
+    seed: PlacementSeed,
+) -> Result<Vec<Vec<i32>>, CommandError> {
+    let brokers = live_broker_ids(image);
+    let spread = placement::assign_replicas(
+        &brokers,
+        first_partition,
+        n_partitions,
+        replication_factor,
+        seed.start_index,
+        seed.shift,
+    )?;
+    let room = capacity::room(image, &brokers);
+    if capacity::check(&room, &spread).is_ok() {
+        return Ok(spread);
+    }
+    capacity::assign_by_room(&room, n_partitions, replication_factor as usize, seed.start_index).map_err(
+        |(broker, short)| {
+            CommandError::PolicyViolation(format!(
+                "{n_partitions} partitions of `{topic}` with replication factor {replication_factor} \
+                 do not fit the brokers' capacity ({short} found no room): {}",
+                capacity::over_capacity_message(image, broker)
+            ))
+        },
+    )
+}
+
+/// Manual assignments must fit the brokers' capacity too.
+fn check_capacity(image: &MetadataImage, topic: &str, assignments: &[Vec<i32>]) -> Result<(), CommandError> {
+    let brokers: Vec<i32> = image.brokers.keys().copied().collect();
+    capacity::check(&capacity::room(image, &brokers), assignments).map_err(|(broker, count)| {
+        CommandError::PolicyViolation(format!(
+            "the replica assignment of `{topic}` gives broker {broker} {count} more replicas: {}",
+            capacity::over_capacity_message(image, broker)
+        ))
+    })
+}
+
 fn partition_records(
     topic_id: uuid::Uuid,
     first_partition: i32,
@@ -137,6 +187,7 @@ pub fn create_topic(
     let assignments = match &topic.assignments {
         Some(assignments) => {
             check_assignments(image, assignments)?;
+            check_capacity(image, &topic.name, assignments)?;
             assignments.clone()
         }
         None => {
@@ -146,13 +197,13 @@ pub fn create_topic(
                     topic.partitions
                 )));
             }
-            placement::assign_replicas(
-                &live_broker_ids(image),
+            place(
+                image,
+                &topic.name,
                 0,
                 topic.partitions,
                 topic.replication_factor,
-                seed.start_index,
-                seed.shift,
+                seed,
             )?
         }
     };
@@ -211,15 +262,16 @@ pub fn create_partitions(
                     "new partitions must have the topic's replication factor".into(),
                 ));
             }
+            check_capacity(image, name, assignments)?;
             assignments.to_vec()
         }
-        None => placement::assign_replicas(
-            &live_broker_ids(image),
+        None => place(
+            image,
+            name,
             current,
             count - current,
             topic.replication_factor(),
-            seed.start_index,
-            seed.shift,
+            seed,
         )?,
     };
     Ok(partition_records(topic.topic_id, current, assignments).collect())
@@ -467,6 +519,57 @@ mod tests {
             create_topic(&image, &new_topic("bad name", 1, 1), id, PlacementSeed::default()),
             Err(CommandError::InvalidTopic(_))
         ));
+    }
+
+    /// `cluster(n)` with each broker registered again (same epoch) with `max_replicas`.
+    fn cluster_with_capacity(max_replicas: &[u64]) -> MetadataImage {
+        let mut image = cluster(max_replicas.len() as i32);
+        for (broker_id, max) in max_replicas.iter().enumerate() {
+            let mut registration = image.brokers[&(broker_id as i32)].clone();
+            registration.capacity = Some(capacity::Capacity {
+                max_replicas: *max,
+                bound: "a test budget".into(),
+            });
+            image.brokers.insert(broker_id as i32, registration);
+        }
+        image
+    }
+
+    #[test]
+    fn creations_that_no_placement_fits_are_refused_whole() {
+        // Room for 4 + 4 + 2 replicas.
+        let mut image = cluster_with_capacity(&[4, 4, 2]);
+        let id = uuid::Uuid::from_u128(1);
+        // Kafka's spread would give broker 2 three of 4 RF=2 partitions' replicas; the
+        // room-aware placement moves them to the others.
+        let records = create_topic(&image, &new_topic("t", 4, 2), id, PlacementSeed::default()).unwrap();
+        image.apply_batch(200, &records);
+        assert_eq!(capacity::hosted(&image).values().sum::<u64>(), 8);
+        assert!(capacity::hosted(&image)[&2] <= 2);
+        // Two replicas of room are left: two more RF=2 partitions do not fit.
+        let refused = create_partitions(&image, "t", 6, None, PlacementSeed::default()).unwrap_err();
+        let CommandError::PolicyViolation(message) = refused else {
+            panic!("{refused:?}");
+        };
+        assert!(
+            message.contains("can host at most") && message.contains("a test budget"),
+            "{message}"
+        );
+        // A topic that does not fit is refused, with no records at all.
+        assert!(matches!(
+            create_topic(&image, &new_topic("u", 3, 1), id, PlacementSeed::default()),
+            Err(CommandError::PolicyViolation(_))
+        ));
+        // Manual assignments are held to the same limit.
+        let mut manual = new_topic("v", 3, 1);
+        manual.assignments = Some(vec![vec![2], vec![2], vec![2]]);
+        assert!(matches!(
+            create_topic(&image, &manual, id, PlacementSeed::default()),
+            Err(CommandError::PolicyViolation(_))
+        ));
+        // Brokers registered without a capacity take anything.
+        let unbounded = cluster(3);
+        assert!(create_topic(&unbounded, &new_topic("w", 3000, 3), id, PlacementSeed::default()).is_ok());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! ISR, leader, leader epoch and partition epoch, config overrides), the producer-id
 //! high-water mark and users' SCRAM credentials.
 
+use super::capacity::Capacity;
 use crate::security::acl::AclBinding;
 use crate::security::scram::{ScramCredential, ScramHash};
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,9 @@ pub struct BrokerRegistration {
     pub rack: Option<String>,
     /// A fenced broker leads nothing and is left out of Metadata responses.
     pub fenced: bool,
+    /// The partition replicas it can host (None: registered without a limit).
+    #[serde(default)]
+    pub capacity: Option<Capacity>,
 }
 
 impl BrokerRegistration {
@@ -139,6 +143,8 @@ pub enum MetadataRecord {
         incarnation_id: uuid::Uuid,
         endpoints: Vec<Endpoint>,
         rack: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        capacity: Option<Capacity>,
     },
     FenceBroker {
         broker_id: i32,
@@ -334,6 +340,7 @@ impl MetadataImage {
                 incarnation_id,
                 endpoints,
                 rack,
+                capacity,
             } => {
                 self.brokers.insert(
                     *broker_id,
@@ -344,6 +351,7 @@ impl MetadataImage {
                         endpoints: endpoints.clone(),
                         rack: rack.clone(),
                         fenced: true,
+                        capacity: capacity.clone(),
                     },
                 );
             }

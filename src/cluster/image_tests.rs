@@ -16,6 +16,7 @@ fn register(broker_id: i32) -> MetadataRecord {
         incarnation_id: uuid::Uuid::from_u128(broker_id as u128),
         endpoints: vec![endpoint(9000 + broker_id as u16)],
         rack: None,
+        capacity: None,
     }
 }
 

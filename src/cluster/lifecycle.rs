@@ -13,6 +13,7 @@
 //! active controller gives every broker a full session from the moment it took over.
 //! The clock is passed in.
 
+use super::capacity::Capacity;
 use super::image::{Endpoint, MetadataImage, MetadataRecord};
 use super::partition_change::ClusterPolicy;
 use super::placement;
@@ -33,34 +34,51 @@ pub enum RegistrationDecision {
     },
 }
 
+/// What a broker says about itself when it registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub broker_id: i32,
+    /// Random per process start.
+    pub incarnation_id: uuid::Uuid,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+    /// The partition replicas it can host (`cluster::capacity`).
+    pub capacity: Option<Capacity>,
+}
+
+impl Registration {
+    fn record(self) -> MetadataRecord {
+        MetadataRecord::RegisterBroker {
+            broker_id: self.broker_id,
+            incarnation_id: self.incarnation_id,
+            endpoints: self.endpoints,
+            rack: self.rack,
+            capacity: self.capacity,
+        }
+    }
+}
+
 /// A registration. `previous_broker_epoch` is the epoch the broker recorded at its last
 /// clean shutdown, or -1 (unclean, or never registered).
 pub fn on_registration(
     image: &MetadataImage,
-    broker_id: i32,
-    incarnation_id: uuid::Uuid,
-    endpoints: Vec<Endpoint>,
-    rack: Option<String>,
+    registration: Registration,
     previous_broker_epoch: i64,
     policy: &ClusterPolicy,
 ) -> RegistrationDecision {
+    let broker_id = registration.broker_id;
     let registered = image.brokers.get(&broker_id);
     if let Some(registered) = registered
-        && registered.incarnation_id == incarnation_id
+        && registered.incarnation_id == registration.incarnation_id
     {
-        if registered.endpoints == endpoints {
+        if registered.endpoints == registration.endpoints {
             return RegistrationDecision::AlreadyRegistered {
                 broker_epoch: registered.broker_epoch,
             };
         }
         // The same process with other endpoints: its log is what it was.
         return RegistrationDecision::Register {
-            records: vec![MetadataRecord::RegisterBroker {
-                broker_id,
-                incarnation_id,
-                endpoints,
-                rack,
-            }],
+            records: vec![registration.record()],
             unclean_shutdown: false,
         };
     }
@@ -81,12 +99,7 @@ pub fn on_registration(
             records.extend(placement::on_broker_fenced(image, broker_id, policy));
         }
     }
-    records.push(MetadataRecord::RegisterBroker {
-        broker_id,
-        incarnation_id,
-        endpoints,
-        rack,
-    });
+    records.push(registration.record());
     RegistrationDecision::Register {
         records,
         unclean_shutdown,
@@ -192,6 +205,7 @@ mod tests {
                 incarnation_id: uuid::Uuid::from_u128(incarnation),
                 endpoints: endpoints(1),
                 rack: None,
+                capacity: None,
             }],
         );
         image
@@ -206,10 +220,13 @@ mod tests {
     ) -> RegistrationDecision {
         on_registration(
             image,
-            broker_id,
-            uuid::Uuid::from_u128(incarnation),
-            endpoints(port),
-            None,
+            Registration {
+                broker_id,
+                incarnation_id: uuid::Uuid::from_u128(incarnation),
+                endpoints: endpoints(port),
+                rack: None,
+                capacity: None,
+            },
             previous,
             &ClusterPolicy::default(),
         )

@@ -2,6 +2,7 @@
 //! leader choice, broker lifecycle decisions, and the plans of metadata writes. The
 //! controller (`crate::controller`) runs these under Raft; brokers follow the image.
 
+pub mod capacity;
 pub mod commands;
 pub mod election;
 pub mod image;

@@ -1,6 +1,6 @@
 use super::*;
 use crate::cluster::image::MetadataImage;
-use crate::cluster::lifecycle::{RegistrationDecision, on_registration};
+use crate::cluster::lifecycle::{Registration, RegistrationDecision, on_registration};
 use crate::cluster::placement::{on_broker_fenced, on_broker_unclean_restart, on_broker_unfenced};
 use std::collections::BTreeMap;
 
@@ -90,15 +90,14 @@ fn reregister(
     policy: &ClusterPolicy,
 ) -> bool {
     let endpoints = image.brokers[&broker_id].endpoints.clone();
-    match on_registration(
-        image,
+    let registration = Registration {
         broker_id,
-        uuid::Uuid::from_u128(offset as u128 + 1000),
+        incarnation_id: uuid::Uuid::from_u128(offset as u128 + 1000),
         endpoints,
-        None,
-        previous,
-        policy,
-    ) {
+        rack: None,
+        capacity: None,
+    };
+    match on_registration(image, registration, previous, policy) {
         RegistrationDecision::Register {
             records,
             unclean_shutdown,

@@ -18,6 +18,7 @@ pub fn brokers(ids: impl IntoIterator<Item = i32>, live: &[i32]) -> MetadataImag
                     security_protocol: "PLAINTEXT".into(),
                 }],
                 rack: None,
+                capacity: None,
             }],
         );
         if live.contains(&broker_id) {

@@ -326,6 +326,19 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("group.initial.rebalance.delay.ms", Some("3000"), INT),
     def("group.min.session.timeout.ms", Some("6000"), INT),
     def("group.max.session.timeout.ms", Some("1800000"), INT),
+    // How many partition replicas a broker takes (not Kafka configs; Kafka has no such
+    // limit): the memory one replica may need, against half the machine's memory, and
+    // the open-file budget's descriptors and mappings one replica needs on average.
+    def(
+        "topic.memory.per.partition",
+        Some("65536"),
+        ConfigKind::Long { min: 0 },
+    ),
+    def(
+        "topic.fds.per.partition",
+        Some("0.25"),
+        ConfigKind::Double { min: 0.0, max: 16.0 },
+    ),
 ];
 
 const fn topic(name: &'static str, broker_name: &'static str, kind: ConfigKind) -> ConfigDef {

@@ -202,6 +202,11 @@ pub struct BrokerConfig {
     pub group_initial_rebalance_delay_ms: i64,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
+    /// `topic.memory.per.partition` and `topic.fds.per.partition`: what one partition
+    /// replica is counted to need when the broker tells the controller how many it can
+    /// host (0: that resource does not bound it).
+    pub topic_memory_per_partition: u64,
+    pub topic_fds_per_partition: f64,
 }
 
 impl BrokerConfig {
@@ -425,6 +430,10 @@ impl BrokerConfig {
             group_initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms"),
             group_min_session_timeout_ms: int("group.min.session.timeout.ms") as i32,
             group_max_session_timeout_ms: int("group.max.session.timeout.ms") as i32,
+            topic_memory_per_partition: int("topic.memory.per.partition").max(0) as u64,
+            topic_fds_per_partition: get("topic.fds.per.partition")
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or(0.25),
             transactions: transactions::TransactionConfig::from_lookup(int),
             explicit,
         })

@@ -270,12 +270,16 @@ impl Controller {
                 endpoints,
                 rack,
                 previous_broker_epoch,
+                capacity,
             } => match lifecycle::on_registration(
                 &image,
-                broker_id,
-                incarnation_id,
-                endpoints,
-                rack,
+                lifecycle::Registration {
+                    broker_id,
+                    incarnation_id,
+                    endpoints,
+                    rack,
+                    capacity,
+                },
                 previous_broker_epoch,
                 &self.config.policy,
             ) {

@@ -44,6 +44,9 @@ pub enum ControllerRequest {
         /// (Kafka's `PreviousBrokerEpoch`, KIP-966).
         #[serde(default = "no_broker_epoch")]
         previous_broker_epoch: i64,
+        /// The partition replicas it can host.
+        #[serde(default)]
+        capacity: Option<crate::cluster::capacity::Capacity>,
     },
     BrokerHeartbeat {
         broker_id: i32,

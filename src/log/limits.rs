@@ -53,6 +53,30 @@ pub fn max_map_count() -> Option<u64> {
         .ok()
 }
 
+/// The memory this process may use: the machine's, or its cgroup's limit when lower
+/// (None if neither can be read).
+pub fn memory_bytes() -> Option<u64> {
+    let machine = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        text.lines()
+            .find_map(|line| line.strip_prefix("MemTotal:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+    });
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("0::"))
+                .map(|path| format!("/sys/fs/cgroup{}/memory.max", path.trim()))
+        })
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    match (machine, cgroup) {
+        (Some(machine), Some(cgroup)) => Some(machine.min(cgroup)),
+        (machine, cgroup) => machine.or(cgroup),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +89,6 @@ mod tests {
         // Idempotent.
         assert_eq!(raise_open_files_limit().unwrap().soft_before, limit.hard);
         assert!(max_map_count().is_some_and(|count| count > 0));
+        assert!(memory_bytes().is_some_and(|bytes| bytes > 1 << 20));
     }
 }
