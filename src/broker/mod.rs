@@ -98,6 +98,8 @@ pub struct Broker {
     coordinated: parking_lot::Mutex<HashMap<i32, bool>>,
     /// Set at controlled shutdown: heartbeats stop.
     shutting_down: std::sync::atomic::AtomicBool,
+    /// ISR changes this broker's led partitions propose, waiting for the controller.
+    isr_changes: Arc<replication::IsrChanges>,
     /// One replica fetcher per leader this broker follows, by leader id.
     fetchers: parking_lot::Mutex<HashMap<i32, crate::replication::fetcher::ReplicaFetcher>>,
     /// The unused part of the current block of producer ids: [next, end).
@@ -273,6 +275,7 @@ impl Broker {
                     .map(|failed| (failed.topic_partition.clone(), failed))
                     .collect(),
             ),
+            isr_changes: Arc::default(),
             fetchers: parking_lot::Mutex::new(HashMap::new()),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             coordinated: parking_lot::Mutex::new(HashMap::new()),
@@ -641,6 +644,10 @@ impl Broker {
         tokio::spawn(publisher::follow_image(Arc::downgrade(self), self.image.clone()));
         tokio::spawn(publisher::heartbeat(Arc::downgrade(self)));
         tokio::spawn(replication::check_isr(Arc::downgrade(self)));
+        tokio::spawn(replication::send_isr_changes(
+            Arc::downgrade(self),
+            Arc::clone(&self.isr_changes),
+        ));
         every(self, Duration::from_millis(100), |broker| async move {
             broker.groups.tick(now_ms());
         });

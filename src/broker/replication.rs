@@ -5,11 +5,12 @@
 
 use super::Broker;
 use crate::cluster::image::{MetadataImage, NO_LEADER};
-use crate::controller::rpc::ControllerRequest;
+use crate::controller::rpc::{ControllerReply, ControllerRequest, IsrChange};
 use crate::log::TopicPartition;
 use crate::replication::Partition;
 use crate::replication::fetcher::{FetcherConfig, FollowedPartition, ReplicaFetcher};
 use crate::replication::partition::now_ms;
+use crate::replication::replica::IsrProposal;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -76,8 +77,8 @@ impl Broker {
         }
     }
 
-    /// Sends the ISR change `partition` proposes, if any, to the controller. The new
-    /// ISR takes effect when the committed change reaches this broker's image.
+    /// Queues the ISR change `partition` proposes, if any, for the controller. The
+    /// new ISR takes effect when the committed change reaches this broker's image.
     pub fn propose_isr_change(self: &Arc<Self>, partition: &Arc<Partition>) {
         // KIP-841: a fenced (or unregistered) broker is never proposed for the ISR.
         let image = self.image();
@@ -92,30 +93,106 @@ impl Broker {
         else {
             return;
         };
-        let broker = Arc::downgrade(self);
-        let partition = partition.clone();
-        tokio::spawn(async move {
-            let Some(broker) = broker.upgrade() else { return };
-            let request = ControllerRequest::AlterPartition {
-                broker_id: broker.config.node_id,
-                topic_id: partition.topic_id,
-                partition: partition.topic_partition.partition,
-                leader_epoch: proposal.leader_epoch,
-                partition_epoch: proposal.partition_epoch,
-                new_isr: proposal.new_isr.clone(),
-            };
-            match broker.controller_request(request, Duration::from_secs(5)).await {
-                Ok(_) => tracing::info!(
-                    topic_partition = %partition.topic_partition,
-                    isr = ?proposal.new_isr,
-                    "ISR change committed"
-                ),
+        self.isr_changes
+            .pending
+            .lock()
+            .insert(partition.topic_partition.clone(), (partition.clone(), proposal));
+        self.isr_changes.wakeup.notify_one();
+    }
+}
+
+/// ISR changes waiting for the controller, one per partition, and their sender's
+/// wakeup. Whatever queues up while a request is in flight goes in the next one, so a
+/// restart that brings thousands of followers back costs a few metadata batches, not
+/// one per partition (Kafka's AlterPartition carries many partitions too).
+#[derive(Default)]
+pub(super) struct IsrChanges {
+    pending: parking_lot::Mutex<BTreeMap<TopicPartition, (Arc<Partition>, IsrProposal)>>,
+    wakeup: tokio::sync::Notify,
+}
+
+/// Changes in one AlterPartition request at most.
+const MAX_ISR_CHANGES_PER_REQUEST: usize = 2000;
+
+/// Sends queued ISR changes to the controller, one request at a time.
+pub(super) async fn send_isr_changes(broker: Weak<Broker>, queue: Arc<IsrChanges>) {
+    loop {
+        queue.wakeup.notified().await;
+        let Some(broker) = broker.upgrade() else { break };
+        let batch: Vec<(Arc<Partition>, IsrProposal)> = {
+            let mut pending = queue.pending.lock();
+            let mut batch = Vec::new();
+            while batch.len() < MAX_ISR_CHANGES_PER_REQUEST {
+                let Some((_, change)) = pending.pop_first() else {
+                    break;
+                };
+                batch.push(change);
+            }
+            if !pending.is_empty() {
+                queue.wakeup.notify_one();
+            }
+            batch
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        let request = ControllerRequest::AlterPartition {
+            broker_id: broker.config.node_id,
+            changes: batch
+                .iter()
+                .map(|(partition, proposal)| IsrChange {
+                    topic_id: partition.topic_id,
+                    partition: partition.topic_partition.partition,
+                    leader_epoch: proposal.leader_epoch,
+                    partition_epoch: proposal.partition_epoch,
+                    new_isr: proposal.new_isr.clone(),
+                })
+                .collect(),
+        };
+        let results = match broker.controller_request(request, Duration::from_secs(5)).await {
+            Ok(ControllerReply::IsrChanges { results, .. }) if results.len() == batch.len() => results,
+            Ok(other) => {
+                tracing::error!(?other, "unexpected answer to AlterPartition");
+                batch
+                    .iter()
+                    .for_each(|(partition, _)| partition.clear_pending_isr());
+                continue;
+            }
+            Err(error) => {
+                // Each leader proposes again at its next ISR check.
+                tracing::warn!(partitions = batch.len(), %error, "ISR change refused");
+                batch
+                    .iter()
+                    .for_each(|(partition, _)| partition.clear_pending_isr());
+                continue;
+            }
+        };
+        let mut committed = 0;
+        for ((partition, proposal), result) in batch.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    committed += 1;
+                    tracing::debug!(
+                        topic_partition = %partition.topic_partition,
+                        isr = ?proposal.new_isr,
+                        "ISR change committed"
+                    );
+                }
                 Err(error) => {
                     tracing::warn!(topic_partition = %partition.topic_partition, %error, "ISR change refused");
                     partition.clear_pending_isr();
                 }
             }
-        });
+        }
+        if committed > 0 {
+            let (first, proposal) = &batch[0];
+            tracing::info!(
+                partitions = committed,
+                first = %first.topic_partition,
+                isr = ?proposal.new_isr,
+                "ISR changes committed"
+            );
+        }
     }
 }
 

@@ -421,27 +421,39 @@ impl Controller {
                 tracing::info!(broker_id, "controlled shutdown: leadership moved away");
                 Ok(ControllerReply::Committed { offset })
             }
-            ControllerRequest::AlterPartition {
-                broker_id,
-                topic_id,
-                partition,
-                leader_epoch,
-                partition_epoch,
-                new_isr,
-            } => {
-                let records = commands::alter_partition(
-                    &image,
-                    broker_id,
-                    topic_id,
-                    partition,
-                    leader_epoch,
-                    partition_epoch,
-                    &new_isr,
-                    &self.config.policy,
-                )?;
+            ControllerRequest::AlterPartition { broker_id, changes } => {
+                // Each change is checked against the image alone: a leader sends at
+                // most one per partition, so they cannot conflict.
+                let mut records = Vec::new();
+                let results: Vec<_> = changes
+                    .iter()
+                    .map(|change| {
+                        commands::alter_partition(
+                            &image,
+                            broker_id,
+                            change.topic_id,
+                            change.partition,
+                            change.leader_epoch,
+                            change.partition_epoch,
+                            &change.new_isr,
+                            &self.config.policy,
+                        )
+                        .map(|planned| records.extend(planned))
+                    })
+                    .collect();
+                let n_records = records.len();
                 let offset = self.commit_any(&image, records).await?;
-                tracing::info!(broker_id, %topic_id, partition, ?new_isr, "ISR changed");
-                Ok(ControllerReply::Committed { offset })
+                let accepted = results.iter().filter(|result| result.is_ok()).count();
+                if n_records > 0 {
+                    tracing::info!(
+                        broker_id,
+                        accepted,
+                        refused = results.len() - accepted,
+                        first = ?changes.first().map(|change| (change.topic_id, change.partition, &change.new_isr)),
+                        "ISR changed"
+                    );
+                }
+                Ok(ControllerReply::IsrChanges { results, offset })
             }
             ControllerRequest::AllocateProducerIds {
                 broker_id,

@@ -95,14 +95,11 @@ pub enum ControllerRequest {
         broker_id: i32,
         broker_epoch: i64,
     },
-    /// A partition leader's ISR change (Kafka's AlterPartition).
+    /// A partition leader's ISR changes, for any number of partitions at once, as
+    /// Kafka's AlterPartition carries them: one metadata batch for all.
     AlterPartition {
         broker_id: i32,
-        topic_id: uuid::Uuid,
-        partition: i32,
-        leader_epoch: i32,
-        partition_epoch: i32,
-        new_isr: Vec<i32>,
+        changes: Vec<IsrChange>,
     },
     /// Leader elections an operator asked for (ElectLeaders); None: every partition.
     ElectLeaders {
@@ -120,6 +117,17 @@ pub enum ControllerRequest {
         after_offset: i64,
         max_wait_ms: u64,
     },
+}
+
+/// One partition's ISR change in an AlterPartition request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsrChange {
+    pub topic_id: uuid::Uuid,
+    pub partition: i32,
+    /// The leader epoch and partition epoch the leader proposes from.
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Vec<i32>,
 }
 
 /// One voter's or observer's replication state, as DescribeQuorum reports it.
@@ -167,6 +175,12 @@ pub enum ControllerReply {
     /// Each partition's election outcome, committed at `offset`.
     Elections {
         outcomes: Vec<(String, i32, crate::cluster::election::ElectionOutcome)>,
+        offset: i64,
+    },
+    /// Each ISR change's outcome, in request order; the accepted ones are committed
+    /// at `offset`.
+    IsrChanges {
+        results: Vec<Result<(), crate::cluster::commands::CommandError>>,
         offset: i64,
     },
     /// Each partition's reassignment outcome, committed at `offset`.
@@ -295,7 +309,13 @@ pub struct RpcPool {
     host: String,
     dialer: Dialer,
     idle: Mutex<Vec<Box<dyn Stream>>>,
+    /// Calls in flight, each on its own connection: bounded, so that a burst of
+    /// requests waits for a connection instead of opening thousands on both nodes.
+    in_flight: tokio::sync::Semaphore,
 }
+
+/// Connections one pool opens at most, and keeps open while idle.
+const MAX_CONNECTIONS: usize = 16;
 
 impl RpcPool {
     pub fn new(address: SocketAddr, host: &str, dialer: Dialer) -> Self {
@@ -304,6 +324,7 @@ impl RpcPool {
             host: host.to_string(),
             dialer,
             idle: Mutex::new(Vec::new()),
+            in_flight: tokio::sync::Semaphore::new(MAX_CONNECTIONS),
         }
     }
 
@@ -348,6 +369,9 @@ impl RpcPool {
     pub async fn call(&self, request: &RpcRequest, timeout: Duration) -> Result<RpcResponse, RpcError> {
         let address = self.address;
         let attempt = async {
+            let Ok(_permit) = self.in_flight.acquire().await else {
+                return Err(RpcError::Timeout { address, timeout });
+            };
             let idle = self.idle.lock().pop();
             let mut stream = match idle {
                 Some(stream) => stream,

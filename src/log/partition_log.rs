@@ -704,6 +704,10 @@ impl PartitionLog {
                 log_end_offset,
             });
         }
+        if offset == log_end_offset {
+            // Nothing at or past the end: an idle fetch touches no segment file.
+            return Ok(None);
+        }
         for (_, segment) in self.segments.range(..=offset).next_back().into_iter().chain(
             self.segments
                 .range(offset.saturating_add(1)..)
