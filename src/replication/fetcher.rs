@@ -7,15 +7,19 @@
 //! are appended byte for byte at the leader's offsets and epochs; the leader's high
 //! watermark is taken; a diverging epoch cuts the log at the divergence point first
 //! (KIP-101, KIP-279, KIP-595). A partition whose leader refuses it (not leader, other
-//! epoch) waits until the metadata changes or a short backoff passes.
+//! epoch) waits until the metadata changes or a short backoff passes. The fetches run in
+//! one incremental fetch session per leader (`follower_session`): after the first, a
+//! request names only partitions whose fetch state changed, and an answer only
+//! partitions with news.
 
 use super::Partition;
 use super::connection::KafkaConnection;
+use super::follower_session::FollowerSession;
 use crate::log::TopicPartition;
 use crate::log::batch::split_stored;
 use crate::replication::partition::now_ms;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic, ReplicaState};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -100,6 +104,7 @@ async fn run(
     endpoint: watch::Receiver<Option<(String, u16)>>,
 ) {
     let mut connection: Option<(SocketAddr, KafkaConnection)> = None;
+    let mut session = FollowerSession::default();
     let mut paused: HashMap<TopicPartition, Instant> = HashMap::new();
     // Flushes of what earlier fetches appended, running while the next fetch is out.
     let mut flushes: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
@@ -147,7 +152,10 @@ async fn run(
             )
             .await
             {
-                Ok(opened) => connection = Some((address, opened)),
+                Ok(opened) => {
+                    connection = Some((address, opened));
+                    session.reset();
+                }
                 Err(error) => {
                     tracing::debug!(source, %error, "replica fetcher cannot connect");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -161,22 +169,33 @@ async fn run(
         // While fsyncs run, the leader must not hold the fetch for new data: the fetch
         // after them reports the new durable ends, and acknowledgements wait for it.
         let max_wait_ms = if flushes.is_empty() { config.max_wait_ms } else { 0 };
-        let request = fetch_request(&config, &current, max_wait_ms);
+        let request = fetch_request(&config, &current, max_wait_ms, &mut session);
         let timeout = Duration::from_millis(config.max_wait_ms.max(0) as u64) + Duration::from_secs(10);
         let response = match tokio::time::timeout(timeout, open.call(&request, FETCH_VERSION)).await {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => {
                 tracing::debug!(source, %error, "replica fetch failed");
                 connection = None;
+                session.reset();
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
             Err(_) => {
                 tracing::debug!(source, "replica fetch timed out");
                 connection = None;
+                session.reset();
                 continue;
             }
         };
+        session.answered(response.error_code, response.session_id);
+        if response.error_code != 0 {
+            tracing::debug!(
+                source,
+                error_code = response.error_code,
+                "replica fetch refused; opening a new session"
+            );
+            continue;
+        }
         let by_id: HashMap<(uuid::Uuid, i32), &(TopicPartition, FollowedPartition)> = current
             .iter()
             .map(|entry| ((entry.1.topic_id, entry.0.partition), entry))
@@ -205,8 +224,9 @@ fn fetch_request(
     config: &FetcherConfig,
     current: &[(TopicPartition, FollowedPartition)],
     max_wait_ms: i32,
+    session: &mut FollowerSession,
 ) -> FetchRequest {
-    let mut topics: BTreeMap<uuid::Uuid, Vec<FetchPartition>> = BTreeMap::new();
+    let mut wanted = Vec::with_capacity(current.len());
     for (topic_partition, followed) in current {
         let position = followed.partition.fetch_position();
         let mut partition = FetchPartition::default()
@@ -222,7 +242,16 @@ fn fetch_request(
                 bytes::Bytes::copy_from_slice(&durable.to_be_bytes()),
             );
         }
-        topics.entry(followed.topic_id).or_default().push(partition);
+        wanted.push((followed.topic_id, partition));
+    }
+    let planned = session.request(wanted);
+    let mut topics: BTreeMap<uuid::Uuid, Vec<FetchPartition>> = BTreeMap::new();
+    for (topic_id, partition) in planned.partitions {
+        topics.entry(topic_id).or_default().push(partition);
+    }
+    let mut forgotten: BTreeMap<uuid::Uuid, Vec<i32>> = BTreeMap::new();
+    for (topic_id, partition) in planned.forgotten {
+        forgotten.entry(topic_id).or_default().push(partition);
     }
     FetchRequest::default()
         .with_replica_state(
@@ -233,7 +262,18 @@ fn fetch_request(
         .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)
         .with_max_bytes(config.response_max_bytes)
-        .with_session_epoch(-1)
+        .with_session_id(planned.session_id)
+        .with_session_epoch(planned.epoch)
+        .with_forgotten_topics_data(
+            forgotten
+                .into_iter()
+                .map(|(topic_id, partitions)| {
+                    ForgottenTopic::default()
+                        .with_topic_id(topic_id)
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        )
         .with_topics(
             topics
                 .into_iter()

@@ -5,6 +5,7 @@ pub mod connection;
 pub mod delete_records;
 pub mod fetcher;
 pub mod flush;
+pub mod follower_session;
 pub mod isr;
 pub mod markers;
 pub mod partition;
