@@ -106,7 +106,8 @@ class OneNode:
         self.broker = None
 
     def start(self):
-        self.broker = self.broker_class(self.binary, self.data, metrics=False)
+        # Thousands of logs are opened before the listener is.
+        self.broker = self.broker_class(self.binary, self.data, metrics=False, start_timeout=READY_TIMEOUT)
         return self.broker.bootstrap
 
     def pids(self):
@@ -118,12 +119,14 @@ class OneNode:
 
 
 def exited(pid):
-    """Whether the process is gone with every descriptor it held (a zombie whose
-    threads are still exiting holds its files)."""
+    """Whether the process is gone with every file it held: reaped, or a zombie with no
+    thread left (its other threads hold its files, and its locks, until they exit)."""
     try:
-        return not os.listdir(f"/proc/{pid}/fd")
+        tasks = os.listdir(f"/proc/{pid}/task")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return True
+    return state == "Z" and len(tasks) <= 1
 
 
 class ThreeNodes:
@@ -204,6 +207,11 @@ def run(sizes, broker_class, cluster_class, binary, work):
             bootstrap = nodes.start()
         try:
             row = measure(nodes, bootstrap, n_partitions, 3 if three else 1)
+        except Exception:
+            for log in sorted(directory.glob("*.log")) + sorted(directory.glob("*/node-*.log")):
+                if log.is_file():
+                    print(f"--- {log}:", *log.read_text(errors="replace").splitlines()[-15:], sep="\n")
+            raise
         finally:
             try:
                 nodes.signal(signal.SIGKILL)
