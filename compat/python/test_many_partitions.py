@@ -44,6 +44,16 @@ def read_all(bootstrap, topics, n_partitions, expected_per_partition):
     return seen
 
 
+def broker_with_open_files(tmp_path, limit):
+    """A started broker whose process may hold `limit` descriptors (soft and hard)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    broker = BrokerProcess(data)
+    broker.max_open_files = limit
+    broker.start()
+    return broker
+
+
 def produce_one_to_each(bootstrap, topics, n_partitions, value):
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
     failures = []
@@ -58,11 +68,7 @@ def produce_one_to_each(bootstrap, topics, n_partitions, value):
 def test_more_partitions_than_descriptors_are_hosted_and_survive_sigkill(tmp_path):
     # 400 partitions need 1 200 descriptors with every segment file open; the broker
     # gets 320 in all.
-    data = tmp_path / "data"
-    data.mkdir()
-    broker = BrokerProcess(data)
-    broker.max_open_files = 320
-    broker.start()
+    broker = broker_with_open_files(tmp_path, 320)
     try:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         topics = [f"many{i}" for i in range(4)]
@@ -132,11 +138,8 @@ def test_a_partition_that_cannot_be_opened_goes_offline_alone(broker_factory):
 def test_creations_beyond_capacity_are_refused_with_the_limit_named(tmp_path):
     # 256 descriptors leave a segment-file budget of 192, which hosts 768 replicas at
     # the default topic.fds.per.partition of 0.25.
-    data = tmp_path / "data"
-    data.mkdir()
-    broker = BrokerProcess(data)
-    broker.max_open_files = 256
-    broker.start()
+    broker = broker_with_open_files(tmp_path, 256)
+    data = broker.data_dir
     try:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         refused = admin.create_topics([NewTopic("huge", 1000, 1)])["huge"].exception(timeout=30)
