@@ -14,7 +14,7 @@ use super::fetch_frame::FetchReply;
 use super::fetch_session::{self, Answer, FetchParams, PartitionKey, Plan, SessionError};
 use super::{
     RequestContext, check_leader_epoch, current_leader, error_code, is_leader_error, led_partition,
-    local_replica, lookup_topic,
+    local_replica,
 };
 use crate::log::segment::FileSlice;
 use crate::replication::Partition;
@@ -173,7 +173,7 @@ struct TopicRef {
     topic_id: uuid::Uuid,
     /// Its name, when it exists (and the fetcher may see that it does).
     name: Option<String>,
-    record: Result<crate::cluster::image::TopicImage, i16>,
+    record: Result<String, i16>,
 }
 
 /// The request as the session cache sees it.
@@ -265,10 +265,21 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
             .last()
             .is_some_and(|last| last.key_topic == key.topic && last.topic_id == key.topic_id);
         if !same_topic {
-            let record = lookup_topic(ctx.broker, &key.topic, key.topic_id, by_id);
-            let name = record
-                .as_ref()
-                .map_or(key.topic.as_str(), |record| record.name.as_str());
+            // Only the name is needed: the topic's image is not copied.
+            let record = {
+                let image = ctx.broker.image();
+                let topic = if by_id {
+                    image
+                        .topic_by_id(key.topic_id)
+                        .ok_or(error_code::UNKNOWN_TOPIC_ID)
+                } else {
+                    image
+                        .topic(&key.topic)
+                        .ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION)
+                };
+                topic.map(|topic| topic.name.clone())
+            };
+            let name = record.as_ref().map_or(key.topic.as_str(), String::as_str);
             let authorized = if replica {
                 replica_allowed
             } else {
@@ -282,14 +293,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
             topics.push(TopicRef {
                 key_topic: key.topic.clone(),
                 topic_id: key.topic_id,
-                name: record.as_ref().ok().map(|record| record.name.clone()),
+                name: record.as_ref().ok().cloned(),
                 record,
             });
         }
         let topic_index = topics.len() - 1;
         let resolved = match &topics[topic_index].record {
-            Ok(record) if any_replica => local_replica(ctx.broker, &record.name, key.partition),
-            Ok(record) => led_partition(ctx.broker, &record.name, key.partition),
+            Ok(name) if any_replica => local_replica(ctx.broker, name, key.partition),
+            Ok(name) => led_partition(ctx.broker, name, key.partition),
             Err(code) => Err(*code),
         };
         let preferred_read_replica = match &resolved {

@@ -170,28 +170,30 @@ impl FetchSessionCache {
         }
         session.next_epoch = next_epoch(request.epoch);
         session.last_used_ms = now_ms;
-        let mut index: HashMap<PartitionKey, usize> = session
-            .partitions
-            .iter()
-            .enumerate()
-            .map(|(i, cached)| (cached.key.clone(), i))
-            .collect();
-        for (key, params) in &request.partitions {
-            match index.get(key) {
-                Some(&i) => session.partitions[i].params = *params,
-                None => {
-                    index.insert(key.clone(), session.partitions.len());
-                    session.partitions.push(CachedPartition {
-                        key: key.clone(),
-                        params: *params,
-                        // Never told anything: the first answer is sent.
-                        told: Answer {
-                            high_watermark: -1,
-                            log_start_offset: -1,
-                            last_stable_offset: -1,
-                            ..Answer::default()
-                        },
-                    });
+        if !request.partitions.is_empty() {
+            let mut index: HashMap<PartitionKey, usize> = session
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(i, cached)| (cached.key.clone(), i))
+                .collect();
+            for (key, params) in &request.partitions {
+                match index.get(key) {
+                    Some(&i) => session.partitions[i].params = *params,
+                    None => {
+                        index.insert(key.clone(), session.partitions.len());
+                        session.partitions.push(CachedPartition {
+                            key: key.clone(),
+                            params: *params,
+                            // Never told anything: the first answer is sent.
+                            told: Answer {
+                                high_watermark: -1,
+                                log_start_offset: -1,
+                                last_stable_offset: -1,
+                                ..Answer::default()
+                            },
+                        });
+                    }
                 }
             }
         }
@@ -253,22 +255,32 @@ impl FetchSessionCache {
                     return (0, vec![true; answers.len()]);
                 };
                 let mut include = Vec::with_capacity(answers.len());
-                let mut to_back = Vec::new();
-                for ((key, _), answer) in partitions.iter().zip(answers) {
-                    let Some(i) = session.partitions.iter().position(|cached| &cached.key == key) else {
+                let mut with_records = vec![false; session.partitions.len()];
+                for (read, ((key, _), answer)) in partitions.iter().zip(answers).enumerate() {
+                    // The plan lists the session's partitions in its order; a search is
+                    // needed only if the session changed in between.
+                    let i = if session
+                        .partitions
+                        .get(read)
+                        .is_some_and(|cached| &cached.key == key)
+                    {
+                        Some(read)
+                    } else {
+                        session.partitions.iter().position(|cached| &cached.key == key)
+                    };
+                    let Some(i) = i else {
                         include.push(true);
                         continue;
                     };
                     include.push(session.partitions[i].update(answer));
-                    if answer.has_records {
-                        to_back.push(key);
-                    }
+                    with_records[i] |= answer.has_records;
                 }
-                for key in to_back {
-                    if let Some(i) = session.partitions.iter().position(|cached| &cached.key == key) {
-                        let cached = session.partitions.remove(i);
-                        session.partitions.push(cached);
-                    }
+                if with_records.contains(&true) {
+                    let (back, front): (Vec<_>, Vec<_>) = std::mem::take(&mut session.partitions)
+                        .into_iter()
+                        .zip(with_records)
+                        .partition(|(_, records)| *records);
+                    session.partitions = front.into_iter().chain(back).map(|(cached, _)| cached).collect();
                 }
                 (*id, include)
             }

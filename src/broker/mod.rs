@@ -608,8 +608,16 @@ impl Broker {
     /// Flushes the partitions whose `flush.ms`/`flush.messages` are due, and records
     /// recovery points.
     pub async fn flush_due(&self) {
-        for partition in self.all_partitions() {
-            if let Err(error) = partition.flush_if_due().await {
+        // Checked without a future per partition: most have nothing to flush.
+        let now = now_ms();
+        let due: Vec<(Arc<Partition>, i64)> = self
+            .partitions
+            .read()
+            .values()
+            .filter_map(|partition| Some((partition.clone(), partition.flush_due_to(now)?)))
+            .collect();
+        for (partition, offset) in due {
+            if let Err(error) = partition.flush_to(offset).await {
                 tracing::error!(topic_partition = %partition.topic_partition, %error, "flush failed");
             }
         }

@@ -6,7 +6,7 @@
 //! partitions, so a missed intermediate image never leaves anything behind.
 
 use super::{Broker, DEFAULT_CONTROLLER_TIMEOUT, Registration, register};
-use crate::cluster::image::MetadataImage;
+use crate::cluster::image::{MetadataImage, PartitionRegistration, TopicImage};
 use crate::controller::rpc::{ControllerError, ControllerReply, ControllerRequest};
 use crate::log::{LogError, TopicPartition};
 use crate::replication::Partition;
@@ -75,64 +75,82 @@ impl Broker {
                 tracing::error!(path = %dir.display(), %error, "could not remove a partition");
             }
         }
-        let mut result = Ok(());
+        // Each partition's update is independent, and one that starts a leader epoch
+        // or creates a log waits on fsyncs: thousands of them (a restart, a large
+        // topic) run on several threads, so the disk commits them together.
         let now = now_ms();
-        for (topic_partition, (topic, registration)) in wanted {
-            let state = PartitionState::from(registration);
-            let log_config = super::topic_log_config(&self.config, topic);
-            match self.partition(&topic_partition) {
-                Some(partition) => {
-                    let previous = partition.state();
-                    if previous != state {
-                        // ISR changes of a partition this broker leads (Kafka's
-                        // IsrShrinksPerSec and IsrExpandsPerSec).
-                        if state.leader == self.config.node_id
-                            && previous.leader == state.leader
-                            && previous.isr.len() != state.isr.len()
-                        {
-                            self.metrics.isr_changed(state.isr.len() > previous.isr.len());
-                        }
-                        partition.update(state, now);
-                    }
-                    partition.with_log(|log| {
-                        if log.config() != &log_config {
-                            log.set_config(log_config);
-                        }
-                    });
-                }
-                None if self.offline_logs.read().contains_key(&topic_partition) => {
-                    // Its files are on disk but cannot be opened: creating a fresh log
-                    // would throw them away.
-                }
-                None => {
-                    match self
-                        .logs
-                        .create_log(topic_partition.clone(), log_config, state.leader_epoch, now)
-                    {
-                        Ok(log) => {
-                            let partition = Partition::new(
-                                log,
-                                topic.topic_id,
-                                node_id,
-                                state,
-                                self.config.replica_lag_time_max_ms,
-                            );
-                            partition.set_strict_min_isr(self.config.eligible_leader_replicas_version >= 1);
-                            self.partitions
-                                .write()
-                                .insert(topic_partition, Arc::new(partition));
-                        }
-                        Err(error) => {
-                            tracing::error!(%topic_partition, %error, "cannot create a partition log");
-                            result = Err(error);
-                        }
-                    }
+        let wanted: Vec<_> = wanted.into_iter().collect();
+        let created = crate::log::parallel::map(
+            &wanted,
+            crate::log::parallel::THREADS,
+            |(topic_partition, (topic, registration))| self.apply(topic_partition, topic, registration, now),
+        );
+        let mut result = Ok(());
+        let mut partitions = Vec::new();
+        for ((topic_partition, _), created) in wanted.into_iter().zip(created) {
+            match created {
+                Ok(Some(partition)) => partitions.push((topic_partition, Arc::new(partition))),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::error!(%topic_partition, %error, "cannot create a partition log");
+                    result = Err(error);
                 }
             }
         }
+        self.partitions.write().extend(partitions);
         self.update_fetchers(image);
         self.published.send_replace(image.offset);
         result
+    }
+
+    /// Brings one local partition in line with its registration; returns the partition
+    /// when it is new here (its log created).
+    fn apply(
+        &self,
+        topic_partition: &TopicPartition,
+        topic: &TopicImage,
+        registration: &PartitionRegistration,
+        now: i64,
+    ) -> Result<Option<Partition>, LogError> {
+        let state = PartitionState::from(registration);
+        let log_config = super::topic_log_config(&self.config, topic);
+        if let Some(partition) = self.partition(topic_partition) {
+            let previous = partition.state();
+            if previous != state {
+                // ISR changes of a partition this broker leads (Kafka's
+                // IsrShrinksPerSec and IsrExpandsPerSec).
+                if state.leader == self.config.node_id
+                    && previous.leader == state.leader
+                    && previous.isr.len() != state.isr.len()
+                {
+                    self.metrics.isr_changed(state.isr.len() > previous.isr.len());
+                }
+                partition.update(state, now);
+            }
+            partition.with_log(|log| {
+                if log.config() != &log_config {
+                    log.set_config(log_config);
+                }
+            });
+            return Ok(None);
+        }
+        if self.offline_logs.read().contains_key(topic_partition) {
+            // Its files are on disk but cannot be opened: creating a fresh log would
+            // throw them away.
+            return Ok(None);
+        }
+        let log = self
+            .logs
+            .create_log(topic_partition.clone(), log_config, state.leader_epoch, now)?;
+        let partition = Partition::new(
+            log,
+            topic.topic_id,
+            self.config.node_id,
+            state,
+            self.config.replica_lag_time_max_ms,
+        );
+        partition.set_strict_min_isr(self.config.eligible_leader_replicas_version >= 1);
+        Ok(Some(partition))
     }
 }
 

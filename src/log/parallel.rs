@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Threads for work over many logs.
-pub const THREADS: usize = 8;
+pub const THREADS: usize = 16;
 
 /// `work` applied to every item on up to `threads` threads; the results in item order.
 pub fn map<T: Sync, R: Send>(items: &[T], threads: usize, work: impl Fn(&T) -> R + Sync) -> Vec<R> {

@@ -68,13 +68,16 @@ impl Partition {
         }
     }
 
+    /// The offset to flush to if the policy (`flush.messages`, `flush.ms`) asks for a
+    /// flush at `now_ms`.
+    pub fn flush_due_to(&self, now_ms: i64) -> Option<i64> {
+        let log = self.log.lock();
+        log.needs_flush(now_ms).then(|| log.log_end_offset())
+    }
+
     /// Flushes if the policy (`flush.messages`, `flush.ms`) asks for it now.
     pub async fn flush_if_due(self: &Arc<Self>) -> Result<(), AppendError> {
-        let target = {
-            let log = self.log.lock();
-            log.needs_flush(now_ms()).then(|| log.log_end_offset())
-        };
-        match target {
+        match self.flush_due_to(now_ms()) {
             Some(offset) => self.flush_to(offset).await,
             None => Ok(()),
         }
