@@ -353,7 +353,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
 
     // Ranges copied into the response (topic, bytes, records), counted as consumed below.
     let mut copied: Vec<(usize, u64, u64)> = Vec::new();
+    // Whether the last read is as current as a new one would be: a wait that timed out
+    // with no wake-up saw no append, high-watermark, log-start, marker or leadership
+    // change in any partition read (each notifies `appended`).
+    let mut unchanged: Option<Vec<(PartitionData, Option<FileSlice>)>> = None;
     let results = loop {
+        if let Some(results) = unchanged.take() {
+            break results;
+        }
         // Register for wake-ups before reading, so an append in between is not missed.
         let mut waits: Vec<_> = wanted
             .iter()
@@ -403,9 +410,15 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         if total >= min_bytes || any_error || expired || waits.is_empty() {
             break results;
         }
-        drop(results);
+        // Ranges found are not held through the wait (each holds a segment descriptor).
+        let holds_nothing = n_slices == 0 && copied.is_empty();
+        let kept = holds_nothing.then_some(results);
         let _waiting = ctx.broker.metrics.waiting(crate::metrics::WaitKind::Fetch);
-        let _ = tokio::time::timeout_at(deadline, futures::future::select_all(waits)).await;
+        let woken = tokio::time::timeout_at(deadline, futures::future::select_all(waits)).await;
+        if woken.is_err() {
+            // Timed out: nothing read changed, so the last read is the answer.
+            unchanged = kept;
+        }
     };
 
     for (topic_index, len, records) in copied {

@@ -1,9 +1,12 @@
 //! A memory-mapped file of fixed-size entries, the storage under both index kinds.
 //!
 //! While a segment is active its index file is preallocated to `max_size` bytes and
-//! mapped read-write; entries past `entries` are zero and meaningless. When the segment
-//! is sealed (rolled or closed) the file is trimmed to exactly `entries * entry_size`, so
-//! a sealed index's length says how many entries it holds.
+//! mapped read-write once it takes its first entry (an active index that never gets
+//! one, as in a partition that holds less than `index.interval.bytes`, stays an empty
+//! file with no mapping, and sealing it costs nothing); entries past `entries` are zero
+//! and meaningless. When the segment is sealed (rolled or closed) the file is trimmed to
+//! exactly `entries * entry_size`, so a sealed index's length says how many entries it
+//! holds.
 //!
 //! The preallocated file is sparse: disk blocks are reserved with `fallocate` a chunk at
 //! a time just before entries reach them, so a full disk refuses the reservation (the
@@ -39,6 +42,11 @@ pub struct IndexFile {
     entries: usize,
     /// Bytes from the start that are known to have disk blocks behind them.
     reserved: usize,
+    /// The length an active index is preallocated to when it takes its first entry.
+    max_length: usize,
+    /// Changed in length by this process (preallocated, or emptied at open): sealing
+    /// must trim and fsync it.
+    grown: bool,
 }
 
 /// How much of an index file is reserved at a time.
@@ -67,6 +75,8 @@ impl IndexFile {
         } else {
             0
         };
+        // A file emptied here is trimmed (and fsynced) again when sealed.
+        let emptied = !keep_entries && length > 0;
         if !keep_entries {
             file.set_len(0)?;
         }
@@ -80,11 +90,11 @@ impl IndexFile {
             entry_size,
             entries,
             reserved: entries * entry_size,
+            max_length: ((max_size / entry_size as u64) * entry_size as u64) as usize,
+            grown: emptied,
         };
-        if active {
-            index.resize((max_size / entry_size as u64) * entry_size as u64)?;
-        } else {
-            index.remap()?;
+        index.remap()?;
+        if !active {
             index.file = None;
         }
         Ok(index)
@@ -133,8 +143,13 @@ impl IndexFile {
         self.entries
     }
 
+    /// Entries the file takes (an active index counts what it will be preallocated to).
     pub fn capacity(&self) -> usize {
-        self.length / self.entry_size
+        if self.active {
+            self.max_length.max(self.length) / self.entry_size
+        } else {
+            self.length / self.entry_size
+        }
     }
 
     /// Lets the mapping and descriptor go (the open-file budget). Dirty pages of the
@@ -230,6 +245,14 @@ impl IndexFile {
             return false;
         }
         let start = self.entries * self.entry_size;
+        if start + self.entry_size > self.length {
+            // The first entry: preallocate the file now.
+            if let Err(error) = self.resize(self.max_length as u64) {
+                tracing::warn!(path = %self.path.display(), %error, "cannot grow an index; entry skipped");
+                return true;
+            }
+            self.grown = true;
+        }
         if !self.reserve_through(start + self.entry_size) {
             return true;
         }
@@ -273,9 +296,15 @@ impl IndexFile {
         if !self.active {
             return Ok(());
         }
+        let length = (self.entries * self.entry_size) as u64;
+        if !self.grown && self.length as u64 == length {
+            // Never written to here and already its sealed length: nothing to trim.
+            self.active = false;
+            self.file = None;
+            return Ok(());
+        }
         self.flush()?;
         self.mmap = None;
-        let length = (self.entries * self.entry_size) as u64;
         let file = self.handle()?;
         file.set_len(length)?;
         file.sync_all()?;
@@ -320,14 +349,19 @@ pub(crate) mod tests {
         let path = dir.path().join("0.index");
         let mut index = IndexFile::open(&path, 8, 1 << 20, false, true).unwrap();
         let blocks = |path: &Path| std::fs::metadata(path).unwrap().blocks() * 512;
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 1 << 20);
-        assert!(blocks(&path) < RESERVE_CHUNK as u64, "sparse until used");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            0,
+            "empty until its first entry"
+        );
+        assert_eq!((index.maps(), index.capacity()), (0, (1 << 20) / 8));
         assert!(index.push(&1u64.to_be_bytes()));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 1 << 20);
+        assert!(blocks(&path) < 2 * RESERVE_CHUNK as u64, "sparse until used");
         assert!(
             blocks(&path) >= RESERVE_CHUNK as u64,
             "the first chunk is reserved"
         );
-        assert!(blocks(&path) < 2 * RESERVE_CHUNK as u64);
         for entry in 1..(RESERVE_CHUNK / 8 + 1) as u64 {
             assert!(index.push(&entry.to_be_bytes()));
         }

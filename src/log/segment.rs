@@ -392,8 +392,10 @@ impl LogSegment {
         if self.first_batch_timestamp.is_none() {
             self.first_batch_timestamp = Some(header.max_timestamp);
         }
-        if self.bytes_since_last_index_entry >= self.index_interval_bytes || files.offset_index.entries() == 0
-        {
+        // As Kafka: the first batch needs no entry (a lookup that finds none starts at the
+        // segment's base), so a segment smaller than `index.interval.bytes` leaves its
+        // indexes empty and unmapped.
+        if self.bytes_since_last_index_entry >= self.index_interval_bytes {
             files.offset_index.append(header.base_offset, position);
             if header.max_timestamp > self.max_timestamp {
                 files

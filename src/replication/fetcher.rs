@@ -14,7 +14,7 @@
 
 use super::Partition;
 use super::connection::KafkaConnection;
-use super::follower_session::FollowerSession;
+use super::follower_session::{FollowerSession, Key};
 use crate::log::TopicPartition;
 use crate::log::batch::split_stored;
 use crate::replication::partition::now_ms;
@@ -224,14 +224,27 @@ fn fetch_request(
     config: &FetcherConfig,
     current: &[(TopicPartition, FollowedPartition)],
     max_wait_ms: i32,
-    session: &mut FollowerSession,
+    session: &mut FollowerSession<FetchState>,
 ) -> FetchRequest {
-    let mut wanted = Vec::with_capacity(current.len());
-    for (topic_partition, followed) in current {
-        let position = followed.partition.fetch_position();
+    let wanted: Vec<(Key, FetchState)> = current
+        .iter()
+        .map(|(topic_partition, followed)| {
+            (
+                (followed.topic_id, topic_partition.partition),
+                FetchState {
+                    current_leader_epoch: followed.leader_epoch,
+                    position: followed.partition.fetch_position(),
+                },
+            )
+        })
+        .collect();
+    let planned = session.request(wanted);
+    let mut topics: BTreeMap<uuid::Uuid, Vec<FetchPartition>> = BTreeMap::new();
+    for ((topic_id, index), state) in planned.partitions {
+        let position = state.position;
         let mut partition = FetchPartition::default()
-            .with_partition(topic_partition.partition)
-            .with_current_leader_epoch(followed.leader_epoch)
+            .with_partition(index)
+            .with_current_leader_epoch(state.current_leader_epoch)
             .with_fetch_offset(position.log_end_offset)
             .with_last_fetched_epoch(position.last_fetched_epoch)
             .with_log_start_offset(position.log_start_offset)
@@ -242,11 +255,6 @@ fn fetch_request(
                 bytes::Bytes::copy_from_slice(&durable.to_be_bytes()),
             );
         }
-        wanted.push((followed.topic_id, partition));
-    }
-    let planned = session.request(wanted);
-    let mut topics: BTreeMap<uuid::Uuid, Vec<FetchPartition>> = BTreeMap::new();
-    for (topic_id, partition) in planned.partitions {
         topics.entry(topic_id).or_default().push(partition);
     }
     let mut forgotten: BTreeMap<uuid::Uuid, Vec<i32>> = BTreeMap::new();
@@ -284,6 +292,14 @@ fn fetch_request(
                 })
                 .collect(),
         )
+}
+
+/// What the leader's session holds of one followed partition: a change of any of it
+/// names the partition in the next incremental fetch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FetchState {
+    current_leader_epoch: i32,
+    position: super::replica::FetchPosition,
 }
 
 /// What a fetch answer did to the followed logs.

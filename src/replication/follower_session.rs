@@ -8,92 +8,139 @@
 //! news. So a follower idle over thousands of partitions sends and receives almost
 //! nothing. Any error, a refused session, or a lost connection falls back to a full
 //! fetch that opens a new session.
+//!
+//! The session compares fetch states `P` (the fetcher's small copyable one), so the
+//! request's protocol structs are built only for the partitions it names.
 
-use kafka_protocol::messages::fetch_request::FetchPartition;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A partition as a fetch names it: topic id and partition index.
 pub type Key = (uuid::Uuid, i32);
 
 /// What goes into the next request.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SessionRequest {
+pub struct SessionRequest<P> {
     pub session_id: i32,
     pub epoch: i32,
     /// The partitions to name, in the order given.
-    pub partitions: Vec<(uuid::Uuid, FetchPartition)>,
+    pub partitions: Vec<(Key, P)>,
     /// Partitions the leader's session should drop.
     pub forgotten: Vec<Key>,
 }
 
-#[derive(Debug, Default)]
-pub struct FollowerSession {
+/// The request in flight, as the session will hold it if the leader takes it.
+#[derive(Debug)]
+enum InFlight<P> {
+    /// A full fetch: the whole session.
+    Full(HashMap<Key, P>),
+    /// An incremental fetch: what changed.
+    Incremental {
+        changed: Vec<(Key, P)>,
+        forgotten: Vec<Key>,
+    },
+}
+
+#[derive(Debug)]
+pub struct FollowerSession<P> {
     /// The session id and the epoch of the next incremental fetch, once open.
     open: Option<(i32, i32)>,
     /// What the leader's session holds for each partition.
-    sent: HashMap<Key, FetchPartition>,
-    /// The request in flight: whether it was full, and what the session will hold if
-    /// the leader takes it.
-    in_flight: Option<(bool, HashMap<Key, FetchPartition>)>,
+    sent: HashMap<Key, P>,
+    in_flight: Option<InFlight<P>>,
+}
+
+impl<P> Default for FollowerSession<P> {
+    fn default() -> Self {
+        FollowerSession {
+            open: None,
+            sent: HashMap::new(),
+            in_flight: None,
+        }
+    }
 }
 
 fn next_epoch(epoch: i32) -> i32 {
     if epoch == i32::MAX { 1 } else { epoch + 1 }
 }
 
-impl FollowerSession {
-    /// The request for fetching `wanted` (every partition followed from this leader now).
-    pub fn request(&mut self, wanted: Vec<(uuid::Uuid, FetchPartition)>) -> SessionRequest {
-        let state: HashMap<Key, FetchPartition> = wanted
-            .iter()
-            .map(|(topic_id, partition)| ((*topic_id, partition.partition), partition.clone()))
-            .collect();
-        let request = match self.open {
-            None => SessionRequest {
+impl<P: Clone + PartialEq> FollowerSession<P> {
+    /// The request for fetching `wanted` (every partition followed from this leader
+    /// now, each once).
+    pub fn request(&mut self, wanted: Vec<(Key, P)>) -> SessionRequest<P> {
+        let Some((session_id, epoch)) = self.open else {
+            self.in_flight = Some(InFlight::Full(wanted.iter().cloned().collect()));
+            return SessionRequest {
                 session_id: 0,
                 epoch: 0,
                 partitions: wanted,
                 forgotten: Vec::new(),
-            },
-            Some((session_id, epoch)) => SessionRequest {
-                session_id,
-                epoch,
-                partitions: wanted
-                    .into_iter()
-                    .filter(|(topic_id, partition)| {
-                        self.sent.get(&(*topic_id, partition.partition)) != Some(partition)
-                    })
-                    .collect(),
-                forgotten: self
-                    .sent
-                    .keys()
-                    .filter(|key| !state.contains_key(key))
-                    .copied()
-                    .collect(),
-            },
+            };
         };
-        self.in_flight = Some((self.open.is_none(), state));
-        request
+        let mut known = 0;
+        let mut changed = Vec::new();
+        for (key, state) in &wanted {
+            match self.sent.get(key) {
+                Some(sent) => {
+                    known += 1;
+                    if sent != state {
+                        changed.push((*key, state.clone()));
+                    }
+                }
+                None => changed.push((*key, state.clone())),
+            }
+        }
+        // Every partition of the session is still wanted unless fewer were found.
+        let forgotten: Vec<Key> = if known == self.sent.len() {
+            Vec::new()
+        } else {
+            let wanted: HashSet<&Key> = wanted.iter().map(|(key, _)| key).collect();
+            self.sent
+                .keys()
+                .filter(|key| !wanted.contains(key))
+                .copied()
+                .collect()
+        };
+        self.in_flight = Some(InFlight::Incremental {
+            changed: changed.clone(),
+            forgotten: forgotten.clone(),
+        });
+        SessionRequest {
+            session_id,
+            epoch,
+            partitions: changed,
+            forgotten,
+        }
     }
 
     /// The leader answered the request in flight with this top-level error code and
     /// session id.
     pub fn answered(&mut self, error_code: i16, session_id: i32) {
-        let Some((full, state)) = self.in_flight.take() else {
+        let Some(in_flight) = self.in_flight.take() else {
             return;
         };
         if error_code != 0 {
             self.reset();
             return;
         }
-        self.open = match (full, self.open) {
+        match in_flight {
             // The leader had no room for a session: the next fetch is full again.
-            (true, _) if session_id == 0 => None,
-            (true, _) => Some((session_id, 1)),
-            (false, Some((id, epoch))) => Some((id, next_epoch(epoch))),
-            (false, None) => None,
-        };
-        self.sent = state;
+            InFlight::Full(_) if session_id == 0 => self.reset(),
+            InFlight::Full(state) => {
+                self.open = Some((session_id, 1));
+                self.sent = state;
+            }
+            InFlight::Incremental { changed, forgotten } => {
+                let Some((id, epoch)) = self.open else {
+                    self.reset();
+                    return;
+                };
+                self.open = Some((id, next_epoch(epoch)));
+                for key in forgotten {
+                    self.sent.remove(&key);
+                }
+                self.sent.extend(changed);
+            }
+        }
     }
 
     /// No answer (a lost connection, a timeout): the next fetch is full.
@@ -112,26 +159,22 @@ mod tests {
         uuid::Uuid::from_u128(7)
     }
 
-    fn at(partition: i32, offset: i64) -> (uuid::Uuid, FetchPartition) {
-        (
-            topic(),
-            FetchPartition::default()
-                .with_partition(partition)
-                .with_fetch_offset(offset),
-        )
+    /// A partition and its fetch offset (the fetch state the tests compare).
+    fn at(partition: i32, offset: i64) -> (Key, i64) {
+        ((topic(), partition), offset)
     }
 
-    fn named(request: &SessionRequest) -> Vec<(i32, i64)> {
+    fn named(request: &SessionRequest<i64>) -> Vec<(i32, i64)> {
         request
             .partitions
             .iter()
-            .map(|(_, partition)| (partition.partition, partition.fetch_offset))
+            .map(|((_, partition), offset)| (*partition, *offset))
             .collect()
     }
 
     #[test]
     fn after_a_full_fetch_only_changes_are_sent() {
-        let mut session = FollowerSession::default();
+        let mut session = FollowerSession::<i64>::default();
         let first = session.request(vec![at(0, 5), at(1, 7)]);
         assert_eq!((first.session_id, first.epoch), (0, 0));
         assert_eq!(named(&first), vec![(0, 5), (1, 7)]);
@@ -152,7 +195,7 @@ mod tests {
 
     #[test]
     fn errors_and_refusals_fall_back_to_a_full_fetch() {
-        let mut session = FollowerSession::default();
+        let mut session = FollowerSession::<i64>::default();
         session.request(vec![at(0, 5)]);
         session.answered(0, 42);
         session.request(vec![at(0, 6)]);
@@ -172,7 +215,7 @@ mod tests {
 
     #[test]
     fn a_changed_partition_is_resent_until_the_leader_takes_it() {
-        let mut session = FollowerSession::default();
+        let mut session = FollowerSession::<i64>::default();
         session.request(vec![at(0, 5)]);
         session.answered(0, 42);
         let moved = session.request(vec![at(0, 8)]);

@@ -21,7 +21,7 @@ pub struct IsrProposal {
 }
 
 /// Where a follower's log stands, for its next fetch.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FetchPosition {
     pub log_end_offset: i64,
     pub log_start_offset: i64,
