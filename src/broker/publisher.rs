@@ -76,15 +76,29 @@ impl Broker {
             }
         }
         // Each partition's update is independent, and one that starts a leader epoch
-        // or creates a log waits on fsyncs: thousands of them (a restart, a large
-        // topic) run on several threads, so the disk commits them together.
+        // or creates a log waits on fsyncs: when thousands change at once (a restart, a
+        // large topic) they run on several threads, so the disk commits them together.
         let now = now_ms();
         let wanted: Vec<_> = wanted.into_iter().collect();
-        let created = crate::log::parallel::map(
-            &wanted,
-            crate::log::parallel::THREADS,
-            |(topic_partition, (topic, registration))| self.apply(topic_partition, topic, registration, now),
-        );
+        let changing = wanted
+            .iter()
+            .filter(|(topic_partition, (_, registration))| {
+                self.partition(topic_partition)
+                    .is_none_or(|partition| partition.state() != PartitionState::from(*registration))
+            })
+            .count();
+        let threads = if changing >= PARALLEL_FROM {
+            crate::log::parallel::THREADS
+        } else {
+            1
+        };
+        let created =
+            crate::log::parallel::map(&wanted, threads, |(topic_partition, (topic, registration))| {
+                self.apply(topic_partition, topic, registration, now)
+            });
+        if threads > 1 {
+            release_freed_memory();
+        }
         let mut result = Ok(());
         let mut partitions = Vec::new();
         for ((topic_partition, _), created) in wanted.into_iter().zip(created) {
@@ -151,6 +165,21 @@ impl Broker {
         );
         partition.set_strict_min_isr(self.config.eligible_leader_replicas_version >= 1);
         Ok(Some(partition))
+    }
+}
+
+/// Partitions to create or change in one pass from which the pass runs on several
+/// threads.
+const PARALLEL_FROM: usize = 64;
+
+/// Hands memory freed in the allocator's per-thread arenas back to the kernel. A pass
+/// over thousands of partitions on several threads leaves their temporary allocations
+/// free but resident in as many arenas (measured: 20 000 new partitions took 500 MiB of
+/// RSS this way, 114 MiB when trimmed after).
+fn release_freed_memory() {
+    // SAFETY: malloc_trim only releases free memory; it takes the allocator's locks.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
