@@ -14,7 +14,7 @@ use super::fetch_frame::FetchReply;
 use super::fetch_session::{self, Answer, FetchParams, PartitionKey, Plan, SessionError};
 use super::{
     RequestContext, check_leader_epoch, current_leader, error_code, is_leader_error, led_partition,
-    local_replica,
+    local_replica, lookup_topic_name,
 };
 use crate::log::segment::FileSlice;
 use crate::replication::Partition;
@@ -265,20 +265,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
             .last()
             .is_some_and(|last| last.key_topic == key.topic && last.topic_id == key.topic_id);
         if !same_topic {
-            // Only the name is needed: the topic's image is not copied.
-            let record = {
-                let image = ctx.broker.image();
-                let topic = if by_id {
-                    image
-                        .topic_by_id(key.topic_id)
-                        .ok_or(error_code::UNKNOWN_TOPIC_ID)
-                } else {
-                    image
-                        .topic(&key.topic)
-                        .ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION)
-                };
-                topic.map(|topic| topic.name.clone())
-            };
+            let record = lookup_topic_name(ctx.broker, &key.topic, key.topic_id, by_id);
             let name = record.as_ref().map_or(key.topic.as_str(), String::as_str);
             let authorized = if replica {
                 replica_allowed
@@ -353,14 +340,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
 
     // Ranges copied into the response (topic, bytes, records), counted as consumed below.
     let mut copied: Vec<(usize, u64, u64)> = Vec::new();
-    // Whether the last read is as current as a new one would be: a wait that timed out
-    // with no wake-up saw no append, high-watermark, log-start, marker or leadership
-    // change in any partition read (each notifies `appended`).
-    let mut unchanged: Option<Vec<(PartitionData, Option<FileSlice>)>> = None;
     let results = loop {
-        if let Some(results) = unchanged.take() {
-            break results;
-        }
         // Register for wake-ups before reading, so an append in between is not missed.
         let mut waits: Vec<_> = wanted
             .iter()
@@ -411,13 +391,16 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
             break results;
         }
         // Ranges found are not held through the wait (each holds a segment descriptor).
-        let holds_nothing = n_slices == 0 && copied.is_empty();
-        let kept = holds_nothing.then_some(results);
+        let kept = (n_slices == 0 && copied.is_empty()).then_some(results);
         let _waiting = ctx.broker.metrics.waiting(crate::metrics::WaitKind::Fetch);
         let woken = tokio::time::timeout_at(deadline, futures::future::select_all(waits)).await;
-        if woken.is_err() {
-            // Timed out: nothing read changed, so the last read is the answer.
-            unchanged = kept;
+        // A wait that timed out with no wake-up saw no append, high-watermark, log-start,
+        // marker or leadership change in any partition read (each notifies `appended`):
+        // the read before it is the answer.
+        if woken.is_err()
+            && let Some(results) = kept
+        {
+            break results;
         }
     };
 

@@ -666,18 +666,21 @@ pub fn is_leader_error(code: i16) -> bool {
         || code == kafka_protocol::ResponseError::FencedLeaderEpoch.code()
 }
 
-/// Finds a topic by id (newer request versions) or by name; the error is the Kafka code.
-pub fn lookup_topic(
+/// The name of a topic found by id (newer request versions) or by name; the error is
+/// the Kafka code. Only the name is copied out of the image, not the topic's partitions.
+pub fn lookup_topic_name(
     broker: &Broker,
     name: &str,
     topic_id: uuid::Uuid,
     by_id: bool,
-) -> Result<crate::cluster::image::TopicImage, i16> {
-    if by_id {
-        broker.topic_by_id(topic_id).ok_or(error_code::UNKNOWN_TOPIC_ID)
+) -> Result<String, i16> {
+    let image = broker.image();
+    let topic = if by_id {
+        image.topic_by_id(topic_id).ok_or(error_code::UNKNOWN_TOPIC_ID)
     } else {
-        broker.topic(name).ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION)
-    }
+        image.topic(name).ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION)
+    };
+    topic.map(|topic| topic.name.clone())
 }
 
 /// Sends a metadata write (ACLs, SCRAM credentials) to the active controller and waits

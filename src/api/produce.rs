@@ -6,7 +6,7 @@
 //! appends the next requests meanwhile, and one group commit covers them all.
 //! acks=0 gets no response.
 
-use super::{Outcome, RequestContext, error_code, led_partition, lookup_topic};
+use super::{Outcome, RequestContext, error_code, led_partition, lookup_topic_name};
 use crate::log::batch::{self, BatchError};
 use crate::log::partition_log::AppendInfo;
 use crate::log::record_check::{self, RecordRules};
@@ -309,7 +309,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, correlati
     let by_id = ctx.version >= 13;
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
-        let topic = lookup_topic(ctx.broker, &topic_data.name, topic_data.topic_id, by_id);
+        let topic = lookup_topic_name(ctx.broker, &topic_data.name, topic_data.topic_id, by_id);
         let refuse = |code: i16, message: String| -> Vec<Pending> {
             topic_data
                 .partition_data
@@ -325,26 +325,26 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, correlati
                     format!("acks must be -1, 0 or 1, got {acks}"),
                 ),
             ),
-            (Ok(topic), _) if crate::broker::Broker::is_internal_topic(&topic.name) => (
-                topic.name.clone(),
+            (Ok(name), _) if crate::broker::Broker::is_internal_topic(name) => (
+                name.clone(),
                 refuse(
                     ResponseError::InvalidTopicException.code(),
-                    format!("cannot append to internal topic {}", topic.name),
+                    format!("cannot append to internal topic {name}"),
                 ),
             ),
             (Err(code), _) => (String::new(), refuse(*code, "unknown topic".into())),
-            (Ok(topic), _) => {
+            (Ok(name), _) => {
                 let appends = topic_data.partition_data.into_iter().map(|data| {
                     produce_partition(
                         ctx,
-                        &topic.name,
+                        name,
                         data.index,
                         data.records,
                         acks,
                         transactional_id.as_deref(),
                     )
                 });
-                (topic.name.clone(), futures::future::join_all(appends).await)
+                (name.clone(), futures::future::join_all(appends).await)
             }
         };
         topics.push((topic_data.name, topic_data.topic_id, name, partitions));

@@ -6,7 +6,7 @@
 //! partitions, so a missed intermediate image never leaves anything behind.
 
 use super::{Broker, DEFAULT_CONTROLLER_TIMEOUT, Registration, register};
-use crate::cluster::image::{MetadataImage, PartitionRegistration, TopicImage};
+use crate::cluster::image::{MetadataImage, TopicImage};
 use crate::controller::rpc::{ControllerError, ControllerReply, ControllerRequest};
 use crate::log::{LogError, TopicPartition};
 use crate::replication::Partition;
@@ -79,29 +79,36 @@ impl Broker {
         // or creates a log waits on fsyncs: when thousands change at once (a restart, a
         // large topic) they run on several threads, so the disk commits them together.
         let now = now_ms();
-        let wanted: Vec<_> = wanted.into_iter().collect();
-        let changing = wanted
-            .iter()
-            .filter(|(topic_partition, (_, registration))| {
-                self.partition(topic_partition)
-                    .is_none_or(|partition| partition.state() != PartitionState::from(*registration))
+        let work: Vec<Work> = wanted
+            .into_iter()
+            .map(|(topic_partition, (topic, registration))| {
+                let state = PartitionState::from(registration);
+                let existing = self.partition(&topic_partition);
+                let changed = existing
+                    .as_ref()
+                    .is_none_or(|partition| partition.state() != state);
+                Work {
+                    topic_partition,
+                    topic,
+                    state,
+                    existing,
+                    changed,
+                }
             })
-            .count();
-        let threads = if changing >= PARALLEL_FROM {
+            .collect();
+        let threads = if work.iter().filter(|work| work.changed).count() >= PARALLEL_FROM {
             crate::log::parallel::THREADS
         } else {
             1
         };
-        let created =
-            crate::log::parallel::map(&wanted, threads, |(topic_partition, (topic, registration))| {
-                self.apply(topic_partition, topic, registration, now)
-            });
+        let created = crate::log::parallel::map(&work, threads, |work| self.apply(work, now));
         if threads > 1 {
             release_freed_memory();
         }
         let mut result = Ok(());
         let mut partitions = Vec::new();
-        for ((topic_partition, _), created) in wanted.into_iter().zip(created) {
+        for (work, created) in work.into_iter().zip(created) {
+            let topic_partition = work.topic_partition;
             match created {
                 Ok(Some(partition)) => partitions.push((topic_partition, Arc::new(partition))),
                 Ok(None) => {}
@@ -119,27 +126,27 @@ impl Broker {
 
     /// Brings one local partition in line with its registration; returns the partition
     /// when it is new here (its log created).
-    fn apply(
-        &self,
-        topic_partition: &TopicPartition,
-        topic: &TopicImage,
-        registration: &PartitionRegistration,
-        now: i64,
-    ) -> Result<Option<Partition>, LogError> {
-        let state = PartitionState::from(registration);
+    fn apply(&self, work: &Work, now: i64) -> Result<Option<Partition>, LogError> {
+        let Work {
+            topic_partition,
+            topic,
+            state,
+            existing,
+            changed,
+        } = work;
         let log_config = super::topic_log_config(&self.config, topic);
-        if let Some(partition) = self.partition(topic_partition) {
-            let previous = partition.state();
-            if previous != state {
+        if let Some(partition) = existing {
+            if *changed {
                 // ISR changes of a partition this broker leads (Kafka's
                 // IsrShrinksPerSec and IsrExpandsPerSec).
+                let previous = partition.state();
                 if state.leader == self.config.node_id
                     && previous.leader == state.leader
                     && previous.isr.len() != state.isr.len()
                 {
                     self.metrics.isr_changed(state.isr.len() > previous.isr.len());
                 }
-                partition.update(state, now);
+                partition.update(state.clone(), now);
             }
             partition.with_log(|log| {
                 if log.config() != &log_config {
@@ -160,12 +167,23 @@ impl Broker {
             log,
             topic.topic_id,
             self.config.node_id,
-            state,
+            state.clone(),
             self.config.replica_lag_time_max_ms,
         );
         partition.set_strict_min_isr(self.config.eligible_leader_replicas_version >= 1);
         Ok(Some(partition))
     }
+}
+
+/// One wanted partition in a publishing pass: its state in the image and its local
+/// replica, if there is one yet.
+struct Work<'a> {
+    topic_partition: TopicPartition,
+    topic: &'a TopicImage,
+    state: PartitionState,
+    existing: Option<Arc<Partition>>,
+    /// New here, or its state in the image differs from the local one.
+    changed: bool,
 }
 
 /// Partitions to create or change in one pass from which the pass runs on several

@@ -596,10 +596,10 @@ fn a_move_without_changes_between_passes_reuses_the_first_copy() {
     assert!(after.len() < before.len());
 }
 
-/// The first record written to a fresh partition (10 MiB preallocated indexes, the
-/// default) brings only the index pages it writes into the page cache, not the disk's
-/// read-ahead window of zeros; the same after a roll and after an unclean reopen that
-/// rebuilds the active segment's indexes.
+/// A fresh partition's indexes stay empty through its first batch; the first entry
+/// (10 MiB preallocated indexes, the default) brings only the index pages it writes
+/// into the page cache, not the disk's read-ahead window of zeros; the same after a
+/// roll and after an unclean reopen that rebuilds the active segment's indexes.
 #[test]
 fn a_first_write_brings_in_only_the_index_pages_it_touches() {
     let dir = tempfile::tempdir().unwrap();
@@ -643,6 +643,10 @@ fn a_first_write_brings_in_only_the_index_pages_it_touches() {
         }
     };
     log.append(&incoming(1, 1_000, b"v"), 1_000).unwrap();
+    for file in index_files(&path) {
+        let length = std::fs::metadata(&file).unwrap().len();
+        assert_eq!(length, 0, "{} after the first batch", file.display());
+    }
     log.append(&incoming(1, 1_001, b"v"), 1_001).unwrap();
     grown("first entry");
     check("first entry");
