@@ -11,7 +11,7 @@
 //! can serve it.
 
 use super::fetch_frame::FetchReply;
-use super::fetch_session::{self, Answer, FetchParams, PartitionKey, Plan, SessionError};
+use super::fetch_session::{self, Answer, FetchParams, PartitionKey, Plan, Resolved, SessionError};
 use super::{
     RequestContext, check_leader_epoch, current_leader, error_code, is_leader_error, led_partition,
     local_replica, lookup_topic_name,
@@ -96,47 +96,121 @@ fn preferred_replica(
 /// copied into the response (see where they are collected).
 const MAX_FILE_SLICES: usize = 16;
 
-fn read_partition(wanted: &Wanted, remaining: u64, min_one: bool) -> (PartitionData, Option<FileSlice>) {
-    let base = PartitionData::default()
-        .with_partition_index(wanted.partition_index)
-        .with_high_watermark(-1)
-        .with_last_stable_offset(-1)
-        .with_log_start_offset(-1)
-        .with_records(Some(Bytes::new()));
+/// What reading one partition found. The protocol's `PartitionData` is built only for
+/// the partitions the response names (an idle session reads thousands and names none).
+struct Read {
+    error_code: i16,
+    high_watermark: i64,
+    last_stable_offset: i64,
+    log_start_offset: i64,
+    /// KIP-320/KIP-595: where the follower's last epoch ends here (epoch, end offset).
+    diverging: Option<(i32, i64)>,
+    preferred_read_replica: Option<i32>,
+    aborted: Option<Vec<AbortedTransaction>>,
+    /// Records copied into the response (past the first few ranges).
+    copied: Option<Bytes>,
+    /// Records sent from the file.
+    slice: Option<FileSlice>,
+}
+
+impl Read {
+    fn failed(error_code: i16) -> Self {
+        Read {
+            error_code,
+            high_watermark: -1,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+            diverging: None,
+            preferred_read_replica: None,
+            aborted: None,
+            copied: None,
+            slice: None,
+        }
+    }
+
+    /// An error, a diverging epoch or a preferred read replica: always answered, and
+    /// the end of waiting.
+    fn must_send(&self) -> bool {
+        self.error_code != error_code::NONE
+            || self.diverging.is_some()
+            || self.preferred_read_replica.is_some()
+    }
+
+    fn answer(&self) -> Answer {
+        Answer {
+            high_watermark: self.high_watermark,
+            log_start_offset: self.log_start_offset,
+            last_stable_offset: self.last_stable_offset,
+            has_records: self.slice.as_ref().is_some_and(|slice| slice.len > 0)
+                || self.copied.as_ref().is_some_and(|records| !records.is_empty()),
+            must_send: self.must_send(),
+        }
+    }
+
+    /// The partition's entry in the response; its file range, if any, goes beside it.
+    fn into_data(self, partition_index: i32) -> (PartitionData, Option<FileSlice>) {
+        let mut data = PartitionData::default()
+            .with_partition_index(partition_index)
+            .with_error_code(self.error_code)
+            .with_high_watermark(self.high_watermark)
+            .with_last_stable_offset(self.last_stable_offset)
+            .with_log_start_offset(self.log_start_offset)
+            .with_records(match &self.slice {
+                Some(_) => None,
+                None => Some(self.copied.unwrap_or_default()),
+            });
+        if self.aborted.is_some() {
+            data.aborted_transactions = self.aborted;
+        }
+        if let Some((epoch, end_offset)) = self.diverging {
+            data.diverging_epoch = EpochEndOffset::default()
+                .with_epoch(epoch)
+                .with_end_offset(end_offset);
+        }
+        if let Some(replica) = self.preferred_read_replica {
+            data.preferred_read_replica = BrokerId(replica);
+        }
+        (data, self.slice)
+    }
+}
+
+fn read_partition(wanted: &Wanted, remaining: u64, min_one: bool) -> Read {
     let partition = match &wanted.partition {
         Ok(partition) => partition,
-        Err(code) => return (base.with_error_code(*code), None),
+        Err(code) => return Read::failed(*code),
     };
     if !wanted.any_replica && !partition.is_leader() {
         // Leadership moved while the fetch waited.
-        return (base.with_error_code(error_code::NOT_LEADER_OR_FOLLOWER), None);
+        return Read::failed(error_code::NOT_LEADER_OR_FOLLOWER);
     }
     partition.with_log(|log| {
         let high_watermark = log.high_watermark();
         let last_stable_offset = log.last_stable_offset();
-        let base = base
-            .with_high_watermark(high_watermark)
-            .with_last_stable_offset(last_stable_offset)
-            .with_log_start_offset(log.log_start_offset());
+        let mut read = Read {
+            high_watermark,
+            last_stable_offset,
+            log_start_offset: log.log_start_offset(),
+            ..Read::failed(error_code::NONE)
+        };
         if let Err(code) = check_leader_epoch(wanted.current_leader_epoch, log.leader_epoch()) {
-            return (base.with_error_code(code), None);
+            read.error_code = code;
+            return read;
         }
-        if let Some(replica) = wanted.preferred_read_replica {
-            return (base.with_preferred_read_replica(BrokerId(replica)), None);
+        if wanted.preferred_read_replica.is_some() {
+            read.preferred_read_replica = wanted.preferred_read_replica;
+            return read;
         }
         if wanted.replica && wanted.last_fetched_epoch >= 0 {
             // KIP-320/KIP-595 divergence: where the follower's last epoch ends here.
             let (epoch, end_offset) = log.end_offset_for_epoch(wanted.last_fetched_epoch);
             if end_offset >= 0 && (end_offset < wanted.fetch_offset || epoch < wanted.last_fetched_epoch) {
-                let diverging = EpochEndOffset::default()
-                    .with_epoch(epoch)
-                    .with_end_offset(end_offset);
-                return (base.with_diverging_epoch(diverging), None);
+                read.diverging = Some((epoch, end_offset));
+                return read;
             }
         }
         let max_bytes = (wanted.partition_max_bytes.max(0) as u64).min(remaining);
         if max_bytes == 0 && !min_one {
-            return (base, None);
+            return read;
         }
         // Followers read what the leader has; consumers only what is committed, and
         // read_committed ones only what is stable.
@@ -148,22 +222,25 @@ fn read_partition(wanted: &Wanted, remaining: u64, min_one: bool) -> (PartitionD
             high_watermark
         };
         match log.read(wanted.fetch_offset, max_offset, max_bytes, min_one) {
-            Ok(slice) if wanted.read_committed => {
-                // Only the list is computed; the records still go out as file ranges.
-                let aborted = log
-                    .aborted_overlapping(wanted.fetch_offset, max_offset)
-                    .into_iter()
-                    .map(|(producer_id, first_offset)| {
-                        AbortedTransaction::default()
-                            .with_producer_id(ProducerId(producer_id))
-                            .with_first_offset(first_offset)
-                    })
-                    .collect();
-                (base.with_aborted_transactions(Some(aborted)), slice)
+            Ok(slice) => {
+                if wanted.read_committed {
+                    // Only the list is computed; the records still go out as file ranges.
+                    read.aborted = Some(
+                        log.aborted_overlapping(wanted.fetch_offset, max_offset)
+                            .into_iter()
+                            .map(|(producer_id, first_offset)| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(producer_id))
+                                    .with_first_offset(first_offset)
+                            })
+                            .collect(),
+                    );
+                }
+                read.slice = slice;
             }
-            Ok(slice) => (base, slice),
-            Err(error) => (base.with_error_code(error_code::log_error(&error)), None),
+            Err(error) => read.error_code = error_code::log_error(&error),
         }
+        read
     })
 }
 
@@ -251,16 +328,18 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
             };
         }
     };
-    let to_read = match &plan {
-        Plan::Incremental { partitions, .. } => partitions,
-        Plan::Open | Plan::Sessionless => &session_request.partitions,
+    let (to_read, known): (_, &[Resolved]) = match &plan {
+        Plan::Incremental {
+            partitions, resolved, ..
+        } => (partitions, resolved),
+        Plan::Open | Plan::Sessionless => (&session_request.partitions, &[]),
     };
     let read_committed = ctx.version >= 4 && request.isolation_level == 1 && !replica;
     let mut wanted = Vec::with_capacity(to_read.len());
     let mut topics: Vec<TopicRef> = Vec::new();
     // A follower needs ClusterAction on the cluster; a consumer Read on each topic.
     let replica_allowed = !replica || ctx.allowed_on_cluster(Operation::ClusterAction);
-    for (key, params) in to_read {
+    for (read, (key, params)) in to_read.iter().enumerate() {
         let same_topic = topics
             .last()
             .is_some_and(|last| last.key_topic == key.topic && last.topic_id == key.topic_id);
@@ -285,10 +364,15 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
             });
         }
         let topic_index = topics.len() - 1;
-        let resolved = match &topics[topic_index].record {
-            Ok(name) if any_replica => local_replica(ctx.broker, name, key.partition),
-            Ok(name) => led_partition(ctx.broker, name, key.partition),
-            Err(code) => Err(*code),
+        // The replica the session read last time, if the broker still hosts it (a
+        // lookup per partition is most of an idle follower fetch's cost).
+        let known = known.get(read).and_then(Resolved::get);
+        let resolved = match (&topics[topic_index].record, known) {
+            (Ok(_), Some(local)) if any_replica || local.is_leader() => Ok(local),
+            (Ok(_), Some(_)) => Err(error_code::NOT_LEADER_OR_FOLLOWER),
+            (Ok(name), None) if any_replica => local_replica(ctx.broker, name, key.partition),
+            (Ok(name), None) => led_partition(ctx.broker, name, key.partition),
+            (Err(code), _) => Err(*code),
         };
         let preferred_read_replica = match &resolved {
             Ok(local) if any_replica => {
@@ -356,35 +440,32 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         let mut any_error = false;
         let mut n_slices = 0;
         for item in &wanted {
-            let (mut data, mut slice) = read_partition(item, max_bytes - total.min(max_bytes), total == 0);
-            total += slice.as_ref().map_or(0, |slice| slice.len);
-            if slice.is_some() {
+            let mut read = read_partition(item, max_bytes - total.min(max_bytes), total == 0);
+            total += read.slice.as_ref().map_or(0, |slice| slice.len);
+            if read.slice.is_some() {
                 n_slices += 1;
             }
             if n_slices > MAX_FILE_SLICES
-                && let Some(range) = slice.take()
+                && let Some(range) = read.slice.take()
             {
                 // Past the first few, ranges are copied at once: a slice holds its
                 // segment's descriptor until sent, and a fetch over thousands of
                 // partitions must not hold thousands of them past the open-file budget.
-                data = match range.read_to_vec() {
+                match range.read_to_vec() {
                     Ok(bytes) => {
                         if !item.replica {
                             copied.push((item.topic_index, range.len, range.records));
                         }
-                        data.with_records(Some(Bytes::from(bytes)))
+                        read.copied = Some(Bytes::from(bytes));
                     }
                     Err(error) => {
                         tracing::error!(partition = item.partition_index, %error, "cannot read a fetched range");
-                        data.with_records(Some(Bytes::new()))
-                            .with_error_code(error_code::KAFKA_STORAGE_ERROR)
+                        read.error_code = error_code::KAFKA_STORAGE_ERROR;
                     }
                 };
             }
-            any_error |= data.error_code != error_code::NONE
-                || data.diverging_epoch.epoch >= 0
-                || *data.preferred_read_replica >= 0;
-            results.push((data, slice));
+            any_error |= read.must_send();
+            results.push(read);
         }
         let expired = tokio::time::Instant::now() >= deadline;
         if total >= min_bytes || any_error || expired || waits.is_empty() {
@@ -409,30 +490,27 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
             ctx.broker.metrics.consumed(name, len, records);
         }
     }
-    let answers: Vec<Answer> = results
+    let answers: Vec<Answer> = results.iter().map(Read::answer).collect();
+    let resolved = wanted
         .iter()
-        .map(|(data, slice)| Answer {
-            high_watermark: data.high_watermark,
-            log_start_offset: data.log_start_offset,
-            last_stable_offset: data.last_stable_offset,
-            has_records: slice.as_ref().is_some_and(|slice| slice.len > 0)
-                || data.records.as_ref().is_some_and(|records| !records.is_empty()),
-            must_send: data.error_code != error_code::NONE
-                || data.diverging_epoch.epoch >= 0
-                || *data.preferred_read_replica >= 0,
+        .map(|item| {
+            item.partition
+                .as_ref()
+                .map_or_else(|_| Resolved::default(), Resolved::of)
         })
         .collect();
-    let (session_id, include) = sessions.finish(&plan, &session_request, &answers, now);
+    let (session_id, include) = sessions.finish(&plan, &session_request, &answers, resolved, now);
 
     // Consecutive partitions of one topic share a topic entry.
     let mut responses: Vec<FetchableTopicResponse> = Vec::new();
     let mut response_topic: Vec<usize> = Vec::new();
     let mut slices = Vec::new();
     let mut endpoints = std::collections::BTreeMap::new();
-    for ((item, (data, slice)), included) in wanted.iter().zip(results).zip(include) {
+    for ((item, read), included) in wanted.iter().zip(results).zip(include) {
         if !included {
             continue;
         }
+        let (data, slice) = read.into_data(item.partition_index);
         let topic = &topics[item.topic_index];
         if response_topic.last() != Some(&item.topic_index) {
             response_topic.push(item.topic_index);

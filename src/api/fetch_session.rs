@@ -19,8 +19,10 @@
 //! evict a session unused for two minutes; failing that, a follower's session evicts the
 //! smallest consumer session, and a consumer's one a smaller consumer session.
 
+use crate::replication::Partition;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 
 pub const INITIAL_EPOCH: i32 = 0;
 pub const FINAL_EPOCH: i32 = -1;
@@ -58,12 +60,54 @@ pub struct Answer {
     pub must_send: bool,
 }
 
+/// The local replica a session's partition was last read from, so that the next
+/// fetch need not look it up again. Weak: a session never keeps a removed replica's
+/// files open.
+#[derive(Clone, Default)]
+pub struct Resolved(pub Option<Weak<Partition>>);
+
+impl Resolved {
+    pub fn of(partition: &Arc<Partition>) -> Self {
+        Resolved(Some(Arc::downgrade(partition)))
+    }
+
+    /// The replica, while the broker still hosts it.
+    pub fn get(&self) -> Option<Arc<Partition>> {
+        self.0
+            .as_ref()
+            .and_then(Weak::upgrade)
+            .filter(|partition| !partition.is_removed())
+    }
+}
+
+impl PartialEq for Resolved {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Weak::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Resolved {}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.get() {
+            Some(partition) => write!(f, "Resolved({})", partition.topic_partition),
+            None => f.write_str("Resolved(None)"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct CachedPartition {
     key: PartitionKey,
     params: FetchParams,
     /// What the fetcher was last told.
     told: Answer,
+    partition: Resolved,
 }
 
 impl CachedPartition {
@@ -102,10 +146,12 @@ pub enum Plan {
     Sessionless,
     /// Read the request's partitions, then open a session of them.
     Open,
-    /// Read session `id`'s partitions, in this order.
+    /// Read session `id`'s partitions, in this order (with the replica each was last
+    /// read from).
     Incremental {
         id: i32,
         partitions: Vec<(PartitionKey, FetchParams)>,
+        resolved: Vec<Resolved>,
     },
 }
 
@@ -185,6 +231,7 @@ impl FetchSessionCache {
                         session.partitions.push(CachedPartition {
                             key: key.clone(),
                             params: *params,
+                            partition: Resolved::default(),
                             // Never told anything: the first answer is sent.
                             told: Answer {
                                 high_watermark: -1,
@@ -209,19 +256,27 @@ impl FetchSessionCache {
                 .iter()
                 .map(|cached| (cached.key.clone(), cached.params))
                 .collect(),
+            resolved: session
+                .partitions
+                .iter()
+                .map(|cached| cached.partition.clone())
+                .collect(),
         })
     }
 
     /// After reading: which of the read partitions (`answers`, in the order read) the
     /// response names, and the session id it carries. Opens the session of an `Open`
-    /// plan, updates an incremental one.
+    /// plan, updates an incremental one. `resolved` are the replicas read (in the same
+    /// order; missing ones count as none), kept for the session's next fetch.
     pub fn finish(
         &self,
         plan: &Plan,
         request: &Request,
         answers: &[Answer],
+        resolved: Vec<Resolved>,
         now_ms: u64,
     ) -> (i32, Vec<bool>) {
+        let mut resolved = resolved.into_iter();
         match plan {
             Plan::Sessionless => (0, vec![true; answers.len()]),
             Plan::Open => {
@@ -234,6 +289,7 @@ impl FetchSessionCache {
                             key: key.clone(),
                             params: *params,
                             told: Answer::default(),
+                            partition: resolved.next().unwrap_or_default(),
                         };
                         cached.update(answer);
                         cached
@@ -248,7 +304,7 @@ impl FetchSessionCache {
                 };
                 (self.insert(session, now_ms), vec![true; answers.len()])
             }
-            Plan::Incremental { id, partitions } => {
+            Plan::Incremental { id, partitions, .. } => {
                 let mut sessions = self.sessions.lock();
                 let Some(session) = sessions.get_mut(id) else {
                     // Closed or evicted meanwhile: the fetcher starts over next time.
@@ -268,10 +324,12 @@ impl FetchSessionCache {
                     } else {
                         session.partitions.iter().position(|cached| &cached.key == key)
                     };
+                    let partition = resolved.next().unwrap_or_default();
                     let Some(i) = i else {
                         include.push(true);
                         continue;
                     };
+                    session.partitions[i].partition = partition;
                     include.push(session.partitions[i].update(answer));
                     with_records[i] |= answer.has_records;
                 }

@@ -50,7 +50,7 @@ fn open(cache: &FetchSessionCache, n: i32, hw: i64) -> i32 {
     let plan = cache.begin(&full, 0).unwrap();
     assert_eq!(plan, Plan::Open);
     let answers = vec![answer(hw, false); n as usize];
-    let (id, include) = cache.finish(&plan, &full, &answers, 0);
+    let (id, include) = cache.finish(&plan, &full, &answers, Vec::new(), 0);
     assert!(id > 0);
     assert!(
         include.iter().all(|&i| i),
@@ -79,7 +79,7 @@ fn an_incremental_fetch_reads_every_session_partition_and_answers_only_the_chang
     assert_eq!(partitions[0].1.fetch_offset, 0);
     // Partition 2 got a record (its high watermark moved); the others did not change.
     let answers = [answer(5, false), answer(5, false), answer(6, true)];
-    let (answered_id, include) = cache.finish(&plan, &next, &answers, 1);
+    let (answered_id, include) = cache.finish(&plan, &next, &answers, Vec::new(), 1);
     assert_eq!(answered_id, id);
     assert_eq!(include, vec![false, false, true]);
     // Partition 2 returned data: it moves to the back.
@@ -88,7 +88,7 @@ fn an_incremental_fetch_reads_every_session_partition_and_answers_only_the_chang
     assert_eq!(order, vec![0, 1, 2]);
     let plan = cache.begin(&request(id, 3, &[(0, 0)], &[]), 3).unwrap();
     let answers = [answer(7, true), answer(5, false), answer(6, false)];
-    let (_, include) = cache.finish(&plan, &request(id, 3, &[], &[]), &answers, 3);
+    let (_, include) = cache.finish(&plan, &request(id, 3, &[], &[]), &answers, Vec::new(), 3);
     assert_eq!(include, vec![true, false, false]);
     let plan = cache.begin(&request(id, 4, &[], &[]), 4).unwrap();
     let order: Vec<i32> = incremental(plan).iter().map(|(k, _)| k.partition).collect();
@@ -108,18 +108,28 @@ fn errors_are_always_sent_and_the_partition_is_resent_once_they_clear() {
         must_send: true,
     };
     assert_eq!(
-        cache.finish(&plan, &request(id, 1, &[], &[]), &[error], 1).1,
+        cache
+            .finish(&plan, &request(id, 1, &[], &[]), &[error], Vec::new(), 1)
+            .1,
         vec![true]
     );
     let plan = cache.begin(&request(id, 2, &[], &[]), 2).unwrap();
     assert_eq!(
-        cache.finish(&plan, &request(id, 2, &[], &[]), &[error], 2).1,
+        cache
+            .finish(&plan, &request(id, 2, &[], &[]), &[error], Vec::new(), 2)
+            .1,
         vec![true]
     );
     let plan = cache.begin(&request(id, 3, &[], &[]), 3).unwrap();
     assert_eq!(
         cache
-            .finish(&plan, &request(id, 3, &[], &[]), &[answer(5, false)], 3)
+            .finish(
+                &plan,
+                &request(id, 3, &[], &[]),
+                &[answer(5, false)],
+                Vec::new(),
+                3
+            )
             .1,
         vec![true],
         "the first answer after an error is sent even though nothing else moved"
@@ -127,7 +137,13 @@ fn errors_are_always_sent_and_the_partition_is_resent_once_they_clear() {
     let plan = cache.begin(&request(id, 4, &[], &[]), 4).unwrap();
     assert_eq!(
         cache
-            .finish(&plan, &request(id, 4, &[], &[]), &[answer(5, false)], 4)
+            .finish(
+                &plan,
+                &request(id, 4, &[], &[]),
+                &[answer(5, false)],
+                Vec::new(),
+                4
+            )
             .1,
         vec![false]
     );
@@ -209,7 +225,10 @@ fn a_full_cache_evicts_stale_then_smaller_sessions_and_otherwise_refuses() {
     // Not larger than the smallest: no session (id 0), nothing evicted.
     let full = request(0, INITIAL_EPOCH, &[(0, 0)], &[]);
     let plan = cache.begin(&full, 10).unwrap();
-    assert_eq!(cache.finish(&plan, &full, &[answer(5, false)], 10).0, 0);
+    assert_eq!(
+        cache.finish(&plan, &full, &[answer(5, false)], Vec::new(), 10).0,
+        0
+    );
     assert_eq!(cache.stats(), (2, 4, 0));
     // Larger than the smallest: the smallest goes.
     let id = open(&cache, 2, 5);
@@ -222,7 +241,9 @@ fn a_full_cache_evicts_stale_then_smaller_sessions_and_otherwise_refuses() {
     // Two minutes later an unused session is stale and makes room for any new one.
     let full = request(0, INITIAL_EPOCH, &[(0, 0)], &[]);
     let plan = cache.begin(&full, 200_000).unwrap();
-    let new = cache.finish(&plan, &full, &[answer(5, false)], 200_000).0;
+    let new = cache
+        .finish(&plan, &full, &[answer(5, false)], Vec::new(), 200_000)
+        .0;
     assert!(new > 0);
     assert_eq!(
         cache.begin(&request(id, 1, &[], &[]), 200_001),
@@ -237,4 +258,41 @@ fn no_slots_means_sessionless() {
         cache.begin(&request(0, INITIAL_EPOCH, &[(0, 0)], &[]), 0),
         Ok(Plan::Sessionless)
     );
+}
+
+#[test]
+fn a_session_keeps_the_replica_each_partition_was_read_from_until_it_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::config::BrokerConfig::load(None, &[]).unwrap().log;
+    let partition = Arc::new(crate::replication::partition::tests::leader(
+        dir.path(),
+        config,
+        &[1],
+        &[1],
+        1000,
+    ));
+    let cache = FetchSessionCache::new(10);
+    let full = request(0, INITIAL_EPOCH, &[(0, 0), (1, 0)], &[]);
+    let plan = cache.begin(&full, 0).unwrap();
+    // Partition 0 was read from `partition`; partition 1 could not be resolved.
+    let resolved = vec![Resolved::of(&partition), Resolved::default()];
+    let (id, _) = cache.finish(&plan, &full, &[answer(0, false), answer(0, false)], resolved, 0);
+    let next = request(id, 1, &[], &[]);
+    let plan = cache.begin(&next, 1).unwrap();
+    let Plan::Incremental { resolved, .. } = &plan else {
+        panic!("not incremental: {plan:?}");
+    };
+    assert!(
+        resolved[0]
+            .get()
+            .is_some_and(|kept| Arc::ptr_eq(&kept, &partition))
+    );
+    assert!(resolved[1].get().is_none());
+    // Once the broker stops hosting the replica, the session's handle finds nothing.
+    partition.mark_removed();
+    assert!(resolved[0].get().is_none());
+    // And a session never keeps a dropped replica (nor its files) alive.
+    let kept = Resolved::of(&partition);
+    drop(partition);
+    assert!(kept.0.as_ref().is_some_and(|weak| weak.upgrade().is_none()));
 }

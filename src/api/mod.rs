@@ -625,10 +625,14 @@ pub fn local_replica(
     topic: &str,
     index: i32,
 ) -> Result<Arc<crate::replication::Partition>, i16> {
-    let topic_partition = crate::log::TopicPartition::new(topic, index);
-    match broker.partition(&topic_partition) {
+    match broker.partition_of(topic, index) {
         Some(partition) => Ok(partition),
-        None if broker.offline_log(&topic_partition).is_some() => Err(error_code::KAFKA_STORAGE_ERROR),
+        None if broker
+            .offline_log(&crate::log::TopicPartition::new(topic, index))
+            .is_some() =>
+        {
+            Err(error_code::KAFKA_STORAGE_ERROR)
+        }
         None => match broker
             .image()
             .topic(topic)

@@ -86,7 +86,8 @@ pub struct Broker {
     /// The metadata offset that the local partitions reflect.
     published: watch::Sender<i64>,
     registration: parking_lot::Mutex<Registration>,
-    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// Keyed so that a request's (name, index) finds its partition without allocating.
+    partitions: RwLock<indexmap::IndexMap<TopicPartition, Arc<Partition>>>,
     logs: LogManager,
     /// Serializes the publisher's passes over the partitions; holds the topics (name
     /// and id) of the last image published, to see which were deleted since.
@@ -218,7 +219,7 @@ impl Broker {
             loaded,
             failed: failed_logs,
         } = loaded;
-        let mut partitions = HashMap::new();
+        let mut partitions = indexmap::IndexMap::new();
         for loaded_log in loaded {
             let topic_partition = loaded_log.log.topic_partition.clone();
             let Some(topic) = caught_up.topic(&topic_partition.topic) else {
@@ -419,6 +420,14 @@ impl Broker {
 
     pub fn partition(&self, topic_partition: &TopicPartition) -> Option<Arc<Partition>> {
         self.partitions.read().get(topic_partition).cloned()
+    }
+
+    /// [`Broker::partition`] by name and index, without allocating a key.
+    pub fn partition_of(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.partitions
+            .read()
+            .get(&crate::log::TopicPartitionRef { topic, partition })
+            .cloned()
     }
 
     /// Why this broker's replica of a partition is offline, if it could not be opened.

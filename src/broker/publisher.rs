@@ -56,7 +56,7 @@ impl Broker {
                 .map(|(topic_partition, _)| topic_partition.clone())
                 .collect();
             gone.iter()
-                .filter_map(|topic_partition| partitions.remove(topic_partition))
+                .filter_map(|topic_partition| partitions.swap_remove(topic_partition))
                 .collect()
         };
         // A replica that left this broker (its topic deleted, or reassigned) is no
@@ -65,6 +65,7 @@ impl Broker {
             .write()
             .retain(|topic_partition, _| wanted.contains_key(topic_partition));
         for partition in stale {
+            partition.mark_removed();
             let dir = partition.with_log(|log| {
                 log.take_offline();
                 log.dir().to_path_buf()

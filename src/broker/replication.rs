@@ -196,13 +196,12 @@ pub(super) async fn send_isr_changes(broker: Weak<Broker>, queue: Arc<IsrChanges
     }
 }
 
-/// Every half `replica.lag.time.max.ms` (at most a second), lets each led partition
-/// propose dropping lagging followers.
+/// Every half `replica.lag.time.max.ms`, as Kafka's ISR expiration task, lets each led
+/// partition propose dropping lagging followers (and propose again what the controller
+/// refused). A follower that catches up proposes itself at its fetch, without waiting.
 pub(super) async fn check_isr(broker: Weak<Broker>) {
     let period = match broker.upgrade() {
-        Some(broker) => {
-            Duration::from_millis((broker.config.replica_lag_time_max_ms / 2).clamp(10, 1000) as u64)
-        }
+        Some(broker) => Duration::from_millis((broker.config.replica_lag_time_max_ms / 2).max(10) as u64),
         None => return,
     };
     let mut ticker = tokio::time::interval(period);

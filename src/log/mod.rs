@@ -64,6 +64,20 @@ impl TopicPartition {
     }
 }
 
+/// A borrowed [`TopicPartition`]: looks a partition up in a map keyed by
+/// `TopicPartition` without allocating its name (it hashes as the owned key does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TopicPartitionRef<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+}
+
+impl indexmap::Equivalent<TopicPartition> for TopicPartitionRef<'_> {
+    fn equivalent(&self, key: &TopicPartition) -> bool {
+        self.partition == key.partition && self.topic == key.topic
+    }
+}
+
 impl std::fmt::Display for TopicPartition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}-{}", self.topic, self.partition)

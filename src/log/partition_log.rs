@@ -49,6 +49,9 @@ pub struct PartitionLog {
     dir: PathBuf,
     config: LogConfig,
     segments: BTreeMap<i64, LogSegment>,
+    /// The active segment's next offset, kept here because every fetch of every
+    /// partition asks for it: appends, truncations and rolls set it (`sync_end`).
+    log_end_offset: i64,
     /// Never below the oldest segment's base; above it after DeleteRecords.
     log_start_offset: i64,
     high_watermark: i64,
@@ -108,6 +111,7 @@ impl PartitionLog {
             dir: dir.to_path_buf(),
             config,
             segments: BTreeMap::from([(0, first)]),
+            log_end_offset: 0,
             log_start_offset: 0,
             high_watermark: 0,
             leader_epoch,
@@ -230,6 +234,7 @@ impl PartitionLog {
             dir: dir.to_path_buf(),
             config,
             segments,
+            log_end_offset: 0,
             log_start_offset: 0,
             high_watermark: 0,
             leader_epoch,
@@ -243,6 +248,7 @@ impl PartitionLog {
             rewrites: 0,
             unsynced_dirs,
         };
+        log.sync_end();
         log.log_start_offset = log.segments.keys().next().copied().unwrap_or(0);
         // What survived recovery (or a clean shutdown) is on disk and checked.
         log.recovery_point = log.log_end_offset();
@@ -367,7 +373,12 @@ impl PartitionLog {
     }
 
     pub fn log_end_offset(&self) -> i64 {
-        self.active().map_or(0, LogSegment::next_offset)
+        self.log_end_offset
+    }
+
+    /// After the active segment took or lost batches, or another became active.
+    fn sync_end(&mut self) {
+        self.log_end_offset = self.active().map_or(0, LogSegment::next_offset);
     }
 
     pub fn high_watermark(&self) -> i64 {
@@ -464,6 +475,7 @@ impl PartitionLog {
                 None => Ok(()),
             }
         });
+        self.sync_end();
         if let Err(error) = &result
             && error.is_fatal()
         {
@@ -548,6 +560,7 @@ impl PartitionLog {
             return Ok(());
         }
         let result = self.truncate_segments(offset, now_ms);
+        self.sync_end();
         if let Err(error) = &result
             && error.is_fatal()
         {
@@ -570,8 +583,11 @@ impl PartitionLog {
     /// behind the leader's log start).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
         self.rewrites += 1;
-        self.delete_segments_from(i64::MIN)?;
-        self.start_segment_at(offset.max(0), now_ms)?;
+        let restarted = self
+            .delete_segments_from(i64::MIN)
+            .and_then(|()| self.start_segment_at(offset.max(0), now_ms));
+        self.sync_end();
+        restarted?;
         self.log_start_offset = offset.max(0);
         self.high_watermark = offset.max(0);
         self.recovery_point = offset.max(0);
@@ -681,6 +697,7 @@ impl PartitionLog {
             now_ms,
         )?;
         self.segments.insert(new_base, segment);
+        self.sync_end();
         self.note_new_entry();
         self.snapshot_producers();
         Ok(())

@@ -102,6 +102,9 @@ pub struct Partition {
     /// Woken after every append, high-watermark move and leadership change: for fetches
     /// waiting on `min_bytes` and produces waiting on replication.
     pub(super) appended: Notify,
+    /// Set when the broker stops hosting this replica (its topic deleted, or it was
+    /// reassigned away): whoever kept a handle to it looks it up again.
+    removed: std::sync::atomic::AtomicBool,
 }
 
 pub fn now_ms() -> i64 {
@@ -140,6 +143,7 @@ impl Partition {
             flushed_bytes: std::sync::atomic::AtomicU64::new(0),
             sync_fn: super::flush::sync_files,
             appended: Notify::new(),
+            removed: Default::default(),
         };
         partition.update(state, now_ms());
         partition
@@ -157,6 +161,15 @@ impl Partition {
 
     pub fn state(&self) -> PartitionState {
         self.state.lock().clone()
+    }
+
+    /// The broker no longer hosts this replica (see `removed`).
+    pub fn mark_removed(&self) {
+        self.removed.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn is_leader(&self) -> bool {

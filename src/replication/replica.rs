@@ -42,6 +42,11 @@ impl Partition {
         followers: &HashMap<i32, FollowerState>,
     ) -> bool {
         let current = log.high_watermark();
+        // It never passes the log end: at the end there is nothing to move (an idle
+        // partition's every follower fetch).
+        if current >= log.log_end_offset() {
+            return false;
+        }
         // KIP-966's strict min ISR: while the committed ISR is below
         // `min.insync.replicas` nothing more counts as committed, so every replica that
         // leaves the ISR meanwhile (into the ELR) holds all that did.
