@@ -5,7 +5,9 @@
 pub mod alloc;
 pub mod api;
 pub mod broker;
+pub mod client;
 pub mod cluster;
+pub mod common;
 pub mod config;
 pub mod controller;
 pub mod group;

@@ -154,7 +154,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         draining.controlled_shutdown().await;
         let _ = stop_sender.send(true);
     });
-    let limit = ferrolog::server::connection_limit(&broker);
+    let shared = ferrolog::server::Shared::new(&broker);
     let servers = sockets.into_iter().map(|(socket, context)| {
         let mut stop = stop.clone();
         ferrolog::server::run_listener(
@@ -162,7 +162,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             broker.clone(),
             context,
             ferrolog::server::ServerOptions::default(),
-            limit.clone(),
+            shared.clone(),
             async move {
                 let _ = stop.wait_for(|stopped| *stopped).await;
             },

@@ -175,11 +175,7 @@ async fn canary(client: &mut Client, round: i64) {
             produce_request(
                 "canary",
                 0,
-                record_batch(
-                    1,
-                    Compression::None,
-                    ferrolog::replication::partition::now_ms() + round % 7,
-                ),
+                record_batch(1, Compression::None, ferrolog::common::now_ms() + round % 7),
                 1,
             ),
             9,

@@ -271,7 +271,7 @@ async fn offsets_of_empty_groups_expire_after_retention() {
     let broker = TestBroker::start(&[("offsets.retention.minutes", "1")]).await;
     let mut client = setup(&broker).await;
     assert_eq!(commit(&mut client, "old", "", -1, 5).await, 0);
-    let now = ferrolog::replication::partition::now_ms();
+    let now = ferrolog::common::now_ms();
     broker.broker.maintain_groups(now);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(committed(&mut client, "old").await, 5, "not yet expired");

@@ -32,13 +32,13 @@ async fn sasl_listener(broker: &TestBroker) -> SocketAddr {
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
-    let limit = ferrolog::server::connection_limit(&broker.broker);
+    let shared = ferrolog::server::Shared::new(&broker.broker);
     tokio::spawn(ferrolog::server::run_listener(
         listener,
         broker.broker.clone(),
         context,
         ferrolog::server::ServerOptions::default(),
-        limit,
+        shared,
         std::future::pending::<()>(),
     ));
     address

@@ -15,7 +15,7 @@ use kafka_protocol::records::Compression;
 const INVALID_TXN_STATE: i16 = 48;
 
 fn transactional_batch(count: usize, producer_id: i64, epoch: i16, sequence: i32) -> Bytes {
-    let now = ferrolog::replication::partition::now_ms();
+    let now = ferrolog::common::now_ms();
     let batch = with_producer(
         &record_batch(count, Compression::None, now),
         producer_id,

@@ -5,8 +5,8 @@
 
 use super::RequestContext;
 use super::txn_errors;
+use crate::common::now_ms;
 use crate::group::coordinator::OFFSETS_TOPIC;
-use crate::replication::partition::now_ms;
 use crate::security::acl::{Operation, ResourceType};
 use crate::txn::state::{self, AddOutcome};
 use kafka_protocol::ResponseError;

@@ -3,7 +3,7 @@
 //! controller quorum before the answer. More than 10 000 new partitions in one request
 //! is POLICY_VIOLATION for all of its topics, as in Kafka.
 
-use super::{RequestContext, controller_timeout, error_code};
+use super::{RequestContext, controller_timeout};
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
@@ -56,7 +56,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreatePartitionsRequest) 
         {
             Ok(()) => result,
             Err(error) => result
-                .with_error_code(error_code::topic_error(&error))
+                .with_error_code(error.code())
                 .with_error_message(Some(StrBytes::from_string(error.to_string()))),
         };
         results.push(result);

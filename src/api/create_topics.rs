@@ -185,7 +185,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
                     }
                     other => other.to_string(),
                 };
-                results.push(failure(result, error_code::topic_error(&error), message));
+                results.push(failure(result, error.code(), message));
             }
         }
     }

@@ -2,7 +2,7 @@
 //! members remain, GROUP_ID_NOT_FOUND for unknown groups).
 
 use super::RequestContext;
-use crate::replication::partition::now_ms;
+use crate::common::now_ms;
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};

@@ -47,7 +47,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteTopicsRequest) -> D
                     .with_name(Some(TopicName(StrBytes::from_string(topic.name))))
                     .with_topic_id(topic.topic_id),
                 Err(error) => result
-                    .with_error_code(error_code::topic_error(&error))
+                    .with_error_code(error.code())
                     .with_error_message(Some(StrBytes::from_string(error.to_string()))),
             },
         };

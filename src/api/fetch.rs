@@ -238,7 +238,7 @@ fn read_partition(wanted: &Wanted, remaining: u64, min_one: bool) -> Read {
                 }
                 read.slice = slice;
             }
-            Err(error) => read.error_code = error_code::log_error(&error),
+            Err(error) => read.error_code = error.code(),
         }
         read
     })
@@ -310,9 +310,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
     };
     let replica = replica_id >= 0;
     let any_replica = !replica && ctx.version >= 11;
-    let sessions = &ctx.broker.fetch_sessions;
+    let sessions = &ctx.api.fetch_sessions;
     let session_request = session_request(&request, replica, by_id);
-    let now = crate::replication::partition::now_ms().max(0) as u64;
+    let now = crate::common::now_ms().max(0) as u64;
     // Before v7 there are no sessions: every fetch is full.
     let plan = if ctx.version >= 7 {
         sessions.begin(&session_request, now)
@@ -399,7 +399,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
     if replica {
         // A follower's fetch offset is its log end: record its progress (which may move
         // the high watermark); one outside the ISR may be due to join it.
-        let now = crate::replication::partition::now_ms();
+        let now = crate::common::now_ms();
         for item in &wanted {
             if let Ok(partition) = &item.partition
                 && partition.record_follower_fetch(

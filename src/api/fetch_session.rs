@@ -395,6 +395,50 @@ impl FetchSessionCache {
     }
 }
 
+/// The sessions' gauges, read at each scrape.
+pub struct SessionCollector(pub Weak<FetchSessionCache>);
+
+impl std::fmt::Debug for SessionCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCollector").finish_non_exhaustive()
+    }
+}
+
+impl prometheus_client::collector::Collector for SessionCollector {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>) -> std::fmt::Result {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::MetricType;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let Some(cache) = self.0.upgrade() else {
+            return Ok(());
+        };
+        let (sessions, session_partitions, evictions) = cache.stats();
+        for (name, help, value) in [
+            (
+                "fetch_sessions",
+                "Incremental fetch sessions (KIP-227) kept",
+                sessions,
+            ),
+            (
+                "fetch_session_partitions",
+                "Partitions in the kept fetch sessions",
+                session_partitions,
+            ),
+        ] {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(value as i64).encode(metric)?;
+        }
+        let metric = encoder.encode_descriptor(
+            "fetch_session_evictions",
+            "Fetch sessions evicted to make room for new ones",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(evictions).encode(metric)
+    }
+}
+
 #[cfg(test)]
 #[path = "fetch_session_tests.rs"]
 mod tests;

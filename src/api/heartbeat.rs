@@ -1,7 +1,7 @@
 //! Heartbeat (key 12): keeps a member's session alive and tells it about rebalances.
 
 use super::RequestContext;
-use crate::replication::partition::now_ms;
+use crate::common::now_ms;
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 

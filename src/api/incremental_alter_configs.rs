@@ -103,7 +103,7 @@ pub(super) async fn alter_topic(
     ctx.broker
         .set_topic_configs(name, configs, validate_only, super::DEFAULT_ADMIN_TIMEOUT)
         .await
-        .map_err(|error| (error_code::topic_error(&error), error.to_string()))
+        .map_err(|error| (error.code(), error.to_string()))
 }
 
 pub async fn handle(

@@ -11,7 +11,7 @@
 
 use super::RequestContext;
 use super::txn_errors;
-use crate::replication::partition::now_ms;
+use crate::common::now_ms;
 use crate::security::acl::{Operation, ResourceType};
 use crate::txn::state::{self, InitOutcome, TxnError};
 use kafka_protocol::ResponseError;

@@ -2,9 +2,9 @@
 //! must, until the rebalance completes. MEMBER_ID_REQUIRED from v4.
 
 use super::RequestContext;
+use crate::common::now_ms;
 use crate::group::coordinator::Wait;
 use crate::group::state::{JoinRequest, JoinResult};
-use crate::replication::partition::now_ms;
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;

@@ -1,7 +1,7 @@
 //! LeaveGroup (key 13): one member (v0-2) or a batch of members by id or instance id (v3+).
 
 use super::RequestContext;
-use crate::replication::partition::now_ms;
+use crate::common::now_ms;
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};

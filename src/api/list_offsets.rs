@@ -64,7 +64,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffs
                                 response.with_offset(offset).with_timestamp(timestamp)
                             }
                             Ok(None) => response,
-                            Err(error) => response.with_error_code(error_code::log_error(&error)),
+                            Err(error) => response.with_error_code(error.code()),
                         }
                     })
                 })

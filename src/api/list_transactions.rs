@@ -3,7 +3,7 @@
 //! the transaction has run. Unknown state names come back in `unknown_state_filters`.
 
 use super::RequestContext;
-use crate::replication::partition::now_ms;
+use crate::common::now_ms;
 use crate::security::acl::{Operation, ResourceType};
 use crate::txn::state::TxnState;
 use kafka_protocol::messages::list_transactions_response::TransactionState;

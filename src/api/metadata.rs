@@ -169,11 +169,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
                                     uuid::Uuid::nil(),
                                     ResponseError::LeaderNotAvailable.code(),
                                 ),
-                                Err(error) => unknown_topic(
-                                    Some(name),
-                                    uuid::Uuid::nil(),
-                                    error_code::topic_error(&error),
-                                ),
+                                Err(error) => unknown_topic(Some(name), uuid::Uuid::nil(), error.code()),
                             }
                         }
                         None => unknown_topic(

@@ -31,7 +31,7 @@ pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
-pub mod error_code;
+pub use crate::common::error_code;
 pub mod error_counts;
 pub mod fetch;
 pub mod fetch_frame;
@@ -195,8 +195,29 @@ impl std::fmt::Debug for Outcome {
 }
 
 /// What a handler gets besides its request.
+/// What the API layer keeps across requests: one per broker, shared by its listeners.
+pub struct ApiState {
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: Arc<fetch_session::FetchSessionCache>,
+}
+
+impl ApiState {
+    pub fn new(broker: &Broker) -> Arc<Self> {
+        let fetch_sessions = Arc::new(fetch_session::FetchSessionCache::new(
+            broker.config.fetch_session_cache_slots,
+        ));
+        broker
+            .metrics
+            .register_collector(Box::new(fetch_session::SessionCollector(Arc::downgrade(
+                &fetch_sessions,
+            ))));
+        Arc::new(ApiState { fetch_sessions })
+    }
+}
+
 pub struct RequestContext<'a> {
     pub broker: &'a Arc<Broker>,
+    pub api: &'a ApiState,
     pub header: &'a RequestHeader,
     pub version: i16,
     /// The client's address, as groups report it (`/127.0.0.1`).
@@ -344,6 +365,7 @@ fn log_refused_version(frame: &[u8], raw_key: i16, version: i16) {
 /// is re-encoded at `bridge`, served, and the answer re-encoded at `version`.
 async fn serve_legacy(
     broker: &Arc<Broker>,
+    api: &ApiState,
     frame: Bytes,
     session: &mut Session,
     api_key: ApiKey,
@@ -371,7 +393,7 @@ async fn serve_legacy(
     bridged.put_i16(bridge);
     bridged.put_slice(&frame[4..header_len]);
     bridged.put_slice(&body);
-    match Box::pin(handle_frame(broker, bridged.freeze(), session)).await {
+    match Box::pin(handle_frame(broker, api, bridged.freeze(), session)).await {
         Outcome::Respond(chunks) => {
             let mut answer = BytesMut::new();
             for chunk in chunks {
@@ -393,7 +415,12 @@ async fn serve_legacy(
 }
 
 /// Serves one request frame (without its length prefix) for a connection's session.
-pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, session: &mut Session) -> Outcome {
+pub async fn handle_frame(
+    broker: &Arc<Broker>,
+    api: &ApiState,
+    frame: Bytes,
+    session: &mut Session,
+) -> Outcome {
     if session.sasl.raw_tokens && session.sasl.exchanging() {
         // After a v0 SaslHandshake the client sends bare SASL tokens.
         return sasl_authenticate::handle_raw(broker, session, frame);
@@ -430,7 +457,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, session: &mut Sess
         return Outcome::Close(None);
     };
     if let Some(bridge) = legacy::bridge_version(api_key, version) {
-        return serve_legacy(broker, frame, session, api_key, version, bridge).await;
+        return serve_legacy(broker, api, frame, session, api_key, version, bridge).await;
     }
     let sasl_api = matches!(api_key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate);
     if !sasl_api && api_key != ApiKey::ApiVersions && !session.authenticated(std::time::Instant::now()) {
@@ -464,6 +491,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes, session: &mut Sess
     }
     let ctx = RequestContext {
         broker,
+        api,
         header: &header,
         version,
         client_host: format!("/{}", session.peer.ip()),

@@ -3,8 +3,8 @@
 
 use super::{RequestContext, error_code};
 use crate::cluster::image::TopicImage;
+use crate::common::now_ms;
 use crate::group::offsets::CommittedOffset;
-use crate::replication::partition::now_ms;
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
@@ -41,6 +41,55 @@ pub(super) struct Commit<'a> {
     pub metadata: Option<&'a str>,
 }
 
+/// Both requests' partitions carry the same four fields.
+macro_rules! commit_from {
+    ($($partition:ty),*) => {$(
+        impl<'a> From<&'a $partition> for Commit<'a> {
+            fn from(partition: &'a $partition) -> Self {
+                Commit {
+                    partition_index: partition.partition_index,
+                    offset: partition.committed_offset,
+                    leader_epoch: partition.committed_leader_epoch,
+                    metadata: partition.committed_metadata.as_deref(),
+                }
+            }
+        }
+    )*};
+}
+
+commit_from!(
+    kafka_protocol::messages::offset_commit_request::OffsetCommitRequestPartition,
+    kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestPartition
+);
+
+/// Each topic's partitions (in request order) decided: `refused` is the code every
+/// partition gets when the request itself may not commit (group or transactional id not
+/// allowed); then each topic needs Read.
+pub(super) fn decide_all<'r>(
+    ctx: &RequestContext<'_>,
+    topics: impl Iterator<Item = (&'r str, Vec<Commit<'r>>)>,
+    refused: Option<i16>,
+) -> Decided {
+    let broker = ctx.broker;
+    let now = now_ms();
+    let max_metadata = broker.groups.config.offset_metadata_max_bytes;
+    topics
+        .map(|(name, commits)| {
+            let known = broker.topic(name);
+            let topic_allowed = ctx.allowed(Operation::Read, ResourceType::Topic, name);
+            let refusal =
+                refused.or((!topic_allowed).then(|| ResponseError::TopicAuthorizationFailed.code()));
+            commits
+                .into_iter()
+                .map(|commit| {
+                    let index = commit.partition_index;
+                    (index, decide(refusal, known.as_ref(), commit, max_metadata, now))
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// One partition's outcome: `refusal` if an authorization check failed, then
 /// UNKNOWN_TOPIC_OR_PARTITION for a partition the cluster metadata does not have (the
 /// coordinator commits offsets of partitions it need not host, as Kafka's does), then
@@ -73,37 +122,17 @@ pub(super) fn decide(
 pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let broker = ctx.broker;
     let now = now_ms();
-    let max_metadata = broker.groups.config.offset_metadata_max_bytes;
-    // Per partition: Ok(offset to commit) or Err(code); kept in request order.
-    let mut decided: Decided = Vec::new();
     let group_allowed = ctx.allowed(Operation::Read, ResourceType::Group, &request.group_id);
-    for topic in &request.topics {
-        let known = broker.topic(&topic.name);
-        let topic_allowed = ctx.allowed(Operation::Read, ResourceType::Topic, &topic.name);
-        let refusal = if !group_allowed {
-            Some(ResponseError::GroupAuthorizationFailed.code())
-        } else if !topic_allowed {
-            Some(ResponseError::TopicAuthorizationFailed.code())
-        } else {
-            None
-        };
-        decided.push(
-            topic
-                .partitions
-                .iter()
-                .map(|partition| {
-                    let commit = Commit {
-                        partition_index: partition.partition_index,
-                        offset: partition.committed_offset,
-                        leader_epoch: partition.committed_leader_epoch,
-                        metadata: partition.committed_metadata.as_deref(),
-                    };
-                    let outcome = decide(refusal, known.as_ref(), commit, max_metadata, now);
-                    (partition.partition_index, outcome)
-                })
-                .collect(),
-        );
-    }
+    let refused = (!group_allowed).then(|| ResponseError::GroupAuthorizationFailed.code());
+    // Per partition: Ok(offset to commit) or Err(code); kept in request order.
+    let decided = decide_all(
+        ctx,
+        request.topics.iter().map(|topic| {
+            let commits = topic.partitions.iter().map(Commit::from).collect();
+            (topic.name.as_str(), commits)
+        }),
+        refused,
+    );
     let group_code = if !group_allowed {
         ResponseError::GroupAuthorizationFailed.code()
     } else if request.group_id.is_empty() {

@@ -60,7 +60,7 @@ fn failed(topic: &str, index: i32, error: &AppendError) -> PartitionProduceRespo
     {
         tracing::error!(%error, topic, index, "append failed; log taken offline");
     }
-    partition_error(index, error_code::append_error(error), error.to_string())
+    partition_error(index, error.code(), error.to_string())
 }
 
 /// Checks and appends one partition's batches.
@@ -109,7 +109,7 @@ async fn produce_partition(
                 !config.log_append_time,
                 config.timestamp_before_max_ms,
                 config.timestamp_after_max_ms,
-                crate::replication::partition::now_ms(),
+                crate::common::now_ms(),
             ),
         )
     });
@@ -131,7 +131,7 @@ async fn produce_partition(
             ));
         }
         Err(error) => {
-            let code = error_code::batch_error(&error);
+            let code = error.code();
             if !matches!(error, BatchError::TooLarge { .. }) {
                 tracing::debug!(%error, topic, index, "rejected produce");
             }

@@ -2,9 +2,9 @@
 //! for its own. Protocol type and name are checked (v5) and echoed.
 
 use super::RequestContext;
+use crate::common::now_ms;
 use crate::group::coordinator::{SyncRequest, Wait};
 use crate::group::state::SyncResult;
-use crate::replication::partition::now_ms;
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};

@@ -5,9 +5,9 @@
 //! transaction's COMMIT marker lands there, and never after an ABORT. From v3 on the
 //! member and generation are checked as for OffsetCommit (generation -1 skips that).
 
-use super::offset_commit::{Commit, Decided, accepted, decide};
+use super::offset_commit::{Commit, accepted, decide_all};
 use super::{RequestContext, error_code};
-use crate::replication::partition::now_ms;
+use crate::common::now_ms;
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
@@ -18,43 +18,27 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
     let broker = ctx.broker;
     let now = now_ms();
-    let max_metadata = broker.groups.config.offset_metadata_max_bytes;
     let transactional_allowed = ctx.allowed(
         Operation::Write,
         ResourceType::TransactionalId,
         request.transactional_id.as_str(),
     );
     let group_allowed = ctx.allowed(Operation::Read, ResourceType::Group, &request.group_id);
-    let mut decided: Decided = Vec::new();
-    for topic in &request.topics {
-        let known = broker.topic(&topic.name);
-        let topic_allowed = ctx.allowed(Operation::Read, ResourceType::Topic, &topic.name);
-        let refusal = if !transactional_allowed {
-            Some(ResponseError::TransactionalIdAuthorizationFailed.code())
-        } else if !group_allowed {
-            Some(ResponseError::GroupAuthorizationFailed.code())
-        } else if !topic_allowed {
-            Some(ResponseError::TopicAuthorizationFailed.code())
-        } else {
-            None
-        };
-        decided.push(
-            topic
-                .partitions
-                .iter()
-                .map(|partition| {
-                    let commit = Commit {
-                        partition_index: partition.partition_index,
-                        offset: partition.committed_offset,
-                        leader_epoch: partition.committed_leader_epoch,
-                        metadata: partition.committed_metadata.as_deref(),
-                    };
-                    let outcome = decide(refusal, known.as_ref(), commit, max_metadata, now);
-                    (partition.partition_index, outcome)
-                })
-                .collect(),
-        );
-    }
+    let refused = if !transactional_allowed {
+        Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+    } else if !group_allowed {
+        Some(ResponseError::GroupAuthorizationFailed.code())
+    } else {
+        None
+    };
+    let decided = decide_all(
+        ctx,
+        request.topics.iter().map(|topic| {
+            let commits = topic.partitions.iter().map(Commit::from).collect();
+            (topic.name.as_str(), commits)
+        }),
+        refused,
+    );
     let group_code = if request.group_id.is_empty() {
         ResponseError::InvalidGroupId.code()
     } else if let Err(code) = broker.check_group_coordinator(&request.group_id).await {

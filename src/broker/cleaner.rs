@@ -9,12 +9,12 @@
 //! `log.cleaner.io.max.bytes.per.second` per log dir.
 
 use super::Broker;
+use crate::common::now_ms;
 use crate::log::TopicPartition;
 use crate::log::checkpoint;
 use crate::log::compaction::Throttle;
 use crate::log::partition_log::clean::PassSettings;
 use crate::replication::Partition;
-use crate::replication::partition::now_ms;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};

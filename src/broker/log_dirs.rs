@@ -73,7 +73,7 @@ impl Broker {
                 return Err(error.into());
             }
         };
-        let now = crate::replication::partition::now_ms();
+        let now = crate::common::now_ms();
         let moving = partition.clone();
         let finish_future = future.clone();
         tokio::task::spawn_blocking(move || {

@@ -9,6 +9,8 @@
 //! partitions as topics come and go and leaders move.
 
 mod cleaner;
+mod collector;
+mod groups;
 mod log_dirs;
 mod publisher;
 mod replication;
@@ -22,6 +24,7 @@ pub use topics::{CreatedTopic, TopicError};
 
 use crate::cluster::image::{Endpoint, MetadataImage, TopicImage};
 use crate::cluster::meta_properties;
+use crate::common::now_ms;
 use crate::config::BrokerConfig;
 use crate::controller::client::ControllerClient;
 use crate::controller::rpc::{ControllerError, ControllerReply, ControllerRequest};
@@ -32,7 +35,6 @@ use crate::group::{GroupCoordinator, log_writer};
 use crate::log::manager::LogManager;
 use crate::log::{LogError, TopicPartition};
 use crate::replication::Partition;
-use crate::replication::partition::now_ms;
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -110,8 +112,6 @@ pub struct Broker {
     inter_broker_security: Option<Arc<crate::security::ClientSecurity>>,
     /// Request, traffic and connection metrics; the broker's state is read at scrape.
     pub metrics: Arc<crate::metrics::Metrics>,
-    /// Incremental fetch sessions (KIP-227).
-    pub fetch_sessions: crate::api::fetch_session::FetchSessionCache,
 }
 
 impl Broker {
@@ -251,9 +251,6 @@ impl Broker {
         let (published, _) = watch::channel(-1);
         let metrics_enabled = config.metrics_listener.is_some();
         let broker = Arc::new(Broker {
-            fetch_sessions: crate::api::fetch_session::FetchSessionCache::new(
-                config.fetch_session_cache_slots,
-            ),
             groups,
             transactions: crate::txn::TxnCoordinator::default(),
             group_writes: parking_lot::Mutex::new(Some(group_writes)),
@@ -286,7 +283,7 @@ impl Broker {
         });
         broker
             .metrics
-            .register_collector(Box::new(crate::metrics::collector::BrokerCollector {
+            .register_collector(Box::new(collector::BrokerCollector {
                 broker: Arc::downgrade(&broker),
             }));
         // Partitions the image gives this broker but that have no log yet are created now.
@@ -498,7 +495,7 @@ impl Broker {
         };
         for index in gained {
             self.groups.unload_partition(index, n_partitions);
-            match log_writer::load_partition(self, index) {
+            match log_writer::load_partition(self.as_ref(), index) {
                 Ok(n_records) => tracing::info!(partition = index, n_records, "loaded groups and offsets"),
                 Err(error) => tracing::error!(partition = index, %error, "cannot load groups"),
             }

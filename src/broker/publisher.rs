@@ -7,10 +7,11 @@
 
 use super::{Broker, DEFAULT_CONTROLLER_TIMEOUT, Registration, register};
 use crate::cluster::image::{MetadataImage, TopicImage};
+use crate::common::now_ms;
 use crate::controller::rpc::{ControllerError, ControllerReply, ControllerRequest};
 use crate::log::{LogError, TopicPartition};
 use crate::replication::Partition;
-use crate::replication::partition::{PartitionState, now_ms};
+use crate::replication::partition::PartitionState;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;

@@ -5,11 +5,11 @@
 
 use super::Broker;
 use crate::cluster::image::{MetadataImage, NO_LEADER};
+use crate::common::now_ms;
 use crate::controller::rpc::{ControllerReply, ControllerRequest, IsrChange};
 use crate::log::TopicPartition;
 use crate::replication::Partition;
 use crate::replication::fetcher::{FetcherConfig, FollowedPartition, ReplicaFetcher};
-use crate::replication::partition::now_ms;
 use crate::replication::replica::IsrProposal;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};

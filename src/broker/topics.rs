@@ -38,6 +38,26 @@ pub enum TopicError {
     Log(#[from] LogError),
 }
 
+impl TopicError {
+    /// Its Kafka error code.
+    pub fn code(&self) -> i16 {
+        use kafka_protocol::ResponseError;
+        let error = self;
+        match error {
+            TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists.code(),
+            TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition.code(),
+            TopicError::InvalidName(_) => ResponseError::InvalidTopicException.code(),
+            TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
+            TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor.code(),
+            TopicError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment.code(),
+            TopicError::PolicyViolation(_) => ResponseError::PolicyViolation.code(),
+            TopicError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
+            TopicError::Timeout(_) => ResponseError::RequestTimedOut.code(),
+            TopicError::Log(error) => error.code(),
+        }
+    }
+}
+
 impl From<ControllerError> for TopicError {
     fn from(error: ControllerError) -> Self {
         match error {

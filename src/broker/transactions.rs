@@ -7,9 +7,10 @@
 
 use super::Broker;
 use crate::cluster::image::Endpoint;
+use crate::common::now_ms;
 use crate::log::TopicPartition;
 use crate::log::control::ControlMarker;
-use crate::replication::partition::{AppendError, now_ms};
+use crate::replication::partition::AppendError;
 use crate::txn::TRANSACTION_STATE_TOPIC;
 use crate::txn::log_format;
 use crate::txn::state::{self, TxnError, TxnMetadata, TxnState};
@@ -151,7 +152,7 @@ impl Broker {
             Err(AppendError::NotLeader) => Err(ResponseError::NotCoordinator.code()),
             Err(error) => {
                 tracing::warn!(%error, "writing to {TRANSACTION_STATE_TOPIC} failed");
-                Err(crate::api::error_code::append_error(&error))
+                Err(error.code())
             }
         }
     }
@@ -178,8 +179,8 @@ impl Broker {
     ) -> i16 {
         let Some(partition) = self.partition(topic_partition) else {
             return match self.topic(&topic_partition.topic) {
-                Some(_) => crate::api::error_code::NOT_LEADER_OR_FOLLOWER,
-                None => crate::api::error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                Some(_) => crate::common::error_code::NOT_LEADER_OR_FOLLOWER,
+                None => crate::common::error_code::UNKNOWN_TOPIC_OR_PARTITION,
             };
         };
         let deadline = tokio::time::Instant::now() + timeout;
@@ -193,9 +194,9 @@ impl Broker {
                         self.offsets_partition_of(group) == Some(topic_partition.partition)
                     });
                 }
-                crate::api::error_code::NONE
+                crate::common::error_code::NONE
             }
-            Err(error) => crate::api::error_code::append_error(&error),
+            Err(error) => error.code(),
         }
     }
 
@@ -282,7 +283,7 @@ impl Broker {
                         .await;
                     if marker_retriable(code) {
                         failed.push((topic, index));
-                    } else if code != crate::api::error_code::NONE {
+                    } else if code != crate::common::error_code::NONE {
                         tracing::warn!(
                             topic,
                             index,

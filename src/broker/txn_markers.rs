@@ -3,9 +3,9 @@
 //! replica fetchers connect; and the replay of a `__transaction_state` partition.
 
 use super::Broker;
+use crate::client::KafkaConnection;
 use crate::log::TopicPartition;
 use crate::log::control::ControlMarker;
-use crate::replication::connection::KafkaConnection;
 use crate::txn::TRANSACTION_STATE_TOPIC;
 use crate::txn::log_format;
 use crate::txn::state::TxnMetadata;
@@ -105,12 +105,12 @@ pub(super) async fn send_remote(
     partitions
         .into_iter()
         .filter(|partition| {
-            let code = codes.get(partition).copied().unwrap_or(crate::api::error_code::NOT_LEADER_OR_FOLLOWER);
-            if code != crate::api::error_code::NONE && !super::transactions::marker_retriable(code) {
+            let code = codes.get(partition).copied().unwrap_or(crate::common::error_code::NOT_LEADER_OR_FOLLOWER);
+            if code != crate::common::error_code::NONE && !super::transactions::marker_retriable(code) {
                 tracing::warn!(topic = %partition.0, index = partition.1, code, "a transaction marker was refused; not retried");
                 return false;
             }
-            code != crate::api::error_code::NONE
+            code != crate::common::error_code::NONE
         })
         .collect()
 }

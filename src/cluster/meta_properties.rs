@@ -11,7 +11,7 @@
 //! file is then renamed to `cluster-metadata.yaml.migrated`.
 
 use super::image::MetadataRecord;
-use crate::log::checkpoint::write_atomically;
+use crate::common::files::write_atomically;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

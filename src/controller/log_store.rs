@@ -45,9 +45,13 @@ impl LogStore {
         subject: ErrorSubject<NodeId>,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<R, redb::Error>,
     ) -> Result<R, StorageError> {
-        let transaction = self
+        let mut transaction = self
             .db
             .begin_write()
+            .map_err(|error| storage_error(subject.clone(), ErrorVerb::Write, error))?;
+        // redb's default, said here because the quorum's safety rests on it.
+        transaction
+            .set_durability(redb::Durability::Immediate)
             .map_err(|error| storage_error(subject.clone(), ErrorVerb::Write, error))?;
         let result =
             f(&transaction).map_err(|error| storage_error(subject.clone(), ErrorVerb::Write, error))?;

@@ -21,7 +21,7 @@ use crate::cluster::image::MetadataImage;
 use crate::cluster::lifecycle::{self, BrokerSessions, HeartbeatDecision, RegistrationDecision};
 use crate::cluster::partition_change::ClusterPolicy;
 use crate::cluster::{election, meta_properties, placement, reassignment};
-use crate::replication::partition::now_ms;
+use crate::common::now_ms;
 use openraft::error::{ClientWriteError, RaftError};
 use parking_lot::Mutex;
 use rpc::{

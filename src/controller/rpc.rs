@@ -342,7 +342,7 @@ impl RpcPool {
         }
         // A node cut off by a partition drops the handshake: fail fast instead of
         // waiting out the kernel's SYN retries.
-        let timeout = crate::replication::connection::CONNECT_TIMEOUT;
+        let timeout = crate::client::CONNECT_TIMEOUT;
         let stream = tokio::time::timeout(timeout, socket.connect(self.address))
             .await
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;

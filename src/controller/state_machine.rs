@@ -13,7 +13,7 @@ use super::types::{
     Entry, LogId, MetadataBatch, SnapshotMeta, StorageError, StoredMembership, TypeConfig, storage_error,
 };
 use crate::cluster::image::MetadataImage;
-use crate::log::checkpoint::write_atomically;
+use crate::common::files::write_atomically;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
 use parking_lot::Mutex;

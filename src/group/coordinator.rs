@@ -5,8 +5,9 @@
 //! later group snapshot or commit can never be overtaken by an earlier one. An offset
 //! commit is answered only after its records are appended (and, with the internal
 //! topic's `flush.messages=1`, fsynced); the cache is updated by the writer after the
-//! append, never before. With replication, the coordinator of a group will simply be the
-//! leader of the group's `__consumer_offsets` partition.
+//! append, never before. The coordinator of a group is the leader of the group's
+//! `__consumer_offsets` partition; appends are acks=all, and a new leader replays the
+//! partition before it answers for the group.
 
 use super::offsets::{CommittedOffset, GroupRecord, MemberRecord, OffsetsRecord};
 use super::state::{

@@ -2,17 +2,29 @@
 //! coordinator's offset cache after each successful append. The log cleaner compacts
 //! the topic like any compacted topic.
 
+use super::GroupCoordinator;
 use super::coordinator::{OFFSETS_TOPIC, WriteJob};
 use super::offsets::{self, OffsetsRecord};
-use crate::api::error_code;
-use crate::broker::Broker;
-use crate::log::TopicPartition;
+use crate::common::error_code;
+use crate::common::now_ms;
 use crate::log::batch::split_and_validate;
-use crate::replication::partition::now_ms;
-use std::sync::Weak;
+use crate::replication::Partition;
+use std::sync::{Arc, Weak};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-pub async fn run(broker: Weak<Broker>, mut jobs: UnboundedReceiver<WriteJob>) {
+/// What the coordinator's log IO needs of the broker that hosts it (the broker
+/// implements it; the group floor does not know the broker).
+pub trait OffsetsLog: Send + Sync + 'static {
+    /// `__consumer_offsets`' partition count, creating the topic on first use.
+    fn offsets_topic_partitions(&self) -> impl std::future::Future<Output = Result<i32, i16>> + Send;
+    /// Its partition count as the metadata knows it now (1 before it exists).
+    fn known_offsets_partitions(&self) -> i32;
+    /// This broker's replica of one of its partitions.
+    fn offsets_partition(&self, index: i32) -> Option<Arc<Partition>>;
+    fn groups(&self) -> &GroupCoordinator;
+}
+
+pub async fn run<B: OffsetsLog>(broker: Weak<B>, mut jobs: UnboundedReceiver<WriteJob>) {
     while let Some(job) = jobs.recv().await {
         let Some(broker) = broker.upgrade() else { break };
         match job {
@@ -25,14 +37,14 @@ pub async fn run(broker: Weak<Broker>, mut jobs: UnboundedReceiver<WriteJob>) {
                 let code = match broker.offsets_topic_partitions().await {
                     Ok(n_partitions) => {
                         let index = offsets::partition_for(&group_id, n_partitions);
-                        append(&broker, index, &records, transaction).await
+                        append(broker.as_ref(), index, &records, transaction).await
                     }
                     Err(code) => code,
                 };
                 match transaction {
                     _ if code != error_code::NONE => {}
-                    Some((producer_id, _)) => broker.groups.apply_pending(producer_id, &records, now_ms()),
-                    None => broker.groups.apply(&records, false, now_ms()),
+                    Some((producer_id, _)) => broker.groups().apply_pending(producer_id, &records, now_ms()),
+                    None => broker.groups().apply(&records, false, now_ms()),
                 }
                 if let Some(done) = done {
                     let _ = done.send(code);
@@ -43,12 +55,12 @@ pub async fn run(broker: Weak<Broker>, mut jobs: UnboundedReceiver<WriteJob>) {
 }
 
 async fn append(
-    broker: &Broker,
+    broker: &impl OffsetsLog,
     partition_index: i32,
     records: &[OffsetsRecord],
     transaction: Option<(i64, i16)>,
 ) -> i16 {
-    let Some(partition) = broker.partition(&TopicPartition::new(OFFSETS_TOPIC, partition_index)) else {
+    let Some(partition) = broker.offsets_partition(partition_index) else {
         return kafka_protocol::ResponseError::CoordinatorNotAvailable.code();
     };
     let batch = offsets::encode_batch(records, now_ms(), transaction);
@@ -73,7 +85,7 @@ async fn append(
         }
         Err(error) => {
             tracing::warn!(%error, "appending to __consumer_offsets failed");
-            error_code::append_error(&error)
+            error.code()
         }
     }
 }
@@ -83,11 +95,11 @@ const OFFSETS_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_se
 
 /// Replays one `__consumer_offsets` partition into the coordinator (when this broker
 /// becomes its leader).
-pub fn load_partition(broker: &Broker, index: i32) -> Result<usize, crate::log::LogError> {
+pub fn load_partition(broker: &impl OffsetsLog, index: i32) -> Result<usize, crate::log::LogError> {
     let mut n_records = 0;
     let now = now_ms();
     {
-        let Some(partition) = broker.partition(&TopicPartition::new(OFFSETS_TOPIC, index)) else {
+        let Some(partition) = broker.offsets_partition(index) else {
             return Ok(0);
         };
         let mut offset = partition.with_log(|log| log.log_start_offset());
@@ -100,16 +112,14 @@ pub fn load_partition(broker: &Broker, index: i32) -> Result<usize, crate::log::
             let batches = crate::log::batch::split_stored(&bytes, usize::MAX).unwrap_or_default();
             let Some(last) = batches.last() else { break };
             offset = last.header.last_offset() + 1;
-            let n_partitions = broker
-                .topic(OFFSETS_TOPIC)
-                .map_or(1, |topic| topic.n_partitions());
+            let n_partitions = broker.known_offsets_partitions();
             for batch in batches {
                 let header = batch.header;
                 if header.is_control() {
                     // A transaction's outcome: its pending offsets count or go.
                     if let Some(marker) = crate::log::control::marker(&header, &batch.bytes) {
                         broker
-                            .groups
+                            .groups()
                             .complete_txn(header.producer_id, marker.commit, |group| {
                                 offsets::partition_for(group, n_partitions) == index
                             });
@@ -119,9 +129,9 @@ pub fn load_partition(broker: &Broker, index: i32) -> Result<usize, crate::log::
                 let records = offsets::decode_batches(batch.bytes);
                 n_records += records.len();
                 if header.is_transactional() {
-                    broker.groups.apply_pending(header.producer_id, &records, now);
+                    broker.groups().apply_pending(header.producer_id, &records, now);
                 } else {
-                    broker.groups.apply(&records, true, now);
+                    broker.groups().apply(&records, true, now);
                 }
             }
         }

@@ -44,6 +44,23 @@ pub enum BatchError {
     Undecodable,
 }
 
+impl BatchError {
+    /// Its Kafka error code.
+    pub fn code(&self) -> i16 {
+        use kafka_protocol::ResponseError;
+        let error = self;
+        match error {
+            BatchError::TooLarge { .. } => ResponseError::MessageTooLarge.code(),
+            BatchError::UnsupportedMagic { .. } => ResponseError::UnsupportedForMessageFormat.code(),
+            BatchError::Truncated { .. }
+            | BatchError::InvalidLength { .. }
+            | BatchError::CrcMismatch { .. }
+            | BatchError::InconsistentCount { .. } => ResponseError::CorruptMessage.code(),
+            BatchError::Undecodable => ResponseError::InvalidRecord.code(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {
     pub base_offset: i64,

@@ -6,8 +6,9 @@
 //! more recovery work (every segment is checked), never lost data.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
+
+pub use crate::common::files::{sync_dir, write_atomically};
 
 pub fn read(path: &Path) -> HashMap<(String, i32), i64> {
     let mut out = HashMap::new();
@@ -37,27 +38,6 @@ pub fn write(path: &Path, entries: &[(String, i32, i64)]) -> std::io::Result<()>
         text.push_str(&format!("{topic} {partition} {offset}\n"));
     }
     write_atomically(path, text.as_bytes())
-}
-
-/// Writes `bytes` to `path` so that a crash leaves either the old or the new content.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent()
-        && let Ok(dir) = std::fs::File::open(dir)
-    {
-        dir.sync_all()?;
-    }
-    Ok(())
-}
-
-/// Fsyncs a directory, so that the entries created, renamed or removed in it survive a
-/// power cut.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Creates `dir` (and missing parents) so that it survives a power cut: it and its

@@ -16,7 +16,7 @@ use super::partition_log::{PartitionLog, move_dir};
 use super::recovery_progress::{RecoveryProgress, Report};
 use super::segment::RecoveryReport;
 use super::{LogError, TopicPartition};
-use crate::config::LogConfig;
+use crate::log::LogConfig;
 use std::path::{Path, PathBuf};
 
 const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";

@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod compaction;
+pub mod config;
 pub mod control;
 pub mod dir_failure;
 pub mod flush_stats;
@@ -33,6 +34,7 @@ pub mod txn_index;
 
 use std::path::{Path, PathBuf};
 
+pub use config::LogConfig;
 pub use partition_log::PartitionLog;
 
 /// A topic name and partition index.
@@ -109,6 +111,26 @@ pub enum LogError {
         log_start_offset: i64,
         log_end_offset: i64,
     },
+}
+
+impl LogError {
+    /// Its Kafka error code.
+    pub fn code(&self) -> i16 {
+        use kafka_protocol::ResponseError;
+        let error = self;
+        match error {
+            LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+            LogError::NonContiguous { .. } => {
+                tracing::error!(%error, "replication error");
+                ResponseError::UnknownServerError.code()
+            }
+            LogError::Offline { .. } => ResponseError::KafkaStorageError.code(),
+            LogError::Io { .. } | LogError::Corrupt { .. } => {
+                tracing::error!(%error, "storage error");
+                ResponseError::KafkaStorageError.code()
+            }
+        }
+    }
 }
 
 impl LogError {

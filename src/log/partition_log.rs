@@ -27,7 +27,7 @@ use super::producer_state::ProducerStateTable;
 use super::segment::{self, FileSlice, LogSegment, RecoveryReport};
 use super::txn_index::AbortedIndex;
 use super::{LogError, TopicPartition};
-use crate::config::LogConfig;
+use crate::log::LogConfig;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};

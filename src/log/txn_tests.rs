@@ -11,7 +11,7 @@ fn config() -> crate::config::LogConfig {
 }
 
 fn now() -> i64 {
-    crate::replication::partition::now_ms()
+    crate::common::now_ms()
 }
 
 /// A transactional batch of `count` records from `producer_id`.

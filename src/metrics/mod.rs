@@ -1,12 +1,11 @@
 //! Prometheus metrics: counters and histograms the request path updates, and gauges
-//! read from the broker's state at each scrape ([`collector`]), encoded by
+//! read from the broker's state at each scrape (`broker::collector`), encoded by
 //! `prometheus-client` (OpenMetrics text) and served over HTTP on `metrics.listener`
 //! ([`http`]).
 //!
 //! Names follow Prometheus conventions: `ferrolog_` prefix, `_total` on counters (added
 //! by the encoder), `_seconds` and `_bytes` units, `topic`/`partition` labels.
 
-pub mod collector;
 pub mod http;
 
 use parking_lot::Mutex;
@@ -296,7 +295,7 @@ impl Metrics {
         }
         walk(&mut |code| {
             if code != 0 {
-                let error = crate::api::error_counts::error_name(code);
+                let error = crate::common::error_code::error_name(code);
                 self.errors.get_or_create(&ErrorLabels { api, code, error }).inc();
             }
         });

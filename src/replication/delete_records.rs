@@ -93,7 +93,8 @@ impl Partition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replication::partition::{PartitionState, now_ms};
+    use crate::common::now_ms;
+    use crate::replication::partition::PartitionState;
 
     fn leader_of(replicas: Vec<i32>, isr: Vec<i32>, dir: &std::path::Path, policy_delete: bool) -> Partition {
         let mut config = crate::config::BrokerConfig::load(None, &[]).unwrap().log;

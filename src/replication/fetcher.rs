@@ -13,11 +13,11 @@
 //! partitions with news.
 
 use super::Partition;
-use super::connection::KafkaConnection;
 use super::follower_session::{FollowerSession, Key};
+use crate::client::KafkaConnection;
+use crate::common::now_ms;
 use crate::log::TopicPartition;
 use crate::log::batch::split_stored;
-use crate::replication::partition::now_ms;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic, ReplicaState};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};

@@ -11,7 +11,8 @@
 //! A failed fsync takes the log's whole log dir offline and fails every waiter with
 //! KAFKA_STORAGE_ERROR: nothing it covered is ever acknowledged.
 
-use super::partition::{AppendError, Partition, now_ms};
+use super::partition::{AppendError, Partition};
+use crate::common::now_ms;
 use crate::log::LogError;
 use crate::log::group_commit::{Outcome, Wait};
 use std::sync::Arc;
@@ -211,7 +212,7 @@ mod tests {
             "{error:?}"
         );
         assert_eq!(
-            crate::api::error_code::append_error(&error),
+            error.code(),
             kafka_protocol::ResponseError::KafkaStorageError.code()
         );
         assert_eq!(partition.with_log(|log| log.recovery_point()), 0);

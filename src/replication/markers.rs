@@ -3,7 +3,8 @@
 //! any batch (acks=all: answered once every in-sync replica has it), and then moves
 //! the last stable offset.
 
-use super::partition::{AppendError, Partition, now_ms};
+use super::partition::{AppendError, Partition};
+use crate::common::now_ms;
 use crate::log::control::ControlMarker;
 use crate::log::producer_state::MarkerDecision;
 

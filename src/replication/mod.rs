@@ -1,7 +1,6 @@
 //! A partition as the broker serves it: its log plus leader epoch, replicas, ISR and
 //! high watermark, and the durability rules of acks and flushing.
 
-pub mod connection;
 pub mod delete_records;
 pub mod fetcher;
 pub mod flush;

@@ -45,6 +45,28 @@ pub enum AppendError {
     Log(#[from] LogError),
 }
 
+impl AppendError {
+    /// Its Kafka error code.
+    pub fn code(&self) -> i16 {
+        use kafka_protocol::ResponseError;
+        let error = self;
+        match error {
+            AppendError::NotLeader => ResponseError::NotLeaderOrFollower.code(),
+            AppendError::NotEnoughReplicasAfterAppend { .. } => {
+                ResponseError::NotEnoughReplicasAfterAppend.code()
+            }
+            AppendError::Timeout => ResponseError::RequestTimedOut.code(),
+            AppendError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas.code(),
+            AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
+            AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
+            AppendError::InvalidRecord | AppendError::ControlBatch => ResponseError::InvalidRecord.code(),
+            AppendError::TransactionalWithoutProducer => ResponseError::InvalidRequest.code(),
+            AppendError::CoordinatorFenced => ResponseError::TransactionCoordinatorFenced.code(),
+            AppendError::Log(error) => error.code(),
+        }
+    }
+}
+
 fn identity(batch: &IncomingBatch) -> Option<BatchIdentity> {
     BatchIdentity::of(&batch.header)
 }
@@ -107,11 +129,7 @@ pub struct Partition {
     removed: std::sync::atomic::AtomicBool,
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |duration| duration.as_millis() as i64)
-}
+use crate::common::now_ms;
 
 impl Partition {
     pub fn new(

@@ -200,7 +200,7 @@ impl Partition {
                     return Ok(());
                 }
                 let required = log.config().min_insync_replicas;
-                if (self.in_sync_count(&state, super::partition::now_ms()) as i64) < required as i64 {
+                if (self.in_sync_count(&state, crate::common::now_ms()) as i64) < required as i64 {
                     return Err(AppendError::NotEnoughReplicasAfterAppend { required });
                 }
             }

@@ -17,6 +17,7 @@
 //! closes that connection only. `max.connections` caps open connections; one over the
 //! cap is closed at once.
 
+use crate::api::ApiState;
 use crate::api::{self, Chunk, Outcome};
 use crate::broker::Broker;
 use crate::log::segment::FileSlice;
@@ -58,24 +59,36 @@ pub async fn run_with(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    let limit = connection_limit(&broker);
+    let shared = Shared::new(&broker);
     run_listener(
         listener,
         broker,
         ListenerContext::plaintext(),
         options,
-        limit,
+        shared,
         shutdown,
     )
     .await
 }
 
-/// The cap on open connections (`max.connections`), shared by all of a broker's
-/// listeners.
-pub fn connection_limit(broker: &Broker) -> Arc<Semaphore> {
-    Arc::new(Semaphore::new(
-        broker.config.max_connections.min(Semaphore::MAX_PERMITS),
-    ))
+/// What all of a broker's listeners share: the cap on open connections
+/// (`max.connections`) and the API layer's state (fetch sessions).
+#[derive(Clone)]
+pub struct Shared {
+    limit: Arc<Semaphore>,
+    api: Arc<ApiState>,
+}
+
+impl Shared {
+    /// Once per broker.
+    pub fn new(broker: &Broker) -> Self {
+        Shared {
+            limit: Arc::new(Semaphore::new(
+                broker.config.max_connections.min(Semaphore::MAX_PERMITS),
+            )),
+            api: ApiState::new(broker),
+        }
+    }
 }
 
 /// Serves one listener (its TLS and SASL as `context` says) until `shutdown`.
@@ -84,7 +97,7 @@ pub async fn run_listener(
     broker: Arc<Broker>,
     context: Arc<ListenerContext>,
     options: ServerOptions,
-    limit: Arc<Semaphore>,
+    shared: Shared,
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop_sender, stop_receiver) = watch::channel(false);
@@ -102,18 +115,19 @@ pub async fn run_listener(
                 continue;
             }
         };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
+        let Ok(permit) = shared.limit.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "max.connections reached; closing new connection");
             drop(socket);
             continue;
         };
         let _ = socket.set_nodelay(true);
         let broker = broker.clone();
+        let api = shared.api.clone();
         let context = context.clone();
         let mut stop = stop_receiver.clone();
         tokio::spawn(async move {
             tokio::select! {
-                result = accept_connection(socket, peer, &broker, context, options) => {
+                result = accept_connection(socket, peer, &broker, &api, context, options) => {
                     if let Err(error) = result {
                         tracing::debug!(%peer, %error, "connection closed");
                     }
@@ -148,13 +162,14 @@ async fn accept_connection(
     socket: TcpStream,
     peer: std::net::SocketAddr,
     broker: &Arc<Broker>,
+    api: &ApiState,
     context: Arc<ListenerContext>,
     options: ServerOptions,
 ) -> Result<(), ConnectionError> {
     let Some(tls) = context.tls.clone() else {
         let session = Session::new(context, peer, None);
         let (reader, writer) = socket.into_split();
-        return serve_connection(reader, Writer::Plain(writer), session, broker, options).await;
+        return serve_connection(reader, Writer::Plain(writer), session, broker, api, options).await;
     };
     let accepted = tokio::time::timeout(
         TLS_HANDSHAKE_TIMEOUT,
@@ -186,11 +201,11 @@ async fn accept_connection(
         Ok(ktls::Handoff::Kernel { socket, received }) => {
             let (reader, writer) = socket.into_split();
             let reader = std::io::Cursor::new(received).chain(reader);
-            serve_connection(reader, Writer::Plain(writer), session, broker, options).await
+            serve_connection(reader, Writer::Plain(writer), session, broker, api, options).await
         }
         Ok(ktls::Handoff::Userspace(stream)) => {
             let (reader, writer) = tokio::io::split(*stream);
-            serve_connection(reader, Writer::Tls(writer), session, broker, options).await
+            serve_connection(reader, Writer::Tls(writer), session, broker, api, options).await
         }
         Err(error) => {
             tracing::warn!(%peer, %error, "cannot hand the TLS session to the kernel; closing");
@@ -316,6 +331,7 @@ async fn serve_connection<R: AsyncRead + Unpin + Send + 'static>(
     mut writer: Writer,
     mut session: Session,
     broker: &Arc<Broker>,
+    api: &ApiState,
     options: ServerOptions,
 ) -> Result<(), ConnectionError> {
     let _open = OpenConnection::new(&broker.metrics);
@@ -369,7 +385,7 @@ async fn serve_connection<R: AsyncRead + Unpin + Send + 'static>(
                 };
                 let served = Served::new(&frame);
                 let outcome = tokio::select! {
-                    outcome = api::handle_frame(broker, frame, &mut session) => outcome,
+                    outcome = api::handle_frame(broker, api, frame, &mut session) => outcome,
                     _ = closed.notified() => return Ok(()),
                 };
                 tracing::trace!(handled = ?served.started.elapsed(), "request handled");

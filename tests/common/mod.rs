@@ -256,7 +256,7 @@ pub fn record_batch(
 /// One compressed batch whose values are `value_len` incompressible bytes each.
 pub fn large_batch(count: usize, value_len: usize) -> Bytes {
     let mut state: u32 = 12345;
-    let now = ferrolog::replication::partition::now_ms();
+    let now = ferrolog::common::now_ms();
     record_batch_with(count, kafka_protocol::records::Compression::Gzip, now, |_| {
         Bytes::from(
             (0..value_len)

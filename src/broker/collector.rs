@@ -216,26 +216,6 @@ impl prometheus_client::collector::Collector for BrokerCollector {
             "Records between a group's committed offset and the high watermark, for partitions led here",
             &group_lag(&broker),
         )?;
-        let (sessions, session_partitions, evictions) = broker.fetch_sessions.stats();
-        gauge(
-            encoder,
-            "fetch_sessions",
-            "Incremental fetch sessions (KIP-227) kept",
-            sessions as i64,
-        )?;
-        gauge(
-            encoder,
-            "fetch_session_partitions",
-            "Partitions in the kept fetch sessions",
-            session_partitions as i64,
-        )?;
-        let metric = encoder.encode_descriptor(
-            "fetch_session_evictions",
-            "Fetch sessions evicted to make room for new ones",
-            None,
-            MetricType::Counter,
-        )?;
-        ConstCounter::new(evictions).encode(metric)?;
         let (flushes, files, bytes, seconds) = crate::log::flush_stats::totals();
         for (name, help, value) in [
             (

@@ -1,7 +1,7 @@
-//! A broker's own Kafka client connection to another broker, for replica fetches:
-//! size-prefixed frames with Kafka request and response headers, one request at a
-//! time. Outgoing connections are bound to this broker's own address first, and secured
-//! as the inter-broker listener is (TLS, then a SASL login).
+//! The inter-broker client: a broker's own Kafka connection to another broker (replica
+//! fetches, transaction markers): size-prefixed frames with Kafka request and response
+//! headers, one request at a time. Outgoing connections are bound to this broker's own
+//! address first, and secured as the inter-broker listener is (TLS, then a SASL login).
 
 use crate::config::SaslMechanism;
 use crate::security::ClientSecurity;
