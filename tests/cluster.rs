@@ -72,6 +72,7 @@ async fn a_follower_refuses_produce_and_a_non_replica_refuses_fetch_naming_the_l
     let led = nodes[1].broker.clone();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     while !led
+        .replicas
         .partition(&ferrolog::log::TopicPartition::new("led-by-2", 0))
         .is_some_and(|partition| partition.is_leader())
     {
@@ -92,6 +93,7 @@ async fn a_follower_refuses_produce_and_a_non_replica_refuses_fetch_naming_the_l
     assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
     let follower = nodes[0]
         .broker
+        .replicas
         .partition(&ferrolog::log::TopicPartition::new("led-by-2", 0))
         .unwrap();
     assert_eq!(
@@ -109,6 +111,7 @@ async fn wait_until_leading(node: &TestBroker, topic: &str) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     while !node
         .broker
+        .replicas
         .partition(&ferrolog::log::TopicPartition::new(topic, 0))
         .is_some_and(|partition| partition.is_leader())
     {
@@ -157,6 +160,7 @@ async fn a_new_leader_answers_a_retried_idempotent_batch_as_a_duplicate() {
     );
     let partition = nodes[0]
         .broker
+        .replicas
         .partition(&ferrolog::log::TopicPartition::new("retried", 0))
         .unwrap();
     assert_eq!(partition.with_log(|log| log.log_end_offset()), 3);

@@ -92,6 +92,7 @@ async fn deleted_records_are_out_of_range_and_stay_deleted_after_a_restart() {
     assert_eq!(fetch_code(&mut client, "trimmed", 25).await, 0);
     let partition = broker
         .broker
+        .replicas
         .partition(&ferrolog::log::TopicPartition::new("trimmed", 0))
         .unwrap();
     assert!(
@@ -139,6 +140,7 @@ async fn the_answer_comes_once_the_follower_has_deleted_too() {
         let leads = |index: usize| {
             nodes[index]
                 .broker
+                .replicas
                 .partition(&topic_partition)
                 .is_some_and(|partition| partition.is_leader())
         };
@@ -169,6 +171,7 @@ async fn the_answer_comes_once_the_follower_has_deleted_too() {
     assert_eq!(results(&response), vec![(17, 0)]);
     let follower_start = follower
         .broker
+        .replicas
         .partition(&topic_partition)
         .unwrap()
         .with_log(|log| log.log_start_offset());

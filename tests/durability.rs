@@ -26,6 +26,7 @@ async fn sync_flush_fsyncs_before_the_ack() {
     let recovery_point = |topic: &str| {
         broker
             .broker
+            .replicas
             .partition(&TopicPartition::new(topic, 0))
             .unwrap()
             .with_log(|log| (log.recovery_point(), log.log_end_offset()))
@@ -62,6 +63,7 @@ async fn concurrent_sync_producers_are_all_durable_when_acked() {
     }
     let (recovery_point, log_end_offset) = broker
         .broker
+        .replicas
         .partition(&TopicPartition::new("group-commit", 0))
         .unwrap()
         .with_log(|log| (log.recovery_point(), log.log_end_offset()));
@@ -118,6 +120,7 @@ async fn idempotent_retries_are_not_appended_twice() {
     );
     let log_end_offset = broker
         .broker
+        .replicas
         .partition(&TopicPartition::new("idem", 0))
         .unwrap()
         .with_log(|log| log.log_end_offset());
@@ -194,6 +197,7 @@ async fn partitions_spread_over_log_dirs_and_reload_from_each() {
     for partition in 0..4 {
         let log_end_offset = broker
             .broker
+            .replicas
             .partition(&TopicPartition::new("spread", partition))
             .unwrap()
             .with_log(|log| log.log_end_offset());

@@ -262,6 +262,7 @@ async fn mutated_client_requests_never_break_the_broker() {
         for index in 0..2 {
             let Some(partition) = broker
                 .broker
+                .replicas
                 .partition(&ferrolog::log::TopicPartition::new(topic, index))
             else {
                 continue;

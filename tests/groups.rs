@@ -212,6 +212,7 @@ async fn offsets_log_records(broker: &TestBroker, group_id: &str) -> (usize, i64
     let index = ferrolog::group::offsets::partition_for(group_id, 5);
     broker
         .broker
+        .replicas
         .partition(&TopicPartition::new("__consumer_offsets", index))
         .unwrap()
         .with_log(|log| {

@@ -299,6 +299,7 @@ async fn every_api_answers_every_advertised_version() {
                     };
                     let epoch = broker
                         .broker
+                        .replicas
                         .partition(&ferrolog::log::TopicPartition::new("all-versions", 0))
                         .unwrap()
                         .with_log(|log| (log.leader_epoch(), log.log_end_offset()));
@@ -496,6 +497,7 @@ async fn every_api_answers_every_advertised_version() {
                         ]);
                     let end = broker
                         .broker
+                        .replicas
                         .partition(&ferrolog::log::TopicPartition::new("all-versions", 0))
                         .unwrap()
                         .with_log(|log| log.high_watermark());

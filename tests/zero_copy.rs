@@ -81,6 +81,7 @@ async fn zero_copy_responses_are_byte_identical_to_copying_ones() {
     }
     let n_segments = broker
         .broker
+        .replicas
         .partition(&TopicPartition::new("same", 0))
         .unwrap()
         .with_log(|log| log.n_segments());
@@ -136,6 +137,7 @@ async fn a_response_stays_correct_while_retention_deletes_its_segments() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let partition = broker
         .broker
+        .replicas
         .partition(&TopicPartition::new("doomed", 0))
         .unwrap();
     let deleted = partition.with_log(|log| {

@@ -6,7 +6,7 @@
 //! `cleanup.policy` lacks `delete` gets POLICY_VIOLATION, as in Kafka. Needs Delete on
 //! the topic.
 
-use super::{RequestContext, error_code, led_partition};
+use super::{RequestContext, error_code};
 use crate::replication::delete_records::DeleteRecordsError;
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
@@ -36,7 +36,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteRecordsRequest) -> 
             let started = if !allowed {
                 Err(ResponseError::TopicAuthorizationFailed.code())
             } else {
-                led_partition(ctx.broker, &topic.name, partition.partition_index).and_then(|led| {
+                ctx.broker.replicas.led_partition(&topic.name, partition.partition_index).and_then(|led| {
                     match led.delete_records_before(partition.offset) {
                         Ok(target) => Ok((led, target)),
                         Err(error) => {
@@ -53,7 +53,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteRecordsRequest) -> 
         // The new starts are on disk before anyone is told: a restart does not bring
         // deleted records back.
         let broker = ctx.broker.clone();
-        let _ = tokio::task::spawn_blocking(move || broker.write_checkpoints()).await;
+        let _ = tokio::task::spawn_blocking(move || broker.replicas.write_checkpoints()).await;
     }
     let mut topics: Vec<DeleteRecordsTopicResult> = request
         .topics

@@ -61,7 +61,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeLogDirsRequest) -> Desc
         .iter()
         .map(|dir| (dir.clone(), BTreeMap::new()))
         .collect();
-    for partition in ctx.broker.all_partitions() {
+    for partition in ctx.broker.replicas.all_partitions() {
         let tp = &partition.topic_partition;
         if !is_wanted(tp) {
             continue;
@@ -86,7 +86,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeLogDirsRequest) -> Desc
     }
     // Replicas whose logs could not be opened are listed where their files are, with
     // the bytes they hold there (the broker logged why at start).
-    for failed in ctx.broker.offline_logs() {
+    for failed in ctx.broker.replicas.offline_logs() {
         let tp = &failed.topic_partition;
         if !is_wanted(tp) {
             continue;

@@ -27,7 +27,7 @@ fn partition(ctx: &RequestContext<'_>, topic: &str, index: i32) -> PartitionResp
             format!("not authorized to read {topic}"),
         );
     }
-    let Some(local) = ctx.broker.partition(&TopicPartition::new(topic, index)) else {
+    let Some(local) = ctx.broker.replicas.partition(&TopicPartition::new(topic, index)) else {
         let known = ctx
             .broker
             .topic(topic)

@@ -12,15 +12,10 @@
 
 use super::fetch_frame::FetchReply;
 use super::fetch_session::{self, Answer, FetchParams, PartitionKey, Plan, Resolved, SessionError};
-use super::{
-    RequestContext, check_leader_epoch, current_leader, error_code, is_leader_error, led_partition,
-    local_replica, lookup_topic_name,
-};
+use super::{RequestContext, current_leader, is_leader_error, lookup_topic_name};
 use crate::log::segment::FileSlice;
-use crate::replication::Partition;
-use crate::replication::read_replica::{ReplicaView, preferred_read_replica};
+use crate::replication::manager::{FetchSpec, FetchTarget, PartitionRead};
 use crate::security::acl::{Operation, ResourceType};
-use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
@@ -28,220 +23,51 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{BrokerId, ProducerId, TopicName};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::protocol::StrBytes;
-use std::sync::Arc;
 use std::time::Duration;
 
-/// One requested partition, resolved once per request.
-struct Wanted {
-    topic_index: usize,
-    partition_index: i32,
-    fetch_offset: i64,
-    /// A follower's log start offset (v5+), for DeleteRecords' low watermark.
-    log_start_offset: i64,
-    /// A durable follower's fsynced log end: only that much counts as replicated.
-    durable_end_offset: Option<i64>,
-    partition_max_bytes: i32,
-    current_leader_epoch: i32,
-    /// The epoch of the follower's last batch (v12+; -1 unknown), for divergence.
-    last_fetched_epoch: i32,
-    /// A follower's fetch: it reads past the high watermark, up to the log end.
-    replica: bool,
-    /// A consumer that may read from a follower (v11+, KIP-392).
-    any_replica: bool,
-    /// Where the leader sends this consumer instead (KIP-392), if elsewhere.
-    preferred_read_replica: Option<i32>,
-    /// isolation_level=READ_COMMITTED (v4+): up to the last stable offset, with the
-    /// aborted transactions in what is sent.
-    read_committed: bool,
-    partition: Result<Arc<Partition>, i16>,
-}
-
-/// KIP-392: the in-sync replica in the consumer's rack that the leader sends it to,
-/// when the rack-aware selector is configured and such a replica is not the leader.
-fn preferred_replica(
-    ctx: &RequestContext<'_>,
-    partition: &Partition,
-    rack_id: &str,
-    fetch_offset: i64,
-) -> Option<i32> {
-    let config = &ctx.broker.config;
-    if !config.rack_aware_reads || rack_id.is_empty() {
-        return None;
-    }
-    let (leader_log_end_offset, candidates) = partition.read_candidates(fetch_offset)?;
-    let image = ctx.broker.image();
-    let followers: Vec<ReplicaView> = candidates
-        .into_iter()
-        .filter_map(|candidate| {
-            let registered = image
-                .brokers
-                .get(&candidate.broker_id)
-                .filter(|broker| !broker.fenced)?;
-            Some(ReplicaView {
-                rack: registered.rack.clone(),
-                ..candidate
-            })
-        })
-        .collect();
-    let leader = ReplicaView {
-        broker_id: config.node_id,
-        rack: config.broker_rack.clone(),
-        log_end_offset: leader_log_end_offset,
-        last_caught_up_ms: i64::MAX,
-    };
-    preferred_read_replica(rack_id, &leader, &followers)
-}
-
-/// File ranges one fetch response sends with sendfile; the rest of its ranges are
-/// copied into the response (see where they are collected).
-const MAX_FILE_SLICES: usize = 16;
-
-/// What reading one partition found. The protocol's `PartitionData` is built only for
-/// the partitions the response names (an idle session reads thousands and names none).
-struct Read {
-    error_code: i16,
-    high_watermark: i64,
-    last_stable_offset: i64,
-    log_start_offset: i64,
-    /// KIP-320/KIP-595: where the follower's last epoch ends here (epoch, end offset).
-    diverging: Option<(i32, i64)>,
-    preferred_read_replica: Option<i32>,
-    aborted: Option<Vec<AbortedTransaction>>,
-    /// Records copied into the response (past the first few ranges).
-    copied: Option<Bytes>,
-    /// Records sent from the file.
-    slice: Option<FileSlice>,
-}
-
-impl Read {
-    fn failed(error_code: i16) -> Self {
-        Read {
-            error_code,
-            high_watermark: -1,
-            last_stable_offset: -1,
-            log_start_offset: -1,
-            diverging: None,
-            preferred_read_replica: None,
-            aborted: None,
-            copied: None,
-            slice: None,
-        }
-    }
-
-    /// An error, a diverging epoch or a preferred read replica: always answered, and
-    /// the end of waiting.
-    fn must_send(&self) -> bool {
-        self.error_code != error_code::NONE
-            || self.diverging.is_some()
-            || self.preferred_read_replica.is_some()
-    }
-
-    fn answer(&self) -> Answer {
-        Answer {
-            high_watermark: self.high_watermark,
-            log_start_offset: self.log_start_offset,
-            last_stable_offset: self.last_stable_offset,
-            has_records: self.slice.as_ref().is_some_and(|slice| slice.len > 0)
-                || self.copied.as_ref().is_some_and(|records| !records.is_empty()),
-            must_send: self.must_send(),
-        }
-    }
-
-    /// The partition's entry in the response; its file range, if any, goes beside it.
-    fn into_data(self, partition_index: i32) -> (PartitionData, Option<FileSlice>) {
-        let mut data = PartitionData::default()
-            .with_partition_index(partition_index)
-            .with_error_code(self.error_code)
-            .with_high_watermark(self.high_watermark)
-            .with_last_stable_offset(self.last_stable_offset)
-            .with_log_start_offset(self.log_start_offset)
-            .with_records(match &self.slice {
-                Some(_) => None,
-                None => Some(self.copied.unwrap_or_default()),
-            });
-        if self.aborted.is_some() {
-            data.aborted_transactions = self.aborted;
-        }
-        if let Some((epoch, end_offset)) = self.diverging {
-            data.diverging_epoch = EpochEndOffset::default()
-                .with_epoch(epoch)
-                .with_end_offset(end_offset);
-        }
-        if let Some(replica) = self.preferred_read_replica {
-            data.preferred_read_replica = BrokerId(replica);
-        }
-        (data, self.slice)
+fn answer(read: &PartitionRead) -> Answer {
+    Answer {
+        high_watermark: read.high_watermark,
+        log_start_offset: read.log_start_offset,
+        last_stable_offset: read.last_stable_offset,
+        has_records: read.has_records(),
+        must_send: read.must_send(),
     }
 }
 
-fn read_partition(wanted: &Wanted, remaining: u64, min_one: bool) -> Read {
-    let partition = match &wanted.partition {
-        Ok(partition) => partition,
-        Err(code) => return Read::failed(*code),
-    };
-    if !wanted.any_replica && !partition.is_leader() {
-        // Leadership moved while the fetch waited.
-        return Read::failed(error_code::NOT_LEADER_OR_FOLLOWER);
+/// A partition's entry in the response; its file range, if any, goes beside it.
+fn into_data(read: PartitionRead, partition_index: i32) -> (PartitionData, Option<FileSlice>) {
+    let mut data = PartitionData::default()
+        .with_partition_index(partition_index)
+        .with_error_code(read.error_code)
+        .with_high_watermark(read.high_watermark)
+        .with_last_stable_offset(read.last_stable_offset)
+        .with_log_start_offset(read.log_start_offset)
+        .with_records(match &read.slice {
+            Some(_) => None,
+            None => Some(read.copied.map(|(records, _)| records).unwrap_or_default()),
+        });
+    if let Some(aborted) = read.aborted {
+        data.aborted_transactions = Some(
+            aborted
+                .into_iter()
+                .map(|(producer_id, first_offset)| {
+                    AbortedTransaction::default()
+                        .with_producer_id(ProducerId(producer_id))
+                        .with_first_offset(first_offset)
+                })
+                .collect(),
+        );
     }
-    partition.with_log(|log| {
-        let high_watermark = log.high_watermark();
-        let last_stable_offset = log.last_stable_offset();
-        let mut read = Read {
-            high_watermark,
-            last_stable_offset,
-            log_start_offset: log.log_start_offset(),
-            ..Read::failed(error_code::NONE)
-        };
-        if let Err(code) = check_leader_epoch(wanted.current_leader_epoch, log.leader_epoch()) {
-            read.error_code = code;
-            return read;
-        }
-        if wanted.preferred_read_replica.is_some() {
-            read.preferred_read_replica = wanted.preferred_read_replica;
-            return read;
-        }
-        if wanted.replica && wanted.last_fetched_epoch >= 0 {
-            // KIP-320/KIP-595 divergence: where the follower's last epoch ends here.
-            let (epoch, end_offset) = log.end_offset_for_epoch(wanted.last_fetched_epoch);
-            if end_offset >= 0 && (end_offset < wanted.fetch_offset || epoch < wanted.last_fetched_epoch) {
-                read.diverging = Some((epoch, end_offset));
-                return read;
-            }
-        }
-        let max_bytes = (wanted.partition_max_bytes.max(0) as u64).min(remaining);
-        if max_bytes == 0 && !min_one {
-            return read;
-        }
-        // Followers read what the leader has; consumers only what is committed, and
-        // read_committed ones only what is stable.
-        let max_offset = if wanted.replica {
-            log.log_end_offset()
-        } else if wanted.read_committed {
-            last_stable_offset
-        } else {
-            high_watermark
-        };
-        match log.read(wanted.fetch_offset, max_offset, max_bytes, min_one) {
-            Ok(slice) => {
-                if wanted.read_committed {
-                    // Only the list is computed; the records still go out as file ranges.
-                    read.aborted = Some(
-                        log.aborted_overlapping(wanted.fetch_offset, max_offset)
-                            .into_iter()
-                            .map(|(producer_id, first_offset)| {
-                                AbortedTransaction::default()
-                                    .with_producer_id(ProducerId(producer_id))
-                                    .with_first_offset(first_offset)
-                            })
-                            .collect(),
-                    );
-                }
-                read.slice = slice;
-            }
-            Err(error) => read.error_code = error.code(),
-        }
-        read
-    })
+    if let Some((epoch, end_offset)) = read.diverging {
+        data.diverging_epoch = EpochEndOffset::default()
+            .with_epoch(epoch)
+            .with_end_offset(end_offset);
+    }
+    if let Some(replica) = read.preferred_read_replica {
+        data.preferred_read_replica = BrokerId(replica);
+    }
+    (data, read.slice)
 }
 
 /// A topic as the partitions read name it, looked up once per run of its partitions.
@@ -335,10 +161,13 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         Plan::Open | Plan::Sessionless => (&session_request.partitions, &[]),
     };
     let read_committed = ctx.version >= 4 && request.isolation_level == 1 && !replica;
-    let mut wanted = Vec::with_capacity(to_read.len());
+    let mut targets = Vec::with_capacity(to_read.len());
+    // Per target: its topic (an index into `topics`) and partition index.
+    let mut names: Vec<(usize, i32)> = Vec::with_capacity(to_read.len());
     let mut topics: Vec<TopicRef> = Vec::new();
     // A follower needs ClusterAction on the cluster; a consumer Read on each topic.
     let replica_allowed = !replica || ctx.allowed_on_cluster(Operation::ClusterAction);
+    let replicas = &ctx.broker.replicas;
     for (read, (key, params)) in to_read.iter().enumerate() {
         let same_topic = topics
             .last()
@@ -369,132 +198,43 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         let known = known.get(read).and_then(Resolved::get);
         let resolved = match (&topics[topic_index].record, known) {
             (Ok(_), Some(local)) if any_replica || local.is_leader() => Ok(local),
-            (Ok(_), Some(_)) => Err(error_code::NOT_LEADER_OR_FOLLOWER),
-            (Ok(name), None) if any_replica => local_replica(ctx.broker, name, key.partition),
-            (Ok(name), None) => led_partition(ctx.broker, name, key.partition),
+            (Ok(_), Some(_)) => Err(super::error_code::NOT_LEADER_OR_FOLLOWER),
+            (Ok(name), None) if any_replica => replicas.local_replica(name, key.partition),
+            (Ok(name), None) => replicas.led_partition(name, key.partition),
             (Err(code), _) => Err(*code),
         };
-        let preferred_read_replica = match &resolved {
-            Ok(local) if any_replica => {
-                preferred_replica(ctx, local, request.rack_id.as_str(), params.fetch_offset)
-            }
-            _ => None,
-        };
-        wanted.push(Wanted {
-            topic_index,
-            partition_index: key.partition,
+        names.push((topic_index, key.partition));
+        targets.push(FetchTarget {
+            partition: resolved,
             fetch_offset: params.fetch_offset,
             log_start_offset: params.log_start_offset,
             durable_end_offset: params.durable_end_offset,
             partition_max_bytes: params.partition_max_bytes,
             current_leader_epoch: params.current_leader_epoch,
             last_fetched_epoch: params.last_fetched_epoch,
-            replica,
-            any_replica,
-            preferred_read_replica,
-            read_committed,
-            partition: resolved,
         });
     }
-    if replica {
-        // A follower's fetch offset is its log end: record its progress (which may move
-        // the high watermark); one outside the ISR may be due to join it.
-        let now = crate::common::now_ms();
-        for item in &wanted {
-            if let Ok(partition) = &item.partition
-                && partition.record_follower_fetch(
-                    replica_id,
-                    item.fetch_offset,
-                    item.durable_end_offset,
-                    item.log_start_offset,
-                    now,
-                )
-            {
-                ctx.broker.propose_isr_change(partition);
-            }
-        }
-    }
-    let max_bytes = if request.max_bytes <= 0 {
-        i32::MAX as u64
-    } else {
-        request.max_bytes as u64
+    let spec = FetchSpec {
+        replica_id: replica.then_some(replica_id),
+        any_replica,
+        read_committed,
+        rack_id: request.rack_id.to_string(),
+        max_bytes: if request.max_bytes <= 0 {
+            i32::MAX as u64
+        } else {
+            request.max_bytes as u64
+        },
+        min_bytes: request.min_bytes.max(0) as u64,
+        max_wait: Duration::from_millis(request.max_wait_ms.max(0) as u64),
     };
-    let min_bytes = request.min_bytes.max(0) as u64;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let results = replicas.fetch(&spec, &targets).await;
 
-    // Ranges copied into the response (topic, bytes, records), counted as consumed below.
-    let mut copied: Vec<(usize, u64, u64)> = Vec::new();
-    let results = loop {
-        // Register for wake-ups before reading, so an append in between is not missed.
-        let mut waits: Vec<_> = wanted
-            .iter()
-            .filter_map(|item| item.partition.as_ref().ok())
-            .map(|partition| Box::pin(partition.appended()))
-            .collect();
-        for wait in &mut waits {
-            wait.as_mut().enable();
-        }
-        let mut results = Vec::with_capacity(wanted.len());
-        copied.clear();
-        let mut total: u64 = 0;
-        let mut any_error = false;
-        let mut n_slices = 0;
-        for item in &wanted {
-            let mut read = read_partition(item, max_bytes - total.min(max_bytes), total == 0);
-            total += read.slice.as_ref().map_or(0, |slice| slice.len);
-            if read.slice.is_some() {
-                n_slices += 1;
-            }
-            if n_slices > MAX_FILE_SLICES
-                && let Some(range) = read.slice.take()
-            {
-                // Past the first few, ranges are copied at once: a slice holds its
-                // segment's descriptor until sent, and a fetch over thousands of
-                // partitions must not hold thousands of them past the open-file budget.
-                match range.read_to_vec() {
-                    Ok(bytes) => {
-                        if !item.replica {
-                            copied.push((item.topic_index, range.len, range.records));
-                        }
-                        read.copied = Some(Bytes::from(bytes));
-                    }
-                    Err(error) => {
-                        tracing::error!(partition = item.partition_index, %error, "cannot read a fetched range");
-                        read.error_code = error_code::KAFKA_STORAGE_ERROR;
-                    }
-                };
-            }
-            any_error |= read.must_send();
-            results.push(read);
-        }
-        let expired = tokio::time::Instant::now() >= deadline;
-        if total >= min_bytes || any_error || expired || waits.is_empty() {
-            break results;
-        }
-        // Ranges found are not held through the wait (each holds a segment descriptor).
-        let kept = (n_slices == 0 && copied.is_empty()).then_some(results);
-        let _waiting = ctx.broker.metrics.waiting(crate::metrics::WaitKind::Fetch);
-        let woken = tokio::time::timeout_at(deadline, futures::future::select_all(waits)).await;
-        // A wait that timed out with no wake-up saw no append, high-watermark, log-start,
-        // marker or leadership change in any partition read (each notifies `appended`):
-        // the read before it is the answer.
-        if woken.is_err()
-            && let Some(results) = kept
-        {
-            break results;
-        }
-    };
-
-    for (topic_index, len, records) in copied {
-        if let Some(name) = &topics[topic_index].name {
-            ctx.broker.metrics.consumed(name, len, records);
-        }
-    }
-    let answers: Vec<Answer> = results.iter().map(Read::answer).collect();
-    let resolved = wanted
+    let answers: Vec<Answer> = results.iter().map(answer).collect();
+    let resolved = targets
         .iter()
-        .map(|item| {
-            item.partition
+        .map(|target| {
+            target
+                .partition
                 .as_ref()
                 .map_or_else(|_| Resolved::default(), Resolved::of)
         })
@@ -506,14 +246,21 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
     let mut response_topic: Vec<usize> = Vec::new();
     let mut slices = Vec::new();
     let mut endpoints = std::collections::BTreeMap::new();
-    for ((item, read), included) in wanted.iter().zip(results).zip(include) {
+    for ((&(topic_index, partition_index), read), included) in names.iter().zip(results).zip(include) {
+        if !replica
+            && let Some(name) = &topics[topic_index].name
+            && let Some((records, count)) = &read.copied
+        {
+            // Ranges copied into the response are consumed whether or not it names them.
+            ctx.broker.metrics.consumed(name, records.len() as u64, *count);
+        }
         if !included {
             continue;
         }
-        let (data, slice) = read.into_data(item.partition_index);
-        let topic = &topics[item.topic_index];
-        if response_topic.last() != Some(&item.topic_index) {
-            response_topic.push(item.topic_index);
+        let (data, slice) = into_data(read, partition_index);
+        let topic = &topics[topic_index];
+        if response_topic.last() != Some(&topic_index) {
+            response_topic.push(topic_index);
             responses.push(
                 FetchableTopicResponse::default()
                     .with_topic(TopicName(StrBytes::from_string(topic.key_topic.clone())))
@@ -527,7 +274,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
             && is_leader_error(data.error_code)
             && let Some(name) = &topic.name
             && let Some((leader, epoch, endpoint)) =
-                current_leader(&ctx.broker.image(), name, item.partition_index, ctx.listener)
+                current_leader(&ctx.broker.image(), name, partition_index, ctx.listener)
         {
             data.current_leader = LeaderIdAndEpoch::default()
                 .with_leader_id(BrokerId(leader))
@@ -537,9 +284,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         let partitions = &mut responses[topic_position].partitions;
         match slice {
             Some(slice) => {
-                if !item.replica
-                    && let Some(name) = &topic.name
-                {
+                if !replica && let Some(name) = &topic.name {
                     ctx.broker.metrics.consumed(name, slice.len, slice.records);
                 }
                 slices.push(((topic_position, partitions.len()), slice));

@@ -3,7 +3,7 @@
 //! is the high watermark, or under isolation_level=READ_COMMITTED (v2+) the last
 //! stable offset.
 
-use super::{RequestContext, check_leader_epoch, error_code, led_partition};
+use super::{RequestContext, check_leader_epoch, error_code};
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
@@ -35,7 +35,11 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffs
                     if !authorized {
                         return response.with_error_code(ResponseError::TopicAuthorizationFailed.code());
                     }
-                    let partition = match led_partition(ctx.broker, &topic.name, wanted.partition_index) {
+                    let partition = match ctx
+                        .broker
+                        .replicas
+                        .led_partition(&topic.name, wanted.partition_index)
+                    {
                         Ok(partition) => partition,
                         Err(code) => return response.with_error_code(code),
                     };

@@ -63,6 +63,7 @@ fn describe_topic(
             if registration.replicas.contains(&node_id)
                 && ctx
                     .broker
+                    .replicas
                     .offline_log(&crate::log::TopicPartition::new(topic.name.clone(), index as i32))
                     .is_some()
             {

@@ -632,46 +632,6 @@ pub async fn handle_frame(
     }
 }
 
-/// The local partition `index` of `topic` when this broker leads it; else the Kafka
-/// code: NOT_LEADER_OR_FOLLOWER for a partition that exists elsewhere or is led by
-/// another broker, UNKNOWN_TOPIC_OR_PARTITION for one that does not exist.
-pub fn led_partition(
-    broker: &Broker,
-    topic: &str,
-    index: i32,
-) -> Result<Arc<crate::replication::Partition>, i16> {
-    match local_replica(broker, topic, index) {
-        Ok(partition) if !partition.is_leader() => Err(error_code::NOT_LEADER_OR_FOLLOWER),
-        other => other,
-    }
-}
-
-/// This broker's replica of a partition, leader or follower (consumers of v11+ may
-/// read from followers, KIP-392).
-pub fn local_replica(
-    broker: &Broker,
-    topic: &str,
-    index: i32,
-) -> Result<Arc<crate::replication::Partition>, i16> {
-    match broker.partition_of(topic, index) {
-        Some(partition) => Ok(partition),
-        None if broker
-            .offline_log(&crate::log::TopicPartition::new(topic, index))
-            .is_some() =>
-        {
-            Err(error_code::KAFKA_STORAGE_ERROR)
-        }
-        None => match broker
-            .image()
-            .topic(topic)
-            .and_then(|image| image.partition(index))
-        {
-            Some(_) => Err(error_code::NOT_LEADER_OR_FOLLOWER),
-            None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
-        },
-    }
-}
-
 /// KIP-951: the live leader of a partition as this broker's image knows it (leader id,
 /// leader epoch, its client endpoint), for answers that tell a client where to go.
 pub fn current_leader(
@@ -754,14 +714,4 @@ pub fn controller_timeout(timeout_ms: i32) -> std::time::Duration {
     }
 }
 
-/// Checks a client's `current_leader_epoch` (-1 means "don't check") against ours.
-pub fn check_leader_epoch(current_leader_epoch: i32, leader_epoch: i32) -> Result<(), i16> {
-    use kafka_protocol::ResponseError;
-    if current_leader_epoch < 0 || current_leader_epoch == leader_epoch {
-        Ok(())
-    } else if current_leader_epoch < leader_epoch {
-        Err(ResponseError::FencedLeaderEpoch.code())
-    } else {
-        Err(ResponseError::UnknownLeaderEpoch.code())
-    }
-}
+pub use crate::replication::manager::check_leader_epoch;

@@ -4,7 +4,7 @@
 //! one asked for and the offset where it ended (the log end for the current epoch).
 //! Only the leader answers; a stale or future `current_leader_epoch` is refused.
 
-use super::{RequestContext, check_leader_epoch, led_partition};
+use super::{RequestContext, check_leader_epoch};
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
@@ -39,7 +39,7 @@ pub fn handle(
                         return answer
                             .with_error_code(kafka_protocol::ResponseError::TopicAuthorizationFailed.code());
                     }
-                    let partition = match led_partition(ctx.broker, &topic.topic, wanted.partition) {
+                    let partition = match ctx.broker.replicas.led_partition(&topic.topic, wanted.partition) {
                         Ok(partition) => partition,
                         Err(code) => return answer.with_error_code(code),
                     };

@@ -63,7 +63,7 @@ impl DirCleaner {
     fn clean_dirtiest(&mut self, broker: &Broker) -> bool {
         let now = now_ms();
         let mut best: Option<(f64, Arc<Partition>, PassSettings)> = None;
-        for partition in broker.all_partitions() {
+        for partition in broker.replicas.all_partitions() {
             let topic_partition = &partition.topic_partition;
             let settings = PassSettings {
                 checkpoint: self.cleaned_to.get(topic_partition).copied(),
@@ -140,6 +140,7 @@ impl DirCleaner {
     /// Writes the checkpoint of the logs still in this dir.
     fn write_checkpoint(&mut self, broker: &Broker) {
         let here: Vec<TopicPartition> = broker
+            .replicas
             .all_partitions()
             .iter()
             .filter(|partition| partition.with_log(|log| log.dir().parent() == Some(self.log_dir.as_path())))

@@ -64,7 +64,7 @@ struct PartitionRows {
 
 fn partition_rows(broker: &Broker) -> PartitionRows {
     let mut rows = PartitionRows::default();
-    for partition in broker.all_partitions() {
+    for partition in broker.replicas.all_partitions() {
         let tp = &partition.topic_partition;
         let labels = partition_labels(&tp.topic, tp.partition);
         let state = partition.state();
@@ -102,7 +102,11 @@ fn group_lag(broker: &Broker) -> Vec<(Labels, i64)> {
             for (index, committed) in partitions {
                 let Some(committed) = committed else { continue };
                 let tp = crate::log::TopicPartition::new(&topic, index);
-                let Some(partition) = broker.partition(&tp).filter(|partition| partition.is_leader()) else {
+                let Some(partition) = broker
+                    .replicas
+                    .partition(&tp)
+                    .filter(|partition| partition.is_leader())
+                else {
                     continue;
                 };
                 let high_watermark = partition.with_log(|log| log.high_watermark());

@@ -17,7 +17,7 @@ impl OffsetsLog for Broker {
     }
 
     fn offsets_partition(&self, index: i32) -> Option<Arc<Partition>> {
-        self.partition_of(OFFSETS_TOPIC, index)
+        self.replicas.partition_of(OFFSETS_TOPIC, index)
     }
 
     fn groups(&self) -> &GroupCoordinator {

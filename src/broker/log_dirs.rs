@@ -24,7 +24,8 @@ impl Broker {
     pub fn log_dir_named(&self, path: &str) -> Option<PathBuf> {
         let wanted = Path::new(path);
         let resolved = std::fs::canonicalize(wanted).ok();
-        self.logs
+        self.replicas
+            .logs()
             .log_dirs()
             .iter()
             .find(|dir| {
@@ -44,6 +45,7 @@ impl Broker {
             .log_dir_named(path)
             .ok_or_else(|| MoveError::UnknownLogDir(path.to_string()))?;
         let partition = self
+            .replicas
             .partition(topic_partition)
             .ok_or_else(|| MoveError::NoReplica(topic_partition.clone()))?;
         let (current, (sealed, rewrites)) = partition.with_log(|log| {
@@ -83,7 +85,7 @@ impl Broker {
         .map_err(|error| crate::log::LogError::io(&future, "move task", std::io::Error::other(error)))??;
         tracing::info!(%topic_partition, log_dir = %dir.display(), "replica moved to another log dir");
         let broker = self.clone();
-        let _ = tokio::task::spawn_blocking(move || broker.write_checkpoints()).await;
+        let _ = tokio::task::spawn_blocking(move || broker.replicas.write_checkpoints()).await;
         Ok(())
     }
 }

@@ -13,7 +13,6 @@ mod collector;
 mod groups;
 mod log_dirs;
 mod publisher;
-mod replication;
 mod security;
 mod topics;
 mod transactions;
@@ -34,8 +33,8 @@ use crate::group::state::GroupConfig;
 use crate::group::{GroupCoordinator, log_writer};
 use crate::log::manager::LogManager;
 use crate::log::{LogError, TopicPartition};
-use crate::replication::Partition;
-use parking_lot::RwLock;
+use crate::replication::ReplicaManager;
+use crate::replication::manager::topic_log_config;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,17 +53,6 @@ pub const DEFAULT_CONTROLLER_TIMEOUT: Duration = Duration::from_secs(10);
 /// quickly rather than a connection stalled behind the wait.
 pub const AUTO_CREATE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A topic's log config. `__consumer_offsets` and `__transaction_state` are always
-/// compacted, also when created without `cleanup.policy=compact`.
-fn topic_log_config(config: &BrokerConfig, topic: &TopicImage) -> crate::config::LogConfig {
-    let mut log = config.log_config(&topic.configs);
-    if Broker::is_internal_topic(&topic.name) {
-        log.compact_policy = true;
-        log.delete_policy = false;
-    }
-    log
-}
-
 /// This process's registration with the controller.
 #[derive(Debug, Clone, Copy)]
 struct Registration {
@@ -73,7 +61,7 @@ struct Registration {
 }
 
 pub struct Broker {
-    pub config: BrokerConfig,
+    pub config: Arc<BrokerConfig>,
     pub cluster_id: String,
     pub groups: GroupCoordinator,
     /// The transaction coordinator's table (`transactions.rs` does its IO).
@@ -88,28 +76,17 @@ pub struct Broker {
     /// The metadata offset that the local partitions reflect.
     published: watch::Sender<i64>,
     registration: parking_lot::Mutex<Registration>,
-    /// Keyed so that a request's (name, index) finds its partition without allocating.
-    partitions: RwLock<indexmap::IndexMap<TopicPartition, Arc<Partition>>>,
-    logs: LogManager,
+    /// Every partition replica this broker hosts, their logs, fetchers and ISR changes.
+    pub replicas: Arc<ReplicaManager>,
     /// Serializes the publisher's passes over the partitions; holds the topics (name
     /// and id) of the last image published, to see which were deleted since.
     publishing: parking_lot::Mutex<HashMap<String, uuid::Uuid>>,
-    /// Partition logs that could not be opened at start: offline here
-    /// (KAFKA_STORAGE_ERROR), their directories kept as found, never created afresh.
-    offline_logs: RwLock<HashMap<TopicPartition, crate::log::manager::FailedLog>>,
     /// `__consumer_offsets` partitions this broker leads: loaded (true) or loading.
     coordinated: parking_lot::Mutex<HashMap<i32, bool>>,
     /// Set at controlled shutdown: heartbeats stop.
     shutting_down: std::sync::atomic::AtomicBool,
-    /// ISR changes this broker's led partitions propose, waiting for the controller.
-    isr_changes: Arc<replication::IsrChanges>,
-    /// One replica fetcher per leader this broker follows, by leader id.
-    fetchers: parking_lot::Mutex<HashMap<i32, crate::replication::fetcher::ReplicaFetcher>>,
     /// The unused part of the current block of producer ids: [next, end).
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
-    /// How replica fetchers secure their connections (the inter-broker listener's
-    /// TLS and SASL login); None on PLAINTEXT.
-    inter_broker_security: Option<Arc<crate::security::ClientSecurity>>,
     /// Request, traffic and connection metrics; the broker's state is read at scrape.
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -204,7 +181,7 @@ impl Broker {
             None => meta_properties::write(&metadata_log_dir, config.node_id, &cluster_id)?,
         }
         let node_id = config.node_id;
-        let loaded = logs.load_all(
+        let crate::log::manager::LoadedLogs { loaded, failed } = logs.load_all(
             |topic_partition| {
                 let topic = caught_up.topic(&topic_partition.topic)?;
                 let registration = topic.partition(topic_partition.partition)?;
@@ -215,30 +192,19 @@ impl Broker {
             },
             now_ms(),
         )?;
-        let crate::log::manager::LoadedLogs {
+        let config = Arc::new(config);
+        let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics_listener.is_some()));
+        let replicas = Arc::new(ReplicaManager::new(crate::replication::manager::Parts {
+            config: config.clone(),
+            image: image.clone(),
+            logs,
             loaded,
-            failed: failed_logs,
-        } = loaded;
-        let mut partitions = indexmap::IndexMap::new();
-        for loaded_log in loaded {
-            let topic_partition = loaded_log.log.topic_partition.clone();
-            let Some(topic) = caught_up.topic(&topic_partition.topic) else {
-                continue;
-            };
-            let Some(registration) = topic.partition(topic_partition.partition) else {
-                continue;
-            };
-            let partition = Partition::new(
-                loaded_log.log,
-                topic.topic_id,
-                node_id,
-                registration.into(),
-                config.replica_lag_time_max_ms,
-            );
-            partition.set_strict_min_isr(config.eligible_leader_replicas_version >= 1);
-            partitions.insert(topic_partition, Arc::new(partition));
-        }
-        tracing::info!(%cluster_id, n_partitions = partitions.len(), "broker storage loaded");
+            failed,
+            controller: controller.clone(),
+            inter_broker_security,
+            metrics: metrics.clone(),
+        }));
+        tracing::info!(%cluster_id, n_partitions = replicas.len(), "broker storage loaded");
         let (groups, group_writes) = GroupCoordinator::new(CoordinatorConfig {
             group: GroupConfig {
                 min_session_timeout_ms: config.group_min_session_timeout_ms,
@@ -249,7 +215,6 @@ impl Broker {
             offset_metadata_max_bytes: config.offset_metadata_max_bytes,
         });
         let (published, _) = watch::channel(-1);
-        let metrics_enabled = config.metrics_listener.is_some();
         let broker = Arc::new(Broker {
             groups,
             transactions: crate::txn::TxnCoordinator::default(),
@@ -264,22 +229,12 @@ impl Broker {
                 incarnation_id,
                 broker_epoch,
             }),
-            partitions: RwLock::new(partitions),
-            logs,
+            replicas,
             publishing: parking_lot::Mutex::new(HashMap::new()),
-            offline_logs: RwLock::new(
-                failed_logs
-                    .into_iter()
-                    .map(|failed| (failed.topic_partition.clone(), failed))
-                    .collect(),
-            ),
-            isr_changes: Arc::default(),
-            fetchers: parking_lot::Mutex::new(HashMap::new()),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             coordinated: parking_lot::Mutex::new(HashMap::new()),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
-            inter_broker_security,
-            metrics: Arc::new(crate::metrics::Metrics::new(metrics_enabled)),
+            metrics,
         });
         broker
             .metrics
@@ -397,7 +352,7 @@ impl Broker {
 
     /// Whether a topic is one of the broker's own (clients may not write or delete it).
     pub fn is_internal_topic(name: &str) -> bool {
-        name == OFFSETS_TOPIC || name == crate::txn::TRANSACTION_STATE_TOPIC
+        crate::common::topics::is_internal_topic(name)
     }
 
     /// One pass of group maintenance: expire old offsets (their tombstones are written
@@ -413,32 +368,6 @@ impl Broker {
             image.topic(topic).is_none() && now_ms - committed_ms > ORPHANED_OFFSET_GRACE_MS
         });
         self.groups.write_tombstones(orphaned);
-    }
-
-    pub fn partition(&self, topic_partition: &TopicPartition) -> Option<Arc<Partition>> {
-        self.partitions.read().get(topic_partition).cloned()
-    }
-
-    /// [`Broker::partition`] by name and index, without allocating a key.
-    pub fn partition_of(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
-        self.partitions
-            .read()
-            .get(&crate::log::TopicPartitionRef { topic, partition })
-            .cloned()
-    }
-
-    /// Why this broker's replica of a partition is offline, if it could not be opened.
-    pub fn offline_log(&self, topic_partition: &TopicPartition) -> Option<crate::log::manager::FailedLog> {
-        self.offline_logs.read().get(topic_partition).cloned()
-    }
-
-    /// Every replica here that could not be opened.
-    pub fn offline_logs(&self) -> Vec<crate::log::manager::FailedLog> {
-        self.offline_logs.read().values().cloned().collect()
-    }
-
-    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
-        self.partitions.read().values().cloned().collect()
     }
 
     pub fn topic(&self, name: &str) -> Option<TopicImage> {
@@ -463,7 +392,8 @@ impl Broker {
         let n_partitions = topic.n_partitions();
         let led: Vec<i32> = (0..n_partitions)
             .filter(|index| {
-                self.partition(&TopicPartition::new(OFFSETS_TOPIC, *index))
+                self.replicas
+                    .partition(&TopicPartition::new(OFFSETS_TOPIC, *index))
                     .is_some_and(|partition| partition.is_leader())
             })
             .collect();
@@ -529,7 +459,8 @@ impl Broker {
     /// Whether this broker leads `__consumer_offsets` partition `index` and has loaded
     /// its groups: only then does its in-memory state stand for the partition's.
     pub fn coordinates_loaded(&self, index: i32) -> bool {
-        self.partition(&TopicPartition::new(OFFSETS_TOPIC, index))
+        self.replicas
+            .partition(&TopicPartition::new(OFFSETS_TOPIC, index))
             .is_some_and(|partition| partition.is_leader())
             && self.coordinated.lock().get(&index) == Some(&true)
     }
@@ -541,7 +472,10 @@ impl Broker {
     pub async fn check_group_coordinator(&self, group_id: &str) -> Result<(), i16> {
         let n_partitions = self.offsets_topic_partitions().await?;
         let index = crate::group::offsets::partition_for(group_id, n_partitions);
-        match self.partition(&TopicPartition::new(OFFSETS_TOPIC, index)) {
+        match self
+            .replicas
+            .partition(&TopicPartition::new(OFFSETS_TOPIC, index))
+        {
             Some(partition) if partition.is_leader() => match self.coordinated.lock().get(&index) {
                 Some(true) => Ok(()),
                 _ => Err(kafka_protocol::ResponseError::CoordinatorLoadInProgress.code()),
@@ -600,55 +534,6 @@ impl Broker {
         let _ = tokio::time::timeout(timeout, image.wait_for(|image| condition(image))).await;
     }
 
-    /// One retention pass over every partition.
-    pub fn apply_retention(&self) {
-        let now = now_ms();
-        for partition in self.all_partitions() {
-            if let Err(error) = partition.with_log(|log| log.apply_retention(now)) {
-                tracing::error!(topic_partition = %partition.topic_partition, %error, "retention failed");
-                partition.with_log(|log| log.take_offline());
-            }
-        }
-    }
-
-    /// Flushes the partitions whose `flush.ms`/`flush.messages` are due, and records
-    /// recovery points.
-    pub async fn flush_due(&self) {
-        // Checked without a future per partition: most have nothing to flush.
-        let now = now_ms();
-        let due: Vec<(Arc<Partition>, i64)> = self
-            .partitions
-            .read()
-            .values()
-            .filter_map(|partition| Some((partition.clone(), partition.flush_due_to(now)?)))
-            .collect();
-        for (partition, offset) in due {
-            if let Err(error) = partition.flush_to(offset).await {
-                tracing::error!(topic_partition = %partition.topic_partition, %error, "flush failed");
-            }
-        }
-    }
-
-    pub fn write_checkpoints(&self) {
-        let points: Vec<_> = self
-            .all_partitions()
-            .iter()
-            .map(|partition| {
-                partition.with_log(|log| {
-                    (
-                        log.dir().to_path_buf(),
-                        log.topic_partition.clone(),
-                        log.recovery_point(),
-                        log.log_start_offset(),
-                    )
-                })
-            })
-            .collect();
-        if let Err(error) = self.logs.write_checkpoints(&points) {
-            tracing::error!(%error, "writing offset checkpoints failed");
-        }
-    }
-
     /// Starts the metadata publisher, heartbeats, retention and flush scheduling, the
     /// group timers and the group log writer; they stop when the broker is dropped.
     pub fn spawn_background(self: &Arc<Self>) {
@@ -657,11 +542,12 @@ impl Broker {
         }
         tokio::spawn(publisher::follow_image(Arc::downgrade(self), self.image.clone()));
         tokio::spawn(publisher::heartbeat(Arc::downgrade(self)));
-        tokio::spawn(replication::check_isr(Arc::downgrade(self)));
-        tokio::spawn(replication::send_isr_changes(
-            Arc::downgrade(self),
-            Arc::clone(&self.isr_changes),
-        ));
+        tokio::spawn(crate::replication::manager::check_isr(Arc::downgrade(
+            &self.replicas,
+        )));
+        tokio::spawn(crate::replication::manager::send_isr_changes(Arc::downgrade(
+            &self.replicas,
+        )));
         every(self, Duration::from_millis(100), |broker| async move {
             broker.groups.tick(now_ms());
         });
@@ -674,10 +560,10 @@ impl Broker {
             self,
             Duration::from_millis(self.config.retention_check_interval_ms),
             |broker| async move {
-                let _ = tokio::task::spawn_blocking(move || broker.apply_retention()).await;
+                let _ = tokio::task::spawn_blocking(move || broker.replicas.apply_retention()).await;
             },
         );
-        cleaner::spawn(self, self.logs.log_dirs());
+        cleaner::spawn(self, self.replicas.logs().log_dirs());
         every(
             self,
             Duration::from_millis(self.config.transactions.abort_timed_out_interval_ms),
@@ -687,10 +573,9 @@ impl Broker {
             self,
             Duration::from_millis(self.config.transactions.producer_id_expiration_check_interval_ms),
             |broker| async move {
-                let expiration_ms = broker.config.transactions.producer_id_expiration_ms;
-                for partition in broker.all_partitions() {
-                    partition.with_log(|log| log.expire_producers(now_ms(), expiration_ms));
-                }
+                broker
+                    .replicas
+                    .expire_producers(broker.config.transactions.producer_id_expiration_ms);
             },
         );
         let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -700,9 +585,10 @@ impl Broker {
             move |broker| {
                 let ticks = ticks.clone();
                 async move {
-                    broker.flush_due().await;
+                    broker.replicas.flush_due().await;
                     if ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 60 == 59 {
-                        let _ = tokio::task::spawn_blocking(move || broker.write_checkpoints()).await;
+                        let _ =
+                            tokio::task::spawn_blocking(move || broker.replicas.write_checkpoints()).await;
                     }
                 }
             },
@@ -750,20 +636,10 @@ impl Broker {
     }
 
     fn close_logs(&self) -> Result<(), LogError> {
-        let mut result = Ok(());
-        let partitions = self.all_partitions();
-        let closed = crate::log::parallel::map(&partitions, crate::log::parallel::THREADS, |partition| {
-            partition.with_log(|log| log.close())
-        });
-        for (partition, closed) in partitions.iter().zip(closed) {
-            if let Err(error) = closed {
-                tracing::error!(topic_partition = %partition.topic_partition, %error, "closing log failed");
-                result = Err(error);
-            }
-        }
-        self.write_checkpoints();
+        let result = self.replicas.close_logs();
         if result.is_ok() {
-            self.logs
+            self.replicas
+                .logs()
                 .mark_clean_shutdown(self.registration.lock().broker_epoch)?;
         }
         tracing::info!("broker shut down cleanly");

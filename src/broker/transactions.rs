@@ -130,7 +130,9 @@ impl Broker {
     /// and waits until the ISR has it. NOT_COORDINATOR when this broker no longer leads
     /// the partition.
     pub async fn write_txn_state(&self, partition_index: i32, metadata: &TxnMetadata) -> Result<(), i16> {
-        let Some(partition) = self.partition(&TopicPartition::new(TRANSACTION_STATE_TOPIC, partition_index))
+        let Some(partition) = self
+            .replicas
+            .partition(&TopicPartition::new(TRANSACTION_STATE_TOPIC, partition_index))
         else {
             return Err(ResponseError::NotCoordinator.code());
         };
@@ -177,7 +179,7 @@ impl Broker {
         marker: ControlMarker,
         timeout: Duration,
     ) -> i16 {
-        let Some(partition) = self.partition(topic_partition) else {
+        let Some(partition) = self.replicas.partition(topic_partition) else {
             return match self.topic(&topic_partition.topic) {
                 Some(_) => crate::common::error_code::NOT_LEADER_OR_FOLLOWER,
                 None => crate::common::error_code::UNKNOWN_TOPIC_OR_PARTITION,
@@ -309,7 +311,9 @@ impl Broker {
         };
         let led: Vec<(i32, i32)> = (0..topic.n_partitions())
             .filter_map(|index| {
-                let partition = self.partition(&TopicPartition::new(TRANSACTION_STATE_TOPIC, index))?;
+                let partition = self
+                    .replicas
+                    .partition(&TopicPartition::new(TRANSACTION_STATE_TOPIC, index))?;
                 partition
                     .is_leader()
                     .then(|| (index, partition.state().leader_epoch))

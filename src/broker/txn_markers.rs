@@ -33,7 +33,7 @@ async fn connect(
         &endpoint.host,
         broker.config.listener.map(|listener| listener.ip()),
         client_id,
-        broker.inter_broker_security.as_deref(),
+        broker.replicas.inter_broker_security(),
     )
     .await
     .map_err(|error| tracing::debug!(%error, purpose, "cannot reach a broker; retrying"))
@@ -185,7 +185,10 @@ pub(super) fn load_state_partition(
     broker: &Broker,
     index: i32,
 ) -> Result<Vec<TxnMetadata>, crate::log::LogError> {
-    let Some(partition) = broker.partition(&TopicPartition::new(TRANSACTION_STATE_TOPIC, index)) else {
+    let Some(partition) = broker
+        .replicas
+        .partition(&TopicPartition::new(TRANSACTION_STATE_TOPIC, index))
+    else {
         return Ok(Vec::new());
     };
     let mut latest: HashMap<String, Option<TxnMetadata>> = HashMap::new();

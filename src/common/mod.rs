@@ -4,5 +4,6 @@
 pub mod clock;
 pub mod error_code;
 pub mod files;
+pub mod topics;
 
 pub use clock::now_ms;

@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use tokio::sync::{mpsc, oneshot};
 
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+pub use crate::common::topics::OFFSETS_TOPIC;
 
 /// Coordinator settings from the broker config.
 #[derive(Debug, Clone, Copy)]

@@ -444,9 +444,9 @@ pub fn groups(source: &CleanSource, end: i64) -> Vec<Vec<i64>> {
     let mut size = 0u64;
     let mut group_base = i64::MIN;
     for (info, _) in source.segments.iter().filter(|(info, _)| info.end_offset <= end) {
-        let fits = size + info.size <= source.segment_bytes
-            && info.end_offset - group_base < i32::MAX as i64
-            && !groups.is_empty();
+        let fits = !groups.is_empty()
+            && size + info.size <= source.segment_bytes
+            && info.end_offset.saturating_sub(group_base) < i32::MAX as i64;
         if fits {
             if let Some(group) = groups.last_mut() {
                 group.push(info.base_offset);

@@ -31,6 +31,7 @@ pub mod segment;
 pub mod test_records;
 pub mod time_index;
 pub mod txn_index;
+pub mod validate;
 
 use std::path::{Path, PathBuf};
 

@@ -6,9 +6,11 @@ pub mod fetcher;
 pub mod flush;
 pub mod follower_session;
 pub mod isr;
+pub mod manager;
 pub mod markers;
 pub mod partition;
 pub mod read_replica;
 pub mod replica;
 
+pub use manager::ReplicaManager;
 pub use partition::Partition;

@@ -243,6 +243,17 @@ impl Partition {
         crate::log::partition_log::clean::clean_pass(&self.log, settings, throttle)
     }
 
+    /// A client's records checked against this partition's config (the log validator);
+    /// the lock is held only to read the config.
+    pub fn validate(
+        &self,
+        records: &bytes::Bytes,
+    ) -> Result<Vec<IncomingBatch>, crate::log::validate::Invalid> {
+        let config = self.log.lock().config().clone();
+        let name = self.topic_partition.to_string();
+        crate::log::validate::validate(records, &config, &name, now_ms())
+    }
+
     /// A future that completes at the next append (create it before checking for data).
     pub fn appended(&self) -> tokio::sync::futures::Notified<'_> {
         self.appended.notified()

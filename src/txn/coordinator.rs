@@ -12,7 +12,7 @@ use super::state::{TxnError, TxnMetadata, TxnState};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 
-pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+pub use crate::common::topics::TRANSACTION_STATE_TOPIC;
 
 struct Entry {
     metadata: TxnMetadata,

@@ -1,9 +1,9 @@
-//! The broker's side of replication: it keeps one replica fetcher per leader it
-//! follows (in line with the image, after every publish), sends the ISR changes its led
-//! partitions propose to the controller (AlterPartition), and checks for lagging
-//! followers every half `replica.lag.time.max.ms`.
+//! ISR changes and replica fetchers: the ISR changes this broker's led partitions
+//! propose are sent to the controller (AlterPartition), lagging followers are checked
+//! for every half `replica.lag.time.max.ms`, and one replica fetcher runs per leader this
+//! broker follows (in line with the image, after every publish).
 
-use super::Broker;
+use super::ReplicaManager;
 use crate::cluster::image::{MetadataImage, NO_LEADER};
 use crate::common::now_ms;
 use crate::controller::rpc::{ControllerReply, ControllerRequest, IsrChange};
@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-impl Broker {
+impl ReplicaManager {
     fn fetcher_config(&self) -> FetcherConfig {
         FetcherConfig {
             node_id: self.config.node_id,
@@ -79,9 +79,9 @@ impl Broker {
 
     /// Queues the ISR change `partition` proposes, if any, for the controller. The
     /// new ISR takes effect when the committed change reaches this broker's image.
-    pub fn propose_isr_change(self: &Arc<Self>, partition: &Arc<Partition>) {
+    pub fn propose_isr_change(&self, partition: &Arc<Partition>) {
         // KIP-841: a fenced (or unregistered) broker is never proposed for the ISR.
-        let image = self.image();
+        let image = self.image.borrow().clone();
         let ineligible: Vec<i32> = partition
             .state()
             .replicas
@@ -115,10 +115,13 @@ pub(super) struct IsrChanges {
 const MAX_ISR_CHANGES_PER_REQUEST: usize = 2000;
 
 /// Sends queued ISR changes to the controller, one request at a time.
-pub(super) async fn send_isr_changes(broker: Weak<Broker>, queue: Arc<IsrChanges>) {
+pub async fn send_isr_changes(replicas: Weak<ReplicaManager>) {
+    let Some(queue) = replicas.upgrade().map(|replicas| replicas.isr_changes.clone()) else {
+        return;
+    };
     loop {
         queue.wakeup.notified().await;
-        let Some(broker) = broker.upgrade() else { break };
+        let Some(replicas) = replicas.upgrade() else { break };
         let batch: Vec<(Arc<Partition>, IsrProposal)> = {
             let mut pending = queue.pending.lock();
             let mut batch = Vec::new();
@@ -137,7 +140,7 @@ pub(super) async fn send_isr_changes(broker: Weak<Broker>, queue: Arc<IsrChanges
             continue;
         }
         let request = ControllerRequest::AlterPartition {
-            broker_id: broker.config.node_id,
+            broker_id: replicas.config.node_id,
             changes: batch
                 .iter()
                 .map(|(partition, proposal)| IsrChange {
@@ -149,7 +152,7 @@ pub(super) async fn send_isr_changes(broker: Weak<Broker>, queue: Arc<IsrChanges
                 })
                 .collect(),
         };
-        let results = match broker.controller_request(request, Duration::from_secs(5)).await {
+        let results = match replicas.controller.request(request, Duration::from_secs(5)).await {
             Ok(ControllerReply::IsrChanges { results, .. }) if results.len() == batch.len() => results,
             Ok(other) => {
                 tracing::error!(?other, "unexpected answer to AlterPartition");
@@ -199,18 +202,18 @@ pub(super) async fn send_isr_changes(broker: Weak<Broker>, queue: Arc<IsrChanges
 /// Every half `replica.lag.time.max.ms`, as Kafka's ISR expiration task, lets each led
 /// partition propose dropping lagging followers (and propose again what the controller
 /// refused). A follower that catches up proposes itself at its fetch, without waiting.
-pub(super) async fn check_isr(broker: Weak<Broker>) {
-    let period = match broker.upgrade() {
-        Some(broker) => Duration::from_millis((broker.config.replica_lag_time_max_ms / 2).max(10) as u64),
+pub async fn check_isr(replicas: Weak<ReplicaManager>) {
+    let period = match replicas.upgrade() {
+        Some(replicas) => Duration::from_millis((replicas.config.replica_lag_time_max_ms / 2).max(10) as u64),
         None => return,
     };
     let mut ticker = tokio::time::interval(period);
     loop {
         ticker.tick().await;
-        let Some(broker) = broker.upgrade() else { break };
-        for partition in broker.all_partitions() {
+        let Some(replicas) = replicas.upgrade() else { break };
+        for partition in replicas.all_partitions() {
             if partition.is_leader() {
-                broker.propose_isr_change(&partition);
+                replicas.propose_isr_change(&partition);
             }
         }
     }
