@@ -226,7 +226,7 @@ impl ReplicaManager {
         }
     }
 
-    /// Drops producers idle longer than `transactional.id.expiration.ms`-like settings.
+    /// Drops the state of producers idle longer than `expiration_ms` (`producer.id.expiration.ms`).
     pub fn expire_producers(&self, expiration_ms: i64) {
         for partition in self.all_partitions() {
             partition.with_log(|log| log.expire_producers(now_ms(), expiration_ms));
