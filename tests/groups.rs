@@ -273,10 +273,10 @@ async fn offsets_of_empty_groups_expire_after_retention() {
     let mut client = setup(&broker).await;
     assert_eq!(commit(&mut client, "old", "", -1, 5).await, 0);
     let now = ferrolog::common::now_ms();
-    broker.broker.maintain_groups(now);
+    ferrolog::group::host::maintain(broker.broker.as_ref(), now);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(committed(&mut client, "old").await, 5, "not yet expired");
-    broker.broker.maintain_groups(now + 61_000);
+    ferrolog::group::host::maintain(broker.broker.as_ref(), now + 61_000);
     let mut offset = 5;
     for _ in 0..50 {
         offset = committed(&mut client, "old").await;

@@ -10,6 +10,7 @@
 
 use super::RequestContext;
 use super::txn_errors;
+use crate::common::ErrorCode;
 use crate::common::now_ms;
 use crate::security::acl::{Operation, ResourceType};
 use crate::txn::state::{self, AddOutcome};
@@ -74,27 +75,27 @@ async fn add(
     topics: &[AddPartitionsToTxnTopic],
     verify_only: bool,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
-    let mut codes: BTreeMap<(String, i32), i16> = BTreeMap::new();
+    let mut codes: BTreeMap<(String, i32), ErrorCode> = BTreeMap::new();
     let mut wanted = Vec::new();
     let transactional_allowed =
         ctx.allowed(Operation::Write, ResourceType::TransactionalId, transactional_id);
     for topic in topics {
         let name = topic.name.as_str();
         let code = if !transactional_allowed {
-            Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+            Some(ErrorCode::of(ResponseError::TransactionalIdAuthorizationFailed))
         } else if !ctx.allowed(Operation::Write, ResourceType::Topic, name)
             || crate::broker::Broker::is_internal_topic(name)
         {
-            Some(ResponseError::TopicAuthorizationFailed.code())
+            Some(ErrorCode::of(ResponseError::TopicAuthorizationFailed))
         } else {
             match ctx.broker.topic(name) {
-                None => Some(ResponseError::UnknownTopicOrPartition.code()),
+                None => Some(ErrorCode::of(ResponseError::UnknownTopicOrPartition)),
                 Some(record) => {
                     for partition in &topic.partitions {
                         if record.partition(*partition).is_none() {
                             codes.insert(
                                 (name.to_string(), *partition),
-                                ResponseError::UnknownTopicOrPartition.code(),
+                                ErrorCode::of(ResponseError::UnknownTopicOrPartition),
                             );
                         } else {
                             wanted.push((name.to_string(), *partition));
@@ -112,7 +113,7 @@ async fn add(
     }
     let outcome = if !codes.is_empty() {
         // Nothing is added when some partition is refused.
-        Err(ResponseError::OperationNotAttempted.code())
+        Err(ErrorCode::of(ResponseError::OperationNotAttempted))
     } else if verify_only {
         verify(ctx, transactional_id, producer_id, producer_epoch, &wanted).await
     } else {
@@ -131,7 +132,7 @@ async fn add(
         by_topic.entry(topic).or_default().push(
             AddPartitionsToTxnPartitionResult::default()
                 .with_partition_index(partition)
-                .with_partition_error_code(code),
+                .with_partition_error_code(code.code()),
         );
     }
     by_topic
@@ -150,12 +151,13 @@ async fn add_to_transaction(
     producer_id: i64,
     producer_epoch: i16,
     partitions: &[(String, i32)],
-) -> Result<Vec<((String, i32), i16)>, i16> {
+) -> Result<Vec<((String, i32), ErrorCode)>, ErrorCode> {
     let broker = ctx.broker;
-    let (state_partition, _) = broker.check_txn_coordinator(transactional_id).await?;
+    let (state_partition, _) = broker.transactions.check_coordinator(transactional_id).await?;
     let now = now_ms();
     let decided = broker
-        .txn_decide(
+        .transactions
+        .decide(
             transactional_id,
             |current| state::add_partitions(current, producer_id, producer_epoch, partitions, now),
             |outcome| matches!(outcome, AddOutcome::Write(_)),
@@ -164,12 +166,15 @@ async fn add_to_transaction(
     match decided.map_err(|error| txn_errors::code(error, ctx.version, FENCED_SINCE))? {
         AddOutcome::AlreadyIn => {}
         AddOutcome::Write(next) => {
-            broker.apply_txn_transition(state_partition, &next).await?;
+            broker
+                .transactions
+                .apply_transition(state_partition, &next)
+                .await?;
         }
     }
     Ok(partitions
         .iter()
-        .map(|partition| (partition.clone(), 0))
+        .map(|partition| (partition.clone(), ErrorCode::NONE))
         .collect())
 }
 
@@ -181,17 +186,20 @@ async fn verify(
     producer_id: i64,
     producer_epoch: i16,
     partitions: &[(String, i32)],
-) -> Result<Vec<((String, i32), i16)>, i16> {
-    ctx.broker.check_txn_coordinator(transactional_id).await?;
+) -> Result<Vec<((String, i32), ErrorCode)>, ErrorCode> {
+    ctx.broker
+        .transactions
+        .check_coordinator(transactional_id)
+        .await?;
     let Some(current) = ctx.broker.transactions.get(transactional_id) else {
-        return Err(ResponseError::InvalidProducerIdMapping.code());
+        return Err(ErrorCode::of(ResponseError::InvalidProducerIdMapping));
     };
     let metadata = current.metadata;
     if metadata.producer_id != producer_id {
-        return Err(ResponseError::InvalidProducerIdMapping.code());
+        return Err(ErrorCode::of(ResponseError::InvalidProducerIdMapping));
     }
     if metadata.producer_epoch != producer_epoch {
-        return Err(ResponseError::InvalidProducerEpoch.code());
+        return Err(ErrorCode::of(ResponseError::InvalidProducerEpoch));
     }
     Ok(partitions
         .iter()
@@ -199,9 +207,9 @@ async fn verify(
             let code = if metadata.state == crate::txn::state::TxnState::Ongoing
                 && metadata.partitions.contains(partition)
             {
-                0
+                ErrorCode::NONE
             } else {
-                ResponseError::InvalidTxnState.code()
+                ErrorCode::INVALID_TXN_STATE
             };
             (partition.clone(), code)
         })

@@ -11,7 +11,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteGroupsRequest) -> D
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group_id in request.groups_names {
         let code = if ctx.allowed(Operation::Delete, ResourceType::Group, &group_id) {
-            ctx.broker.groups.delete_group(&group_id, now_ms()).await
+            ctx.broker.groups.delete_group(&group_id, now_ms()).await.code()
         } else {
             kafka_protocol::ResponseError::GroupAuthorizationFailed.code()
         };

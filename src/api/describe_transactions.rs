@@ -29,8 +29,8 @@ pub async fn handle(
             states.push(state.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()));
             continue;
         }
-        if let Err(code) = ctx.broker.check_txn_coordinator(&id).await {
-            states.push(state.with_error_code(code));
+        if let Err(code) = ctx.broker.transactions.check_coordinator(&id).await {
+            states.push(state.with_error_code(code.code()));
             continue;
         }
         let Some(found) = ctx.broker.transactions.get(&id) else {

@@ -6,6 +6,7 @@
 
 use super::RequestContext;
 use super::txn_errors;
+use crate::common::ErrorCode;
 use crate::common::now_ms;
 use crate::security::acl::{Operation, ResourceType};
 use crate::txn::state::{self, EndOutcome};
@@ -16,23 +17,24 @@ use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 const FENCED_SINCE: i16 = 2;
 
 pub async fn handle(ctx: &RequestContext<'_>, request: EndTxnRequest) -> EndTxnResponse {
-    let code = end(ctx, &request).await.err().unwrap_or(0);
+    let code = end(ctx, &request).await.err().unwrap_or_default().code();
     EndTxnResponse::default()
         .with_error_code(code)
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1)
 }
 
-async fn end(ctx: &RequestContext<'_>, request: &EndTxnRequest) -> Result<(), i16> {
+async fn end(ctx: &RequestContext<'_>, request: &EndTxnRequest) -> Result<(), ErrorCode> {
     let transactional_id = request.transactional_id.as_str();
     if !ctx.allowed(Operation::Write, ResourceType::TransactionalId, transactional_id) {
-        return Err(ResponseError::TransactionalIdAuthorizationFailed.code());
+        return Err(ErrorCode::of(ResponseError::TransactionalIdAuthorizationFailed));
     }
     let broker = ctx.broker;
-    let (state_partition, _) = broker.check_txn_coordinator(transactional_id).await?;
+    let (state_partition, _) = broker.transactions.check_coordinator(transactional_id).await?;
     let now = now_ms();
     let decided = broker
-        .txn_decide(
+        .transactions
+        .decide(
             transactional_id,
             |current| {
                 state::end_txn(
@@ -49,8 +51,11 @@ async fn end(ctx: &RequestContext<'_>, request: &EndTxnRequest) -> Result<(), i1
     match decided.map_err(|error| txn_errors::code(error, ctx.version, FENCED_SINCE))? {
         EndOutcome::AlreadyDone => Ok(()),
         EndOutcome::Prepare(prepared) => {
-            broker.apply_txn_transition(state_partition, &prepared).await?;
-            tokio::spawn(broker.clone().complete_transaction(state_partition, prepared));
+            broker
+                .transactions
+                .apply_transition(state_partition, &prepared)
+                .await?;
+            tokio::spawn(broker.transactions.clone().complete(state_partition, prepared));
             Ok(())
         }
     }

@@ -41,11 +41,11 @@ async fn locate(
                 -1,
             );
         }
-        return match ctx.broker.txn_coordinator(key, ctx.listener).await {
+        return match ctx.broker.transactions.coordinator_of(key, ctx.listener).await {
             Ok(Some((node_id, endpoint))) => (0, None, node_id, endpoint.host, endpoint.port as i32),
             Ok(None) => unavailable("the transactional id's state partition has no live leader"),
             Err(code) => (
-                code,
+                code.code(),
                 Some(StrBytes::from_static_str(
                     "the transaction state topic cannot be created",
                 )),
@@ -73,11 +73,11 @@ async fn locate(
             -1,
         );
     }
-    match ctx.broker.group_coordinator(key, ctx.listener).await {
+    match crate::group::host::coordinator_of(ctx.broker.as_ref(), key, ctx.listener).await {
         Ok(Some((node_id, endpoint))) => (0, None, node_id, endpoint.host, endpoint.port as i32),
         Ok(None) => unavailable("the group's offsets partition has no live leader"),
         Err(code) => (
-            code,
+            code.code(),
             Some(StrBytes::from_static_str("the offsets topic cannot be created")),
             -1,
             String::new(),

@@ -10,8 +10,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: HeartbeatRequest) -> Hear
         return HeartbeatResponse::default()
             .with_error_code(kafka_protocol::ResponseError::GroupAuthorizationFailed.code());
     }
-    if let Err(code) = ctx.broker.check_group_coordinator(&request.group_id).await {
-        return HeartbeatResponse::default().with_error_code(code);
+    if let Err(code) = crate::group::host::check_coordinator(ctx.broker.as_ref(), &request.group_id).await {
+        return HeartbeatResponse::default().with_error_code(code.code());
     }
     let code = ctx.broker.groups.heartbeat(
         &request.group_id,
@@ -20,5 +20,5 @@ pub async fn handle(ctx: &RequestContext<'_>, request: HeartbeatRequest) -> Hear
         request.generation_id,
         now_ms(),
     );
-    HeartbeatResponse::default().with_error_code(code)
+    HeartbeatResponse::default().with_error_code(code.code())
 }

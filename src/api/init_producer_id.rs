@@ -11,6 +11,7 @@
 
 use super::RequestContext;
 use super::txn_errors;
+use crate::common::ErrorCode;
 use crate::common::now_ms;
 use crate::security::acl::{Operation, ResourceType};
 use crate::txn::state::{self, InitOutcome, TxnError};
@@ -35,7 +36,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: InitProducerIdRequest) ->
                 Ok((producer_id, epoch)) => response
                     .with_producer_id(ProducerId(producer_id))
                     .with_producer_epoch(epoch),
-                Err(code) => response.with_error_code(code),
+                Err(code) => response.with_error_code(code.code()),
             };
         }
     }
@@ -66,9 +67,9 @@ async fn transactional(
     ctx: &RequestContext<'_>,
     transactional_id: &str,
     request: &InitProducerIdRequest,
-) -> Result<(i64, i16), i16> {
+) -> Result<(i64, i16), ErrorCode> {
     let broker = ctx.broker;
-    let (partition, _) = broker.check_txn_coordinator(transactional_id).await?;
+    let (partition, _) = broker.transactions.check_coordinator(transactional_id).await?;
     let timeout_ms = request.transaction_timeout_ms;
     if timeout_ms <= 0 || timeout_ms > broker.config.transactions.max_timeout_ms {
         return Err(txn_errors::code(
@@ -82,7 +83,8 @@ async fn transactional(
     loop {
         let now = now_ms();
         let decided = broker
-            .txn_decide(
+            .transactions
+            .decide(
                 transactional_id,
                 |current| {
                     state::init_producer_id(
@@ -102,20 +104,20 @@ async fn transactional(
             InitOutcome::NeedProducerId if new_producer_id.is_none() => {
                 let id = broker.new_producer_id().await.map_err(|error| {
                     tracing::warn!(%error, "could not allocate a producer id");
-                    ResponseError::CoordinatorNotAvailable.code()
+                    ErrorCode::of(ResponseError::CoordinatorNotAvailable)
                 })?;
                 new_producer_id = Some(id);
             }
-            InitOutcome::NeedProducerId => return Err(ResponseError::CoordinatorNotAvailable.code()),
+            InitOutcome::NeedProducerId => return Err(ErrorCode::of(ResponseError::CoordinatorNotAvailable)),
             InitOutcome::Current(current) => return Ok((current.producer_id, current.producer_epoch)),
             InitOutcome::Write(next) => {
-                broker.apply_txn_transition(partition, &next).await?;
+                broker.transactions.apply_transition(partition, &next).await?;
                 return Ok((next.producer_id, next.producer_epoch));
             }
             InitOutcome::FenceAndAbort(fenced) => {
-                broker.apply_txn_transition(partition, &fenced).await?;
-                tokio::spawn(broker.clone().complete_transaction(partition, fenced));
-                return Err(ResponseError::ConcurrentTransactions.code());
+                broker.transactions.apply_transition(partition, &fenced).await?;
+                tokio::spawn(broker.transactions.clone().complete(partition, fenced));
+                return Err(ErrorCode::of(ResponseError::ConcurrentTransactions));
             }
         }
     }

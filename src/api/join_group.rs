@@ -2,7 +2,7 @@
 //! must, until the rebalance completes. MEMBER_ID_REQUIRED from v4.
 
 use super::RequestContext;
-use crate::common::now_ms;
+use crate::common::{ErrorCode, now_ms};
 use crate::group::coordinator::Wait;
 use crate::group::state::{JoinRequest, JoinResult};
 use crate::security::acl::{Operation, ResourceType};
@@ -27,7 +27,7 @@ fn response(result: JoinResult, version: i16) -> JoinGroupResponse {
         })
         .collect();
     JoinGroupResponse::default()
-        .with_error_code(result.error)
+        .with_error_code(result.error.code())
         .with_generation_id(result.generation_id)
         .with_protocol_type(if version >= 7 {
             result.protocol_type.map(StrBytes::from_string)
@@ -43,7 +43,7 @@ fn response(result: JoinResult, version: i16) -> JoinGroupResponse {
 
 pub async fn handle(ctx: &RequestContext<'_>, request: JoinGroupRequest) -> JoinGroupResponse {
     let version = ctx.version;
-    let error = |code: i16| {
+    let error = |code: ErrorCode| {
         response(
             JoinResult {
                 error: code,
@@ -55,12 +55,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: JoinGroupRequest) -> Join
         )
     };
     if !ctx.allowed(Operation::Read, ResourceType::Group, &request.group_id) {
-        return error(ResponseError::GroupAuthorizationFailed.code());
+        return error(ResponseError::GroupAuthorizationFailed.into());
     }
     if request.group_id.is_empty() {
-        return error(ResponseError::InvalidGroupId.code());
+        return error(ResponseError::InvalidGroupId.into());
     }
-    if let Err(code) = ctx.broker.check_group_coordinator(&request.group_id).await {
+    if let Err(code) = crate::group::host::check_coordinator(ctx.broker.as_ref(), &request.group_id).await {
         return error(code);
     }
     let rebalance_timeout_ms = if version >= 1 {
@@ -88,7 +88,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: JoinGroupRequest) -> Join
         Wait::Later(receiver) => match receiver.await {
             Ok(result) => response(result, version),
             // The wait was replaced by a newer JoinGroup of the same member.
-            Err(_) => error(ResponseError::RebalanceInProgress.code()),
+            Err(_) => error(ResponseError::RebalanceInProgress.into()),
         },
     }
 }

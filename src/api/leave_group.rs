@@ -11,8 +11,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: LeaveGroupRequest) -> Lea
         return LeaveGroupResponse::default()
             .with_error_code(kafka_protocol::ResponseError::GroupAuthorizationFailed.code());
     }
-    if let Err(code) = ctx.broker.check_group_coordinator(&request.group_id).await {
-        return LeaveGroupResponse::default().with_error_code(code);
+    if let Err(code) = crate::group::host::check_coordinator(ctx.broker.as_ref(), &request.group_id).await {
+        return LeaveGroupResponse::default().with_error_code(code.code());
     }
     let members: Vec<(String, Option<String>)> = if ctx.version >= 3 {
         request
@@ -30,7 +30,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: LeaveGroupRequest) -> Lea
     };
     let codes = ctx.broker.groups.leave(&request.group_id, &members, now_ms());
     if ctx.version < 3 {
-        return LeaveGroupResponse::default().with_error_code(codes.first().copied().unwrap_or_default());
+        return LeaveGroupResponse::default()
+            .with_error_code(codes.first().copied().unwrap_or_default().code());
     }
     let responses = request
         .members
@@ -40,7 +41,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: LeaveGroupRequest) -> Lea
             MemberResponse::default()
                 .with_member_id(member.member_id)
                 .with_group_instance_id(member.group_instance_id)
-                .with_error_code(code)
+                .with_error_code(code.code())
         })
         .collect();
     LeaveGroupResponse::default().with_members(responses)

@@ -137,8 +137,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
         ResponseError::GroupAuthorizationFailed.code()
     } else if request.group_id.is_empty() {
         ResponseError::InvalidGroupId.code()
-    } else if let Err(code) = broker.check_group_coordinator(&request.group_id).await {
-        code
+    } else if let Err(code) = crate::group::host::check_coordinator(broker.as_ref(), &request.group_id).await
+    {
+        code.code()
     } else {
         let offsets = accepted(request.topics.iter().map(|topic| topic.name.as_str()), &decided);
         if offsets.is_empty() {
@@ -155,6 +156,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
                     now,
                 )
                 .await
+                .code()
         }
     };
     let topics = request

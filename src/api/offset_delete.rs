@@ -49,8 +49,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetDeleteRequest) -> O
     }
     if !doomed.is_empty() {
         let code = groups.delete_offsets(&request.group_id, doomed).await;
-        if code != error_code::NONE {
-            return OffsetDeleteResponse::default().with_error_code(code);
+        if !code.is_none() {
+            return OffsetDeleteResponse::default().with_error_code(code.code());
         }
     }
     OffsetDeleteResponse::default().with_topics(topics)

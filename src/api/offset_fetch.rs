@@ -101,14 +101,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
                 OffsetFetchResponseGroup::default()
                     .with_error_code(ResponseError::GroupAuthorizationFailed.code())
             } else {
-                match ctx.broker.check_group_coordinator(&group_id).await {
+                match crate::group::host::check_coordinator(ctx.broker.as_ref(), &group_id).await {
                     Ok(()) => OffsetFetchResponseGroup::default().with_topics(group_topics(
                         ctx,
                         &group_id,
                         wanted,
                         require_stable,
                     )),
-                    Err(code) => OffsetFetchResponseGroup::default().with_error_code(code),
+                    Err(code) => OffsetFetchResponseGroup::default().with_error_code(code.code()),
                 }
             };
             groups.push(response.with_group_id(group_id));
@@ -122,9 +122,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
     }
     // v1 has no top-level error code; its clients find the coordinator first anyway.
     if ctx.version >= 2
-        && let Err(code) = ctx.broker.check_group_coordinator(&request.group_id).await
+        && let Err(code) = crate::group::host::check_coordinator(ctx.broker.as_ref(), &request.group_id).await
     {
-        return OffsetFetchResponse::default().with_error_code(code);
+        return OffsetFetchResponse::default().with_error_code(code.code());
     }
     let wanted = request.topics.map(|topics| {
         topics

@@ -117,7 +117,8 @@ async fn verify_transaction(
     }
     let topic_partition = crate::log::TopicPartition::new(topic, index);
     ctx.broker
-        .verify_txn_partition(
+        .transactions
+        .verify_partition(
             transactional_id,
             producer.producer_id,
             producer.producer_epoch,
@@ -126,7 +127,7 @@ async fn verify_transaction(
         .await
         .map_err(|code| {
             Refused::new(
-                code,
+                code.code(),
                 format!("the transaction coordinator did not confirm {topic_partition} in the transaction"),
             )
         })

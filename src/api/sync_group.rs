@@ -20,7 +20,7 @@ fn response(result: SyncResult, version: i16) -> SyncGroupResponse {
         (None, None)
     };
     SyncGroupResponse::default()
-        .with_error_code(result.error)
+        .with_error_code(result.error.code())
         .with_protocol_type(protocol_type)
         .with_protocol_name(protocol_name)
         .with_assignment(result.assignment)
@@ -31,8 +31,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: SyncGroupRequest) -> Sync
         return SyncGroupResponse::default()
             .with_error_code(kafka_protocol::ResponseError::GroupAuthorizationFailed.code());
     }
-    if let Err(code) = ctx.broker.check_group_coordinator(&request.group_id).await {
-        return SyncGroupResponse::default().with_error_code(code);
+    if let Err(code) = crate::group::host::check_coordinator(ctx.broker.as_ref(), &request.group_id).await {
+        return SyncGroupResponse::default().with_error_code(code.code());
     }
     let sync = SyncRequest {
         member_id: request.member_id.to_string(),
@@ -50,7 +50,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: SyncGroupRequest) -> Sync
     let result = match wait {
         Wait::Now(result) => result,
         Wait::Later(receiver) => receiver.await.unwrap_or(SyncResult {
-            error: ResponseError::RebalanceInProgress.code(),
+            error: ResponseError::RebalanceInProgress.into(),
             ..Default::default()
         }),
     };

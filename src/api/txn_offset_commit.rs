@@ -41,8 +41,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -
     );
     let group_code = if request.group_id.is_empty() {
         ResponseError::InvalidGroupId.code()
-    } else if let Err(code) = broker.check_group_coordinator(&request.group_id).await {
-        code
+    } else if let Err(code) = crate::group::host::check_coordinator(broker.as_ref(), &request.group_id).await
+    {
+        code.code()
     } else {
         let offsets = accepted(request.topics.iter().map(|topic| topic.name.as_str()), &decided);
         // Before v3 there is no member or generation to check.
@@ -67,10 +68,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -
                 )
                 .await;
             // PRODUCER_FENCED is known from v3 on.
-            if code == ResponseError::ProducerFenced.code() && ctx.version < 3 {
+            if code == ResponseError::ProducerFenced.into() && ctx.version < 3 {
                 ResponseError::InvalidProducerEpoch.code()
             } else {
-                code
+                code.code()
             }
         }
     };

@@ -31,6 +31,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: WriteTxnMarkersRequest) -
             for index in topic.partition_indexes {
                 let code = if allowed {
                     ctx.broker
+                        .transactions
                         .write_local_marker(
                             &TopicPartition::new(topic.name.as_str(), index),
                             *marker.producer_id,
@@ -39,6 +40,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: WriteTxnMarkersRequest) -
                             MARKER_TIMEOUT,
                         )
                         .await
+                        .code()
                 } else {
                     ResponseError::ClusterAuthorizationFailed.code()
                 };

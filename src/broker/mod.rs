@@ -16,23 +16,22 @@ mod publisher;
 mod security;
 mod topics;
 mod transactions;
-mod txn_markers;
 
 pub use log_dirs::MoveError;
 pub use topics::{CreatedTopic, TopicError};
 
 use crate::cluster::image::{Endpoint, MetadataImage, TopicImage};
 use crate::cluster::meta_properties;
-use crate::common::now_ms;
+use crate::common::{ErrorCode, now_ms};
 use crate::config::BrokerConfig;
 use crate::controller::client::ControllerClient;
 use crate::controller::rpc::{ControllerError, ControllerReply, ControllerRequest};
 use crate::controller::{Controller, ControllerConfig};
-use crate::group::coordinator::{CoordinatorConfig, OFFSETS_TOPIC, WriteJob};
+use crate::group::coordinator::CoordinatorConfig;
 use crate::group::state::GroupConfig;
 use crate::group::{GroupCoordinator, log_writer};
+use crate::log::LogError;
 use crate::log::manager::LogManager;
-use crate::log::{LogError, TopicPartition};
 use crate::replication::ReplicaManager;
 use crate::replication::manager::topic_log_config;
 use std::collections::{BTreeMap, HashMap};
@@ -41,10 +40,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// How long a broker waits for the controller when a request gives no timeout.
-/// How old an offset of a topic missing from the image must be before maintenance
-/// removes it.
-const ORPHANED_OFFSET_GRACE_MS: i64 = 60_000;
-
 pub const DEFAULT_CONTROLLER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a client request waits for a topic the broker creates on its behalf
@@ -64,10 +59,8 @@ pub struct Broker {
     pub config: Arc<BrokerConfig>,
     pub cluster_id: String,
     pub groups: GroupCoordinator,
-    /// The transaction coordinator's table (`transactions.rs` does its IO).
-    pub transactions: crate::txn::TxnCoordinator,
-    /// The coordinator's write queue, handed to the writer task at start.
-    group_writes: parking_lot::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<WriteJob>>>,
+    /// The transaction coordinator (`broker/transactions.rs` is its host side).
+    pub transactions: Arc<crate::txn::TxnCoordinator>,
     /// This node's controller (combined mode).
     local_controller: Option<Arc<Controller>>,
     controller: Arc<ControllerClient>,
@@ -81,8 +74,6 @@ pub struct Broker {
     /// Serializes the publisher's passes over the partitions; holds the topics (name
     /// and id) of the last image published, to see which were deleted since.
     publishing: parking_lot::Mutex<HashMap<String, uuid::Uuid>>,
-    /// `__consumer_offsets` partitions this broker leads: loaded (true) or loading.
-    coordinated: parking_lot::Mutex<HashMap<i32, bool>>,
     /// Set at controlled shutdown: heartbeats stop.
     shutting_down: std::sync::atomic::AtomicBool,
     /// The unused part of the current block of producer ids: [next, end).
@@ -205,7 +196,7 @@ impl Broker {
             metrics: metrics.clone(),
         }));
         tracing::info!(%cluster_id, n_partitions = replicas.len(), "broker storage loaded");
-        let (groups, group_writes) = GroupCoordinator::new(CoordinatorConfig {
+        let groups = GroupCoordinator::new(CoordinatorConfig {
             group: GroupConfig {
                 min_session_timeout_ms: config.group_min_session_timeout_ms,
                 max_session_timeout_ms: config.group_max_session_timeout_ms,
@@ -217,8 +208,7 @@ impl Broker {
         let (published, _) = watch::channel(-1);
         let broker = Arc::new(Broker {
             groups,
-            transactions: crate::txn::TxnCoordinator::default(),
-            group_writes: parking_lot::Mutex::new(Some(group_writes)),
+            transactions: Arc::new(crate::txn::TxnCoordinator::new(replicas.clone(), config.clone())),
             cluster_id,
             config,
             local_controller,
@@ -232,10 +222,11 @@ impl Broker {
             replicas,
             publishing: parking_lot::Mutex::new(HashMap::new()),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
-            coordinated: parking_lot::Mutex::new(HashMap::new()),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             metrics,
         });
+        let host: std::sync::Weak<dyn crate::txn::TxnHost> = Arc::downgrade(&broker) as _;
+        broker.transactions.attach(host);
         broker
             .metrics
             .register_collector(Box::new(collector::BrokerCollector {
@@ -246,7 +237,7 @@ impl Broker {
         broker.wait_until_unfenced().await;
         let current = broker.image();
         broker.publish(&current)?;
-        broker.follow_group_leadership().await;
+        crate::group::host::follow_leadership(broker.as_ref());
         Ok(broker)
     }
 
@@ -269,32 +260,6 @@ impl Broker {
         self.controller.request(request, timeout).await
     }
 
-    /// The partition count of `__consumer_offsets`, creating the topic on first use.
-    /// The error is the Kafka code to answer (COORDINATOR_NOT_AVAILABLE).
-    pub async fn offsets_topic_partitions(&self) -> Result<i32, i16> {
-        if let Some(topic) = self.topic(OFFSETS_TOPIC) {
-            return Ok(topic.n_partitions());
-        }
-        let configs = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            ("retention.ms".to_string(), "-1".to_string()),
-            ("retention.bytes".to_string(), "-1".to_string()),
-            (
-                "segment.bytes".to_string(),
-                self.config.offsets_topic_segment_bytes.to_string(),
-            ),
-            // Committed offsets are acknowledged only once fsynced.
-            ("flush.messages".to_string(), "1".to_string()),
-        ]);
-        self.internal_topic_partitions(
-            OFFSETS_TOPIC,
-            self.config.offsets_topic_num_partitions,
-            self.config.offsets_topic_replication_factor,
-            configs,
-        )
-        .await
-    }
-
     /// The partition count of internal topic `name`, creating it with these settings on
     /// first use (or waiting until this broker sees it, when another created it). The
     /// error is the Kafka code to answer (COORDINATOR_NOT_AVAILABLE).
@@ -304,7 +269,7 @@ impl Broker {
         partitions: i32,
         replication_factor: i16,
         configs: BTreeMap<String, String>,
-    ) -> Result<i32, i16> {
+    ) -> Result<i32, ErrorCode> {
         if let Some(topic) = self.topic(name) {
             return Ok(topic.n_partitions());
         }
@@ -326,48 +291,18 @@ impl Broker {
                     .await;
                 self.topic(name)
                     .map(|topic| topic.n_partitions())
-                    .ok_or(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
+                    .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)
             }
             Err(error) => {
                 tracing::warn!(%error, "cannot create {name}");
-                Err(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
+                Err(ErrorCode::COORDINATOR_NOT_AVAILABLE)
             }
         }
-    }
-
-    /// Offsets of deleted topics go from every group this broker coordinates (Kafka's
-    /// `onPartitionsDeleted`): a topic created again under the name starts unread.
-    pub(super) fn drop_offsets_of_deleted_topics(&self, deleted: &std::collections::HashSet<String>) {
-        if deleted.is_empty() {
-            return;
-        }
-        let tombstones = self
-            .groups
-            .offsets_of_deleted_topics(|topic, _| deleted.contains(topic));
-        if !tombstones.is_empty() {
-            tracing::info!(topics = ?deleted, groups = tombstones.len(), "deleting committed offsets of deleted topics");
-        }
-        self.groups.write_tombstones(tombstones);
     }
 
     /// Whether a topic is one of the broker's own (clients may not write or delete it).
     pub fn is_internal_topic(name: &str) -> bool {
         crate::common::topics::is_internal_topic(name)
-    }
-
-    /// One pass of group maintenance: expire old offsets (their tombstones are written
-    /// to `__consumer_offsets`, which the log cleaner compacts).
-    /// Also drops offsets of topics that are gone from the image (deleted while this
-    /// broker was not coordinating the group), once their commit is a minute old so a
-    /// commit racing the topic's creation is not lost.
-    pub fn maintain_groups(&self, now_ms: i64) {
-        let tombstones = self.groups.expire(now_ms);
-        self.groups.write_tombstones(tombstones);
-        let image = self.image();
-        let orphaned = self.groups.offsets_of_deleted_topics(|topic, committed_ms| {
-            image.topic(topic).is_none() && now_ms - committed_ms > ORPHANED_OFFSET_GRACE_MS
-        });
-        self.groups.write_tombstones(orphaned);
     }
 
     pub fn topic(&self, name: &str) -> Option<TopicImage> {
@@ -382,117 +317,9 @@ impl Broker {
         self.image.borrow().topics.values().cloned().collect()
     }
 
-    /// Loads the groups of every `__consumer_offsets` partition this broker has come to
-    /// lead, and forgets those of partitions it no longer leads. A group is served only
-    /// once its partition is loaded (COORDINATOR_LOAD_IN_PROGRESS until then).
-    pub(super) async fn follow_group_leadership(self: &Arc<Self>) {
-        let Some(topic) = self.topic(OFFSETS_TOPIC) else {
-            return;
-        };
-        let n_partitions = topic.n_partitions();
-        let led: Vec<i32> = (0..n_partitions)
-            .filter(|index| {
-                self.replicas
-                    .partition(&TopicPartition::new(OFFSETS_TOPIC, *index))
-                    .is_some_and(|partition| partition.is_leader())
-            })
-            .collect();
-        let gained: Vec<i32> = {
-            let mut coordinated = self.coordinated.lock();
-            let lost: Vec<i32> = coordinated
-                .keys()
-                .copied()
-                .filter(|index| !led.contains(index))
-                .collect();
-            for index in lost {
-                coordinated.remove(&index);
-                let n_groups = self.groups.unload_partition(index, n_partitions);
-                tracing::info!(
-                    partition = index,
-                    n_groups,
-                    "no longer coordinating groups of this offsets partition"
-                );
-            }
-            let gained: Vec<i32> = led
-                .iter()
-                .copied()
-                .filter(|index| !coordinated.contains_key(index))
-                .collect();
-            for index in &gained {
-                coordinated.insert(*index, false);
-            }
-            gained
-        };
-        for index in gained {
-            self.groups.unload_partition(index, n_partitions);
-            match log_writer::load_partition(self.as_ref(), index) {
-                Ok(n_records) => tracing::info!(partition = index, n_records, "loaded groups and offsets"),
-                Err(error) => tracing::error!(partition = index, %error, "cannot load groups"),
-            }
-            if let Some(loaded) = self.coordinated.lock().get_mut(&index) {
-                *loaded = true;
-            }
-        }
-    }
-
-    /// The group's coordinator: the leader of its `__consumer_offsets` partition, with
-    /// its endpoint on `listener`, or None while that partition has no live leader.
-    /// Creates the topic on first use.
-    pub async fn group_coordinator(
-        &self,
-        group_id: &str,
-        listener: &str,
-    ) -> Result<Option<(i32, Endpoint)>, i16> {
-        let n_partitions = self.offsets_topic_partitions().await?;
-        let index = crate::group::offsets::partition_for(group_id, n_partitions);
-        Ok(self.live_leader(OFFSETS_TOPIC, index, listener))
-    }
-
     /// The live leader of `topic`-`index` with its endpoint on `listener`, if any.
     pub fn live_leader(&self, topic: &str, index: i32, listener: &str) -> Option<(i32, Endpoint)> {
-        let image = self.image();
-        let leader = image.topic(topic)?.partition(index)?.leader;
-        let broker = image.brokers.get(&leader).filter(|broker| !broker.fenced)?;
-        Some((broker.broker_id, broker.endpoint(listener)?.clone()))
-    }
-
-    /// Whether this broker leads `__consumer_offsets` partition `index` and has loaded
-    /// its groups: only then does its in-memory state stand for the partition's.
-    pub fn coordinates_loaded(&self, index: i32) -> bool {
-        self.replicas
-            .partition(&TopicPartition::new(OFFSETS_TOPIC, index))
-            .is_some_and(|partition| partition.is_leader())
-            && self.coordinated.lock().get(&index) == Some(&true)
-    }
-
-    /// Ok when this broker coordinates `group_id`; else the Kafka code to answer:
-    /// COORDINATOR_LOAD_IN_PROGRESS while its partition is loading or is about to lead
-    /// here, NOT_COORDINATOR when another broker leads it, COORDINATOR_NOT_AVAILABLE
-    /// while nobody can.
-    pub async fn check_group_coordinator(&self, group_id: &str) -> Result<(), i16> {
-        let n_partitions = self.offsets_topic_partitions().await?;
-        let index = crate::group::offsets::partition_for(group_id, n_partitions);
-        match self
-            .replicas
-            .partition(&TopicPartition::new(OFFSETS_TOPIC, index))
-        {
-            Some(partition) if partition.is_leader() => match self.coordinated.lock().get(&index) {
-                Some(true) => Ok(()),
-                _ => Err(kafka_protocol::ResponseError::CoordinatorLoadInProgress.code()),
-            },
-            _ => match self
-                .group_coordinator(group_id, &self.config.inter_broker_listener)
-                .await?
-            {
-                None => Err(kafka_protocol::ResponseError::CoordinatorNotAvailable.code()),
-                // The image names this broker but its partition is not leading here yet
-                // (a just-created or just-moved offsets partition): it is on its way.
-                Some((leader, _)) if leader == self.config.node_id => {
-                    Err(kafka_protocol::ResponseError::CoordinatorLoadInProgress.code())
-                }
-                Some(_) => Err(kafka_protocol::ResponseError::NotCoordinator.code()),
-            },
-        }
+        self.image.borrow().live_leader(topic, index, listener)
     }
 
     /// A producer id never handed out before, from a block the controller allocated.
@@ -537,7 +364,7 @@ impl Broker {
     /// Starts the metadata publisher, heartbeats, retention and flush scheduling, the
     /// group timers and the group log writer; they stop when the broker is dropped.
     pub fn spawn_background(self: &Arc<Self>) {
-        if let Some(jobs) = self.group_writes.lock().take() {
+        if let Some(jobs) = self.groups.take_write_jobs() {
             tokio::spawn(log_writer::run(Arc::downgrade(self), jobs));
         }
         tokio::spawn(publisher::follow_image(Arc::downgrade(self), self.image.clone()));
@@ -554,7 +381,7 @@ impl Broker {
         every(
             self,
             Duration::from_millis(self.config.offsets_retention_check_interval_ms),
-            |broker| async move { broker.maintain_groups(now_ms()) },
+            |broker| async move { crate::group::host::maintain(broker.as_ref(), now_ms()) },
         );
         every(
             self,
@@ -567,7 +394,7 @@ impl Broker {
         every(
             self,
             Duration::from_millis(self.config.transactions.abort_timed_out_interval_ms),
-            |broker| async move { broker.maintain_transactions().await },
+            |broker| async move { broker.transactions.maintain().await },
         );
         every(
             self,

@@ -28,7 +28,7 @@ impl Broker {
             .values()
             .map(|topic| (topic.name.clone(), topic.topic_id))
             .collect();
-        self.drop_offsets_of_deleted_topics(&deleted);
+        crate::group::host::drop_offsets_of_deleted_topics(&self.groups, &deleted);
         let result = self.replicas.apply_image(image);
         self.published.send_replace(image.offset);
         result
@@ -46,8 +46,8 @@ pub(super) async fn follow_image(broker: Weak<Broker>, mut image: watch::Receive
         if let Err(error) = broker.publish(&current) {
             tracing::error!(%error, offset = current.offset, "could not apply metadata to local partitions");
         }
-        broker.follow_group_leadership().await;
-        broker.follow_txn_leadership().await;
+        crate::group::host::follow_leadership(broker.as_ref());
+        broker.transactions.follow_leadership().await;
     }
 }
 

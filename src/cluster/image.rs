@@ -283,6 +283,13 @@ impl MetadataImage {
             .and_then(|name| self.topics.get(name))
     }
 
+    /// The live (unfenced) leader of `topic`-`index` with its endpoint on `listener`.
+    pub fn live_leader(&self, topic: &str, index: i32, listener: &str) -> Option<(i32, Endpoint)> {
+        let leader = self.topic(topic)?.partition(index)?.leader;
+        let broker = self.brokers.get(&leader).filter(|broker| !broker.fenced)?;
+        Some((broker.broker_id, broker.endpoint(listener)?.clone()))
+    }
+
     fn topic_by_id_mut(&mut self, topic_id: uuid::Uuid) -> Option<&mut TopicImage> {
         let name = self.topic_ids.get(&topic_id)?;
         self.topics.get_mut(name)

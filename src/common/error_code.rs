@@ -1,7 +1,79 @@
-//! Kafka error codes as every floor speaks them, and their names. Each typed error
-//! knows its own code (`LogError::code`, `AppendError::code`, `TopicError::code`, ...).
+//! Kafka error codes as every floor speaks them, and their names. A function that fails
+//! with a Kafka code returns [`ErrorCode`], never a bare `i16`; the wire value is taken
+//! with [`ErrorCode::code`] when a response is encoded. Each typed error knows its own
+//! code (`LogError::code`, `AppendError::code`, `TopicError::code`, ...).
 
 use kafka_protocol::ResponseError;
+
+/// A Kafka error code (the protocol's `error_code`), printed by its Kafka name.
+/// The default is NONE.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ErrorCode(i16);
+
+impl ErrorCode {
+    pub const NONE: ErrorCode = ErrorCode(NONE);
+    pub const UNKNOWN_SERVER_ERROR: ErrorCode = ErrorCode::of(ResponseError::UnknownServerError);
+    pub const UNKNOWN_TOPIC_OR_PARTITION: ErrorCode = ErrorCode(UNKNOWN_TOPIC_OR_PARTITION);
+    pub const NOT_LEADER_OR_FOLLOWER: ErrorCode = ErrorCode(NOT_LEADER_OR_FOLLOWER);
+    pub const KAFKA_STORAGE_ERROR: ErrorCode = ErrorCode(KAFKA_STORAGE_ERROR);
+    pub const FENCED_LEADER_EPOCH: ErrorCode = ErrorCode(FENCED_LEADER_EPOCH);
+    pub const UNKNOWN_LEADER_EPOCH: ErrorCode = ErrorCode(UNKNOWN_LEADER_EPOCH);
+    pub const REQUEST_TIMED_OUT: ErrorCode = ErrorCode::of(ResponseError::RequestTimedOut);
+    pub const NOT_ENOUGH_REPLICAS: ErrorCode = ErrorCode::of(ResponseError::NotEnoughReplicas);
+    pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: ErrorCode =
+        ErrorCode::of(ResponseError::NotEnoughReplicasAfterAppend);
+    pub const COORDINATOR_LOAD_IN_PROGRESS: ErrorCode =
+        ErrorCode::of(ResponseError::CoordinatorLoadInProgress);
+    pub const COORDINATOR_NOT_AVAILABLE: ErrorCode = ErrorCode::of(ResponseError::CoordinatorNotAvailable);
+    pub const NOT_COORDINATOR: ErrorCode = ErrorCode::of(ResponseError::NotCoordinator);
+    pub const INVALID_PRODUCER_EPOCH: ErrorCode = ErrorCode::of(ResponseError::InvalidProducerEpoch);
+    pub const INVALID_TXN_STATE: ErrorCode = ErrorCode::of(ResponseError::InvalidTxnState);
+    pub const INVALID_PRODUCER_ID_MAPPING: ErrorCode = ErrorCode::of(ResponseError::InvalidProducerIdMapping);
+
+    /// The code of a protocol error.
+    pub const fn of(error: ResponseError) -> ErrorCode {
+        ErrorCode(error.code())
+    }
+
+    /// The code as a peer sent it.
+    pub const fn from_code(code: i16) -> ErrorCode {
+        ErrorCode(code)
+    }
+
+    /// The wire value.
+    pub const fn code(self) -> i16 {
+        self.0
+    }
+
+    pub const fn is_none(self) -> bool {
+        self.0 == NONE
+    }
+
+    /// Kafka's name of the code (`NOT_LEADER_OR_FOLLOWER`).
+    pub fn name(self) -> &'static str {
+        error_name(self.0)
+    }
+}
+
+impl From<ResponseError> for ErrorCode {
+    fn from(error: ResponseError) -> Self {
+        ErrorCode::of(error)
+    }
+}
+
+impl std::fmt::Debug for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}({})", self.name(), self.0)
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::error::Error for ErrorCode {}
 
 pub const NONE: i16 = 0;
 pub const UNSUPPORTED_VERSION: i16 = ResponseError::UnsupportedVersion.code();
@@ -59,5 +131,16 @@ mod tests {
         assert_eq!(error_name(29), "TOPIC_AUTHORIZATION_FAILED");
         assert_eq!(error_name(-1), "UNKNOWN_SERVER_ERROR");
         assert_eq!(error_name(i16::MAX), "UNKNOWN_32767");
+    }
+
+    #[test]
+    fn an_error_code_prints_its_name_and_keeps_its_wire_value() {
+        let code = ErrorCode::from(ResponseError::NotCoordinator);
+        assert_eq!(code, ErrorCode::NOT_COORDINATOR);
+        assert_eq!(code.code(), 16);
+        assert_eq!(code.to_string(), "NOT_COORDINATOR");
+        assert_eq!(format!("{code:?}"), "NOT_COORDINATOR(16)");
+        assert!(ErrorCode::NONE.is_none() && !code.is_none());
+        assert_eq!(ErrorCode::from_code(-1), ErrorCode::UNKNOWN_SERVER_ERROR);
     }
 }

@@ -7,3 +7,4 @@ pub mod files;
 pub mod topics;
 
 pub use clock::now_ms;
+pub use error_code::ErrorCode;

@@ -13,6 +13,7 @@ use super::offsets::{CommittedOffset, GroupRecord, MemberRecord, OffsetsRecord};
 use super::state::{
     Answer, Group, GroupConfig, GroupState, JoinRequest, JoinResult, Reply, SyncResult, codes,
 };
+use crate::common::ErrorCode;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
@@ -111,7 +112,7 @@ pub enum WriteJob {
         group_id: String,
         records: Vec<OffsetsRecord>,
         transaction: Option<(i64, i16)>,
-        done: Option<oneshot::Sender<i16>>,
+        done: Option<oneshot::Sender<ErrorCode>>,
     },
 }
 
@@ -142,6 +143,10 @@ pub struct GroupCoordinator {
     pub config: CoordinatorConfig,
     groups: Mutex<HashMap<String, GroupEntry>>,
     writer: mpsc::UnboundedSender<WriteJob>,
+    /// The write queue's other end, until the writer task takes it.
+    jobs: Mutex<Option<mpsc::UnboundedReceiver<WriteJob>>>,
+    /// `__consumer_offsets` partitions this broker leads: loaded (true) or loading.
+    led: Mutex<HashMap<i32, bool>>,
 }
 
 /// The `__consumer_offsets` records committing `offsets` for `group_id`.
@@ -175,16 +180,55 @@ fn new_member_id(client_id: &str) -> String {
 }
 
 impl GroupCoordinator {
-    pub fn new(config: CoordinatorConfig) -> (Self, mpsc::UnboundedReceiver<WriteJob>) {
+    pub fn new(config: CoordinatorConfig) -> Self {
         let (writer, jobs) = mpsc::unbounded_channel();
-        (
-            GroupCoordinator {
-                config,
-                groups: Mutex::new(HashMap::new()),
-                writer,
-            },
-            jobs,
-        )
+        GroupCoordinator {
+            config,
+            groups: Mutex::new(HashMap::new()),
+            writer,
+            jobs: Mutex::new(Some(jobs)),
+            led: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The write queue, for the one writer task (`log_writer::run`); None once taken.
+    pub fn take_write_jobs(&self) -> Option<mpsc::UnboundedReceiver<WriteJob>> {
+        self.jobs.lock().take()
+    }
+
+    /// Whether the groups of led `__consumer_offsets` partition `index` are loaded.
+    pub fn is_loaded(&self, index: i32) -> bool {
+        self.led.lock().get(&index) == Some(&true)
+    }
+
+    /// Records which `__consumer_offsets` partitions this broker leads now; returns
+    /// those it stopped leading and those it came to lead (marked loading).
+    pub fn set_led_partitions(&self, led: &[i32]) -> (Vec<i32>, Vec<i32>) {
+        let mut current = self.led.lock();
+        let lost: Vec<i32> = current
+            .keys()
+            .copied()
+            .filter(|index| !led.contains(index))
+            .collect();
+        for index in &lost {
+            current.remove(index);
+        }
+        let gained: Vec<i32> = led
+            .iter()
+            .copied()
+            .filter(|index| !current.contains_key(index))
+            .collect();
+        for index in &gained {
+            current.insert(*index, false);
+        }
+        (lost, gained)
+    }
+
+    /// Marks a led partition's groups loaded (if it is still led).
+    pub fn mark_loaded(&self, index: i32) {
+        if let Some(loaded) = self.led.lock().get_mut(&index) {
+            *loaded = true;
+        }
     }
 
     fn persist_if_dirty(&self, entry: &mut GroupEntry) {
@@ -242,7 +286,7 @@ impl GroupCoordinator {
         group_instance_id: Option<&str>,
         generation_id: i32,
         now_ms: i64,
-    ) -> i16 {
+    ) -> ErrorCode {
         match self.groups.lock().get_mut(group_id) {
             Some(entry) => entry
                 .group
@@ -252,7 +296,7 @@ impl GroupCoordinator {
     }
 
     /// LeaveGroup for each (member id, instance id); one error code per member.
-    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)], now_ms: i64) -> Vec<i16> {
+    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)], now_ms: i64) -> Vec<ErrorCode> {
         let mut groups = self.groups.lock();
         let Some(entry) = groups.get_mut(group_id) else {
             return vec![codes::UNKNOWN_MEMBER_ID; members.len()];
@@ -277,7 +321,7 @@ impl GroupCoordinator {
         generation_id: i32,
         offsets: Vec<(String, i32, CommittedOffset)>,
         now_ms: i64,
-    ) -> i16 {
+    ) -> ErrorCode {
         let member = (member_id, group_instance_id, generation_id);
         self.commit_with(group_id, member, None, offsets, now_ms).await
     }
@@ -295,7 +339,7 @@ impl GroupCoordinator {
         producer: (i64, i16),
         offsets: Vec<(String, i32, CommittedOffset)>,
         now_ms: i64,
-    ) -> i16 {
+    ) -> ErrorCode {
         let member = (member_id, group_instance_id, generation_id);
         self.commit_with(group_id, member, Some(producer), offsets, now_ms)
             .await
@@ -310,7 +354,7 @@ impl GroupCoordinator {
         transaction: Option<(i64, i16)>,
         offsets: Vec<(String, i32, CommittedOffset)>,
         now_ms: i64,
-    ) -> i16 {
+    ) -> ErrorCode {
         let (member_id, group_instance_id, generation_id) = member;
         let validation = {
             let mut groups = self.groups.lock();
@@ -333,7 +377,7 @@ impl GroupCoordinator {
         self.append_with(group_id, records, transaction).await
     }
 
-    async fn append(&self, group_id: &str, records: Vec<OffsetsRecord>) -> i16 {
+    async fn append(&self, group_id: &str, records: Vec<OffsetsRecord>) -> ErrorCode {
         self.append_with(group_id, records, None).await
     }
 
@@ -342,7 +386,7 @@ impl GroupCoordinator {
         group_id: &str,
         records: Vec<OffsetsRecord>,
         transaction: Option<(i64, i16)>,
-    ) -> i16 {
+    ) -> ErrorCode {
         let (done, outcome) = oneshot::channel();
         let job = WriteJob::Append {
             group_id: group_id.to_string(),
@@ -351,11 +395,9 @@ impl GroupCoordinator {
             done: Some(done),
         };
         if self.writer.send(job).is_err() {
-            return kafka_protocol::ResponseError::CoordinatorNotAvailable.code();
+            return ErrorCode::COORDINATOR_NOT_AVAILABLE;
         }
-        outcome
-            .await
-            .unwrap_or(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
+        outcome.await.unwrap_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)
     }
 
     /// Keeps appended (or replayed) transactional offset records pending for `producer_id`.
@@ -492,14 +534,14 @@ impl GroupCoordinator {
     }
 
     /// DeleteGroups for one group: only an empty group can go.
-    pub async fn delete_group(&self, group_id: &str, now_ms: i64) -> i16 {
+    pub async fn delete_group(&self, group_id: &str, now_ms: i64) -> ErrorCode {
         let records = {
             let groups = self.groups.lock();
             let Some(entry) = groups.get(group_id) else {
-                return kafka_protocol::ResponseError::GroupIdNotFound.code();
+                return ErrorCode::of(kafka_protocol::ResponseError::GroupIdNotFound);
             };
             if !entry.group.members.is_empty() || entry.group.state != GroupState::Empty {
-                return kafka_protocol::ResponseError::NonEmptyGroup.code();
+                return ErrorCode::of(kafka_protocol::ResponseError::NonEmptyGroup);
             }
             let mut records: Vec<OffsetsRecord> = entry
                 .offsets
@@ -561,7 +603,7 @@ impl GroupCoordinator {
     }
 
     /// OffsetDelete: tombstones for these partitions' offsets.
-    pub async fn delete_offsets(&self, group_id: &str, partitions: Vec<(String, i32)>) -> i16 {
+    pub async fn delete_offsets(&self, group_id: &str, partitions: Vec<(String, i32)>) -> ErrorCode {
         let records = partitions
             .into_iter()
             .map(|(topic, partition)| OffsetsRecord::Offset {

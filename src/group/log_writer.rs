@@ -2,27 +2,14 @@
 //! coordinator's offset cache after each successful append. The log cleaner compacts
 //! the topic like any compacted topic.
 
-use super::GroupCoordinator;
 use super::coordinator::{OFFSETS_TOPIC, WriteJob};
+pub use super::host::OffsetsLog;
 use super::offsets::{self, OffsetsRecord};
-use crate::common::error_code;
+use crate::common::ErrorCode;
 use crate::common::now_ms;
 use crate::log::batch::split_and_validate;
-use crate::replication::Partition;
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use tokio::sync::mpsc::UnboundedReceiver;
-
-/// What the coordinator's log IO needs of the broker that hosts it (the broker
-/// implements it; the group floor does not know the broker).
-pub trait OffsetsLog: Send + Sync + 'static {
-    /// `__consumer_offsets`' partition count, creating the topic on first use.
-    fn offsets_topic_partitions(&self) -> impl std::future::Future<Output = Result<i32, i16>> + Send;
-    /// Its partition count as the metadata knows it now (1 before it exists).
-    fn known_offsets_partitions(&self) -> i32;
-    /// This broker's replica of one of its partitions.
-    fn offsets_partition(&self, index: i32) -> Option<Arc<Partition>>;
-    fn groups(&self) -> &GroupCoordinator;
-}
 
 pub async fn run<B: OffsetsLog>(broker: Weak<B>, mut jobs: UnboundedReceiver<WriteJob>) {
     while let Some(job) = jobs.recv().await {
@@ -42,7 +29,7 @@ pub async fn run<B: OffsetsLog>(broker: Weak<B>, mut jobs: UnboundedReceiver<Wri
                     Err(code) => code,
                 };
                 match transaction {
-                    _ if code != error_code::NONE => {}
+                    _ if !code.is_none() => {}
                     Some((producer_id, _)) => broker.groups().apply_pending(producer_id, &records, now_ms()),
                     None => broker.groups().apply(&records, false, now_ms()),
                 }
@@ -59,16 +46,16 @@ async fn append(
     partition_index: i32,
     records: &[OffsetsRecord],
     transaction: Option<(i64, i16)>,
-) -> i16 {
+) -> ErrorCode {
     let Some(partition) = broker.offsets_partition(partition_index) else {
-        return kafka_protocol::ResponseError::CoordinatorNotAvailable.code();
+        return ErrorCode::COORDINATOR_NOT_AVAILABLE;
     };
     let batch = offsets::encode_batch(records, now_ms(), transaction);
     let batches = match split_and_validate(&batch, usize::MAX) {
         Ok(batches) if !batches.is_empty() => batches,
         _ => {
             tracing::error!("could not encode a __consumer_offsets batch");
-            return kafka_protocol::ResponseError::UnknownServerError.code();
+            return ErrorCode::UNKNOWN_SERVER_ERROR;
         }
     };
     // Like Kafka's coordinator: acks=all, answered once every in-sync replica has it
@@ -79,13 +66,11 @@ async fn append(
         Err(error) => Err(error),
     };
     match appended {
-        Ok(()) => error_code::NONE,
-        Err(crate::replication::partition::AppendError::NotLeader) => {
-            kafka_protocol::ResponseError::NotCoordinator.code()
-        }
+        Ok(()) => ErrorCode::NONE,
+        Err(crate::replication::partition::AppendError::NotLeader) => ErrorCode::NOT_COORDINATOR,
         Err(error) => {
             tracing::warn!(%error, "appending to __consumer_offsets failed");
-            error.code()
+            ErrorCode::from_code(error.code())
         }
     }
 }
@@ -112,7 +97,7 @@ pub fn load_partition(broker: &impl OffsetsLog, index: i32) -> Result<usize, cra
             let batches = crate::log::batch::split_stored(&bytes, usize::MAX).unwrap_or_default();
             let Some(last) = batches.last() else { break };
             offset = last.header.last_offset() + 1;
-            let n_partitions = broker.known_offsets_partitions();
+            let n_partitions = broker.known_offsets_partitions().unwrap_or(1);
             for batch in batches {
                 let header = batch.header;
                 if header.is_control() {

@@ -1,6 +1,7 @@
 //! The values the group state machine works with: members, join and sync requests and
 //! results, and the replies it hands back for waiting members.
 
+use crate::common::ErrorCode;
 use bytes::Bytes;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +49,7 @@ pub struct JoinRequest {
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct JoinResult {
-    pub error: i16,
+    pub error: ErrorCode,
     pub member_id: String,
     pub generation_id: i32,
     pub protocol_type: Option<String>,
@@ -60,7 +61,7 @@ pub struct JoinResult {
 }
 
 impl JoinResult {
-    pub(super) fn error(error: i16, member_id: &str) -> Self {
+    pub(super) fn error(error: ErrorCode, member_id: &str) -> Self {
         JoinResult {
             error,
             member_id: member_id.to_string(),
@@ -72,14 +73,14 @@ impl JoinResult {
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SyncResult {
-    pub error: i16,
+    pub error: ErrorCode,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub assignment: Bytes,
 }
 
 impl SyncResult {
-    pub(super) fn error(error: i16) -> Self {
+    pub(super) fn error(error: ErrorCode) -> Self {
         SyncResult {
             error,
             ..Default::default()

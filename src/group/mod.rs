@@ -2,9 +2,11 @@
 //! the durable offsets and group metadata in `__consumer_offsets`.
 
 pub mod coordinator;
+pub mod host;
 pub mod log_writer;
 pub mod member;
 pub mod offsets;
 pub mod state;
 
 pub use coordinator::GroupCoordinator;
+pub use host::OffsetsLog;

@@ -288,20 +288,8 @@ impl OffsetsRecord {
     }
 }
 
-/// Kafka's `String.hashCode` of the group id, for choosing its partition.
-fn java_string_hash(value: &str) -> i32 {
-    value
-        .encode_utf16()
-        .fold(0i32, |hash, unit| hash.wrapping_mul(31).wrapping_add(unit as i32))
-}
-
 /// The `__consumer_offsets` partition that holds a group (Kafka's rule).
-pub fn partition_for(group_id: &str, n_partitions: i32) -> i32 {
-    let hash = java_string_hash(group_id);
-    // Kafka's Utils.abs: i32::MIN maps to 0 rather than overflowing.
-    let positive = if hash == i32::MIN { 0 } else { hash.abs() };
-    positive % n_partitions.max(1)
-}
+pub use crate::common::topics::partition_for;
 
 /// Encodes records into one uncompressed record batch (offsets assigned on append);
 /// `transaction`: the (producer id, epoch) of a transactional offset commit.
@@ -392,13 +380,5 @@ mod tests {
         assert!(OffsetsRecord::decode(Bytes::from_static(b"\x00\x01\x00\x05ab"), None).is_err());
         assert!(OffsetsRecord::decode(Bytes::from_static(b"\x00\x09"), None).is_err());
         assert!(OffsetsRecord::decode(Bytes::new(), None).is_err());
-    }
-
-    #[test]
-    fn partition_choice_matches_kafka() {
-        assert_eq!(java_string_hash(""), 0);
-        assert_eq!(java_string_hash("a"), 97);
-        assert_eq!(java_string_hash("ab"), 97 * 31 + 98);
-        assert!((0..50).contains(&partition_for("any-group", 50)));
     }
 }

@@ -8,19 +8,23 @@
 //! hands each reply to it.
 
 pub use super::member::{Answer, JoinRequest, JoinResult, Member, Reply, SyncResult};
+use crate::common::ErrorCode;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 
 /// Kafka error codes the group APIs answer with.
 pub mod codes {
-    pub const NONE: i16 = 0;
-    pub const ILLEGAL_GENERATION: i16 = 22;
-    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-    pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-    pub const REBALANCE_IN_PROGRESS: i16 = 27;
-    pub const MEMBER_ID_REQUIRED: i16 = 79;
-    pub const FENCED_INSTANCE_ID: i16 = 82;
+    use crate::common::ErrorCode;
+    use kafka_protocol::ResponseError;
+    pub const NONE: ErrorCode = ErrorCode::NONE;
+    pub const ILLEGAL_GENERATION: ErrorCode = ErrorCode::of(ResponseError::IllegalGeneration);
+    pub const INCONSISTENT_GROUP_PROTOCOL: ErrorCode =
+        ErrorCode::of(ResponseError::InconsistentGroupProtocol);
+    pub const UNKNOWN_MEMBER_ID: ErrorCode = ErrorCode::of(ResponseError::UnknownMemberId);
+    pub const INVALID_SESSION_TIMEOUT: ErrorCode = ErrorCode::of(ResponseError::InvalidSessionTimeout);
+    pub const REBALANCE_IN_PROGRESS: ErrorCode = ErrorCode::of(ResponseError::RebalanceInProgress);
+    pub const MEMBER_ID_REQUIRED: ErrorCode = ErrorCode::of(ResponseError::MemberIdRequired);
+    pub const FENCED_INSTANCE_ID: ErrorCode = ErrorCode::of(ResponseError::FencedInstanceId);
 }
 use codes::*;
 
@@ -708,7 +712,7 @@ impl Group {
         group_instance_id: Option<&str>,
         generation_id: i32,
         now_ms: i64,
-    ) -> i16 {
+    ) -> ErrorCode {
         if matches!(self.state, GroupState::Empty | GroupState::Dead) {
             return UNKNOWN_MEMBER_ID;
         }
@@ -736,7 +740,7 @@ impl Group {
         member_id: &str,
         group_instance_id: Option<&str>,
         now_ms: i64,
-    ) -> (i16, Vec<Reply>) {
+    ) -> (ErrorCode, Vec<Reply>) {
         let member_id = match (member_id, group_instance_id) {
             ("", Some(instance)) => match self.static_members.get(instance) {
                 Some(id) => id.clone(),
@@ -764,7 +768,7 @@ impl Group {
         member_id: &str,
         group_instance_id: Option<&str>,
         generation_id: i32,
-    ) -> i16 {
+    ) -> ErrorCode {
         if generation_id < 0 && member_id.is_empty() {
             // A standalone consumer (assign + commit): allowed only while no one is a member.
             return if self.members.is_empty() {

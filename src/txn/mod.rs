@@ -1,11 +1,13 @@
-//! Transactions (exactly-once): the transaction coordinator's state machine (`state.rs`,
-//! pure), the records of `__transaction_state` (`log_format.rs`), and the coordinator's
-//! in-memory table of transactional ids (`coordinator.rs`). The IO around them (writing
-//! the state log, writing markers through partition leaders, loading on leadership,
-//! timeouts) is `broker/transactions.rs`.
+//! Transactions (exactly-once), built as the group coordinator is: a pure state machine
+//! (`state.rs`), the records of `__transaction_state` (`log_format.rs`), the table of
+//! transactional ids (`table.rs`), and the coordinator that owns their IO
+//! (`coordinator.rs`: state-log writes and loads, markers, timers; `markers.rs`: its
+//! inter-broker requests and the replay of a state-log partition).
 
 pub mod coordinator;
 pub mod log_format;
+mod markers;
 pub mod state;
+pub mod table;
 
-pub use coordinator::{TRANSACTION_STATE_TOPIC, TxnCoordinator};
+pub use coordinator::{TxnCoordinator, TxnHost};

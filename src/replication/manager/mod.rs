@@ -132,6 +132,11 @@ impl ReplicaManager {
         self.inter_broker_security.as_deref()
     }
 
+    /// The metadata image as this broker has applied it.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.borrow().clone()
+    }
+
     pub fn logs(&self) -> &LogManager {
         &self.logs
     }

@@ -1,39 +1,43 @@
 //! The coordinator's traffic with other brokers and with its own log: WriteTxnMarkers
-//! (v1) to the leader of partitions led elsewhere, over the inter-broker listener as
-//! replica fetchers connect; and the replay of a `__transaction_state` partition.
+//! (v1) to the leader of partitions led elsewhere and AddPartitionsToTxn v4
+//! (`verify_only`) to another coordinator, over the inter-broker listener as replica
+//! fetchers connect; and the replay of a `__transaction_state` partition.
 
-use super::Broker;
+use super::coordinator::marker_retriable;
+use super::log_format;
+use super::state::TxnMetadata;
 use crate::client::KafkaConnection;
-use crate::log::TopicPartition;
+use crate::cluster::image::Endpoint;
+use crate::common::ErrorCode;
+use crate::common::topics::TRANSACTION_STATE_TOPIC;
+use crate::config::BrokerConfig;
 use crate::log::control::ControlMarker;
-use crate::txn::TRANSACTION_STATE_TOPIC;
-use crate::txn::log_format;
-use crate::txn::state::TxnMetadata;
+use crate::replication::ReplicaManager;
 use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
 use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, HashMap};
 use std::net::ToSocketAddrs;
-use std::sync::Arc;
 
 /// A connection to another broker's inter-broker listener at `endpoint`, secured as
 /// replica fetchers' are; None when its address does not resolve or it cannot be reached.
 async fn connect(
-    broker: &Broker,
-    endpoint: &crate::cluster::image::Endpoint,
+    replicas: &ReplicaManager,
+    config: &BrokerConfig,
+    endpoint: &Endpoint,
     purpose: &str,
 ) -> Option<KafkaConnection> {
     let address = (endpoint.host.as_str(), endpoint.port)
         .to_socket_addrs()
         .ok()
         .and_then(|mut addresses| addresses.next())?;
-    let client_id = format!("ferrolog-{purpose}-{}", broker.config.node_id);
+    let client_id = format!("ferrolog-{purpose}-{}", config.node_id);
     KafkaConnection::connect(
         address,
         &endpoint.host,
-        broker.config.listener.map(|listener| listener.ip()),
+        config.listener.map(|listener| listener.ip()),
         client_id,
-        broker.replicas.inter_broker_security(),
+        replicas.inter_broker_security(),
     )
     .await
     .map_err(|error| tracing::debug!(%error, purpose, "cannot reach a broker; retrying"))
@@ -43,18 +47,19 @@ async fn connect(
 /// Sends the markers for `partitions` (all led by `leader`) in one WriteTxnMarkers;
 /// returns those to try again.
 pub(super) async fn send_remote(
-    broker: &Arc<Broker>,
+    replicas: &ReplicaManager,
+    config: &BrokerConfig,
     leader: i32,
     prepared: &TxnMetadata,
     marker: ControlMarker,
     partitions: Vec<(String, i32)>,
 ) -> Vec<(String, i32)> {
-    let image = broker.image();
+    let image = replicas.image();
     let Some(endpoint) = image
         .brokers
         .get(&leader)
         .filter(|registered| !registered.fenced)
-        .and_then(|registered| registered.endpoint(&broker.config.inter_broker_listener))
+        .and_then(|registered| registered.endpoint(&config.inter_broker_listener))
         .cloned()
     else {
         return partitions;
@@ -81,7 +86,7 @@ pub(super) async fn send_remote(
                     .collect(),
             ),
     ]);
-    let Some(mut connection) = connect(broker, &endpoint, "txn-markers").await else {
+    let Some(mut connection) = connect(replicas, config, &endpoint, "txn-markers").await else {
         return partitions;
     };
     let response = match connection.call(&request, 1).await {
@@ -91,13 +96,13 @@ pub(super) async fn send_remote(
             return partitions;
         }
     };
-    let mut codes: HashMap<(String, i32), i16> = HashMap::new();
+    let mut codes: HashMap<(String, i32), ErrorCode> = HashMap::new();
     for result in response.markers {
         for topic in result.topics {
             for partition in topic.partitions {
                 codes.insert(
                     (topic.name.to_string(), partition.partition_index),
-                    partition.error_code,
+                    ErrorCode::from_code(partition.error_code),
                 );
             }
         }
@@ -105,12 +110,15 @@ pub(super) async fn send_remote(
     partitions
         .into_iter()
         .filter(|partition| {
-            let code = codes.get(partition).copied().unwrap_or(crate::common::error_code::NOT_LEADER_OR_FOLLOWER);
-            if code != crate::common::error_code::NONE && !super::transactions::marker_retriable(code) {
-                tracing::warn!(topic = %partition.0, index = partition.1, code, "a transaction marker was refused; not retried");
+            let code = codes
+                .get(partition)
+                .copied()
+                .unwrap_or(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+            if !code.is_none() && !marker_retriable(code) {
+                tracing::warn!(topic = %partition.0, index = partition.1, %code, "a transaction marker was refused; not retried");
                 return false;
             }
-            code != crate::common::error_code::NONE
+            !code.is_none()
         })
         .collect()
 }
@@ -118,23 +126,19 @@ pub(super) async fn send_remote(
 /// Asks the coordinator of `transactional_id` (another broker) whether `partition` is in
 /// the producer's ongoing transaction (AddPartitionsToTxn v4, verify_only).
 pub(super) async fn verify_remote(
-    broker: &Arc<Broker>,
+    replicas: &ReplicaManager,
+    config: &BrokerConfig,
+    coordinator: &Endpoint,
     transactional_id: &str,
     producer_id: i64,
     producer_epoch: i16,
     partition: (String, i32),
-) -> Result<(), i16> {
+) -> Result<(), ErrorCode> {
     use kafka_protocol::messages::AddPartitionsToTxnRequest;
     use kafka_protocol::messages::add_partitions_to_txn_request::{
         AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
     };
-    let retry = kafka_protocol::ResponseError::NotEnoughReplicas.code();
-    let coordinator = broker
-        .txn_coordinator(transactional_id, &broker.config.inter_broker_listener)
-        .await?;
-    let Some((_, endpoint)) = coordinator else {
-        return Err(retry);
-    };
+    let retry = ErrorCode::NOT_ENOUGH_REPLICAS;
 
     let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
         AddPartitionsToTxnTransaction::default()
@@ -150,7 +154,7 @@ pub(super) async fn verify_remote(
                     .with_partitions(vec![partition.1]),
             ]),
     ]);
-    let Some(mut connection) = connect(broker, &endpoint, "txn-verify").await else {
+    let Some(mut connection) = connect(replicas, config, coordinator, "txn-verify").await else {
         return Err(retry);
     };
     let response = connection.call(&request, 4).await.map_err(|error| {
@@ -165,30 +169,24 @@ pub(super) async fn verify_remote(
         .iter()
         .flat_map(|result| &result.topic_results)
         .flat_map(|topic| &topic.results_by_partition)
-        .map(|result| result.partition_error_code)
+        .map(|result| ErrorCode::from_code(result.partition_error_code))
         .next()
         .unwrap_or(retry);
-    if code == 0 {
-        Ok(())
-    } else if code == kafka_protocol::ResponseError::NotCoordinator.code()
-        || code == kafka_protocol::ResponseError::CoordinatorLoadInProgress.code()
-        || code == kafka_protocol::ResponseError::CoordinatorNotAvailable.code()
-    {
-        Err(retry)
-    } else {
-        Err(code)
+    match code {
+        ErrorCode::NONE => Ok(()),
+        ErrorCode::NOT_COORDINATOR
+        | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+        | ErrorCode::COORDINATOR_NOT_AVAILABLE => Err(retry),
+        refused => Err(refused),
     }
 }
 
 /// Every transactional id stored in state-log partition `index`, as last written.
 pub(super) fn load_state_partition(
-    broker: &Broker,
+    replicas: &ReplicaManager,
     index: i32,
 ) -> Result<Vec<TxnMetadata>, crate::log::LogError> {
-    let Some(partition) = broker
-        .replicas
-        .partition(&TopicPartition::new(TRANSACTION_STATE_TOPIC, index))
-    else {
+    let Some(partition) = replicas.partition_of(TRANSACTION_STATE_TOPIC, index) else {
         return Ok(Vec::new());
     };
     let mut latest: HashMap<String, Option<TxnMetadata>> = HashMap::new();
