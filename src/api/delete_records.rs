@@ -6,7 +6,8 @@
 //! `cleanup.policy` lacks `delete` gets POLICY_VIOLATION, as in Kafka. Needs Delete on
 //! the topic.
 
-use super::{RequestContext, error_code};
+use super::RequestContext;
+use crate::common::ErrorCode;
 use crate::replication::delete_records::DeleteRecordsError;
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
@@ -16,13 +17,13 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use std::time::Duration;
 
-fn code_of(error: &DeleteRecordsError) -> i16 {
+fn code_of(error: &DeleteRecordsError) -> ErrorCode {
     match error {
-        DeleteRecordsError::NotLeader => error_code::NOT_LEADER_OR_FOLLOWER,
-        DeleteRecordsError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
-        DeleteRecordsError::PolicyViolation => ResponseError::PolicyViolation.code(),
-        DeleteRecordsError::Timeout => ResponseError::RequestTimedOut.code(),
-        DeleteRecordsError::Log(_) => ResponseError::KafkaStorageError.code(),
+        DeleteRecordsError::NotLeader => ErrorCode::NOT_LEADER_OR_FOLLOWER,
+        DeleteRecordsError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.into(),
+        DeleteRecordsError::PolicyViolation => ResponseError::PolicyViolation.into(),
+        DeleteRecordsError::Timeout => ErrorCode::REQUEST_TIMED_OUT,
+        DeleteRecordsError::Log(_) => ErrorCode::KAFKA_STORAGE_ERROR,
     }
 }
 
@@ -34,7 +35,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteRecordsRequest) -> 
         let allowed = ctx.allowed(Operation::Delete, ResourceType::Topic, &topic.name);
         for partition in &topic.partitions {
             let started = if !allowed {
-                Err(ResponseError::TopicAuthorizationFailed.code())
+                Err(ResponseError::TopicAuthorizationFailed.into())
             } else {
                 ctx.broker.replicas.led_partition(&topic.name, partition.partition_index).and_then(|led| {
                     match led.delete_records_before(partition.offset) {
@@ -63,7 +64,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteRecordsRequest) -> 
     for (topic_index, partition_index, started) in pending {
         let (low_watermark, code) = match started {
             Ok((led, target)) => match led.wait_low_watermark(target, deadline).await {
-                Ok(low) => (low, error_code::NONE),
+                Ok(low) => (low, ErrorCode::NONE),
                 Err(error) => (-1, code_of(&error)),
             },
             Err(code) => (-1, code),
@@ -72,7 +73,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteRecordsRequest) -> 
             DeleteRecordsPartitionResult::default()
                 .with_partition_index(partition_index)
                 .with_low_watermark(low_watermark)
-                .with_error_code(code),
+                .with_error_code(code.code()),
         );
     }
     DeleteRecordsResponse::default().with_topics(topics)

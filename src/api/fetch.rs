@@ -13,6 +13,7 @@
 use super::fetch_frame::FetchReply;
 use super::fetch_session::{self, Answer, FetchParams, PartitionKey, Plan, Resolved, SessionError};
 use super::{RequestContext, current_leader, is_leader_error, lookup_topic_name};
+use crate::common::ErrorCode;
 use crate::log::segment::FileSlice;
 use crate::replication::manager::{FetchSpec, FetchTarget, PartitionRead};
 use crate::security::acl::{Operation, ResourceType};
@@ -39,7 +40,7 @@ fn answer(read: &PartitionRead) -> Answer {
 fn into_data(read: PartitionRead, partition_index: i32) -> (PartitionData, Option<FileSlice>) {
     let mut data = PartitionData::default()
         .with_partition_index(partition_index)
-        .with_error_code(read.error_code)
+        .with_error_code(read.error_code.code())
         .with_high_watermark(read.high_watermark)
         .with_last_stable_offset(read.last_stable_offset)
         .with_log_start_offset(read.log_start_offset)
@@ -76,7 +77,7 @@ struct TopicRef {
     topic_id: uuid::Uuid,
     /// Its name, when it exists (and the fetcher may see that it does).
     name: Option<String>,
-    record: Result<String, i16>,
+    record: Result<String, ErrorCode>,
 }
 
 /// The request as the session cache sees it.
@@ -181,8 +182,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
                 ctx.allowed(Operation::Read, ResourceType::Topic, name)
             };
             let record = match record {
-                Ok(_) if !authorized => Err(ResponseError::TopicAuthorizationFailed.code()),
-                Err(_) if !authorized && !by_id => Err(ResponseError::TopicAuthorizationFailed.code()),
+                Ok(_) if !authorized => Err(ResponseError::TopicAuthorizationFailed.into()),
+                Err(_) if !authorized && !by_id => Err(ResponseError::TopicAuthorizationFailed.into()),
                 other => other,
             };
             topics.push(TopicRef {
@@ -198,7 +199,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
         let known = known.get(read).and_then(Resolved::get);
         let resolved = match (&topics[topic_index].record, known) {
             (Ok(_), Some(local)) if any_replica || local.is_leader() => Ok(local),
-            (Ok(_), Some(_)) => Err(super::error_code::NOT_LEADER_OR_FOLLOWER),
+            (Ok(_), Some(_)) => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
             (Ok(name), None) if any_replica => replicas.local_replica(name, key.partition),
             (Ok(name), None) => replicas.led_partition(name, key.partition),
             (Err(code), _) => Err(*code),

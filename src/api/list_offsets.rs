@@ -41,12 +41,12 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffs
                         .led_partition(&topic.name, wanted.partition_index)
                     {
                         Ok(partition) => partition,
-                        Err(code) => return response.with_error_code(code),
+                        Err(code) => return response.with_error_code(code.code()),
                     };
                     partition.with_log(|log| {
                         let epoch = log.leader_epoch();
                         if let Err(code) = check_leader_epoch(wanted.current_leader_epoch, epoch) {
-                            return response.with_error_code(code);
+                            return response.with_error_code(code.code());
                         }
                         // The leader epoch field exists from v4 on.
                         let response = if ctx.version >= 4 {

@@ -62,6 +62,7 @@ pub mod txn_offset_commit;
 pub mod write_txn_markers;
 
 use crate::broker::Broker;
+use crate::common::ErrorCode;
 use crate::log::segment::FileSlice;
 use crate::security::Session;
 use crate::security::acl::{Operation, ResourceType};
@@ -665,12 +666,14 @@ pub fn lookup_topic_name(
     name: &str,
     topic_id: uuid::Uuid,
     by_id: bool,
-) -> Result<String, i16> {
+) -> Result<String, ErrorCode> {
     let image = broker.image();
     let topic = if by_id {
-        image.topic_by_id(topic_id).ok_or(error_code::UNKNOWN_TOPIC_ID)
+        image
+            .topic_by_id(topic_id)
+            .ok_or(ErrorCode::from_code(error_code::UNKNOWN_TOPIC_ID))
     } else {
-        image.topic(name).ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION)
+        image.topic(name).ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
     };
     topic.map(|topic| topic.name.clone())
 }

@@ -1,8 +1,9 @@
 //! OffsetCommit (key 8): checks the member and generation, then appends the offsets to
 //! `__consumer_offsets` and answers only after the append.
 
-use super::{RequestContext, error_code};
+use super::RequestContext;
 use crate::cluster::image::TopicImage;
+use crate::common::ErrorCode;
 use crate::common::now_ms;
 use crate::group::offsets::CommittedOffset;
 use crate::security::acl::{Operation, ResourceType};
@@ -13,7 +14,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 /// Per topic (in request order), per partition: the offset to commit or the refusal.
-pub(super) type Decided = Vec<Vec<(i32, Result<CommittedOffset, i16>)>>;
+pub(super) type Decided = Vec<Vec<(i32, Result<CommittedOffset, ErrorCode>)>>;
 
 /// The (topic, partition, offset) of every partition not refused, for the coordinator.
 pub(super) fn accepted<'a>(
@@ -68,7 +69,7 @@ commit_from!(
 pub(super) fn decide_all<'r>(
     ctx: &RequestContext<'_>,
     topics: impl Iterator<Item = (&'r str, Vec<Commit<'r>>)>,
-    refused: Option<i16>,
+    refused: Option<ErrorCode>,
 ) -> Decided {
     let broker = ctx.broker;
     let now = now_ms();
@@ -78,7 +79,7 @@ pub(super) fn decide_all<'r>(
             let known = broker.topic(name);
             let topic_allowed = ctx.allowed(Operation::Read, ResourceType::Topic, name);
             let refusal =
-                refused.or((!topic_allowed).then(|| ResponseError::TopicAuthorizationFailed.code()));
+                refused.or((!topic_allowed).then(|| ResponseError::TopicAuthorizationFailed.into()));
             commits
                 .into_iter()
                 .map(|commit| {
@@ -95,21 +96,21 @@ pub(super) fn decide_all<'r>(
 /// coordinator commits offsets of partitions it need not host, as Kafka's does), then
 /// the offset to commit or OFFSET_METADATA_TOO_LARGE.
 pub(super) fn decide(
-    refusal: Option<i16>,
+    refusal: Option<ErrorCode>,
     topic: Option<&TopicImage>,
     commit: Commit<'_>,
     max_metadata: usize,
     now_ms: i64,
-) -> Result<CommittedOffset, i16> {
+) -> Result<CommittedOffset, ErrorCode> {
     if let Some(code) = refusal {
         return Err(code);
     }
     if topic.is_none_or(|topic| topic.partition(commit.partition_index).is_none()) {
-        return Err(error_code::UNKNOWN_TOPIC_OR_PARTITION);
+        return Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
     }
     let metadata = commit.metadata.unwrap_or_default().to_string();
     if metadata.len() > max_metadata {
-        return Err(ResponseError::OffsetMetadataTooLarge.code());
+        return Err(ResponseError::OffsetMetadataTooLarge.into());
     }
     Ok(CommittedOffset {
         offset: commit.offset,
@@ -123,7 +124,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
     let broker = ctx.broker;
     let now = now_ms();
     let group_allowed = ctx.allowed(Operation::Read, ResourceType::Group, &request.group_id);
-    let refused = (!group_allowed).then(|| ResponseError::GroupAuthorizationFailed.code());
+    let refused = (!group_allowed).then(|| ResponseError::GroupAuthorizationFailed.into());
     // Per partition: Ok(offset to commit) or Err(code); kept in request order.
     let decided = decide_all(
         ctx,
@@ -134,16 +135,16 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
         refused,
     );
     let group_code = if !group_allowed {
-        ResponseError::GroupAuthorizationFailed.code()
+        ResponseError::GroupAuthorizationFailed.into()
     } else if request.group_id.is_empty() {
-        ResponseError::InvalidGroupId.code()
+        ResponseError::InvalidGroupId.into()
     } else if let Err(code) = crate::group::host::check_coordinator(broker.as_ref(), &request.group_id).await
     {
-        code.code()
+        code
     } else {
         let offsets = accepted(request.topics.iter().map(|topic| topic.name.as_str()), &decided);
         if offsets.is_empty() {
-            error_code::NONE
+            ErrorCode::NONE
         } else {
             broker
                 .groups
@@ -156,7 +157,6 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
                     now,
                 )
                 .await
-                .code()
         }
     };
     let topics = request
@@ -176,7 +176,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
                             };
                             OffsetCommitResponsePartition::default()
                                 .with_partition_index(index)
-                                .with_error_code(code)
+                                .with_error_code(code.code())
                         })
                         .collect(),
                 )

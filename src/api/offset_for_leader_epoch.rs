@@ -41,12 +41,12 @@ pub fn handle(
                     }
                     let partition = match ctx.broker.replicas.led_partition(&topic.topic, wanted.partition) {
                         Ok(partition) => partition,
-                        Err(code) => return answer.with_error_code(code),
+                        Err(code) => return answer.with_error_code(code.code()),
                     };
                     partition.with_log(|log| {
                         if let Err(code) = check_leader_epoch(wanted.current_leader_epoch, log.leader_epoch())
                         {
-                            return answer.with_error_code(code);
+                            return answer.with_error_code(code.code());
                         }
                         let (epoch, end_offset) = log.end_offset_for_epoch(wanted.leader_epoch);
                         answer.with_leader_epoch(epoch).with_end_offset(end_offset)

@@ -8,6 +8,7 @@
 //! acks=0 gets no response.
 
 use super::{Outcome, RequestContext, lookup_topic_name};
+use crate::common::ErrorCode;
 use crate::log::partition_log::AppendInfo;
 use crate::replication::manager::{Appended, Refused, TxnProducer};
 use crate::security::acl::{Operation, ResourceType};
@@ -40,7 +41,7 @@ fn refused(index: i32, refusal: Refused) -> PartitionProduceResponse {
                 .with_batch_index_error_message(Some(StrBytes::from_string(error.message.clone())))
         })
         .collect();
-    partition_error(index, refusal.code, refusal.message).with_record_errors(errors)
+    partition_error(index, refusal.code.code(), refusal.message).with_record_errors(errors)
 }
 
 /// A partition's part of the answer: ready now, or once flushed and replicated.
@@ -102,13 +103,13 @@ async fn verify_transaction(
 ) -> Result<(), Refused> {
     let Some(transactional_id) = transactional_id else {
         return Err(Refused::new(
-            ResponseError::InvalidTxnState.code(),
+            ErrorCode::INVALID_TXN_STATE,
             "a transactional batch without a transactional id",
         ));
     };
     if !ctx.allowed(Operation::Write, ResourceType::TransactionalId, transactional_id) {
         return Err(Refused::new(
-            ResponseError::TransactionalIdAuthorizationFailed.code(),
+            ResponseError::TransactionalIdAuthorizationFailed.into(),
             format!("not authorized to write as transactional id {transactional_id}"),
         ));
     }
@@ -127,7 +128,7 @@ async fn verify_transaction(
         .await
         .map_err(|code| {
             Refused::new(
-                code.code(),
+                code,
                 format!("the transaction coordinator did not confirm {topic_partition} in the transaction"),
             )
         })
@@ -181,7 +182,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, correlati
                     format!("cannot append to internal topic {name}"),
                 ),
             ),
-            (Err(code), _) => (String::new(), refuse(*code, "unknown topic".into())),
+            (Err(code), _) => (String::new(), refuse(code.code(), "unknown topic".into())),
             (Ok(name), _) => {
                 let appends = topic_data.partition_data.into_iter().map(|data| {
                     produce_partition(

@@ -7,7 +7,7 @@
 use super::{Outcome, respond};
 use crate::broker::Broker;
 use crate::security::Session;
-use crate::security::sasl::{Credentials, Step};
+use crate::security::sasl::{Credentials, SaslError, Step};
 use crate::security::scram::{ScramCredential, ScramHash};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::ResponseError;
@@ -36,7 +36,7 @@ impl Credentials for Known<'_> {
 }
 
 /// Runs one step; on success records the login in the session.
-fn step(broker: &Broker, session: &mut Session, token: &[u8]) -> Result<Step, String> {
+fn step(broker: &Broker, session: &mut Session, token: &[u8]) -> Result<Step, SaslError> {
     let nonce = crate::security::server_nonce();
     let listener = session.listener.clone();
     let result = session.sasl.step(
@@ -103,7 +103,7 @@ pub fn handle(
         Err(message) => {
             let response = SaslAuthenticateResponse::default()
                 .with_error_code(ResponseError::SaslAuthenticationFailed.code())
-                .with_error_message(Some(StrBytes::from_string(message)));
+                .with_error_message(Some(StrBytes::from_string(message.to_string())));
             close_after(respond(
                 ApiKey::SaslAuthenticate,
                 version,

@@ -5,8 +5,9 @@
 //! transaction's COMMIT marker lands there, and never after an ABORT. From v3 on the
 //! member and generation are checked as for OffsetCommit (generation -1 skips that).
 
+use super::RequestContext;
 use super::offset_commit::{Commit, accepted, decide_all};
-use super::{RequestContext, error_code};
+use crate::common::ErrorCode;
 use crate::common::now_ms;
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
@@ -25,9 +26,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -
     );
     let group_allowed = ctx.allowed(Operation::Read, ResourceType::Group, &request.group_id);
     let refused = if !transactional_allowed {
-        Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+        Some(ResponseError::TransactionalIdAuthorizationFailed.into())
     } else if !group_allowed {
-        Some(ResponseError::GroupAuthorizationFailed.code())
+        Some(ResponseError::GroupAuthorizationFailed.into())
     } else {
         None
     };
@@ -40,10 +41,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -
         refused,
     );
     let group_code = if request.group_id.is_empty() {
-        ResponseError::InvalidGroupId.code()
+        ResponseError::InvalidGroupId.into()
     } else if let Err(code) = crate::group::host::check_coordinator(broker.as_ref(), &request.group_id).await
     {
-        code.code()
+        code
     } else {
         let offsets = accepted(request.topics.iter().map(|topic| topic.name.as_str()), &decided);
         // Before v3 there is no member or generation to check.
@@ -53,7 +54,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -
             -1
         };
         if offsets.is_empty() {
-            error_code::NONE
+            ErrorCode::NONE
         } else {
             let code = broker
                 .groups
@@ -69,9 +70,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -
                 .await;
             // PRODUCER_FENCED is known from v3 on.
             if code == ResponseError::ProducerFenced.into() && ctx.version < 3 {
-                ResponseError::InvalidProducerEpoch.code()
+                ErrorCode::INVALID_PRODUCER_EPOCH
             } else {
-                code.code()
+                code
             }
         }
     };
@@ -88,7 +89,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: TxnOffsetCommitRequest) -
                         .map(|(index, outcome)| {
                             TxnOffsetCommitResponsePartition::default()
                                 .with_partition_index(index)
-                                .with_error_code(outcome.err().unwrap_or(group_code))
+                                .with_error_code(outcome.err().unwrap_or(group_code).code())
                         })
                         .collect(),
                 )

@@ -180,7 +180,7 @@ pub fn create_topic(
     topic_id: uuid::Uuid,
     seed: PlacementSeed,
 ) -> Result<Vec<MetadataRecord>, CommandError> {
-    validate_topic_name(&topic.name).map_err(CommandError::InvalidTopic)?;
+    validate_topic_name(&topic.name).map_err(|invalid| CommandError::InvalidTopic(invalid.to_string()))?;
     if image.topic(&topic.name).is_some() {
         return Err(CommandError::TopicAlreadyExists(topic.name.clone()));
     }

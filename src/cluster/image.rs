@@ -557,21 +557,30 @@ impl MetadataImage {
     }
 }
 
+/// Why a topic name breaks Kafka's rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidTopicName {
+    #[error("topic name `{0}` is illegal")]
+    Illegal(String),
+    #[error("topic name is longer than 249 characters")]
+    TooLong,
+    #[error("topic name `{0}` contains characters other than ASCII alphanumerics, '.', '_' and '-'")]
+    BadCharacters(String),
+}
+
 /// Kafka's topic name rule: 1..=249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
-pub fn validate_topic_name(name: &str) -> Result<(), String> {
+pub fn validate_topic_name(name: &str) -> Result<(), InvalidTopicName> {
     if name.is_empty() || name == "." || name == ".." {
-        return Err(format!("topic name `{name}` is illegal"));
+        return Err(InvalidTopicName::Illegal(name.to_string()));
     }
     if name.len() > 249 {
-        return Err("topic name is longer than 249 characters".into());
+        return Err(InvalidTopicName::TooLong);
     }
     if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
     {
-        return Err(format!(
-            "topic name `{name}` contains characters other than ASCII alphanumerics, '.', '_' and '-'"
-        ));
+        return Err(InvalidTopicName::BadCharacters(name.to_string()));
     }
     Ok(())
 }

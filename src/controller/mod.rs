@@ -124,8 +124,7 @@ impl Controller {
         // fsynced into it vanish with it.
         crate::log::checkpoint::sync_dir(&dir)
             .map_err(|error| anyhow::anyhow!("cannot fsync {}: {error}", dir.display()))?;
-        let state_machine =
-            state_machine::StateMachine::open(&dir).map_err(|error| anyhow::anyhow!(error))?;
+        let state_machine = state_machine::StateMachine::open(&dir)?;
         let image = state_machine.subscribe();
         let election = config.election_timeout_ms.max(10);
         let raft_config = openraft::Config {
@@ -698,7 +697,7 @@ pub fn read_committed_image(metadata_log_dir: &std::path::Path) -> anyhow::Resul
     let dir = metadata_log_dir.join(METADATA_DIR);
     let log_store = log_store::LogStore::open(&dir.join("raft.redb"))
         .map_err(|error| anyhow::anyhow!("cannot open the metadata log in {}: {error}", dir.display()))?;
-    let snapshot = state_machine::StateMachine::open(&dir).map_err(|error| anyhow::anyhow!(error))?;
+    let snapshot = state_machine::StateMachine::open(&dir)?;
     let mut image = MetadataImage::clone(&snapshot.subscribe().borrow());
     let committed = log_store
         .committed()

@@ -52,15 +52,30 @@ fn snapshot_error(verb: ErrorVerb, error: impl std::fmt::Display) -> StorageErro
     storage_error(ErrorSubject::Snapshot(None), verb, error)
 }
 
+/// Why the metadata snapshot could not be loaded at start.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotLoadError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a metadata snapshot: {source}")]
+    Invalid {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
 impl StateMachine {
     /// Loads the last snapshot in `dir`, if any.
-    pub fn open(dir: &Path) -> Result<Self, String> {
+    pub fn open(dir: &Path) -> Result<Self, SnapshotLoadError> {
         let path = dir.join(SNAPSHOT_FILE);
         let (image, last_applied, membership, snapshot) = match std::fs::read(&path) {
             Ok(bytes) => {
-                let file: SnapshotFile = serde_json::from_slice(&bytes)
-                    .map_err(|error| format!("{} is not a metadata snapshot: {error}", path.display()))?;
-                let data = serde_json::to_vec(&file.image).map_err(|error| error.to_string())?;
+                let invalid = |source| SnapshotLoadError::Invalid {
+                    path: path.clone(),
+                    source,
+                };
+                let file: SnapshotFile = serde_json::from_slice(&bytes).map_err(invalid)?;
+                let data = serde_json::to_vec(&file.image).map_err(invalid)?;
                 (
                     file.image,
                     file.meta.last_log_id,
@@ -71,7 +86,7 @@ impl StateMachine {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 (MetadataImage::empty(), None, StoredMembership::default(), None)
             }
-            Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
+            Err(source) => return Err(SnapshotLoadError::Read { path, source }),
         };
         let (published, _) = watch::channel(Arc::new(image.clone()));
         Ok(StateMachine {

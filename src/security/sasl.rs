@@ -14,6 +14,26 @@ pub trait Credentials {
     fn decoy_salt(&self, user: &str) -> Vec<u8>;
 }
 
+/// Why a SASL exchange ended without a login. The message is the client's (Kafka's
+/// wording); a wrong password and an unknown user read the same.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SaslError {
+    #[error("SaslAuthenticate before a SaslHandshake")]
+    NoHandshake,
+    #[error("Invalid SCRAM message: not UTF-8")]
+    NotUtf8,
+    #[error("{PLAIN_FAILED}")]
+    BadCredentials,
+    #[error("Invalid SASL/PLAIN response: expected 3 tokens")]
+    MalformedPlain,
+    #[error("Authentication failed: Client requested an authorization id that is different from username")]
+    AuthorizationIdMismatch,
+    #[error("{0}")]
+    Scram(#[from] ScramError),
+    #[error("Cannot change principals during re-authentication from User:{previous} to User:{user}")]
+    PrincipalChanged { previous: String, user: String },
+}
+
 /// Kafka's message for a failed PLAIN login: the same for an unknown user and a wrong
 /// password.
 pub const PLAIN_FAILED: &str = "Authentication failed: Invalid username or password";
@@ -78,33 +98,25 @@ impl SaslState {
         token: &[u8],
         credentials: &dyn Credentials,
         server_nonce: &str,
-    ) -> Result<Step, String> {
-        let exchange = self
-            .exchange
-            .take()
-            .ok_or_else(|| "SaslAuthenticate before a SaslHandshake".to_string())?;
+    ) -> Result<Step, SaslError> {
+        let exchange = self.exchange.take().ok_or(SaslError::NoHandshake)?;
         let step = match exchange {
             Exchange::Plain => plain(token, credentials)?,
             Exchange::ScramFirst(hash) => {
-                let message =
-                    std::str::from_utf8(token).map_err(|_| "Invalid SCRAM message: not UTF-8".to_string())?;
+                let message = std::str::from_utf8(token).map_err(|_| SaslError::NotUtf8)?;
                 let (server, first) = ScramServer::start(
                     hash,
                     message,
                     server_nonce,
                     |user| credentials.scram_credential(user, hash),
                     |user| credentials.decoy_salt(user),
-                )
-                .map_err(|error| error.to_string())?;
+                )?;
                 self.exchange = Some(Exchange::ScramFinal(Box::new(server)));
                 return Ok(Step::Challenge(first.into_bytes()));
             }
             Exchange::ScramFinal(server) => {
-                let message =
-                    std::str::from_utf8(token).map_err(|_| "Invalid SCRAM message: not UTF-8".to_string())?;
-                let (user, last) = server
-                    .finish(message)
-                    .map_err(|error: ScramError| error.to_string())?;
+                let message = std::str::from_utf8(token).map_err(|_| SaslError::NotUtf8)?;
+                let (user, last) = server.finish(message)?;
                 Step::Authenticated {
                     user,
                     reply: last.into_bytes(),
@@ -114,31 +126,29 @@ impl SaslState {
         if let (Step::Authenticated { user, .. }, Some(previous)) = (&step, &self.user)
             && user != previous
         {
-            return Err(format!(
-                "Cannot change principals during re-authentication from User:{previous} to User:{user}"
-            ));
+            return Err(SaslError::PrincipalChanged {
+                previous: previous.clone(),
+                user: user.clone(),
+            });
         }
         Ok(step)
     }
 }
 
 /// PLAIN (RFC 4616): `[authzid] NUL user NUL password`.
-fn plain(token: &[u8], credentials: &dyn Credentials) -> Result<Step, String> {
-    let text = std::str::from_utf8(token).map_err(|_| PLAIN_FAILED.to_string())?;
+fn plain(token: &[u8], credentials: &dyn Credentials) -> Result<Step, SaslError> {
+    let text = std::str::from_utf8(token).map_err(|_| SaslError::BadCredentials)?;
     let mut parts = text.split('\0');
     let (Some(authzid), Some(user), Some(password), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err("Invalid SASL/PLAIN response: expected 3 tokens".into());
+        return Err(SaslError::MalformedPlain);
     };
     if user.is_empty() || password.is_empty() {
-        return Err(PLAIN_FAILED.into());
+        return Err(SaslError::BadCredentials);
     }
     if !authzid.is_empty() && authzid != user {
-        return Err(
-            "Authentication failed: Client requested an authorization id that is different from username"
-                .into(),
-        );
+        return Err(SaslError::AuthorizationIdMismatch);
     }
     let expected = credentials.plain_password(user);
     // Compare against something even for an unknown user, in constant time.
@@ -150,7 +160,7 @@ fn plain(token: &[u8], credentials: &dyn Credentials) -> Result<Step, String> {
             reply: Vec::new(),
         })
     } else {
-        Err(PLAIN_FAILED.into())
+        Err(SaslError::BadCredentials)
     }
 }
 
@@ -172,7 +182,7 @@ mod tests {
         }
     }
 
-    fn plain_login(state: &mut SaslState, token: &str) -> Result<Step, String> {
+    fn plain_login(state: &mut SaslState, token: &str) -> Result<Step, SaslError> {
         state.handshake(SaslMechanism::Plain, false);
         state.step(token.as_bytes(), &Users, "nonce")
     }
@@ -194,7 +204,7 @@ mod tests {
         let wrong = plain_login(&mut state, "\0alice\0guess").unwrap_err();
         let unknown = plain_login(&mut state, "\0mallory\0alice-secret").unwrap_err();
         assert_eq!(wrong, unknown);
-        assert_eq!(wrong, PLAIN_FAILED);
+        assert_eq!(wrong.to_string(), PLAIN_FAILED);
         assert!(plain_login(&mut state, "\0alice").is_err());
         assert!(plain_login(&mut state, "bob\0alice\0alice-secret").is_err());
         assert!(plain_login(&mut state, "\0\0").is_err());
@@ -214,7 +224,7 @@ mod tests {
             ..SaslState::default()
         };
         let error = plain_login(&mut state, "\0alice\0alice-secret").unwrap_err();
-        assert!(error.contains("Cannot change principals"), "{error}");
+        assert!(error.to_string().contains("Cannot change principals"), "{error}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! acks=all, replication to every in-sync replica (the produce purgatory).
 
 use super::ReplicaManager;
-use crate::common::error_code;
+use crate::common::{ErrorCode, error_code};
 use crate::log::partition_log::AppendInfo;
 use crate::log::record_check::RecordError;
 use crate::log::validate::Invalid;
@@ -18,13 +18,13 @@ use std::sync::Arc;
 /// records refused one by one (KIP-467), if any.
 #[derive(Debug, Clone)]
 pub struct Refused {
-    pub code: i16,
+    pub code: ErrorCode,
     pub message: String,
     pub record_errors: Vec<RecordError>,
 }
 
 impl Refused {
-    pub fn new(code: i16, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Refused {
             code,
             message: message.into(),
@@ -35,7 +35,7 @@ impl Refused {
 
 impl From<&AppendError> for Refused {
     fn from(error: &AppendError) -> Self {
-        Refused::new(error.code(), error.to_string())
+        Refused::new(ErrorCode::from_code(error.code()), error.to_string())
     }
 }
 
@@ -136,7 +136,7 @@ impl ReplicaManager {
     {
         let partition = match self.led_partition(topic, index) {
             Ok(partition) => partition,
-            Err(code) if code == error_code::NOT_LEADER_OR_FOLLOWER => {
+            Err(code @ ErrorCode::NOT_LEADER_OR_FOLLOWER) => {
                 return Err(Refused::new(
                     code,
                     format!("this broker does not lead {topic}-{index}"),
@@ -145,7 +145,10 @@ impl ReplicaManager {
             Err(code) => return Err(Refused::new(code, format!("unknown partition {topic}-{index}"))),
         };
         let Some(records) = records else {
-            return Err(Refused::new(error_code::INVALID_RECORD, "null records"));
+            return Err(Refused::new(
+                ErrorCode::from_code(error_code::INVALID_RECORD),
+                "null records",
+            ));
         };
         let batches = partition.validate(&records).map_err(|invalid| {
             if !matches!(
@@ -155,7 +158,7 @@ impl ReplicaManager {
                 tracing::debug!(%invalid, topic, index, "rejected produce");
             }
             Refused {
-                code: invalid.code(),
+                code: ErrorCode::from_code(invalid.code()),
                 message: invalid.to_string(),
                 record_errors: invalid.record_errors().to_vec(),
             }

@@ -5,7 +5,7 @@
 //! is a file range the server sends with sendfile.
 
 use super::ReplicaManager;
-use crate::common::error_code;
+use crate::common::ErrorCode;
 use crate::log::segment::FileSlice;
 use crate::replication::Partition;
 use crate::replication::read_replica::{ReplicaView, preferred_read_replica};
@@ -35,7 +35,7 @@ pub struct FetchSpec {
 #[derive(Clone)]
 pub struct FetchTarget {
     /// The local replica, or the Kafka code its partition is answered with.
-    pub partition: Result<Arc<Partition>, i16>,
+    pub partition: Result<Arc<Partition>, ErrorCode>,
     pub fetch_offset: i64,
     /// A follower's log start offset (v5+), for DeleteRecords' low watermark.
     pub log_start_offset: i64,
@@ -50,7 +50,7 @@ pub struct FetchTarget {
 /// What reading one partition found.
 #[derive(Debug)]
 pub struct PartitionRead {
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
@@ -66,7 +66,7 @@ pub struct PartitionRead {
 }
 
 impl PartitionRead {
-    fn failed(error_code: i16) -> Self {
+    fn failed(error_code: ErrorCode) -> Self {
         PartitionRead {
             error_code,
             high_watermark: -1,
@@ -83,9 +83,7 @@ impl PartitionRead {
     /// An error, a diverging epoch or a preferred read replica: always answered, and
     /// the end of waiting.
     pub fn must_send(&self) -> bool {
-        self.error_code != error_code::NONE
-            || self.diverging.is_some()
-            || self.preferred_read_replica.is_some()
+        !self.error_code.is_none() || self.diverging.is_some() || self.preferred_read_replica.is_some()
     }
 
     pub fn has_records(&self) -> bool {
@@ -102,13 +100,13 @@ impl PartitionRead {
 const MAX_FILE_SLICES: usize = 16;
 
 /// Kafka's leader-epoch check of a request against a replica's epoch.
-pub fn check_leader_epoch(current_leader_epoch: i32, leader_epoch: i32) -> Result<(), i16> {
+pub fn check_leader_epoch(current_leader_epoch: i32, leader_epoch: i32) -> Result<(), ErrorCode> {
     if current_leader_epoch < 0 || current_leader_epoch == leader_epoch {
         Ok(())
     } else if current_leader_epoch < leader_epoch {
-        Err(error_code::FENCED_LEADER_EPOCH)
+        Err(ErrorCode::FENCED_LEADER_EPOCH)
     } else {
-        Err(error_code::UNKNOWN_LEADER_EPOCH)
+        Err(ErrorCode::UNKNOWN_LEADER_EPOCH)
     }
 }
 
@@ -180,7 +178,7 @@ impl ReplicaManager {
                         }
                         Err(error) => {
                             tracing::error!(%error, "cannot read a fetched range");
-                            read.error_code = error_code::KAFKA_STORAGE_ERROR;
+                            read.error_code = ErrorCode::KAFKA_STORAGE_ERROR;
                         }
                     };
                 }
@@ -249,7 +247,7 @@ fn read_partition(
     };
     if !spec.any_replica && !partition.is_leader() {
         // Leadership moved while the fetch waited.
-        return PartitionRead::failed(error_code::NOT_LEADER_OR_FOLLOWER);
+        return PartitionRead::failed(ErrorCode::NOT_LEADER_OR_FOLLOWER);
     }
     let replica = spec.replica_id.is_some();
     partition.with_log(|log| {
@@ -259,7 +257,7 @@ fn read_partition(
             high_watermark,
             last_stable_offset,
             log_start_offset: log.log_start_offset(),
-            ..PartitionRead::failed(error_code::NONE)
+            ..PartitionRead::failed(ErrorCode::NONE)
         };
         if let Err(code) = check_leader_epoch(target.current_leader_epoch, log.leader_epoch()) {
             read.error_code = code;
@@ -298,7 +296,7 @@ fn read_partition(
                 }
                 read.slice = slice;
             }
-            Err(error) => read.error_code = error.code(),
+            Err(error) => read.error_code = ErrorCode::from_code(error.code()),
         }
         read
     })

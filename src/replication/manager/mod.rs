@@ -20,7 +20,7 @@ pub use fetch::{FetchSpec, FetchTarget, PartitionRead, check_leader_epoch};
 pub use isr::{check_isr, send_isr_changes};
 
 use crate::cluster::image::{MetadataImage, TopicImage};
-use crate::common::error_code;
+use crate::common::ErrorCode;
 use crate::common::now_ms;
 use crate::config::BrokerConfig;
 use crate::controller::client::ControllerClient;
@@ -177,11 +177,11 @@ impl ReplicaManager {
 
     /// This broker's replica of a partition, leader or follower (consumers of v11+ may
     /// read from followers, KIP-392); else the Kafka code to answer.
-    pub fn local_replica(&self, topic: &str, index: i32) -> Result<Arc<Partition>, i16> {
+    pub fn local_replica(&self, topic: &str, index: i32) -> Result<Arc<Partition>, ErrorCode> {
         match self.partition_of(topic, index) {
             Some(partition) => Ok(partition),
             None if self.offline_log(&TopicPartition::new(topic, index)).is_some() => {
-                Err(error_code::KAFKA_STORAGE_ERROR)
+                Err(ErrorCode::KAFKA_STORAGE_ERROR)
             }
             None => match self
                 .image
@@ -189,16 +189,16 @@ impl ReplicaManager {
                 .topic(topic)
                 .and_then(|image| image.partition(index))
             {
-                Some(_) => Err(error_code::NOT_LEADER_OR_FOLLOWER),
-                None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
+                Some(_) => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+                None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
             },
         }
     }
 
     /// The partition this broker leads; else the Kafka code to answer.
-    pub fn led_partition(&self, topic: &str, index: i32) -> Result<Arc<Partition>, i16> {
+    pub fn led_partition(&self, topic: &str, index: i32) -> Result<Arc<Partition>, ErrorCode> {
         match self.local_replica(topic, index) {
-            Ok(partition) if !partition.is_leader() => Err(error_code::NOT_LEADER_OR_FOLLOWER),
+            Ok(partition) if !partition.is_leader() => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
             other => other,
         }
     }
