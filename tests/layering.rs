@@ -192,3 +192,61 @@ fn the_checker_sees_what_it_must() {
     assert_eq!(stated.len(), 2);
     assert!(stated["api"].contains("broker") && stated["api"].contains("log"));
 }
+
+/// The error types in a `Result<_, E>` written in `source` (the last top-level argument
+/// of each `Result<...>`), comments left out.
+fn result_error_types(source: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for line in source.lines() {
+        let code = line.split("//").next().unwrap_or_default();
+        let mut rest = code;
+        while let Some(start) = rest.find("Result<") {
+            let after = &rest[start + "Result<".len()..];
+            let mut depth = 1;
+            let mut last_comma = None;
+            let mut end = None;
+            for (index, c) in after.char_indices() {
+                match c {
+                    '<' | '(' | '[' => depth += 1,
+                    '>' | ')' | ']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = Some(index);
+                            break;
+                        }
+                    }
+                    ',' if depth == 1 => last_comma = Some(index),
+                    _ => {}
+                }
+            }
+            let Some(end) = end else { break };
+            if let Some(comma) = last_comma {
+                found.push(after[comma + 1..end].trim().to_string());
+            }
+            rest = &after[end..];
+        }
+    }
+    found
+}
+
+#[test]
+fn a_kafka_error_code_is_never_a_bare_i16() {
+    // ARCHITECTURE.md: a function that fails with a Kafka code returns ErrorCode.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let mut problems = Vec::new();
+    for file in files {
+        let source = std::fs::read_to_string(&file).expect("read a source file");
+        if result_error_types(&source).iter().any(|error| error == "i16") {
+            problems.push(file.strip_prefix(root).unwrap_or(&file).display().to_string());
+        }
+    }
+    assert!(problems.is_empty(), "Result<_, i16> in: {}", problems.join(", "));
+    assert_eq!(
+        result_error_types(
+            "fn f() -> Result<Vec<(i32, i16)>, i16> {} // Result<(), String>\nx: Result<u8, ErrorCode>"
+        ),
+        ["i16", "ErrorCode"]
+    );
+}

@@ -22,7 +22,7 @@ pub use topics::{CreatedTopic, TopicError};
 
 use crate::cluster::image::{Endpoint, MetadataImage, TopicImage};
 use crate::cluster::meta_properties;
-use crate::common::{ErrorCode, now_ms};
+use crate::common::now_ms;
 use crate::config::BrokerConfig;
 use crate::controller::client::ControllerClient;
 use crate::controller::rpc::{ControllerError, ControllerReply, ControllerRequest};
@@ -34,7 +34,7 @@ use crate::log::LogError;
 use crate::log::manager::LogManager;
 use crate::replication::ReplicaManager;
 use crate::replication::manager::topic_log_config;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -258,46 +258,6 @@ impl Broker {
         timeout: Duration,
     ) -> Result<ControllerReply, ControllerError> {
         self.controller.request(request, timeout).await
-    }
-
-    /// The partition count of internal topic `name`, creating it with these settings on
-    /// first use (or waiting until this broker sees it, when another created it). The
-    /// error is the Kafka code to answer (COORDINATOR_NOT_AVAILABLE).
-    pub(crate) async fn internal_topic_partitions(
-        &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: BTreeMap<String, String>,
-    ) -> Result<i32, ErrorCode> {
-        if let Some(topic) = self.topic(name) {
-            return Ok(topic.n_partitions());
-        }
-        let created = self
-            .create_topic(
-                name,
-                partitions,
-                replication_factor,
-                None,
-                configs,
-                false,
-                AUTO_CREATE_TIMEOUT,
-            )
-            .await;
-        match created {
-            Ok(topic) => Ok(topic.partitions),
-            Err(TopicError::AlreadyExists(_)) => {
-                self.wait_for_image(AUTO_CREATE_TIMEOUT, |image| image.topic(name).is_some())
-                    .await;
-                self.topic(name)
-                    .map(|topic| topic.n_partitions())
-                    .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot create {name}");
-                Err(ErrorCode::COORDINATOR_NOT_AVAILABLE)
-            }
-        }
     }
 
     /// Whether a topic is one of the broker's own (clients may not write or delete it).

@@ -3,8 +3,9 @@
 //! which plans and commits them through the quorum (Kafka's forwarding, KIP-590). The
 //! broker answers only after the change is committed and visible in its own image.
 
-use super::Broker;
+use super::{AUTO_CREATE_TIMEOUT, Broker};
 use crate::cluster::commands::{CommandError, NewTopic};
+use crate::common::ErrorCode;
 use crate::config::{ConfigError, topic_config_def, validate_value};
 use crate::controller::rpc::{ControllerError, ControllerReply, ControllerRequest};
 use crate::log::LogError;
@@ -101,6 +102,46 @@ pub struct CreatedTopic {
 }
 
 impl Broker {
+    /// The partition count of internal topic `name`, creating it with these settings on
+    /// first use (or waiting until this broker sees it, when another created it). The
+    /// error is the Kafka code to answer (COORDINATOR_NOT_AVAILABLE).
+    pub(crate) async fn internal_topic_partitions(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    ) -> Result<i32, ErrorCode> {
+        if let Some(topic) = self.topic(name) {
+            return Ok(topic.n_partitions());
+        }
+        let created = self
+            .create_topic(
+                name,
+                partitions,
+                replication_factor,
+                None,
+                configs,
+                false,
+                AUTO_CREATE_TIMEOUT,
+            )
+            .await;
+        match created {
+            Ok(topic) => Ok(topic.partitions),
+            Err(TopicError::AlreadyExists(_)) => {
+                self.wait_for_image(AUTO_CREATE_TIMEOUT, |image| image.topic(name).is_some())
+                    .await;
+                self.topic(name)
+                    .map(|topic| topic.n_partitions())
+                    .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot create {name}");
+                Err(ErrorCode::COORDINATOR_NOT_AVAILABLE)
+            }
+        }
+    }
+
     /// Checks topic config overrides; the error names the bad key.
     pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), ConfigError> {
         for (key, value) in configs {

@@ -27,6 +27,7 @@ pub mod record_check;
 pub mod recovery_progress;
 pub mod retention;
 pub mod segment;
+pub mod sparse_index;
 #[cfg(test)]
 pub mod test_records;
 pub mod time_index;

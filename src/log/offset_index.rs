@@ -7,47 +7,33 @@
 //! Crash rule: not checksummed; rebuilt from the log after an unclean shutdown
 //! (see `index_file`).
 
-use super::index_file::IndexFile;
-use std::io;
-use std::path::Path;
+use super::sparse_index::{EntryLayout, SparseIndex, be_u32};
 
 pub const ENTRY_SIZE: usize = 8;
 
-pub struct OffsetIndex {
-    base_offset: i64,
-    file: IndexFile,
+/// (offset, byte position in the `.log`).
+pub struct OffsetPosition;
+
+impl EntryLayout for OffsetPosition {
+    type Value = (i64, u64);
+    const SIZE: usize = ENTRY_SIZE;
+
+    fn decode(base_offset: i64, entry: &[u8]) -> (i64, u64) {
+        if entry.len() < ENTRY_SIZE {
+            return (base_offset, 0);
+        }
+        (base_offset + be_u32(entry, 0) as i64, be_u32(entry, 4) as u64)
+    }
+
+    fn encode(base_offset: i64, (offset, position): (i64, u64), out: &mut [u8]) {
+        out[..4].copy_from_slice(&((offset - base_offset) as u32).to_be_bytes());
+        out[4..8].copy_from_slice(&(position as u32).to_be_bytes());
+    }
 }
 
-impl OffsetIndex {
-    pub fn open(path: &Path, base_offset: i64, max_size: u64, keep: bool, active: bool) -> io::Result<Self> {
-        Ok(OffsetIndex {
-            base_offset,
-            file: IndexFile::open(path, ENTRY_SIZE, max_size, keep, active)?,
-        })
-    }
+pub type OffsetIndex = SparseIndex<OffsetPosition>;
 
-    fn decode(&self, entry: &[u8]) -> (i64, u64) {
-        if entry.len() < ENTRY_SIZE {
-            return (self.base_offset, 0);
-        }
-        let relative = u32::from_be_bytes([entry[0], entry[1], entry[2], entry[3]]);
-        let position = u32::from_be_bytes([entry[4], entry[5], entry[6], entry[7]]);
-        (self.base_offset + relative as i64, position as u64)
-    }
-
-    pub fn entries(&self) -> usize {
-        self.file.entries()
-    }
-
-    pub fn is_full(&self) -> bool {
-        self.file.is_full()
-    }
-
-    pub fn last_entry(&self) -> Option<(i64, u64)> {
-        let count = self.file.entries();
-        (count > 0).then(|| self.decode(self.file.entry(count - 1)))
-    }
-
+impl SparseIndex<OffsetPosition> {
     /// Records that the batch starting at `offset` sits at byte `position`.
     /// Returns false (and records nothing) when the index is full.
     pub fn append(&mut self, offset: i64, position: u64) -> bool {
@@ -56,47 +42,33 @@ impl OffsetIndex {
         {
             return true;
         }
-        let mut entry = [0u8; ENTRY_SIZE];
-        entry[..4].copy_from_slice(&((offset - self.base_offset) as u32).to_be_bytes());
-        entry[4..].copy_from_slice(&(position as u32).to_be_bytes());
-        self.file.push(&entry)
+        self.push((offset, position))
     }
 
     /// The greatest indexed (offset, position) whose offset is at most `target`,
     /// or (base_offset, 0) when none is.
     pub fn lookup(&self, target: i64) -> (i64, u64) {
-        let base = self.base_offset;
-        match self.file.floor_by(target, |entry| {
-            if entry.len() < 4 {
-                return i64::MAX;
-            }
-            base + u32::from_be_bytes([entry[0], entry[1], entry[2], entry[3]]) as i64
-        }) {
-            Some(index) => self.decode(self.file.entry(index)),
-            None => (self.base_offset, 0),
+        match self.floor_by(target, |(offset, _)| offset) {
+            Some(index) => self.entry(index),
+            None => (self.base_offset(), 0),
         }
     }
 
     /// Removes every entry for an offset at or past `offset`.
     pub fn truncate_to(&mut self, offset: i64) {
-        let keep = match self.file.floor_by(offset - 1, |entry| self.decode(entry).0) {
+        let keep = match self.floor_by(offset - 1, |(entry_offset, _)| entry_offset) {
             Some(index) => index + 1,
             None => 0,
         };
-        self.file.truncate_entries(keep);
+        self.truncate_entries(keep);
     }
 
     /// True when offsets and positions strictly increase and stay within the segment.
-    /// Whether it takes entries (not sealed).
-    pub fn is_active(&self) -> bool {
-        self.file.is_active()
-    }
-
     pub fn is_sane(&self, segment_size: u64) -> bool {
         let mut previous: Option<(i64, u64)> = None;
-        for index in 0..self.file.entries() {
-            let (offset, position) = self.decode(self.file.entry(index));
-            if position >= segment_size.max(1) || offset < self.base_offset {
+        for index in 0..self.entries() {
+            let (offset, position) = self.entry(index);
+            if position >= segment_size.max(1) || offset < self.base_offset() {
                 return false;
             }
             if let Some((last_offset, last_position)) = previous
@@ -107,27 +79,6 @@ impl OffsetIndex {
             previous = Some((offset, position));
         }
         true
-    }
-
-    pub fn flush(&self) -> io::Result<()> {
-        self.file.flush()
-    }
-
-    pub fn seal(&mut self) -> io::Result<()> {
-        self.file.seal()
-    }
-
-    pub fn delete(self) -> io::Result<()> {
-        self.file.delete()
-    }
-
-    /// The underlying file, for the open-file budget (release, reopen, cost).
-    pub fn file_mut(&mut self) -> &mut IndexFile {
-        &mut self.file
-    }
-
-    pub fn file(&self) -> &IndexFile {
-        &self.file
     }
 }
 
