@@ -437,22 +437,7 @@ pub async fn handle_frame(
         .and_then(supported_versions)
         .is_some_and(|(min, max)| (min..=max).contains(&version));
     if !supported {
-        if api_key == Some(ApiKey::ApiVersions) {
-            // Kafka answers an unknown ApiVersions version with a v0 response carrying
-            // UNSUPPORTED_VERSION and the supported ranges, so the client can retry.
-            let response = api_versions::unsupported_version_response();
-            return match encode_frame(ApiKey::ApiVersions, 0, correlation_id, &response) {
-                Ok(frame) => Outcome::Respond(vec![Chunk::Bytes(frame.freeze())]),
-                Err(_) => Outcome::Close(None),
-            };
-        }
-        log_refused_version(&frame, raw_key, version);
-        // A v0-style error body (UNSUPPORTED_VERSION) before closing, for clients that read it.
-        let mut buf = BytesMut::with_capacity(10);
-        buf.put_i32(6);
-        buf.put_i32(correlation_id);
-        buf.put_i16(error_code::UNSUPPORTED_VERSION);
-        return Outcome::Close(Some(buf));
+        return refuse_version(&frame, api_key, raw_key, version, correlation_id);
     }
     let Some(api_key) = api_key else {
         return Outcome::Close(None);
@@ -499,7 +484,43 @@ pub async fn handle_frame(
         listener: &session.listener.name,
         principal: session.principal(),
     };
-    let ctx = &ctx;
+    dispatch(&ctx, api_key, version, correlation_id, body).await
+}
+
+/// An unsupported version: Kafka answers an unknown ApiVersions version with a v0
+/// response carrying UNSUPPORTED_VERSION and the supported ranges, so the client can
+/// retry; any other request gets a v0-style error body before the connection closes.
+fn refuse_version(
+    frame: &Bytes,
+    api_key: Option<ApiKey>,
+    raw_key: i16,
+    version: i16,
+    correlation_id: i32,
+) -> Outcome {
+    if api_key == Some(ApiKey::ApiVersions) {
+        let response = api_versions::unsupported_version_response();
+        return match encode_frame(ApiKey::ApiVersions, 0, correlation_id, &response) {
+            Ok(frame) => Outcome::Respond(vec![Chunk::Bytes(frame.freeze())]),
+            Err(_) => Outcome::Close(None),
+        };
+    }
+    log_refused_version(frame, raw_key, version);
+    let mut buf = BytesMut::with_capacity(10);
+    buf.put_i32(6);
+    buf.put_i32(correlation_id);
+    buf.put_i16(error_code::UNSUPPORTED_VERSION);
+    Outcome::Close(Some(buf))
+}
+
+/// The handler table: decodes the body of an authenticated request of a supported
+/// version, calls its API's handler and encodes the answer.
+async fn dispatch(
+    ctx: &RequestContext<'_>,
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    mut body: Bytes,
+) -> Outcome {
     macro_rules! route {
         ($request:ty, |$r:ident| $body:expr) => {
             serve(
@@ -529,7 +550,7 @@ pub async fn handle_frame(
                 Err(_) => return Outcome::Close(None),
             };
             let reply = fetch::handle(ctx, request).await;
-            broker.metrics.response_errors("Fetch", |emit| {
+            ctx.broker.metrics.response_errors("Fetch", |emit| {
                 error_counts::ErrorCodes::error_codes(&reply.response, emit)
             });
             match fetch_frame::encode(version, correlation_id, reply) {

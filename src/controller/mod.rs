@@ -15,12 +15,13 @@ pub mod rpc;
 pub mod server;
 pub mod state_machine;
 pub mod types;
+mod writes;
 
 use crate::cluster::commands::{self, PlacementSeed};
 use crate::cluster::image::MetadataImage;
-use crate::cluster::lifecycle::{self, BrokerSessions, HeartbeatDecision, RegistrationDecision};
+use crate::cluster::lifecycle::{self, BrokerSessions};
 use crate::cluster::partition_change::ClusterPolicy;
-use crate::cluster::{election, meta_properties, placement, reassignment};
+use crate::cluster::{meta_properties, placement};
 use crate::common::now_ms;
 use openraft::error::{ClientWriteError, RaftError};
 use parking_lot::Mutex;
@@ -228,7 +229,9 @@ impl Controller {
         }
     }
 
-    /// Serves a request from a broker; only the active controller acts on it.
+    /// Serves a request from a broker; only the active controller acts on it. Reads
+    /// are answered at once; each write is decided against the current image and
+    /// committed under the write lock (`writes.rs`).
     pub async fn handle(&self, request: ControllerRequest) -> ControllerResponse {
         if !self.is_active() {
             return Err(ControllerError::NotController {
@@ -240,19 +243,7 @@ impl Controller {
             ControllerRequest::FetchMetadata {
                 after_offset,
                 max_wait_ms,
-            } => {
-                let mut image = self.image.clone();
-                let newer = tokio::time::timeout(
-                    Duration::from_millis(max_wait_ms.min(10_000)),
-                    image.wait_for(|image| image.offset > after_offset),
-                )
-                .await;
-                let reply = match newer {
-                    Ok(Ok(image)) => Some(Box::new(MetadataImage::clone(&image))),
-                    _ => None,
-                };
-                return Ok(ControllerReply::Metadata(reply));
-            }
+            } => return Ok(self.fetch_metadata(after_offset, max_wait_ms).await),
             _ => {}
         }
         if let ControllerRequest::BrokerHeartbeat { broker_id, .. }
@@ -270,75 +261,33 @@ impl Controller {
                 rack,
                 previous_broker_epoch,
                 capacity,
-            } => match lifecycle::on_registration(
-                &image,
-                lifecycle::Registration {
+            } => {
+                let registration = lifecycle::Registration {
                     broker_id,
                     incarnation_id,
                     endpoints,
                     rack,
                     capacity,
-                },
-                previous_broker_epoch,
-                &self.config.policy,
-            ) {
-                RegistrationDecision::AlreadyRegistered { broker_epoch } => {
-                    Ok(ControllerReply::Registered { broker_epoch })
-                }
-                RegistrationDecision::Register {
-                    records,
-                    unclean_shutdown,
-                } => {
-                    let n_changes = records.len().saturating_sub(1);
-                    let offset = self.commit(records).await?;
-                    if unclean_shutdown {
-                        tracing::warn!(
-                            broker_id,
-                            broker_epoch = offset,
-                            n_changes,
-                            "broker registered after an unclean shutdown: removed from every ISR and ELR and from leadership"
-                        );
-                    } else {
-                        tracing::info!(broker_id, broker_epoch = offset, "broker registered");
-                    }
-                    Ok(ControllerReply::Registered { broker_epoch: offset })
-                }
-            },
+                };
+                self.register_broker(&image, registration, previous_broker_epoch)
+                    .await
+            }
             ControllerRequest::BrokerHeartbeat {
                 broker_id,
                 broker_epoch,
                 metadata_offset,
-            } => match lifecycle::on_heartbeat(&image, broker_id, broker_epoch, metadata_offset) {
-                HeartbeatDecision::StaleBrokerEpoch => Err(ControllerError::Command(
-                    commands::CommandError::StaleBrokerEpoch {
-                        broker_id,
-                        broker_epoch,
-                    },
-                )),
-                HeartbeatDecision::Keep { fenced } => Ok(ControllerReply::Heartbeat { fenced }),
-                HeartbeatDecision::Unfence => {
-                    let mut records = vec![crate::cluster::image::MetadataRecord::UnfenceBroker {
-                        broker_id,
-                        broker_epoch,
-                    }];
-                    records.extend(placement::on_broker_unfenced(
-                        &image,
-                        broker_id,
-                        &self.config.policy,
-                    ));
-                    self.commit(records).await?;
-                    tracing::info!(broker_id, "broker unfenced");
-                    Ok(ControllerReply::Heartbeat { fenced: false })
-                }
-            },
+            } => {
+                self.broker_heartbeat(&image, broker_id, broker_epoch, metadata_offset)
+                    .await
+            }
+            ControllerRequest::ControlledShutdown {
+                broker_id,
+                broker_epoch,
+            } => self.controlled_shutdown(&image, broker_id, broker_epoch).await,
             ControllerRequest::CreateTopic { topic, validate_only } => {
                 let topic_id = uuid::Uuid::new_v4();
                 let records = commands::create_topic(&image, &topic, topic_id, PlacementSeed::random())?;
-                let offset = if validate_only {
-                    image.offset
-                } else {
-                    self.commit(records).await?
-                };
+                let offset = self.commit_unless(validate_only, &image, records).await?;
                 Ok(ControllerReply::TopicCreated { topic_id, offset })
             }
             ControllerRequest::DeleteTopic { name } => {
@@ -360,11 +309,16 @@ impl Controller {
                     assignments.as_deref(),
                     PlacementSeed::random(),
                 )?;
-                let offset = if validate_only {
-                    image.offset
-                } else {
-                    self.commit(records).await?
-                };
+                let offset = self.commit_unless(validate_only, &image, records).await?;
+                Ok(ControllerReply::Committed { offset })
+            }
+            ControllerRequest::SetTopicConfigs {
+                name,
+                configs,
+                validate_only,
+            } => {
+                let records = commands::set_topic_configs(&image, &name, configs)?;
+                let offset = self.commit_unless(validate_only, &image, records).await?;
                 Ok(ControllerReply::Committed { offset })
             }
             ControllerRequest::CreateAcls { acls } => {
@@ -383,76 +337,8 @@ impl Controller {
                     offset: self.commit(records).await?,
                 })
             }
-            ControllerRequest::SetTopicConfigs {
-                name,
-                configs,
-                validate_only,
-            } => {
-                let records = commands::set_topic_configs(&image, &name, configs)?;
-                let offset = if validate_only {
-                    image.offset
-                } else {
-                    self.commit(records).await?
-                };
-                Ok(ControllerReply::Committed { offset })
-            }
-            ControllerRequest::ControlledShutdown {
-                broker_id,
-                broker_epoch,
-            } => {
-                let live = image
-                    .brokers
-                    .get(&broker_id)
-                    .is_some_and(|broker| broker.broker_epoch == broker_epoch && !broker.fenced);
-                if !live {
-                    return Ok(ControllerReply::Committed { offset: image.offset });
-                }
-                let mut records = vec![crate::cluster::image::MetadataRecord::FenceBroker {
-                    broker_id,
-                    broker_epoch,
-                }];
-                records.extend(placement::on_broker_fenced(
-                    &image,
-                    broker_id,
-                    &self.config.policy,
-                ));
-                let offset = self.commit(records).await?;
-                tracing::info!(broker_id, "controlled shutdown: leadership moved away");
-                Ok(ControllerReply::Committed { offset })
-            }
             ControllerRequest::AlterPartition { broker_id, changes } => {
-                // Each change is checked against the image alone: a leader sends at
-                // most one per partition, so they cannot conflict.
-                let mut records = Vec::new();
-                let results: Vec<_> = changes
-                    .iter()
-                    .map(|change| {
-                        commands::alter_partition(
-                            &image,
-                            broker_id,
-                            change.topic_id,
-                            change.partition,
-                            change.leader_epoch,
-                            change.partition_epoch,
-                            &change.new_isr,
-                            &self.config.policy,
-                        )
-                        .map(|planned| records.extend(planned))
-                    })
-                    .collect();
-                let n_records = records.len();
-                let offset = self.commit_any(&image, records).await?;
-                let accepted = results.iter().filter(|result| result.is_ok()).count();
-                if n_records > 0 {
-                    tracing::info!(
-                        broker_id,
-                        accepted,
-                        refused = results.len() - accepted,
-                        first = ?changes.first().map(|change| (change.topic_id, change.partition, &change.new_isr)),
-                        "ISR changed"
-                    );
-                }
-                Ok(ControllerReply::IsrChanges { results, offset })
+                self.alter_partition(&image, broker_id, &changes).await
             }
             ControllerRequest::AllocateProducerIds {
                 broker_id,
@@ -467,33 +353,10 @@ impl Controller {
                 })
             }
             ControllerRequest::ElectLeaders { election, partitions } => {
-                let partitions = partitions.unwrap_or_else(|| election::all_partitions(&image));
-                let mut records = Vec::new();
-                let outcomes = partitions
-                    .into_iter()
-                    .map(|(topic, index)| {
-                        let (outcome, record) =
-                            election::elect(&image, &topic, index, election, &self.config.policy);
-                        records.extend(record);
-                        (topic, index, outcome)
-                    })
-                    .collect();
-                let offset = self.commit_any(&image, records).await?;
-                tracing::info!(?election, "leader election asked for");
-                Ok(ControllerReply::Elections { outcomes, offset })
+                self.elect_leaders(&image, election, partitions).await
             }
             ControllerRequest::AlterPartitionReassignments { changes } => {
-                let mut records = Vec::new();
-                let outcomes = changes
-                    .into_iter()
-                    .map(|(topic, index, target)| {
-                        let outcome = reassignment::reassign(&image, &topic, index, target.as_deref())
-                            .map(|planned| records.extend(planned));
-                        (topic, index, outcome)
-                    })
-                    .collect();
-                let offset = self.commit_any(&image, records).await?;
-                Ok(ControllerReply::Reassignments { outcomes, offset })
+                self.reassign(&image, changes).await
             }
             // Reads are answered before the write lock; these arms only keep the match whole.
             ControllerRequest::DescribeQuorum => Ok(ControllerReply::Quorum(self.describe_quorum())),
