@@ -86,18 +86,7 @@ impl Broker {
     /// Starts this node: its controller, its registration, its logs. Returns once the
     /// broker can serve clients.
     pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Self>> {
-        // Replica fetchers connect to other brokers' inter-broker listener as it is
-        // secured; a bad certificate or missing login stops the start here.
-        let inter_broker_security = match config
-            .listeners
-            .iter()
-            .find(|listener| listener.name == config.inter_broker_listener)
-        {
-            Some(listener) => {
-                crate::security::ClientSecurity::for_listener(listener, config.inter_broker_sasl_mechanism)?
-            }
-            None => None,
-        };
+        let inter_broker_security = inter_broker_security(&config)?;
         let metadata_log_dir = config
             .log_dirs
             .first()
@@ -107,32 +96,12 @@ impl Broker {
             .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", metadata_log_dir.display()))?;
         // Check the node id before touching anything else in the dir.
         let stored_cluster_id = meta_properties::read_cluster_id(&metadata_log_dir, config.node_id)?;
-        let voters = crate::controller::quorum_voters(&config);
         let local_controller = if config.process_roles.controller {
             Some(Controller::start(ControllerConfig::from_broker_config(&config)).await?)
         } else {
             None
         };
-        // Outgoing connections to controllers leave from this node's own address.
-        let local_ip = config
-            .controller_listener
-            .or(config.listener)
-            .map(|address| address.ip());
-        let controller_tls = match &config.controller_tls {
-            Some(settings) => Some(
-                crate::security::tls::client_config(settings)
-                    .map_err(|error| anyhow::anyhow!("the CONTROLLER listener's TLS: {error:#}"))?,
-            ),
-            None => None,
-        };
-        let controller = Arc::new(ControllerClient::new(
-            local_controller.clone(),
-            &voters,
-            crate::controller::rpc::Dialer {
-                local_ip,
-                tls: controller_tls,
-            },
-        )?);
+        let controller = connect_controller(&config, local_controller.clone())?;
         let image = match &local_controller {
             Some(local) => local.image(),
             None => {
@@ -432,6 +401,54 @@ impl Broker {
         tracing::info!("broker shut down cleanly");
         result
     }
+}
+
+/// How replica fetchers and the coordinators secure their connections to other brokers'
+/// inter-broker listener; a bad certificate or missing login stops the start.
+fn inter_broker_security(
+    config: &BrokerConfig,
+) -> anyhow::Result<Option<Arc<crate::security::ClientSecurity>>> {
+    Ok(
+        match config
+            .listeners
+            .iter()
+            .find(|listener| listener.name == config.inter_broker_listener)
+        {
+            Some(listener) => {
+                crate::security::ClientSecurity::for_listener(listener, config.inter_broker_sasl_mechanism)?
+            }
+            None => None,
+        },
+    )
+}
+
+/// The client this broker reaches the metadata quorum with (this node's own
+/// controller first, in combined mode).
+fn connect_controller(
+    config: &BrokerConfig,
+    local_controller: Option<Arc<Controller>>,
+) -> anyhow::Result<Arc<ControllerClient>> {
+    let voters = crate::controller::quorum_voters(config);
+    // Outgoing connections to controllers leave from this node's own address.
+    let local_ip = config
+        .controller_listener
+        .or(config.listener)
+        .map(|address| address.ip());
+    let controller_tls = match &config.controller_tls {
+        Some(settings) => Some(
+            crate::security::tls::client_config(settings)
+                .map_err(|error| anyhow::anyhow!("the CONTROLLER listener's TLS: {error:#}"))?,
+        ),
+        None => None,
+    };
+    Ok(Arc::new(ControllerClient::new(
+        local_controller,
+        &voters,
+        crate::controller::rpc::Dialer {
+            local_ip,
+            tls: controller_tls,
+        },
+    )?))
 }
 
 /// Runs `work` every `period` (the first run one period from now) while the broker lives.

@@ -269,66 +269,8 @@ impl BrokerConfig {
             .and_then(|name| SaslMechanism::parse(&name))
             .unwrap_or(SaslMechanism::Plain);
         let authorizer = security::authorizer_settings(&get)?;
-        let dirs = get("log.dirs")
-            .filter(|_| explicit.contains_key("log.dirs") || !explicit.contains_key("log.dir"))
-            .or_else(|| get("log.dir"))
-            .unwrap_or_default();
-        let log_dirs: Vec<PathBuf> = dirs
-            .split(',')
-            .map(str::trim)
-            .filter(|dir| !dir.is_empty())
-            .map(PathBuf::from)
-            .collect();
-        if log_dirs.is_empty() {
-            return Err(ConfigError::InvalidValue {
-                key: "log.dirs".into(),
-                value: dirs,
-                reason: "needs at least one directory".into(),
-            });
-        }
-        let retention_ms = match (get("log.retention.ms"), get("log.retention.minutes")) {
-            (Some(ms), _) => ms.trim().parse().unwrap_or(-1),
-            (None, Some(minutes)) => minutes.trim().parse::<i64>().unwrap_or(0) * 60_000,
-            (None, None) => int("log.retention.hours") * 3_600_000,
-        };
-        let segment_ms = match get("log.roll.ms") {
-            Some(ms) => ms.trim().parse().unwrap_or(i64::MAX),
-            None => int("log.roll.hours") * 3_600_000,
-        };
-        let log = LogConfig {
-            retention_ms,
-            retention_bytes: int("log.retention.bytes"),
-            segment_bytes: int("log.segment.bytes") as u64,
-            segment_ms,
-            flush_messages: int("log.flush.interval.messages"),
-            flush_ms: get("log.flush.interval.ms").and_then(|value| value.trim().parse().ok()),
-            index_interval_bytes: int("log.index.interval.bytes") as u64,
-            max_index_size: int("log.index.size.max.bytes") as u64,
-            max_message_bytes: int("message.max.bytes") as i32,
-            min_insync_replicas: int("min.insync.replicas") as i32,
-            log_append_time: get("log.message.timestamp.type").as_deref().map(str::trim)
-                == Some("LogAppendTime"),
-            timestamp_before_max_ms: int("log.message.timestamp.before.max.ms"),
-            timestamp_after_max_ms: int("log.message.timestamp.after.max.ms"),
-            compression: get("compression.type")
-                .as_deref()
-                .and_then(crate::log::recompress::topic_codec),
-            delete_policy: get("log.cleanup.policy").as_deref().is_none_or(has_delete_policy),
-            compact_policy: get("log.cleanup.policy")
-                .as_deref()
-                .is_some_and(has_compact_policy),
-            min_cleanable_ratio: get("log.cleaner.min.cleanable.ratio")
-                .and_then(|value| value.trim().parse().ok())
-                .unwrap_or(0.5),
-            min_compaction_lag_ms: int("log.cleaner.min.compaction.lag.ms"),
-            max_compaction_lag_ms: int("log.cleaner.max.compaction.lag.ms"),
-            delete_retention_ms: int("log.cleaner.delete.retention.ms"),
-            compression_levels: crate::log::recompress::CompressionLevels {
-                gzip: int("compression.gzip.level") as i32,
-                lz4: int("compression.lz4.level") as i32,
-                zstd: int("compression.zstd.level") as i32,
-            },
-        };
+        let log_dirs = log_dirs(&explicit, &get)?;
+        let log = log_defaults(&get, &int);
         Ok(BrokerConfig {
             node_id,
             process_roles,
@@ -444,6 +386,77 @@ impl BrokerConfig {
             }
         }
         log
+    }
+}
+
+/// `log.dirs`, or `log.dir` when only it is set: at least one directory.
+fn log_dirs(
+    explicit: &BTreeMap<String, String>,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<PathBuf>, ConfigError> {
+    let dirs = get("log.dirs")
+        .filter(|_| explicit.contains_key("log.dirs") || !explicit.contains_key("log.dir"))
+        .or_else(|| get("log.dir"))
+        .unwrap_or_default();
+    let log_dirs: Vec<PathBuf> = dirs
+        .split(',')
+        .map(str::trim)
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    if log_dirs.is_empty() {
+        return Err(ConfigError::InvalidValue {
+            key: "log.dirs".into(),
+            value: dirs,
+            reason: "needs at least one directory".into(),
+        });
+    }
+    Ok(log_dirs)
+}
+
+/// The broker-wide log defaults (`log.*` and the topic configs' broker synonyms).
+fn log_defaults(get: &impl Fn(&str) -> Option<String>, int: &impl Fn(&str) -> i64) -> LogConfig {
+    let retention_ms = match (get("log.retention.ms"), get("log.retention.minutes")) {
+        (Some(ms), _) => ms.trim().parse().unwrap_or(-1),
+        (None, Some(minutes)) => minutes.trim().parse::<i64>().unwrap_or(0) * 60_000,
+        (None, None) => int("log.retention.hours") * 3_600_000,
+    };
+    let segment_ms = match get("log.roll.ms") {
+        Some(ms) => ms.trim().parse().unwrap_or(i64::MAX),
+        None => int("log.roll.hours") * 3_600_000,
+    };
+    LogConfig {
+        retention_ms,
+        retention_bytes: int("log.retention.bytes"),
+        segment_bytes: int("log.segment.bytes") as u64,
+        segment_ms,
+        flush_messages: int("log.flush.interval.messages"),
+        flush_ms: get("log.flush.interval.ms").and_then(|value| value.trim().parse().ok()),
+        index_interval_bytes: int("log.index.interval.bytes") as u64,
+        max_index_size: int("log.index.size.max.bytes") as u64,
+        max_message_bytes: int("message.max.bytes") as i32,
+        min_insync_replicas: int("min.insync.replicas") as i32,
+        log_append_time: get("log.message.timestamp.type").as_deref().map(str::trim) == Some("LogAppendTime"),
+        timestamp_before_max_ms: int("log.message.timestamp.before.max.ms"),
+        timestamp_after_max_ms: int("log.message.timestamp.after.max.ms"),
+        compression: get("compression.type")
+            .as_deref()
+            .and_then(crate::log::recompress::topic_codec),
+        delete_policy: get("log.cleanup.policy").as_deref().is_none_or(has_delete_policy),
+        compact_policy: get("log.cleanup.policy")
+            .as_deref()
+            .is_some_and(has_compact_policy),
+        min_cleanable_ratio: get("log.cleaner.min.cleanable.ratio")
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0.5),
+        min_compaction_lag_ms: int("log.cleaner.min.compaction.lag.ms"),
+        max_compaction_lag_ms: int("log.cleaner.max.compaction.lag.ms"),
+        delete_retention_ms: int("log.cleaner.delete.retention.ms"),
+        compression_levels: crate::log::recompress::CompressionLevels {
+            gzip: int("compression.gzip.level") as i32,
+            lz4: int("compression.lz4.level") as i32,
+            zstd: int("compression.zstd.level") as i32,
+        },
     }
 }
 
