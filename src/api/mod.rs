@@ -690,9 +690,7 @@ pub fn lookup_topic_name(
 ) -> Result<String, ErrorCode> {
     let image = broker.image();
     let topic = if by_id {
-        image
-            .topic_by_id(topic_id)
-            .ok_or(ErrorCode::from_code(error_code::UNKNOWN_TOPIC_ID))
+        image.topic_by_id(topic_id).ok_or(ErrorCode::UNKNOWN_TOPIC_ID)
     } else {
         image.topic(name).ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
     };

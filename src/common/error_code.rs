@@ -14,6 +14,8 @@ impl ErrorCode {
     pub const NONE: ErrorCode = ErrorCode(NONE);
     pub const UNKNOWN_SERVER_ERROR: ErrorCode = ErrorCode::of(ResponseError::UnknownServerError);
     pub const UNKNOWN_TOPIC_OR_PARTITION: ErrorCode = ErrorCode(UNKNOWN_TOPIC_OR_PARTITION);
+    pub const UNKNOWN_TOPIC_ID: ErrorCode = ErrorCode(UNKNOWN_TOPIC_ID);
+    pub const INVALID_RECORD: ErrorCode = ErrorCode(INVALID_RECORD);
     pub const NOT_LEADER_OR_FOLLOWER: ErrorCode = ErrorCode(NOT_LEADER_OR_FOLLOWER);
     pub const KAFKA_STORAGE_ERROR: ErrorCode = ErrorCode(KAFKA_STORAGE_ERROR);
     pub const FENCED_LEADER_EPOCH: ErrorCode = ErrorCode(FENCED_LEADER_EPOCH);

@@ -53,10 +53,13 @@ pub async fn check_coordinator(host: &impl OffsetsLog, group_id: &str) -> Result
     let n_partitions = host.offsets_topic_partitions().await?;
     let index = super::offsets::partition_for(group_id, n_partitions);
     match host.offsets_partition(index) {
-        Some(partition) if partition.is_leader() => match host.groups().is_loaded(index) {
-            true => Ok(()),
-            false => Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
-        },
+        Some(partition) if partition.is_leader() => {
+            if host.groups().is_loaded(index) {
+                Ok(())
+            } else {
+                Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)
+            }
+        }
         _ => match coordinator_of(host, group_id, host.inter_broker_listener()).await? {
             None => Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
             // The image names this broker but its partition is not leading here yet

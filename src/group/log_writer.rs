@@ -2,7 +2,7 @@
 //! coordinator's offset cache after each successful append. The log cleaner compacts
 //! the topic like any compacted topic.
 
-use super::coordinator::{OFFSETS_TOPIC, WriteJob};
+use super::coordinator::WriteJob;
 pub use super::host::OffsetsLog;
 use super::offsets::{self, OffsetsRecord};
 use crate::common::ErrorCode;
@@ -83,43 +83,32 @@ const OFFSETS_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_se
 pub fn load_partition(broker: &impl OffsetsLog, index: i32) -> Result<usize, crate::log::LogError> {
     let mut n_records = 0;
     let now = now_ms();
-    {
-        let Some(partition) = broker.offsets_partition(index) else {
-            return Ok(0);
-        };
-        let mut offset = partition.with_log(|log| log.log_start_offset());
-        loop {
-            let slice = partition.with_log(|log| log.read(offset, log.log_end_offset(), 1 << 20, true))?;
-            let Some(slice) = slice else { break };
-            let bytes = bytes::Bytes::from(slice.read_to_vec().map_err(|source| {
-                crate::log::LogError::io(std::path::Path::new(OFFSETS_TOPIC), "load", source)
-            })?);
-            let batches = crate::log::batch::split_stored(&bytes, usize::MAX).unwrap_or_default();
-            let Some(last) = batches.last() else { break };
-            offset = last.header.last_offset() + 1;
-            let n_partitions = broker.known_offsets_partitions().unwrap_or(1);
-            for batch in batches {
-                let header = batch.header;
-                if header.is_control() {
-                    // A transaction's outcome: its pending offsets count or go.
-                    if let Some(marker) = crate::log::control::marker(&header, &batch.bytes) {
-                        broker
-                            .groups()
-                            .complete_txn(header.producer_id, marker.commit, |group| {
-                                offsets::partition_for(group, n_partitions) == index
-                            });
-                    }
-                    continue;
+    let Some(partition) = broker.offsets_partition(index) else {
+        return Ok(0);
+    };
+    partition.replay(|_, batches| {
+        let n_partitions = broker.known_offsets_partitions().unwrap_or(1);
+        for batch in batches {
+            let header = batch.header;
+            if header.is_control() {
+                // A transaction's outcome: its pending offsets count or go.
+                if let Some(marker) = crate::log::control::marker(&header, &batch.bytes) {
+                    broker
+                        .groups()
+                        .complete_txn(header.producer_id, marker.commit, |group| {
+                            offsets::partition_for(group, n_partitions) == index
+                        });
                 }
-                let records = offsets::decode_batches(batch.bytes);
-                n_records += records.len();
-                if header.is_transactional() {
-                    broker.groups().apply_pending(header.producer_id, &records, now);
-                } else {
-                    broker.groups().apply(&records, true, now);
-                }
+                continue;
+            }
+            let records = offsets::decode_batches(batch.bytes);
+            n_records += records.len();
+            if header.is_transactional() {
+                broker.groups().apply_pending(header.producer_id, &records, now);
+            } else {
+                broker.groups().apply(&records, true, now);
             }
         }
-    }
+    })?;
     Ok(n_records)
 }

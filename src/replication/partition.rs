@@ -234,6 +234,26 @@ impl Partition {
         f(&mut self.log.lock())
     }
 
+    /// Reads the whole log, from its start to its end, in chunks of whole batches (up to
+    /// 1 MiB each); `each` gets a chunk's bytes and its batches. The lock is taken per
+    /// chunk. For the coordinators' replay of an internal topic's partition.
+    pub fn replay(&self, mut each: impl FnMut(bytes::Bytes, Vec<IncomingBatch>)) -> Result<(), LogError> {
+        let mut offset = self.with_log(|log| log.log_start_offset());
+        loop {
+            let slice = self.with_log(|log| log.read(offset, log.log_end_offset(), 1 << 20, true))?;
+            let Some(slice) = slice else { break };
+            let bytes = bytes::Bytes::from(slice.read_to_vec().map_err(|source| {
+                let dir = self.with_log(|log| log.dir().to_path_buf());
+                LogError::io(&dir, "replay", source)
+            })?);
+            let batches = crate::log::batch::split_stored(&bytes, usize::MAX).unwrap_or_default();
+            let Some(last) = batches.last() else { break };
+            offset = last.header.last_offset() + 1;
+            each(bytes, batches);
+        }
+        Ok(())
+    }
+
     /// One cleaning pass over a compacted log (the lock is taken only briefly).
     pub fn clean(
         &self,

@@ -190,23 +190,13 @@ pub(super) fn load_state_partition(
         return Ok(Vec::new());
     };
     let mut latest: HashMap<String, Option<TxnMetadata>> = HashMap::new();
-    let mut offset = partition.with_log(|log| log.log_start_offset());
-    loop {
-        let slice = partition.with_log(|log| log.read(offset, log.log_end_offset(), 1 << 20, true))?;
-        let Some(slice) = slice else { break };
-        let bytes = bytes::Bytes::from(slice.read_to_vec().map_err(|source| {
-            crate::log::LogError::io(std::path::Path::new(TRANSACTION_STATE_TOPIC), "load", source)
-        })?);
-        let batches = crate::log::batch::split_stored(&bytes, usize::MAX).unwrap_or_default();
-        let Some(last) = batches.last() else { break };
-        offset = last.header.last_offset() + 1;
-        let mut all = bytes;
-        let Ok(sets) = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut all) else {
+    partition.replay(|mut chunk, _| {
+        let Ok(sets) = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut chunk) else {
             tracing::error!(
                 partition = index,
                 "undecodable batch in {TRANSACTION_STATE_TOPIC}"
             );
-            continue;
+            return;
         };
         for record in sets.into_iter().flat_map(|set| set.records) {
             let Some(key) = record.key else { continue };
@@ -225,6 +215,6 @@ pub(super) fn load_state_partition(
             };
             latest.insert(transactional_id, metadata);
         }
-    }
+    })?;
     Ok(latest.into_values().flatten().collect())
 }

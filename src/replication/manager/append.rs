@@ -5,7 +5,7 @@
 //! acks=all, replication to every in-sync replica (the produce purgatory).
 
 use super::ReplicaManager;
-use crate::common::{ErrorCode, error_code};
+use crate::common::ErrorCode;
 use crate::log::partition_log::AppendInfo;
 use crate::log::record_check::RecordError;
 use crate::log::validate::Invalid;
@@ -145,10 +145,7 @@ impl ReplicaManager {
             Err(code) => return Err(Refused::new(code, format!("unknown partition {topic}-{index}"))),
         };
         let Some(records) = records else {
-            return Err(Refused::new(
-                ErrorCode::from_code(error_code::INVALID_RECORD),
-                "null records",
-            ));
+            return Err(Refused::new(ErrorCode::INVALID_RECORD, "null records"));
         };
         let batches = partition.validate(&records).map_err(|invalid| {
             if !matches!(
