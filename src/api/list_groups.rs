@@ -25,24 +25,22 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListGroupsRequest) -> ListGroup
         .groups
         .list_groups()
         .into_iter()
-        .filter(|(_, _, state)| states.is_empty() || states.contains(&state.name().to_lowercase()))
-        .filter(|_| types.is_empty() || types.iter().any(|kind| kind == "classic"))
-        .filter(|(group_id, _, _)| {
-            all_visible || ctx.allowed(Operation::Describe, ResourceType::Group, group_id)
-        })
-        .map(|(group_id, protocol_type, state)| {
-            let listed = ListedGroup::default()
-                .with_group_id(GroupId(StrBytes::from_string(group_id)))
-                .with_protocol_type(StrBytes::from_string(protocol_type));
-            let listed = if ctx.version >= 4 {
-                listed.with_group_state(StrBytes::from_static_str(state.name()))
+        .filter(|listed| states.is_empty() || states.contains(&listed.state.to_lowercase()))
+        .filter(|listed| types.is_empty() || types.iter().any(|kind| kind == listed.group_type))
+        .filter(|listed| all_visible || ctx.allowed(Operation::Describe, ResourceType::Group, &listed.group_id))
+        .map(|listed| {
+            let entry = ListedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(listed.group_id)))
+                .with_protocol_type(StrBytes::from_string(listed.protocol_type));
+            let entry = if ctx.version >= 4 {
+                entry.with_group_state(StrBytes::from_static_str(listed.state))
             } else {
-                listed
+                entry
             };
             if ctx.version >= 5 {
-                listed.with_group_type(StrBytes::from_static_str("classic"))
+                entry.with_group_type(StrBytes::from_static_str(listed.group_type))
             } else {
-                listed
+                entry
             }
         })
         .collect();

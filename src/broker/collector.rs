@@ -97,7 +97,7 @@ fn partition_rows(broker: &Broker) -> PartitionRows {
 /// partitions this broker leads.
 fn group_lag(broker: &Broker) -> Vec<(Labels, i64)> {
     let mut rows = Vec::new();
-    for (group, _, _) in broker.groups.list_groups() {
+    for group in broker.groups.list_groups().into_iter().map(|listed| listed.group_id) {
         for (topic, partitions) in broker.groups.fetch_offsets(&group, None) {
             for (index, committed) in partitions {
                 let Some(committed) = committed else { continue };

@@ -28,6 +28,9 @@ use crate::controller::client::ControllerClient;
 use crate::controller::rpc::{ControllerError, ControllerReply, ControllerRequest};
 use crate::controller::{Controller, ControllerConfig};
 use crate::group::coordinator::CoordinatorConfig;
+use crate::group::consumer::ConsumerGroupConfig;
+use crate::group::consumer::assignor::AssignorKind;
+use crate::group::coordinator::MigrationPolicy;
 use crate::group::state::GroupConfig;
 use crate::group::{GroupCoordinator, log_writer};
 use crate::log::LogError;
@@ -171,6 +174,17 @@ impl Broker {
                 max_session_timeout_ms: config.group_max_session_timeout_ms,
                 initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
             },
+            consumer: ConsumerGroupConfig {
+                heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+                session_timeout_ms: config.group_consumer_session_timeout_ms,
+                assignors: config
+                    .group_consumer_assignors
+                    .iter()
+                    .filter_map(|name| AssignorKind::from_name(name))
+                    .collect(),
+                max_size: config.group_consumer_max_size.max(1) as usize,
+            },
+            migration_policy: MigrationPolicy::from_name(&config.group_consumer_migration_policy),
             offsets_retention_ms: config.offsets_retention_ms,
             offset_metadata_max_bytes: config.offset_metadata_max_bytes,
         });

@@ -326,6 +326,41 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("group.initial.rebalance.delay.ms", Some("3000"), INT),
     def("group.min.session.timeout.ms", Some("6000"), INT),
     def("group.max.session.timeout.ms", Some("1800000"), INT),
+    // KIP-848 consumer groups.
+    def(
+        "group.consumer.heartbeat.interval.ms",
+        Some("5000"),
+        ConfigKind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+    ),
+    def(
+        "group.consumer.session.timeout.ms",
+        Some("45000"),
+        ConfigKind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+    ),
+    def(
+        "group.consumer.assignors",
+        Some("uniform,range"),
+        ConfigKind::ChoiceList(&["uniform", "range"]),
+    ),
+    def(
+        "group.consumer.max.size",
+        Some("2147483647"),
+        ConfigKind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+    ),
+    def(
+        "group.consumer.migration.policy",
+        Some("bidirectional"),
+        ConfigKind::Choice(&["bidirectional", "upgrade", "downgrade", "disabled"]),
+    ),
     // How many partition replicas a broker takes (not Kafka configs; Kafka has no such
     // limit): the memory one replica may need, against half the machine's memory, and
     // the open-file budget's descriptors and mappings one replica needs on average.

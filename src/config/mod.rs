@@ -154,6 +154,17 @@ pub struct BrokerConfig {
     pub group_initial_rebalance_delay_ms: i64,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms` (default 5000, at least 1).
+    pub group_consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.session.timeout.ms` (default 45000, at least 1).
+    pub group_consumer_session_timeout_ms: i32,
+    /// `group.consumer.assignors` (default `uniform,range`): the first is the default.
+    pub group_consumer_assignors: Vec<String>,
+    /// `group.consumer.max.size` (default 2147483647).
+    pub group_consumer_max_size: i32,
+    /// `group.consumer.migration.policy`: bidirectional (default), upgrade,
+    /// downgrade or disabled.
+    pub group_consumer_migration_policy: String,
     /// `topic.memory.per.partition` and `topic.fds.per.partition`: what one partition
     /// replica is counted to need when the broker tells the controller how many it can
     /// host (0: that resource does not bound it).
@@ -324,6 +335,16 @@ impl BrokerConfig {
             group_initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms"),
             group_min_session_timeout_ms: int("group.min.session.timeout.ms") as i32,
             group_max_session_timeout_ms: int("group.max.session.timeout.ms") as i32,
+            group_consumer_heartbeat_interval_ms: int("group.consumer.heartbeat.interval.ms") as i32,
+            group_consumer_session_timeout_ms: int("group.consumer.session.timeout.ms") as i32,
+            group_consumer_assignors: get("group.consumer.assignors")
+                .unwrap_or_default()
+                .split(',')
+                .map(|name| name.trim().to_string())
+                .filter(|name| !name.is_empty())
+                .collect(),
+            group_consumer_max_size: int("group.consumer.max.size") as i32,
+            group_consumer_migration_policy: get("group.consumer.migration.policy").unwrap_or_default(),
             topic_memory_per_partition: int("topic.memory.per.partition").max(0) as u64,
             topic_fds_per_partition: get("topic.fds.per.partition")
                 .and_then(|value| value.trim().parse().ok())

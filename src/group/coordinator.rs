@@ -13,6 +13,8 @@ use super::offsets::{CommittedOffset, GroupRecord, MemberRecord, OffsetsRecord};
 use super::state::{
     Answer, Group, GroupConfig, GroupState, JoinRequest, JoinResult, Reply, SyncResult, codes,
 };
+use super::consumer::{ConsumerGroup, ConsumerGroupConfig};
+pub use super::consumer_coordinator::MigrationPolicy;
 use crate::common::ErrorCode;
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -22,9 +24,11 @@ use tokio::sync::{mpsc, oneshot};
 pub use crate::common::topics::OFFSETS_TOPIC;
 
 /// Coordinator settings from the broker config.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
     pub group: GroupConfig,
+    pub consumer: ConsumerGroupConfig,
+    pub migration_policy: MigrationPolicy,
     pub offsets_retention_ms: i64,
     pub offset_metadata_max_bytes: usize,
 }
@@ -35,9 +39,11 @@ pub enum Wait<T> {
     Later(oneshot::Receiver<T>),
 }
 
-struct GroupEntry {
-    group: Group,
-    offsets: BTreeMap<(String, i32), CommittedOffset>,
+pub(super) struct GroupEntry {
+    pub(super) group: Group,
+    /// Set when the group is a KIP-848 consumer group (its classic half is then Empty).
+    pub(super) consumer: Option<ConsumerGroup>,
+    pub(super) offsets: BTreeMap<(String, i32), CommittedOffset>,
     /// Offsets committed in open transactions (TxnOffsetCommit), by producer id: they
     /// become `offsets` when the transaction's COMMIT marker lands, or go on ABORT.
     pending_txn: HashMap<i64, BTreeMap<(String, i32), CommittedOffset>>,
@@ -46,9 +52,10 @@ struct GroupEntry {
 }
 
 impl GroupEntry {
-    fn new(group_id: &str, now_ms: i64) -> Self {
+    pub(super) fn new(group_id: &str, now_ms: i64) -> Self {
         GroupEntry {
             group: Group::new(group_id, now_ms),
+            consumer: None,
             offsets: BTreeMap::new(),
             pending_txn: HashMap::new(),
             join_waiters: HashMap::new(),
@@ -127,6 +134,15 @@ pub struct SyncRequest {
     pub assignments: Vec<(String, Bytes)>,
 }
 
+/// A group as ListGroups reports it.
+pub struct ListedGroup {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: &'static str,
+    /// "classic" or "consumer" (KIP-848).
+    pub group_type: &'static str,
+}
+
 /// Committed offsets by topic: (topic, [(partition, offset if committed)]).
 pub type TopicOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 
@@ -141,8 +157,8 @@ pub struct GroupDescription {
 
 pub struct GroupCoordinator {
     pub config: CoordinatorConfig,
-    groups: Mutex<HashMap<String, GroupEntry>>,
-    writer: mpsc::UnboundedSender<WriteJob>,
+    pub(super) groups: Mutex<HashMap<String, GroupEntry>>,
+    pub(super) writer: mpsc::UnboundedSender<WriteJob>,
     /// The write queue's other end, until the writer task takes it.
     jobs: Mutex<Option<mpsc::UnboundedReceiver<WriteJob>>>,
     /// `__consumer_offsets` partitions this broker leads: loaded (true) or loading.
@@ -247,6 +263,13 @@ impl GroupCoordinator {
         let entry = groups
             .entry(group_id.to_string())
             .or_insert_with(|| GroupEntry::new(group_id, now_ms));
+        if let Some(refused) = self.classic_join_refused(entry) {
+            return Wait::Now(JoinResult {
+                error: refused,
+                member_id: request.member_id.clone(),
+                ..Default::default()
+            });
+        }
         let client_id = request.client_id.clone();
         let (answer, replies) = entry
             .group
@@ -360,6 +383,10 @@ impl GroupCoordinator {
             let mut groups = self.groups.lock();
             match groups.get(group_id) {
                 Some(_) if transaction.is_some() && generation_id < 0 => codes::NONE,
+                Some(GroupEntry {
+                    consumer: Some(consumer),
+                    ..
+                }) => consumer.validate_offset_commit(member_id, generation_id),
                 Some(entry) => entry
                     .group
                     .validate_commit(member_id, group_instance_id, generation_id),
@@ -377,7 +404,7 @@ impl GroupCoordinator {
         self.append_with(group_id, records, transaction).await
     }
 
-    async fn append(&self, group_id: &str, records: Vec<OffsetsRecord>) -> ErrorCode {
+    pub(super) async fn append(&self, group_id: &str, records: Vec<OffsetsRecord>) -> ErrorCode {
         self.append_with(group_id, records, None).await
     }
 
@@ -483,18 +510,25 @@ impl GroupCoordinator {
         }
     }
 
-    /// (group id, protocol type, state) of every live group.
-    pub fn list_groups(&self) -> Vec<(String, String, GroupState)> {
+    /// Every live group, classic and consumer.
+    pub fn list_groups(&self) -> Vec<ListedGroup> {
         self.groups
             .lock()
             .values()
             .filter(|entry| entry.group.state != GroupState::Dead)
-            .map(|entry| {
-                (
-                    entry.group.group_id.clone(),
-                    entry.group.protocol_type.clone().unwrap_or_default(),
-                    entry.group.state,
-                )
+            .map(|entry| match &entry.consumer {
+                Some(consumer) => ListedGroup {
+                    group_id: consumer.group_id.clone(),
+                    protocol_type: "consumer".to_string(),
+                    state: consumer.state().name(),
+                    group_type: "consumer",
+                },
+                None => ListedGroup {
+                    group_id: entry.group.group_id.clone(),
+                    protocol_type: entry.group.protocol_type.clone().unwrap_or_default(),
+                    state: entry.group.state.name(),
+                    group_type: "classic",
+                },
             })
             .collect()
     }
@@ -540,7 +574,8 @@ impl GroupCoordinator {
             let Some(entry) = groups.get(group_id) else {
                 return ErrorCode::of(kafka_protocol::ResponseError::GroupIdNotFound);
             };
-            if !entry.group.members.is_empty() || entry.group.state != GroupState::Empty {
+            let consumer_members = entry.consumer.as_ref().is_some_and(|consumer| !consumer.members.is_empty());
+            if !entry.group.members.is_empty() || entry.group.state != GroupState::Empty || consumer_members {
                 return ErrorCode::of(kafka_protocol::ResponseError::NonEmptyGroup);
             }
             let mut records: Vec<OffsetsRecord> = entry
@@ -557,6 +592,9 @@ impl GroupCoordinator {
                 group_id: group_id.to_string(),
                 value: None,
             });
+            if let Some(consumer) = &entry.consumer {
+                records.extend(consumer.tombstones().into_iter().map(OffsetsRecord::Consumer));
+            }
             records
         };
         let code = self.append(group_id, records).await;
@@ -576,6 +614,16 @@ impl GroupCoordinator {
         let Some(entry) = groups.get(group_id) else {
             return Vec::new();
         };
+        if let Some(consumer) = &entry.consumer {
+            let mut topics: Vec<String> = consumer
+                .members
+                .values()
+                .flat_map(|member| member.subscribed_topic_names.iter().cloned())
+                .collect();
+            topics.sort();
+            topics.dedup();
+            return topics;
+        }
         let group = &entry.group;
         if group.protocol_type.as_deref() != Some("consumer") {
             return Vec::new();
@@ -623,173 +671,10 @@ impl GroupCoordinator {
             let replies = entry.group.tick(now_ms);
             entry.deliver(replies);
             self.persist_if_dirty(entry);
-        }
-    }
-
-    /// Expires offsets of groups that have been empty longer than
-    /// `offsets.retention.minutes`, forgets empty groups with no offsets, and returns the
-    /// tombstones to write.
-    pub fn expire(&self, now_ms: i64) -> Vec<(String, Vec<OffsetsRecord>)> {
-        let retention = self.config.offsets_retention_ms;
-        let mut out = Vec::new();
-        let mut groups = self.groups.lock();
-        groups.retain(|group_id, entry| {
-            if entry.group.state != GroupState::Empty {
-                return true;
-            }
-            let empty_since = entry.group.state_timestamp_ms;
-            let expired: Vec<(String, i32)> = entry
-                .offsets
-                .iter()
-                .filter(|(_, committed)| now_ms - empty_since.max(committed.commit_timestamp_ms) > retention)
-                .map(|(key, _)| key.clone())
-                .collect();
-            let mut records: Vec<OffsetsRecord> = expired
-                .iter()
-                .map(|(topic, partition)| OffsetsRecord::Offset {
-                    group_id: group_id.clone(),
-                    topic: topic.clone(),
-                    partition: *partition,
-                    value: None,
-                })
-                .collect();
-            // The cache follows the log: the writer removes them after the append.
-            let keep = entry.offsets.len() > expired.len();
-            if !keep {
-                records.push(OffsetsRecord::Group {
-                    group_id: group_id.clone(),
-                    value: None,
-                });
-            }
-            if !records.is_empty() {
-                out.push((group_id.clone(), records));
-            }
-            keep || !expired.is_empty()
-        });
-        out
-    }
-
-    /// Tombstones for every committed offset whose topic `is_gone` (a deleted topic:
-    /// Kafka removes its offsets from every group, so a topic created again under the
-    /// same name starts with no committed position). Given the topic and the commit time.
-    pub fn offsets_of_deleted_topics(
-        &self,
-        is_gone: impl Fn(&str, i64) -> bool,
-    ) -> Vec<(String, Vec<OffsetsRecord>)> {
-        let groups = self.groups.lock();
-        let mut out = Vec::new();
-        for (group_id, entry) in groups.iter() {
-            let records: Vec<OffsetsRecord> = entry
-                .offsets
-                .iter()
-                .filter(|((topic, _), committed)| is_gone(topic, committed.commit_timestamp_ms))
-                .map(|((topic, partition), _)| OffsetsRecord::Offset {
-                    group_id: group_id.clone(),
-                    topic: topic.clone(),
-                    partition: *partition,
-                    value: None,
-                })
-                .collect();
-            if !records.is_empty() {
-                out.push((group_id.clone(), records));
-            }
-        }
-        out
-    }
-
-    /// Queues tombstones (from `expire`) for the writer.
-    pub fn write_tombstones(&self, batches: Vec<(String, Vec<OffsetsRecord>)>) {
-        for (group_id, records) in batches {
-            let _ = self.writer.send(WriteJob::Append {
-                group_id,
-                records,
-                transaction: None,
-                done: None,
-            });
-        }
-    }
-
-    /// Forgets every group stored in `__consumer_offsets` partition `partition` (this
-    /// broker stopped leading it, or is about to reload it). Waiting members are
-    /// answered NOT_COORDINATOR by dropping their waiters.
-    pub fn unload_partition(&self, partition: i32, n_partitions: i32) -> usize {
-        let mut groups = self.groups.lock();
-        let before = groups.len();
-        groups.retain(|group_id, _| super::offsets::partition_for(group_id, n_partitions) != partition);
-        before - groups.len()
-    }
-
-    /// Applies appended (or replayed) records to the offset cache. With `restore_groups`
-    /// (start-up replay) group metadata records rebuild the groups too.
-    pub fn apply(&self, records: &[OffsetsRecord], restore_groups: bool, now_ms: i64) {
-        let mut groups = self.groups.lock();
-        for record in records {
-            match record {
-                OffsetsRecord::Offset {
-                    group_id,
-                    topic,
-                    partition,
-                    value,
-                } => {
-                    let key = (topic.clone(), *partition);
-                    match value {
-                        Some(committed) => {
-                            groups
-                                .entry(group_id.clone())
-                                .or_insert_with(|| GroupEntry::new(group_id, now_ms))
-                                .offsets
-                                .insert(key, committed.clone());
-                        }
-                        None => {
-                            let emptied = groups.get_mut(group_id).is_some_and(|entry| {
-                                entry.offsets.remove(&key);
-                                entry.offsets.is_empty() && entry.group.members.is_empty()
-                            });
-                            if emptied && restore_groups {
-                                groups.remove(group_id);
-                            }
-                        }
-                    }
-                }
-                OffsetsRecord::Group { group_id, value } if restore_groups => match value {
-                    Some(record) => {
-                        let members = record
-                            .members
-                            .iter()
-                            .map(|member| {
-                                Group::restored_member(
-                                    member.member_id.clone(),
-                                    member.group_instance_id.clone(),
-                                    member.client_id.clone(),
-                                    member.client_host.clone(),
-                                    member.session_timeout_ms,
-                                    member.rebalance_timeout_ms,
-                                    record
-                                        .protocol_name
-                                        .clone()
-                                        .map(|name| (name, member.subscription.clone())),
-                                    member.assignment.clone(),
-                                )
-                            })
-                            .collect();
-                        let entry = groups
-                            .entry(group_id.clone())
-                            .or_insert_with(|| GroupEntry::new(group_id, now_ms));
-                        entry.group = Group::restore(
-                            group_id,
-                            record.generation_id,
-                            (!record.protocol_type.is_empty()).then(|| record.protocol_type.clone()),
-                            record.protocol_name.clone(),
-                            record.leader_id.clone(),
-                            members,
-                            now_ms,
-                        );
-                    }
-                    None => {
-                        groups.remove(group_id);
-                    }
-                },
-                OffsetsRecord::Group { .. } => {}
+            if let Some(consumer) = entry.consumer.as_mut()
+                && !consumer.tick(now_ms).is_empty()
+            {
+                self.persist_consumer(consumer);
             }
         }
     }

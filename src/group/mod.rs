@@ -1,11 +1,15 @@
 //! Classic consumer groups: the pure state machine, the coordinator that runs it, and
 //! the durable offsets and group metadata in `__consumer_offsets`.
 
+pub mod consumer;
+pub mod consumer_coordinator;
 pub mod coordinator;
 pub mod host;
 pub mod log_writer;
 pub mod member;
 pub mod offsets;
+mod replay;
+mod retention;
 pub mod state;
 
 pub use coordinator::GroupCoordinator;

@@ -15,6 +15,7 @@
 //!
 //! Replaying a partition's records in order rebuilds every group's metadata and offsets.
 
+use super::consumer::records::ConsumerRecord;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 const OFFSET_KEY_VERSION: i16 = 1;
@@ -64,11 +65,19 @@ pub enum OffsetsRecord {
         group_id: String,
         value: Option<GroupRecord>,
     },
+    /// A KIP-848 consumer group's record (types 3 and 5 to 8).
+    Consumer(ConsumerRecord),
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("malformed __consumer_offsets record: {0}")]
 pub struct DecodeError(&'static str);
+
+impl DecodeError {
+    pub fn new(what: &'static str) -> Self {
+        DecodeError(what)
+    }
+}
 
 fn put_string(buf: &mut BytesMut, value: &str) {
     buf.put_i16(value.len() as i16);
@@ -140,6 +149,7 @@ impl OffsetsRecord {
     pub fn group_id(&self) -> &str {
         match self {
             OffsetsRecord::Offset { group_id, .. } | OffsetsRecord::Group { group_id, .. } => group_id,
+            OffsetsRecord::Consumer(record) => record.group_id(),
         }
     }
 
@@ -147,6 +157,7 @@ impl OffsetsRecord {
     pub fn encode(&self) -> (Bytes, Option<Bytes>) {
         let mut key = BytesMut::new();
         match self {
+            OffsetsRecord::Consumer(record) => record.encode(),
             OffsetsRecord::Offset {
                 group_id,
                 topic,
@@ -283,6 +294,7 @@ impl OffsetsRecord {
                 };
                 Ok(OffsetsRecord::Group { group_id, value })
             }
+            record_type @ 3..=8 => ConsumerRecord::decode(record_type, key, value).map(OffsetsRecord::Consumer),
             _ => Err(DecodeError("unknown key version")),
         }
     }
