@@ -1,14 +1,18 @@
 """A consumer-group member for the group tests, run as its own process.
 
-Consumes TOPIC in GROUP with manual commits, and appends JSON lines to LOG:
+Consumes TOPIC (a regex if it starts with ^) in GROUP with manual commits, and
+appends JSON lines to LOG:
   ["assign", time, [partitions]] / ["revoke", time, [partitions]]
-  ["msg", time, partition, offset]      for every processed message
-  ["commit", time, [[partition, offset], ...]] after every successful commit
+  ["msg", time, partition, offset, topic]      for every processed message
+  ["commit", time, [[partition, offset, topic], ...]] after every successful commit
+With GROUP_PROTOCOL=consumer in the environment it is a KIP-848 member
+(group.protocol=consumer); else a classic one.
 Usage: group_worker.py BOOTSTRAP GROUP TOPIC LOG [SESSION_TIMEOUT_MS [WORK_MS_PER_MESSAGE]].
 It runs until SIGINT/SIGTERM (then commits and leaves the group cleanly) or SIGKILL.
 """
 
 import json
+import os
 import signal
 import sys
 import time
@@ -26,25 +30,33 @@ def log(*fields):
     out.write(json.dumps(list(fields)) + "\n")
 
 
-consumer = Consumer({
+settings = {
     "bootstrap.servers": bootstrap,
     "group.id": group,
     "enable.auto.commit": False,
     "auto.offset.reset": "earliest",
-    "session.timeout.ms": session_timeout_ms,
-    "heartbeat.interval.ms": 500,
-    "partition.assignment.strategy": "range",
-})
+}
+if os.environ.get("GROUP_PROTOCOL") == "consumer":
+    # KIP-848: the broker assigns, and owns the session and heartbeat settings.
+    settings["group.protocol"] = "consumer"
+else:
+    settings.update({
+        "session.timeout.ms": session_timeout_ms,
+        "heartbeat.interval.ms": 500,
+        "partition.assignment.strategy": "range",
+    })
+consumer = Consumer(settings)
+# (topic, partition) -> last processed offset, not yet committed.
 pending = {}
 
 
 def commit():
     if not pending:
         return
-    offsets = [TopicPartition(topic, p, o + 1) for p, o in pending.items()]
+    offsets = [TopicPartition(t, p, o + 1) for (t, p), o in pending.items()]
     try:
         consumer.commit(offsets=offsets, asynchronous=False)
-        log("commit", time.time(), [[p, o + 1] for p, o in pending.items()])
+        log("commit", time.time(), [[p, o + 1, t] for (t, p), o in pending.items()])
         pending.clear()
     except KafkaException as error:
         log("commit_failed", time.time(), str(error))
@@ -77,8 +89,8 @@ try:
     while running:
         msg = consumer.poll(0.2)
         if msg is not None and not msg.error():
-            log("msg", time.time(), msg.partition(), msg.offset())
-            pending[msg.partition()] = msg.offset()
+            log("msg", time.time(), msg.partition(), msg.offset(), msg.topic())
+            pending[(msg.topic(), msg.partition())] = msg.offset()
             processed += 1
             if work_ms and processed % 100 == 0:
                 time.sleep(work_ms * 100 / 1000)

@@ -136,7 +136,7 @@ def test_killed_member_is_replaced_within_the_session_timeout(broker_factory, tm
     last_commit = {}
     for event in events[0]:
         if event[0] == "commit":
-            for partition, offset in event[2]:
+            for partition, offset, *_ in event[2]:
                 last_commit[partition] = offset
     for (partition, offset), workers_seen in seen.items():
         if len(workers_seen) > 1:

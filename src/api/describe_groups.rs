@@ -1,5 +1,6 @@
 //! DescribeGroups (key 15): state, protocol and members (with metadata and assignment
-//! once Stable). An unknown group is reported Dead (GROUP_ID_NOT_FOUND from v6).
+//! once Stable). An unknown group is reported Dead (GROUP_ID_NOT_FOUND from v6), and so
+//! is a KIP-848 consumer group ("not a classic group").
 
 use super::RequestContext;
 use crate::security::acl::{Operation, ResourceType};
@@ -18,6 +19,17 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeGroupsRequest) -> Descr
                 .with_authorized_operations(i32::MIN);
             if !ctx.allowed(Operation::Describe, ResourceType::Group, &group_id) {
                 return described.with_error_code(ResponseError::GroupAuthorizationFailed.code());
+            }
+            if ctx.broker.groups.is_consumer_group(&group_id) {
+                // Kafka's answer: the classic API does not describe a KIP-848 group;
+                // admin clients ask ConsumerGroupDescribe.
+                return described
+                    .with_group_state(StrBytes::from_static_str("Dead"))
+                    .with_error_code(ResponseError::GroupIdNotFound.code())
+                    .with_error_message(Some(StrBytes::from_string(format!(
+                        "Group {} is not a classic group.",
+                        &*group_id
+                    ))));
             }
             match ctx.broker.groups.describe(&group_id) {
                 None => {

@@ -70,6 +70,8 @@ error_codes! {
     };
     ListGroupsResponse => |r, emit| emit(r.error_code);
     DescribeGroupsResponse => |r, emit| r.groups.iter().for_each(|g| emit(g.error_code));
+    ConsumerGroupHeartbeatResponse => |r, emit| emit(r.error_code);
+    ConsumerGroupDescribeResponse => |r, emit| r.groups.iter().for_each(|g| emit(g.error_code));
     DeleteGroupsResponse => |r, emit| r.results.iter().for_each(|g| emit(g.error_code));
     OffsetDeleteResponse => |r, emit| {
         emit(r.error_code);

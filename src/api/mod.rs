@@ -11,6 +11,8 @@ pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod alter_replica_log_dirs;
 pub mod alter_user_scram_credentials;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod api_versions;
 pub mod create_acls;
 pub mod create_partitions;
@@ -78,7 +80,7 @@ use kafka_protocol::messages::{
     DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
     DescribeLogDirsRequest, DescribeProducersRequest, DescribeQuorumRequest, DescribeTopicPartitionsRequest,
     DescribeUserScramCredentialsRequest, ElectLeadersRequest, FetchRequest, FindCoordinatorRequest,
-    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
+    ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
     LeaveGroupRequest, ListConfigResourcesRequest, ListGroupsRequest, ListOffsetsRequest,
     ListPartitionReassignmentsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
     OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader,
@@ -112,6 +114,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::ListGroups, 0, 5),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
@@ -588,6 +592,12 @@ async fn dispatch(
         ApiKey::OffsetFetch => route!(OffsetFetchRequest, |r| Some(offset_fetch::handle(ctx, r).await)),
         ApiKey::ListGroups => route!(ListGroupsRequest, |r| Some(list_groups::handle(ctx, r))),
         ApiKey::DescribeGroups => route!(DescribeGroupsRequest, |r| Some(describe_groups::handle(ctx, r))),
+        ApiKey::ConsumerGroupHeartbeat => route!(ConsumerGroupHeartbeatRequest, |r| Some(
+            consumer_group_heartbeat::handle(ctx, r).await
+        )),
+        ApiKey::ConsumerGroupDescribe => route!(ConsumerGroupDescribeRequest, |r| Some(
+            consumer_group_describe::handle(ctx, r).await
+        )),
         ApiKey::DeleteGroups => route!(DeleteGroupsRequest, |r| Some(delete_groups::handle(ctx, r).await)),
         ApiKey::OffsetForLeaderEpoch => route!(OffsetForLeaderEpochRequest, |r| Some(
             offset_for_leader_epoch::handle(ctx, r)

@@ -92,16 +92,27 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
                         .map(|topic| (topic.name.to_string(), topic.partition_indexes))
                         .collect()
                 });
-                (group.group_id, wanted)
+                let member = (group.member_id.map(|id| id.to_string()), group.member_epoch);
+                (group.group_id, wanted, member)
             })
             .collect::<Vec<_>>();
         let mut groups = Vec::with_capacity(results.len());
-        for (group_id, wanted) in results {
+        for (group_id, wanted, (member_id, member_epoch)) in results {
             let response = if !ctx.allowed(Operation::Describe, ResourceType::Group, &group_id) {
                 OffsetFetchResponseGroup::default()
                     .with_error_code(ResponseError::GroupAuthorizationFailed.code())
             } else {
-                match crate::group::host::check_coordinator(ctx.broker.as_ref(), &group_id).await {
+                let checked = crate::group::host::check_coordinator(ctx.broker.as_ref(), &group_id)
+                    .await
+                    .and_then(|()| {
+                        // v9: a consumer group member's fetch checks its member epoch.
+                        let code =
+                            ctx.broker
+                                .groups
+                                .validate_offset_fetch(&group_id, member_id.as_deref(), member_epoch);
+                        if code.is_none() { Ok(()) } else { Err(code) }
+                    });
+                match checked {
                     Ok(()) => OffsetFetchResponseGroup::default().with_topics(group_topics(
                         ctx,
                         &group_id,

@@ -99,6 +99,7 @@ pub fn follow_leadership(host: &impl OffsetsLog) {
             Ok(n_records) => tracing::info!(partition = index, n_records, "loaded groups and offsets"),
             Err(error) => tracing::error!(partition = index, %error, "cannot load groups"),
         }
+        groups.after_load_consumers(&super::consumer_coordinator::topics_view(&host.image()));
         groups.mark_loaded(index);
     }
 }
