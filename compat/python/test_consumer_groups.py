@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from cluster import wait_until
 import kafka_wire
+from test_metrics import scrape, value
 from test_groups import ownership_intervals, processed, produce, read_log, stop_workers, wait_for
 
 HERE = Path(__file__).parent
@@ -66,6 +67,10 @@ def test_three_members_read_twelve_partitions_exactly_once(broker_factory, tmp_p
     no_partition_owned_twice(events)
     assert all(any(e[0] == "assign" and e[2] for e in ev) for ev in events), "every member got partitions"
     assert committed(broker.bootstrap, "g848") == {("work", p): n // partitions for p in range(partitions)}
+    # The members left: the empty consumer group can be deleted, offsets and all.
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.delete_consumer_groups(["g848"], request_timeout=10)["g848"].result()
+    assert committed(broker.bootstrap, "g848") == {}
 
 
 def longest_silence(events, start, end):
@@ -77,14 +82,14 @@ def longest_silence(events, start, end):
 
 def join_a_fourth(broker, tmp_path, protocol, topic, group):
     logs = [tmp_path / f"{protocol}-worker{i}.jsonl" for i in range(4)]
-    workers = [start_worker(broker.bootstrap, group, topic, path, work_ms=0.05, protocol=protocol)
+    workers = [start_worker(broker.bootstrap, group, topic, path, work_ms=0.5, protocol=protocol)
                for path in logs[:3]]
     try:
         wait_for(lambda: all(any(e[0] == "msg" for e in read_log(p)) for p in logs[:3]), 60,
                  "three members consuming")
         time.sleep(1.0)
         joined_at = time.time()
-        workers.append(start_worker(broker.bootstrap, group, topic, logs[3], work_ms=0.05, protocol=protocol))
+        workers.append(start_worker(broker.bootstrap, group, topic, logs[3], work_ms=0.5, protocol=protocol))
         wait_for(lambda: any(e[0] == "msg" for e in read_log(logs[3])), 60, "the fourth member consuming")
         time.sleep(1.0)
         settled_at = time.time()
@@ -95,13 +100,16 @@ def join_a_fourth(broker, tmp_path, protocol, topic, group):
 
 
 def test_a_fourth_member_joins_while_the_others_keep_receiving(broker_factory, tmp_path):
-    n, partitions = 400000, 12
+    # Members process ~2000 messages/s each, so neither run drains the topic.
+    n, partitions = 120000, 12
     broker = broker_factory(settings=SETTINGS)
     produce(broker.bootstrap, "busy", n, partitions)
-    pauses = {}
+    pauses, member_pauses = {}, {}
     for protocol in ("classic", "consumer"):
         events, joined_at, settled_at = join_a_fourth(broker, tmp_path, protocol, "busy", f"join-{protocol}")
         pauses[protocol] = longest_silence(events, joined_at, settled_at)
+        member_pauses[protocol] = max(longest_silence([ev], joined_at, settled_at) for ev in events[:3])
+        assert sum(1 for ev in events for e in ev if e[0] == "msg") < n, "the topic was not drained"
         no_partition_owned_twice(events)
         if protocol == "consumer":
             # Incremental: no old member gave up everything it had at the join.
@@ -120,7 +128,9 @@ def test_a_fourth_member_joins_while_the_others_keep_receiving(broker_factory, t
                 assert any(e[0] == "msg" and joined_at < e[1] < first_of_fourth for e in ev) or \
                     first_of_fourth - joined_at < 0.5, "an old member stopped while the fourth joined"
     print(f"\nlongest pause with no member receiving while a fourth member joined: "
-          f"classic {pauses['classic']:.2f} s, consumer (KIP-848) {pauses['consumer']:.2f} s")
+          f"classic {pauses['classic']:.2f} s, consumer (KIP-848) {pauses['consumer']:.2f} s; "
+          f"longest pause of one old member: classic {member_pauses['classic']:.2f} s, "
+          f"consumer {member_pauses['consumer']:.2f} s")
 
 
 def test_a_killed_member_has_its_partitions_moved_after_the_session_timeout(broker_factory, tmp_path):
@@ -194,6 +204,12 @@ def test_classic_and_consumer_groups_side_by_side_and_an_empty_group_changes_pro
         assert described.type == ConsumerGroupType.CONSUMER
         assert len(described.members) == 1
         assert sorted(tp.partition for tp in described.members[0].assignment.topic_partitions) == [0, 1, 2]
+        samples = scrape(broker)
+        assert value(samples, "ferrolog_consumer_group_members", group="side-consumer", type="consumer") == 1
+        assert value(samples, "ferrolog_consumer_group_members", group="side-classic", type="classic") == 1
+        assert value(samples, "ferrolog_consumer_group_epoch", group="side-consumer", type="consumer") >= 1
+        assert value(samples, "ferrolog_consumer_group_lag", group="side-consumer", topic="shared",
+                     partition=0) == 0
     finally:
         stop_workers(workers)
     # The consumer group is empty now: a classic member takes it over and resumes

@@ -82,7 +82,9 @@ pub async fn handle(
                             .map(|name| TopicName(StrBytes::from_string(name.clone())))
                             .collect(),
                     )
-                    .with_subscribed_topic_regex(member.subscribed_topic_regex.clone().map(StrBytes::from_string))
+                    .with_subscribed_topic_regex(
+                        member.subscribed_topic_regex.clone().map(StrBytes::from_string),
+                    )
                     .with_assignment(wire(&member.assigned, &image))
                     .with_target_assignment(wire(&target, &image))
                     .with_member_type(if ctx.version >= 1 { 1 } else { -1 })

@@ -9,7 +9,9 @@ use crate::group::consumer::assignor::Assignment;
 use crate::group::consumer_coordinator::topics_view;
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment as WireAssignment, TopicPartitions};
+use kafka_protocol::messages::consumer_group_heartbeat_response::{
+    Assignment as WireAssignment, TopicPartitions,
+};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use kafka_protocol::protocol::StrBytes;
 
@@ -28,7 +30,10 @@ pub async fn handle(
         return refused(ResponseError::GroupAuthorizationFailed.code(), None);
     }
     if group_id.is_empty() {
-        return refused(ResponseError::InvalidRequest.code(), Some("GroupId can't be empty.".into()));
+        return refused(
+            ResponseError::InvalidRequest.code(),
+            Some("GroupId can't be empty.".into()),
+        );
     }
     if let Some(names) = &request.subscribed_topic_names {
         let denied = names

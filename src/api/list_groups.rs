@@ -27,7 +27,9 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListGroupsRequest) -> ListGroup
         .into_iter()
         .filter(|listed| states.is_empty() || states.contains(&listed.state.to_lowercase()))
         .filter(|listed| types.is_empty() || types.iter().any(|kind| kind == listed.group_type))
-        .filter(|listed| all_visible || ctx.allowed(Operation::Describe, ResourceType::Group, &listed.group_id))
+        .filter(|listed| {
+            all_visible || ctx.allowed(Operation::Describe, ResourceType::Group, &listed.group_id)
+        })
         .map(|listed| {
             let entry = ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(listed.group_id)))

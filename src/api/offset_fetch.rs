@@ -106,10 +106,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
                     .await
                     .and_then(|()| {
                         // v9: a consumer group member's fetch checks its member epoch.
-                        let code =
-                            ctx.broker
-                                .groups
-                                .validate_offset_fetch(&group_id, member_id.as_deref(), member_epoch);
+                        let code = ctx.broker.groups.validate_offset_fetch(
+                            &group_id,
+                            member_id.as_deref(),
+                            member_epoch,
+                        );
                         if code.is_none() { Ok(()) } else { Err(code) }
                     });
                 match checked {

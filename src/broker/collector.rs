@@ -97,7 +97,12 @@ fn partition_rows(broker: &Broker) -> PartitionRows {
 /// partitions this broker leads.
 fn group_lag(broker: &Broker) -> Vec<(Labels, i64)> {
     let mut rows = Vec::new();
-    for group in broker.groups.list_groups().into_iter().map(|listed| listed.group_id) {
+    for group in broker
+        .groups
+        .list_groups()
+        .into_iter()
+        .map(|listed| listed.group_id)
+    {
         for (topic, partitions) in broker.groups.fetch_offsets(&group, None) {
             for (index, committed) in partitions {
                 let Some(committed) = committed else { continue };
@@ -213,6 +218,33 @@ impl prometheus_client::collector::Collector for BrokerCollector {
             "active_controller",
             "1 where this node is the active controller",
             i64::from(active),
+        )?;
+        let listed = broker.groups.list_groups();
+        let labels = |group: &crate::group::coordinator::ListedGroup| {
+            vec![
+                ("group", group.group_id.clone()),
+                ("type", group.group_type.to_string()),
+            ]
+        };
+        let members: Vec<(Labels, i64)> = listed
+            .iter()
+            .map(|group| (labels(group), group.n_members as i64))
+            .collect();
+        let epochs: Vec<(Labels, i64)> = listed
+            .iter()
+            .map(|group| (labels(group), i64::from(group.epoch)))
+            .collect();
+        gauges(
+            encoder,
+            "consumer_group_members",
+            "Members of each group this broker coordinates, by type (classic or consumer)",
+            &members,
+        )?;
+        gauges(
+            encoder,
+            "consumer_group_epoch",
+            "The generation (classic) or group epoch (consumer) of each group coordinated here",
+            &epochs,
         )?;
         gauges(
             encoder,

@@ -178,8 +178,18 @@ impl GroupCoordinator {
     }
 
     /// OffsetFetch v9's member check on a consumer group.
-    pub fn validate_offset_fetch(&self, group_id: &str, member_id: Option<&str>, member_epoch: i32) -> ErrorCode {
-        match self.groups.lock().get(group_id).and_then(|entry| entry.consumer.as_ref()) {
+    pub fn validate_offset_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> ErrorCode {
+        match self
+            .groups
+            .lock()
+            .get(group_id)
+            .and_then(|entry| entry.consumer.as_ref())
+        {
             Some(consumer) => consumer.validate_offset_fetch(member_id, member_epoch),
             None => ErrorCode::NONE,
         }

@@ -9,12 +9,12 @@
 //! `__consumer_offsets` partition; appends are acks=all, and a new leader replays the
 //! partition before it answers for the group.
 
+use super::consumer::{ConsumerGroup, ConsumerGroupConfig};
+pub use super::consumer_coordinator::MigrationPolicy;
 use super::offsets::{CommittedOffset, GroupRecord, MemberRecord, OffsetsRecord};
 use super::state::{
     Answer, Group, GroupConfig, GroupState, JoinRequest, JoinResult, Reply, SyncResult, codes,
 };
-use super::consumer::{ConsumerGroup, ConsumerGroupConfig};
-pub use super::consumer_coordinator::MigrationPolicy;
 use crate::common::ErrorCode;
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -141,6 +141,9 @@ pub struct ListedGroup {
     pub state: &'static str,
     /// "classic" or "consumer" (KIP-848).
     pub group_type: &'static str,
+    pub n_members: usize,
+    /// The generation (classic) or the group epoch (consumer).
+    pub epoch: i32,
 }
 
 /// Committed offsets by topic: (topic, [(partition, offset if committed)]).
@@ -522,12 +525,16 @@ impl GroupCoordinator {
                     protocol_type: "consumer".to_string(),
                     state: consumer.state().name(),
                     group_type: "consumer",
+                    n_members: consumer.members.len(),
+                    epoch: consumer.group_epoch,
                 },
                 None => ListedGroup {
                     group_id: entry.group.group_id.clone(),
                     protocol_type: entry.group.protocol_type.clone().unwrap_or_default(),
                     state: entry.group.state.name(),
                     group_type: "classic",
+                    n_members: entry.group.members.len(),
+                    epoch: entry.group.generation_id,
                 },
             })
             .collect()
@@ -574,7 +581,10 @@ impl GroupCoordinator {
             let Some(entry) = groups.get(group_id) else {
                 return ErrorCode::of(kafka_protocol::ResponseError::GroupIdNotFound);
             };
-            let consumer_members = entry.consumer.as_ref().is_some_and(|consumer| !consumer.members.is_empty());
+            let consumer_members = entry
+                .consumer
+                .as_ref()
+                .is_some_and(|consumer| !consumer.members.is_empty());
             if !entry.group.members.is_empty() || entry.group.state != GroupState::Empty || consumer_members {
                 return ErrorCode::of(kafka_protocol::ResponseError::NonEmptyGroup);
             }

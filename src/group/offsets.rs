@@ -294,7 +294,9 @@ impl OffsetsRecord {
                 };
                 Ok(OffsetsRecord::Group { group_id, value })
             }
-            record_type @ 3..=8 => ConsumerRecord::decode(record_type, key, value).map(OffsetsRecord::Consumer),
+            record_type @ 3..=8 => {
+                ConsumerRecord::decode(record_type, key, value).map(OffsetsRecord::Consumer)
+            }
             _ => Err(DecodeError("unknown key version")),
         }
     }

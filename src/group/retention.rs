@@ -14,7 +14,10 @@ impl GroupCoordinator {
         let mut out = Vec::new();
         let mut groups = self.groups.lock();
         groups.retain(|group_id, entry| {
-            let consumer_members = entry.consumer.as_ref().is_some_and(|consumer| !consumer.members.is_empty());
+            let consumer_members = entry
+                .consumer
+                .as_ref()
+                .is_some_and(|consumer| !consumer.members.is_empty());
             if entry.group.state != GroupState::Empty || consumer_members {
                 return true;
             }

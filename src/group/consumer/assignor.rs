@@ -35,8 +35,12 @@ impl AssignorKind {
 
     pub fn from_name(name: &str) -> Option<Self> {
         match name.trim().to_ascii_lowercase().as_str() {
-            "uniform" | "org.apache.kafka.coordinator.group.assignor.uniformassignor" => Some(AssignorKind::Uniform),
-            "range" | "org.apache.kafka.coordinator.group.assignor.rangeassignor" => Some(AssignorKind::Range),
+            "uniform" | "org.apache.kafka.coordinator.group.assignor.uniformassignor" => {
+                Some(AssignorKind::Uniform)
+            }
+            "range" | "org.apache.kafka.coordinator.group.assignor.rangeassignor" => {
+                Some(AssignorKind::Range)
+            }
             _ => None,
         }
     }
@@ -66,14 +70,20 @@ fn uniform(
     previous: &BTreeMap<String, Assignment>,
     topics: &BTreeMap<Uuid, i32>,
 ) -> BTreeMap<String, Assignment> {
-    let mut target: BTreeMap<String, Assignment> =
-        members.keys().map(|member| (member.clone(), Assignment::new())).collect();
+    let mut target: BTreeMap<String, Assignment> = members
+        .keys()
+        .map(|member| (member.clone(), Assignment::new()))
+        .collect();
     let mut taken: BTreeSet<(Uuid, i32)> = BTreeSet::new();
     // Stickiness: what each member had and may still have.
     for (member_id, subscribed) in members {
-        let Some(had) = previous.get(member_id) else { continue };
+        let Some(had) = previous.get(member_id) else {
+            continue;
+        };
         for (topic_id, partitions) in had {
-            let Some(&n_partitions) = topics.get(topic_id) else { continue };
+            let Some(&n_partitions) = topics.get(topic_id) else {
+                continue;
+            };
             if !subscribed.contains(topic_id) {
                 continue;
             }
@@ -103,7 +113,9 @@ fn uniform(
             if taken.contains(&(*topic_id, partition)) {
                 continue;
             }
-            let Some(member_id) = eligible.iter().min_by_key(|member_id| (count(&target[**member_id]), **member_id))
+            let Some(member_id) = eligible
+                .iter()
+                .min_by_key(|member_id| (count(&target[**member_id]), **member_id))
             else {
                 continue;
             };
@@ -142,7 +154,10 @@ fn balance(members: &BTreeMap<String, BTreeSet<Uuid>>, target: &mut BTreeMap<Str
                 let subscribed = &members[taker];
                 let candidate = target[giver].iter().find_map(|(topic_id, partitions)| {
                     if subscribed.contains(topic_id) {
-                        partitions.iter().next_back().map(|partition| (*topic_id, *partition))
+                        partitions
+                            .iter()
+                            .next_back()
+                            .map(|partition| (*topic_id, *partition))
                     } else {
                         None
                     }
@@ -168,9 +183,14 @@ fn balance(members: &BTreeMap<String, BTreeSet<Uuid>>, target: &mut BTreeMap<Str
     }
 }
 
-fn range(members: &BTreeMap<String, BTreeSet<Uuid>>, topics: &BTreeMap<Uuid, i32>) -> BTreeMap<String, Assignment> {
-    let mut target: BTreeMap<String, Assignment> =
-        members.keys().map(|member| (member.clone(), Assignment::new())).collect();
+fn range(
+    members: &BTreeMap<String, BTreeSet<Uuid>>,
+    topics: &BTreeMap<Uuid, i32>,
+) -> BTreeMap<String, Assignment> {
+    let mut target: BTreeMap<String, Assignment> = members
+        .keys()
+        .map(|member| (member.clone(), Assignment::new()))
+        .collect();
     for (topic_id, &n_partitions) in topics {
         let subscribed: Vec<&String> = members
             .iter()
@@ -186,7 +206,11 @@ fn range(members: &BTreeMap<String, BTreeSet<Uuid>>, topics: &BTreeMap<Uuid, i32
         for (idx, member_id) in subscribed.into_iter().enumerate() {
             let n = per_member + i32::from((idx as i32) < extra);
             if n > 0 {
-                let partitions = target.entry(member_id.clone()).or_default().entry(*topic_id).or_default();
+                let partitions = target
+                    .entry(member_id.clone())
+                    .or_default()
+                    .entry(*topic_id)
+                    .or_default();
                 partitions.extend(next..next + n);
             }
             next += n;
@@ -251,10 +275,15 @@ mod tests {
         assert!(first.values().all(|assignment| count(assignment) == 4));
         let four = members(&[("a", &[1]), ("b", &[1]), ("c", &[1]), ("d", &[1])]);
         let second = AssignorKind::Uniform.assign(&four, &first, &topics);
-        assert!(second.values().all(|assignment| count(assignment) == 3), "{second:?}");
+        assert!(
+            second.values().all(|assignment| count(assignment) == 3),
+            "{second:?}"
+        );
         // Each old member keeps three of its four: only three partitions move.
         for member_id in ["a", "b", "c"] {
-            let kept = second[member_id][&topic(1)].intersection(&first[member_id][&topic(1)]).count();
+            let kept = second[member_id][&topic(1)]
+                .intersection(&first[member_id][&topic(1)])
+                .count();
             assert_eq!(kept, 3, "{member_id} keeps three of its partitions");
         }
         check_exactly_once(&four, &topics, &second).unwrap();
@@ -284,7 +313,10 @@ mod tests {
         )
     }
 
-    fn build(raw: &[(u8, Vec<u8>)], counts: &[i32]) -> (BTreeMap<String, BTreeSet<Uuid>>, BTreeMap<Uuid, i32>) {
+    fn build(
+        raw: &[(u8, Vec<u8>)],
+        counts: &[i32],
+    ) -> (BTreeMap<String, BTreeSet<Uuid>>, BTreeMap<Uuid, i32>) {
         let members = raw
             .iter()
             .map(|(member, topics)| {

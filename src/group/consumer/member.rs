@@ -104,11 +104,9 @@ impl ConsumerMember {
     fn still_owns(owned: Option<&Assignment>, partitions: &Assignment) -> bool {
         match owned {
             None => partitions.values().any(|set| !set.is_empty()),
-            Some(owned) => partitions.iter().any(|(topic_id, set)| {
-                owned
-                    .get(topic_id)
-                    .is_some_and(|have| !have.is_disjoint(set))
-            }),
+            Some(owned) => partitions
+                .iter()
+                .any(|(topic_id, set)| owned.get(topic_id).is_some_and(|have| !have.is_disjoint(set))),
         }
     }
 
@@ -156,7 +154,11 @@ impl ConsumerMember {
             let current = self.assigned.get(&topic_id).unwrap_or(&empty);
             let wanted = target.get(&topic_id).unwrap_or(&empty);
             for &partition in current {
-                let side = if wanted.contains(&partition) { &mut kept } else { &mut revoke };
+                let side = if wanted.contains(&partition) {
+                    &mut kept
+                } else {
+                    &mut revoke
+                };
                 side.entry(topic_id).or_default().insert(partition);
             }
             for &partition in wanted.difference(current) {
@@ -235,7 +237,10 @@ mod tests {
         assert!(!a.reconcile(2, &assignment(&[0, 1]), Some(&still), &owners, 200));
         // Revoked: the member reaches epoch 2, stable.
         assert!(a.reconcile(2, &assignment(&[0, 1]), Some(&assignment(&[0, 1])), &owners, 300));
-        assert_eq!((a.state, a.member_epoch, a.previous_member_epoch), (MemberState::Stable, 2, 1));
+        assert_eq!(
+            (a.state, a.member_epoch, a.previous_member_epoch),
+            (MemberState::Stable, 2, 1)
+        );
         assert!(a.pending_revocation.is_empty());
     }
 

@@ -9,4 +9,6 @@ pub mod state;
 #[cfg(test)]
 mod state_tests;
 
-pub use state::{ConsumerGroup, ConsumerGroupConfig, ConsumerGroupState, Heartbeat, HeartbeatAnswer, TopicsView};
+pub use state::{
+    ConsumerGroup, ConsumerGroupConfig, ConsumerGroupState, Heartbeat, HeartbeatAnswer, TopicsView,
+};

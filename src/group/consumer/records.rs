@@ -169,7 +169,8 @@ fn get_string(buf: &mut Bytes) -> Result<String, DecodeError> {
         return Err(DecodeError::new("null key string"));
     }
     need(buf, length as usize)?;
-    String::from_utf8(buf.split_to(length as usize).to_vec()).map_err(|_| DecodeError::new("string is not UTF-8"))
+    String::from_utf8(buf.split_to(length as usize).to_vec())
+        .map_err(|_| DecodeError::new("string is not UTF-8"))
 }
 
 fn get_uvarint(buf: &mut Bytes) -> Result<u64, DecodeError> {

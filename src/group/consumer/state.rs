@@ -303,11 +303,17 @@ impl ConsumerGroup {
             };
             let epoch = request.member_epoch;
             let retried = epoch == member.previous_member_epoch
-                && request.owned.as_ref().is_none_or(|owned| is_subset(owned, &member.assigned));
+                && request
+                    .owned
+                    .as_ref()
+                    .is_none_or(|owned| is_subset(owned, &member.assigned));
             if epoch != member.member_epoch && !retried {
                 return Err(error(
                     ResponseError::FencedMemberEpoch,
-                    format!("The member epoch {epoch} is fenced; the current one is {}.", member.member_epoch),
+                    format!(
+                        "The member epoch {epoch} is fenced; the current one is {}.",
+                        member.member_epoch
+                    ),
                 ));
             }
             return Ok(member_id);
@@ -323,7 +329,10 @@ impl ConsumerGroup {
                 if previous.member_epoch != LEAVE_STATIC_EPOCH && previous.member_id != member_id {
                     return Err(error(
                         ResponseError::UnreleasedInstanceId,
-                        format!("Static member {instance} is still in use by member {}.", previous.member_id),
+                        format!(
+                            "Static member {instance} is still in use by member {}.",
+                            previous.member_id
+                        ),
                     ));
                 }
                 // The instance comes back under a new member id: it takes over the
@@ -361,7 +370,10 @@ impl ConsumerGroup {
                 if self.members.len() >= config.max_size {
                     return Err(error(
                         ResponseError::GroupMaxSizeReached,
-                        format!("The consumer group has reached its maximum capacity of {} members.", config.max_size),
+                        format!(
+                            "The consumer group has reached its maximum capacity of {} members.",
+                            config.max_size
+                        ),
                     ));
                 }
                 let mut member = ConsumerMember::new(member_id.clone(), now_ms);
@@ -442,7 +454,11 @@ impl ConsumerGroup {
             .iter()
             .filter_map(|name| topics.get(name).map(|(topic_id, _)| *topic_id))
             .collect();
-        if let Some(regex) = member.subscribed_topic_regex.as_ref().and_then(|regex| self.regexes.get(regex)) {
+        if let Some(regex) = member
+            .subscribed_topic_regex
+            .as_ref()
+            .and_then(|regex| self.regexes.get(regex))
+        {
             subscribed.extend(
                 topics
                     .iter()
@@ -506,7 +522,9 @@ impl ConsumerGroup {
             .iter()
             .map(|(topic_id, (_, n_partitions))| (*topic_id, *n_partitions))
             .collect();
-        let target = self.assignor(config).assign(&subscriptions, &self.target, &counts);
+        let target = self
+            .assignor(config)
+            .assign(&subscriptions, &self.target, &counts);
         for (member_id, assignment) in &target {
             if self.target.get(member_id) != Some(assignment) {
                 self.dirty.target.insert(member_id.clone());
@@ -540,7 +558,9 @@ impl ConsumerGroup {
             .values()
             .filter(|member| {
                 member.session_deadline_ms < now_ms
-                    || member.revocation_deadline_ms.is_some_and(|deadline| deadline < now_ms)
+                    || member
+                        .revocation_deadline_ms
+                        .is_some_and(|deadline| deadline < now_ms)
             })
             .map(|member| member.member_id.clone())
             .collect();
@@ -562,7 +582,9 @@ impl ConsumerGroup {
         }
         match self.members.get(member_id) {
             None => ErrorCode::of(ResponseError::UnknownMemberId),
-            Some(member) if member.member_epoch != member_epoch => ErrorCode::of(ResponseError::StaleMemberEpoch),
+            Some(member) if member.member_epoch != member_epoch => {
+                ErrorCode::of(ResponseError::StaleMemberEpoch)
+            }
             Some(_) => ErrorCode::NONE,
         }
     }
@@ -643,7 +665,10 @@ impl ConsumerGroup {
                 group_id: group_id.clone(),
                 assignment_epoch: None,
             },
-            ConsumerRecord::Metadata { group_id, epoch: None },
+            ConsumerRecord::Metadata {
+                group_id,
+                epoch: None,
+            },
         ]
     }
 
@@ -693,7 +718,11 @@ impl ConsumerGroup {
     /// After a load: the subscribed topics as the members' subscriptions find them,
     /// without moving the epoch (the log already has it).
     pub fn after_load(&mut self, topics: &TopicsView) {
-        for regex in self.members.values().filter_map(|member| member.subscribed_topic_regex.clone()) {
+        for regex in self
+            .members
+            .values()
+            .filter_map(|member| member.subscribed_topic_regex.clone())
+        {
             if let Ok(compiled) = regex::Regex::new(&format!("^(?:{regex})$")) {
                 self.regexes.insert(regex, compiled);
             }
@@ -713,7 +742,9 @@ impl ConsumerGroup {
         let wanted: BTreeSet<(Uuid, i32)> = self
             .subscribed
             .iter()
-            .flat_map(|(topic_id, (_, n_partitions))| (0..*n_partitions).map(move |partition| (*topic_id, partition)))
+            .flat_map(|(topic_id, (_, n_partitions))| {
+                (0..*n_partitions).map(move |partition| (*topic_id, partition))
+            })
             .collect();
         if covered != wanted && !self.members.is_empty() {
             self.bump_epoch();

@@ -91,7 +91,10 @@ fn no_double_owner(group: &ConsumerGroup) -> Result<(), String> {
             for (topic_id, partitions) in assignment {
                 for partition in partitions {
                     if let Some(other) = owners.insert((*topic_id, *partition), &member.member_id) {
-                        return Err(format!("{topic_id}-{partition} owned by {other} and {}", member.member_id));
+                        return Err(format!(
+                            "{topic_id}-{partition} owned by {other} and {}",
+                            member.member_id
+                        ));
                     }
                 }
             }
@@ -104,7 +107,10 @@ fn no_double_owner(group: &ConsumerGroup) -> Result<(), String> {
 fn three_members_share_twelve_partitions_then_a_fourth_joins_incrementally() {
     let view = topics(&[("t", 1, 12)]);
     let mut group = ConsumerGroup::new("g");
-    let mut clients: Vec<Client> = ["a", "b", "c"].iter().map(|id| join(&mut group, id, &["t"], &view, 0)).collect();
+    let mut clients: Vec<Client> = ["a", "b", "c"]
+        .iter()
+        .map(|id| join(&mut group, id, &["t"], &view, 0))
+        .collect();
     for _ in 0..3 {
         for client in clients.iter_mut() {
             beat(&mut group, client, &view, 1);
@@ -131,7 +137,12 @@ fn three_members_share_twelve_partitions_then_a_fourth_joins_incrementally() {
     beat(&mut group, &mut d, &view, 5);
     assert_eq!(count(&d.owned), 3);
     assert_eq!(group.state(), ConsumerGroupState::Stable);
-    assert!(group.members.values().all(|member| member.member_epoch == group.group_epoch));
+    assert!(
+        group
+            .members
+            .values()
+            .all(|member| member.member_epoch == group.group_epoch)
+    );
 }
 
 #[test]
@@ -170,7 +181,11 @@ fn a_member_that_does_not_revoke_within_its_rebalance_timeout_is_fenced() {
     a.owned = owned_all;
     beat(&mut group, &mut a, &view, 4_000);
     beat(&mut group, &mut b, &view, 4_000);
-    assert_eq!(group.tick(5_004), vec!["a".to_string()], "the rebalance timeout is 5 s");
+    assert_eq!(
+        group.tick(5_004),
+        vec!["a".to_string()],
+        "the rebalance timeout is 5 s"
+    );
 }
 
 #[test]
@@ -254,7 +269,10 @@ fn a_regex_subscription_picks_up_a_topic_created_later() {
         epoch: answer.member_epoch,
         owned: answer.assignment.unwrap(),
     };
-    assert_eq!(a.owned.keys().copied().collect::<Vec<_>>(), vec![Uuid::from_u128(1)]);
+    assert_eq!(
+        a.owned.keys().copied().collect::<Vec<_>>(),
+        vec![Uuid::from_u128(1)]
+    );
     view.insert("orders-us".into(), (Uuid::from_u128(3), 3));
     beat(&mut group, &mut a, &view, 1);
     assert_eq!(count(&a.owned), 5, "2 of orders-eu and 3 of orders-us");
@@ -284,8 +302,14 @@ fn offset_commits_check_the_member_epoch() {
         group.validate_offset_commit("a", a.epoch - 1),
         ErrorCode::of(ResponseError::StaleMemberEpoch)
     );
-    assert_eq!(group.validate_offset_commit("x", 1), ErrorCode::of(ResponseError::UnknownMemberId));
-    assert_eq!(group.validate_offset_commit("", -1), ErrorCode::of(ResponseError::UnknownMemberId));
+    assert_eq!(
+        group.validate_offset_commit("x", 1),
+        ErrorCode::of(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(
+        group.validate_offset_commit("", -1),
+        ErrorCode::of(ResponseError::UnknownMemberId)
+    );
     assert_eq!(group.validate_offset_fetch(None, -1), ErrorCode::NONE);
 }
 
@@ -293,7 +317,10 @@ fn offset_commits_check_the_member_epoch() {
 fn the_records_replayed_rebuild_the_group() {
     let view = topics(&[("t", 1, 6)]);
     let mut group = ConsumerGroup::new("g");
-    let mut clients: Vec<Client> = ["a", "b"].iter().map(|id| join(&mut group, id, &["t"], &view, 0)).collect();
+    let mut clients: Vec<Client> = ["a", "b"]
+        .iter()
+        .map(|id| join(&mut group, id, &["t"], &view, 0))
+        .collect();
     let mut records = group.take_records();
     for now in 1..4 {
         for client in clients.iter_mut() {
@@ -313,7 +340,11 @@ fn the_records_replayed_rebuild_the_group() {
         let other = &loaded.members[member_id];
         assert_eq!(
             (other.member_epoch, &other.assigned, &other.subscribed_topic_names),
-            (member.member_epoch, &member.assigned, &member.subscribed_topic_names)
+            (
+                member.member_epoch,
+                &member.assigned,
+                &member.subscribed_topic_names
+            )
         );
     }
     assert_eq!(loaded.state(), ConsumerGroupState::Stable);
