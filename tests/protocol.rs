@@ -2,6 +2,7 @@
 //! limits, malformed input, and unsupported versions.
 
 mod common;
+mod protocol_groups;
 mod protocol_txn;
 
 use bytes::Bytes;
@@ -646,6 +647,9 @@ async fn every_api_answers_every_advertised_version() {
                             assert!(names.iter().all(|(_, kind)| [2, 4].contains(kind)), "{names:?}");
                         }
                     })
+                }
+                ApiKey::ConsumerGroupHeartbeat | ApiKey::ConsumerGroupDescribe => {
+                    protocol_groups::check(&mut client, *api_key, version, topic_id).await
                 }
                 other => panic!("no test for {other:?}"),
             };
