@@ -648,7 +648,12 @@ async fn every_api_answers_every_advertised_version() {
                         }
                     })
                 }
-                ApiKey::ConsumerGroupHeartbeat | ApiKey::ConsumerGroupDescribe => {
+                ApiKey::ConsumerGroupHeartbeat
+                | ApiKey::ConsumerGroupDescribe
+                | ApiKey::ShareGroupHeartbeat
+                | ApiKey::ShareGroupDescribe
+                | ApiKey::ShareFetch
+                | ApiKey::ShareAcknowledge => {
                     protocol_groups::check(&mut client, *api_key, version, topic_id).await
                 }
                 other => panic!("no test for {other:?}"),

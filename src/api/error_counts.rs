@@ -72,6 +72,20 @@ error_codes! {
     DescribeGroupsResponse => |r, emit| r.groups.iter().for_each(|g| emit(g.error_code));
     ConsumerGroupHeartbeatResponse => |r, emit| emit(r.error_code);
     ConsumerGroupDescribeResponse => |r, emit| r.groups.iter().for_each(|g| emit(g.error_code));
+    ShareGroupHeartbeatResponse => |r, emit| emit(r.error_code);
+    ShareGroupDescribeResponse => |r, emit| r.groups.iter().for_each(|g| emit(g.error_code));
+    ShareFetchResponse => |r, emit| {
+        emit(r.error_code);
+        for topic in &r.responses {
+            topic.partitions.iter().for_each(|p| emit(p.error_code));
+        }
+    };
+    ShareAcknowledgeResponse => |r, emit| {
+        emit(r.error_code);
+        for topic in &r.responses {
+            topic.partitions.iter().for_each(|p| emit(p.error_code));
+        }
+    };
     DeleteGroupsResponse => |r, emit| r.results.iter().for_each(|g| emit(g.error_code));
     OffsetDeleteResponse => |r, emit| {
         emit(r.error_code);

@@ -58,6 +58,10 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
+pub mod share_acknowledge;
+pub mod share_fetch;
+pub mod share_group_describe;
+pub mod share_group_heartbeat;
 pub mod sync_group;
 pub mod txn_errors;
 pub mod txn_offset_commit;
@@ -85,7 +89,8 @@ use kafka_protocol::messages::{
     LeaveGroupRequest, ListConfigResourcesRequest, ListGroupsRequest, ListOffsetsRequest,
     ListPartitionReassignmentsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
     OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader,
-    SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
+    SaslAuthenticateRequest, SaslHandshakeRequest, ShareAcknowledgeRequest, ShareFetchRequest,
+    ShareGroupDescribeRequest, ShareGroupHeartbeatRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::sync::Arc;
@@ -117,6 +122,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::ShareGroupHeartbeat, 1, 1),
+    (ApiKey::ShareGroupDescribe, 1, 1),
+    (ApiKey::ShareFetch, 1, 1),
+    (ApiKey::ShareAcknowledge, 1, 1),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
@@ -598,6 +607,16 @@ async fn dispatch(
         )),
         ApiKey::ConsumerGroupDescribe => route!(ConsumerGroupDescribeRequest, |r| Some(
             consumer_group_describe::handle(ctx, r).await
+        )),
+        ApiKey::ShareGroupHeartbeat => route!(ShareGroupHeartbeatRequest, |r| Some(
+            share_group_heartbeat::handle(ctx, r).await
+        )),
+        ApiKey::ShareGroupDescribe => route!(ShareGroupDescribeRequest, |r| Some(
+            share_group_describe::handle(ctx, r).await
+        )),
+        ApiKey::ShareFetch => route!(ShareFetchRequest, |r| Some(share_fetch::handle(ctx, r).await)),
+        ApiKey::ShareAcknowledge => route!(ShareAcknowledgeRequest, |r| Some(
+            share_acknowledge::handle(ctx, r).await
         )),
         ApiKey::DeleteGroups => route!(DeleteGroupsRequest, |r| Some(delete_groups::handle(ctx, r).await)),
         ApiKey::OffsetForLeaderEpoch => route!(OffsetForLeaderEpochRequest, |r| Some(

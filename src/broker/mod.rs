@@ -185,6 +185,13 @@ impl Broker {
                 max_size: config.group_consumer_max_size.max(1) as usize,
             },
             migration_policy: MigrationPolicy::from_name(&config.group_consumer_migration_policy),
+            share: crate::group::share::partition::ShareConfig {
+                lock_duration_ms: config.group_share_record_lock_duration_ms,
+                delivery_count_limit: config.group_share_delivery_count_limit,
+                max_record_locks: config.group_share_partition_max_record_locks,
+            },
+            share_session_timeout_ms: config.group_share_session_timeout_ms,
+            share_heartbeat_interval_ms: config.group_share_heartbeat_interval_ms,
             offsets_retention_ms: config.offsets_retention_ms,
             offset_metadata_max_bytes: config.offset_metadata_max_bytes,
         });

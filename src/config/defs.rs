@@ -356,6 +356,44 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
             max: i32::MAX as i64,
         },
     ),
+    // KIP-932 share groups.
+    def(
+        "group.share.record.lock.duration.ms",
+        Some("30000"),
+        ConfigKind::Int {
+            min: 1000,
+            max: 3_600_000,
+        },
+    ),
+    def(
+        "group.share.delivery.count.limit",
+        Some("5"),
+        ConfigKind::Int { min: 2, max: 10 },
+    ),
+    def(
+        "group.share.partition.max.record.locks",
+        Some("2000"),
+        ConfigKind::Int {
+            min: 100,
+            max: 10_000,
+        },
+    ),
+    def(
+        "group.share.session.timeout.ms",
+        Some("45000"),
+        ConfigKind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+    ),
+    def(
+        "group.share.heartbeat.interval.ms",
+        Some("5000"),
+        ConfigKind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+    ),
     def(
         "group.consumer.migration.policy",
         Some("bidirectional"),

@@ -165,6 +165,16 @@ pub struct BrokerConfig {
     /// `group.consumer.migration.policy`: bidirectional (default), upgrade,
     /// downgrade or disabled.
     pub group_consumer_migration_policy: String,
+    /// `group.share.record.lock.duration.ms` (default 30000, 1000-3600000).
+    pub group_share_record_lock_duration_ms: i64,
+    /// `group.share.delivery.count.limit` (default 5, 2-10).
+    pub group_share_delivery_count_limit: i16,
+    /// `group.share.partition.max.record.locks` (default 2000, 100-10000).
+    pub group_share_partition_max_record_locks: usize,
+    /// `group.share.session.timeout.ms` (default 45000).
+    pub group_share_session_timeout_ms: i32,
+    /// `group.share.heartbeat.interval.ms` (default 5000).
+    pub group_share_heartbeat_interval_ms: i32,
     /// `topic.memory.per.partition` and `topic.fds.per.partition`: what one partition
     /// replica is counted to need when the broker tells the controller how many it can
     /// host (0: that resource does not bound it).
@@ -345,6 +355,11 @@ impl BrokerConfig {
                 .collect(),
             group_consumer_max_size: int("group.consumer.max.size") as i32,
             group_consumer_migration_policy: get("group.consumer.migration.policy").unwrap_or_default(),
+            group_share_record_lock_duration_ms: int("group.share.record.lock.duration.ms"),
+            group_share_delivery_count_limit: int("group.share.delivery.count.limit") as i16,
+            group_share_partition_max_record_locks: int("group.share.partition.max.record.locks") as usize,
+            group_share_session_timeout_ms: int("group.share.session.timeout.ms") as i32,
+            group_share_heartbeat_interval_ms: int("group.share.heartbeat.interval.ms") as i32,
             topic_memory_per_partition: int("topic.memory.per.partition").max(0) as u64,
             topic_fds_per_partition: get("topic.fds.per.partition")
                 .and_then(|value| value.trim().parse().ok())

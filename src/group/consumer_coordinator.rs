@@ -66,6 +66,9 @@ impl GroupCoordinator {
     /// A classic JoinGroup on a consumer group: refused while it has members;
     /// an empty one becomes classic again if the policy allows it.
     pub(super) fn classic_join_refused(&self, entry: &mut GroupEntry) -> Option<ErrorCode> {
+        if entry.share.is_some() {
+            return Some(ErrorCode::of(ResponseError::InconsistentGroupProtocol));
+        }
         let consumer = entry.consumer.as_ref()?;
         if !consumer.members.is_empty() || !self.config.migration_policy.downgrades() {
             return Some(ErrorCode::of(ResponseError::InconsistentGroupProtocol));
@@ -96,6 +99,18 @@ impl GroupCoordinator {
                 .entry(group_id.to_string())
                 .or_insert_with(|| GroupEntry::new(group_id, now_ms));
             let mut records = Vec::new();
+            if entry.share.is_some() {
+                return HeartbeatAnswer {
+                    error: ErrorCode::of(ResponseError::GroupIdNotFound),
+                    message: Some(format!(
+                        "Group {group_id} is a share group, not a consumer group."
+                    )),
+                    member_id: request.member_id,
+                    member_epoch: request.member_epoch,
+                    heartbeat_interval_ms: self.config.consumer.heartbeat_interval_ms,
+                    assignment: None,
+                };
+            }
             if entry.consumer.is_none() {
                 let classic = &entry.group;
                 let classic_empty = classic.members.is_empty() && classic.state == GroupState::Empty;

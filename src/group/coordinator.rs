@@ -29,6 +29,10 @@ pub struct CoordinatorConfig {
     pub group: GroupConfig,
     pub consumer: ConsumerGroupConfig,
     pub migration_policy: MigrationPolicy,
+    /// KIP-932: record locks and delivery limits of share-partitions.
+    pub share: super::share::partition::ShareConfig,
+    pub share_session_timeout_ms: i32,
+    pub share_heartbeat_interval_ms: i32,
     pub offsets_retention_ms: i64,
     pub offset_metadata_max_bytes: usize,
 }
@@ -43,6 +47,8 @@ pub(super) struct GroupEntry {
     pub(super) group: Group,
     /// Set when the group is a KIP-848 consumer group (its classic half is then Empty).
     pub(super) consumer: Option<ConsumerGroup>,
+    /// Set when the group is a KIP-932 share group.
+    pub(super) share: Option<super::share::group::ShareGroup>,
     pub(super) offsets: BTreeMap<(String, i32), CommittedOffset>,
     /// Offsets committed in open transactions (TxnOffsetCommit), by producer id: they
     /// become `offsets` when the transaction's COMMIT marker lands, or go on ABORT.
@@ -52,10 +58,19 @@ pub(super) struct GroupEntry {
 }
 
 impl GroupEntry {
+    /// Whether it is a consumer or share group with members.
+    pub(super) fn has_modern_members(&self) -> bool {
+        self.consumer
+            .as_ref()
+            .is_some_and(|consumer| !consumer.members.is_empty())
+            || self.share.as_ref().is_some_and(|share| !share.members.is_empty())
+    }
+
     pub(super) fn new(group_id: &str, now_ms: i64) -> Self {
         GroupEntry {
             group: Group::new(group_id, now_ms),
             consumer: None,
+            share: None,
             offsets: BTreeMap::new(),
             pending_txn: HashMap::new(),
             join_waiters: HashMap::new(),
@@ -166,6 +181,8 @@ pub struct GroupCoordinator {
     jobs: Mutex<Option<mpsc::UnboundedReceiver<WriteJob>>>,
     /// `__consumer_offsets` partitions this broker leads: loaded (true) or loading.
     led: Mutex<HashMap<i32, bool>>,
+    /// The share-partitions this broker leads and its members' share sessions.
+    pub shares: super::share::manager::SharePartitionManager,
 }
 
 /// The `__consumer_offsets` records committing `offsets` for `group_id`.
@@ -202,6 +219,7 @@ impl GroupCoordinator {
     pub fn new(config: CoordinatorConfig) -> Self {
         let (writer, jobs) = mpsc::unbounded_channel();
         GroupCoordinator {
+            shares: super::share::manager::SharePartitionManager::new(config.share),
             config,
             groups: Mutex::new(HashMap::new()),
             writer,
@@ -519,8 +537,16 @@ impl GroupCoordinator {
             .lock()
             .values()
             .filter(|entry| entry.group.state != GroupState::Dead)
-            .map(|entry| match &entry.consumer {
-                Some(consumer) => ListedGroup {
+            .map(|entry| match (&entry.consumer, &entry.share) {
+                (_, Some(share)) => ListedGroup {
+                    group_id: share.group_id.clone(),
+                    protocol_type: "share".to_string(),
+                    state: share.state_name(),
+                    group_type: "share",
+                    n_members: share.members.len(),
+                    epoch: share.group_epoch,
+                },
+                (Some(consumer), None) => ListedGroup {
                     group_id: consumer.group_id.clone(),
                     protocol_type: "consumer".to_string(),
                     state: consumer.state().name(),
@@ -528,7 +554,7 @@ impl GroupCoordinator {
                     n_members: consumer.members.len(),
                     epoch: consumer.group_epoch,
                 },
-                None => ListedGroup {
+                (None, None) => ListedGroup {
                     group_id: entry.group.group_id.clone(),
                     protocol_type: entry.group.protocol_type.clone().unwrap_or_default(),
                     state: entry.group.state.name(),
@@ -581,10 +607,7 @@ impl GroupCoordinator {
             let Some(entry) = groups.get(group_id) else {
                 return ErrorCode::of(kafka_protocol::ResponseError::GroupIdNotFound);
             };
-            let consumer_members = entry
-                .consumer
-                .as_ref()
-                .is_some_and(|consumer| !consumer.members.is_empty());
+            let consumer_members = entry.has_modern_members();
             if !entry.group.members.is_empty() || entry.group.state != GroupState::Empty || consumer_members {
                 return ErrorCode::of(kafka_protocol::ResponseError::NonEmptyGroup);
             }
@@ -686,6 +709,12 @@ impl GroupCoordinator {
             {
                 self.persist_consumer(consumer);
             }
+            if let Some(share) = entry.share.as_mut() {
+                for member_id in share.tick(now_ms) {
+                    self.shares.release_member(&share.group_id, &member_id);
+                }
+            }
         }
+        self.shares.expire_locks(now_ms);
     }
 }

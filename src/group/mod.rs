@@ -10,6 +10,8 @@ pub mod member;
 pub mod offsets;
 mod replay;
 mod retention;
+pub mod share;
+pub mod share_coordinator;
 pub mod state;
 
 pub use coordinator::GroupCoordinator;

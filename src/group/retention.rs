@@ -14,10 +14,7 @@ impl GroupCoordinator {
         let mut out = Vec::new();
         let mut groups = self.groups.lock();
         groups.retain(|group_id, entry| {
-            let consumer_members = entry
-                .consumer
-                .as_ref()
-                .is_some_and(|consumer| !consumer.members.is_empty());
+            let consumer_members = entry.has_modern_members();
             if entry.group.state != GroupState::Empty || consumer_members {
                 return true;
             }

@@ -1,6 +1,7 @@
-//! The KIP-848 consumer group APIs at every advertised version (called from
-//! protocol.rs's every-version test): a member joins with epoch 0 and gets the whole
-//! one-partition topic, ConsumerGroupDescribe shows it, and it leaves with epoch -1.
+//! The KIP-848 consumer group and KIP-932 share group APIs at every advertised version
+//! (called from protocol.rs's every-version test): a member joins with epoch 0 and gets
+//! the whole one-partition topic, ConsumerGroupDescribe shows it, and it leaves with
+//! epoch -1; a share member joins, share sessions check their epochs.
 
 use crate::common::Client;
 use kafka_protocol::ResponseError;
@@ -93,7 +94,81 @@ pub async fn check(
             anyhow::ensure!(assigned.len() == 1 && &*assigned[0].topic_name == "all-versions");
             anyhow::ensure!(response.groups[1].error_code == ResponseError::GroupIdNotFound.code());
         }
-        other => anyhow::bail!("not a consumer group API: {other:?}"),
+        ApiKey::ShareGroupHeartbeat => {
+            let share_group = GroupId(StrBytes::from_string(format!("{group}-share")));
+            let request = ShareGroupHeartbeatRequest::default()
+                .with_group_id(share_group)
+                .with_member_id(StrBytes::from_string(uuid::Uuid::new_v4().to_string()))
+                .with_member_epoch(0)
+                .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str(
+                    "all-versions",
+                ))]));
+            let response = client.send(request, version).await?;
+            anyhow::ensure!(
+                response.error_code == 0 && response.member_epoch >= 1,
+                "{response:?}"
+            );
+            let assignment = response.assignment.unwrap_or_default();
+            anyhow::ensure!(assignment.topic_partitions.len() == 1, "{assignment:?}");
+            // The classic-or-consumer group of the same id is not a share group.
+            let clash = ShareGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+                .with_member_id(StrBytes::from_static_str("m"))
+                .with_member_epoch(0)
+                .with_subscribed_topic_names(Some(vec![]));
+            let response = client.send(clash, version).await?;
+            anyhow::ensure!(
+                response.error_code == ResponseError::GroupIdNotFound.code(),
+                "{response:?}"
+            );
+        }
+        ApiKey::ShareGroupDescribe => {
+            let request = ShareGroupDescribeRequest::default()
+                .with_group_ids(vec![GroupId(StrBytes::from_string(group.clone()))]);
+            let response = client.send(request, version).await?;
+            anyhow::ensure!(
+                response.groups[0].error_code == ResponseError::GroupIdNotFound.code(),
+                "a consumer group is not a share group: {response:?}"
+            );
+        }
+        ApiKey::ShareFetch => {
+            use kafka_protocol::messages::share_fetch_request::{FetchPartition, FetchTopic};
+            let fetch = |epoch: i32| {
+                ShareFetchRequest::default()
+                    .with_group_id(Some(GroupId(StrBytes::from_string(format!("{group}-sf")))))
+                    .with_member_id(Some(StrBytes::from_static_str("member")))
+                    .with_share_session_epoch(epoch)
+                    .with_max_wait_ms(10)
+                    .with_max_bytes(1 << 20)
+                    .with_max_records(100)
+                    .with_topics(vec![
+                        FetchTopic::default()
+                            .with_topic_id(topic_id)
+                            .with_partitions(vec![FetchPartition::default().with_partition_index(0)]),
+                    ])
+            };
+            let response = client.send(fetch(0), version).await?;
+            anyhow::ensure!(response.error_code == 0, "{response:?}");
+            let wrong = client.send(fetch(7), version).await?;
+            anyhow::ensure!(
+                wrong.error_code == ResponseError::InvalidShareSessionEpoch.code(),
+                "{wrong:?}"
+            );
+            let close = client.send(fetch(-1), version).await?;
+            anyhow::ensure!(close.error_code == 0, "{close:?}");
+        }
+        ApiKey::ShareAcknowledge => {
+            let request = ShareAcknowledgeRequest::default()
+                .with_group_id(Some(GroupId(StrBytes::from_string(format!("{group}-sa")))))
+                .with_member_id(Some(StrBytes::from_static_str("member")))
+                .with_share_session_epoch(3);
+            let response = client.send(request, version).await?;
+            anyhow::ensure!(
+                response.error_code == ResponseError::ShareSessionNotFound.code(),
+                "{response:?}"
+            );
+        }
+        other => anyhow::bail!("not a consumer or share group API: {other:?}"),
     }
     Ok(())
 }

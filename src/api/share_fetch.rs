@@ -1,0 +1,255 @@
+//! ShareFetch (key 78): a share group member's fetch. It applies the share session
+//! (epoch 0 opens it, -1 closes it and releases what the member holds), the
+//! acknowledgements it carries, then reads each of the session's partitions this
+//! broker leads from the share-partition's next available offset and acquires the
+//! records read for the member, waiting up to `max_wait_ms` for some. The records go
+//! out as stored; only the acquired ranges (with their delivery counts) say which of
+//! them are the member's.
+
+use super::RequestContext;
+use crate::common::{ErrorCode, now_ms};
+use crate::group::share::manager::ShareKey;
+use crate::log::TopicPartition;
+use crate::log::segment::FileSlice;
+use crate::security::acl::{Operation, ResourceType};
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::share_fetch_response::{
+    AcquiredRecords, LeaderIdAndEpoch, PartitionData, ShareFetchableTopicResponse,
+};
+use kafka_protocol::messages::{ShareFetchRequest, ShareFetchResponse};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The first base offset and the last offset of the batches in a slice, read from
+/// their headers (`base_offset i64, length i32, ..., last_offset_delta i32` at 23).
+fn slice_offsets(slice: &FileSlice) -> Option<(i64, i64)> {
+    let mut position = slice.position;
+    let end = slice.position + slice.len;
+    let mut first = None;
+    let mut last = None;
+    while position + 27 <= end {
+        let mut head = [0u8; 27];
+        std::os::unix::fs::FileExt::read_exact_at(slice.file.as_ref(), &mut head, position).ok()?;
+        let base = i64::from_be_bytes(head[0..8].try_into().ok()?);
+        let length = i32::from_be_bytes(head[8..12].try_into().ok()?);
+        let delta = i32::from_be_bytes(head[23..27].try_into().ok()?);
+        if length <= 0 {
+            break;
+        }
+        first.get_or_insert(base);
+        last = Some(base + i64::from(delta));
+        position += 12 + length as u64;
+    }
+    Some((first?, last?))
+}
+
+/// What a partition read gave the member: the records as stored, its acquired
+/// ranges, and the leader (id, epoch).
+type Acquired = (Bytes, Vec<AcquiredRecords>, (i32, i32));
+
+fn top_level(code: ResponseError) -> ShareFetchResponse {
+    ShareFetchResponse::default().with_error_code(code.code())
+}
+
+/// One partition read and acquired: its data, or None when it had nothing.
+fn read_partition(
+    ctx: &RequestContext<'_>,
+    key: &ShareKey,
+    member_id: &str,
+    max_bytes: u64,
+    max_records: usize,
+) -> Result<Option<Acquired>, ErrorCode> {
+    let broker = ctx.broker;
+    let image = broker.image();
+    let (_, topic_id, index) = key;
+    let Some(topic) = image.topic_by_id(*topic_id) else {
+        return Err(ErrorCode::UNKNOWN_TOPIC_ID);
+    };
+    let tp = TopicPartition::new(&topic.name, *index);
+    let Some(partition) = broker
+        .replicas
+        .partition(&tp)
+        .filter(|partition| partition.is_leader())
+    else {
+        return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+    };
+    let shares = &broker.groups.shares;
+    let read = partition.with_log(|log| {
+        let (start, high_watermark) = (log.log_start_offset(), log.high_watermark());
+        let leader = (broker.config.node_id, log.leader_epoch());
+        let from = shares.next_fetch_offset(key, start, high_watermark);
+        if from >= high_watermark {
+            return Ok((None, from, high_watermark, leader));
+        }
+        log.read(from, high_watermark, max_bytes, true)
+            .map(|slice| (slice, from, high_watermark, leader))
+    });
+    let (slice, from, high_watermark, leader) = read.map_err(|error| {
+        tracing::warn!(%error, topic = %topic.name, partition = index, "share fetch read failed");
+        ErrorCode::KAFKA_STORAGE_ERROR
+    })?;
+    let Some(slice) = slice else { return Ok(None) };
+    let Some((_, last)) = slice_offsets(&slice) else {
+        return Ok(None);
+    };
+    let acquired = shares.acquire(
+        key,
+        member_id,
+        from,
+        (last + 1).min(high_watermark),
+        max_records,
+        now_ms(),
+    );
+    if acquired.is_empty() {
+        return Ok(None);
+    }
+    let records = slice.read_to_vec().map_err(|_| ErrorCode::KAFKA_STORAGE_ERROR)?;
+    let acquired = acquired
+        .into_iter()
+        .map(|range| {
+            AcquiredRecords::default()
+                .with_first_offset(range.first_offset)
+                .with_last_offset(range.last_offset)
+                .with_delivery_count(range.delivery_count)
+        })
+        .collect();
+    Ok(Some((Bytes::from(records), acquired, leader)))
+}
+
+pub async fn handle(ctx: &RequestContext<'_>, request: ShareFetchRequest) -> ShareFetchResponse {
+    let (Some(group_id), Some(member_id)) = (request.group_id.clone(), request.member_id.clone()) else {
+        return top_level(ResponseError::InvalidRequest);
+    };
+    let (group_id, member_id) = (group_id.to_string(), member_id.to_string());
+    if !ctx.allowed(Operation::Read, ResourceType::Group, &group_id) {
+        return top_level(ResponseError::GroupAuthorizationFailed);
+    }
+    let shares = &ctx.broker.groups.shares;
+    let added: Vec<(Uuid, i32)> = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic
+                .partitions
+                .iter()
+                .map(|p| (topic.topic_id, p.partition_index))
+        })
+        .collect();
+    let forgotten: Vec<(Uuid, i32)> = request
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|topic| topic.partitions.iter().map(|p| (topic.topic_id, *p)))
+        .collect();
+    let epoch = request.share_session_epoch;
+    let session = match shares.session(&group_id, &member_id, epoch, &added, &forgotten) {
+        Ok(session) => session,
+        Err(code) => return ShareFetchResponse::default().with_error_code(code.code()),
+    };
+    // Acknowledgements first: they may free records this fetch then acquires.
+    let mut acknowledged: HashMap<(Uuid, i32), ErrorCode> = HashMap::new();
+    for topic in &request.topics {
+        for partition in &topic.partitions {
+            let key = (group_id.clone(), topic.topic_id, partition.partition_index);
+            for batch in &partition.acknowledgement_batches {
+                let code = shares.acknowledge(
+                    &key,
+                    &member_id,
+                    batch.first_offset,
+                    batch.last_offset,
+                    &batch.acknowledge_types,
+                );
+                let entry = acknowledged
+                    .entry((topic.topic_id, partition.partition_index))
+                    .or_insert(code);
+                if entry.is_none() {
+                    *entry = code;
+                }
+            }
+        }
+    }
+    let mut fetched: BTreeMap<(Uuid, i32), Result<Option<_>, ErrorCode>> = BTreeMap::new();
+    if epoch == -1 {
+        shares.release_member(&group_id, &member_id);
+    } else {
+        let topics_allowed = |topic_id: Uuid| {
+            ctx.broker
+                .image()
+                .topic_by_id(topic_id)
+                .is_some_and(|topic| ctx.allowed(Operation::Read, ResourceType::Topic, &topic.name))
+        };
+        let max_records = if request.max_records > 0 {
+            request.max_records as usize
+        } else {
+            500
+        };
+        let partition_max = request.max_bytes.max(1) as u64;
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.clamp(0, 30_000) as u64);
+        loop {
+            let mut remaining = max_records;
+            for (topic_id, index) in &session {
+                if remaining == 0 {
+                    break;
+                }
+                let outcome = if topics_allowed(*topic_id) {
+                    let key = (group_id.clone(), *topic_id, *index);
+                    read_partition(ctx, &key, &member_id, partition_max, remaining)
+                } else {
+                    Err(ErrorCode::of(ResponseError::TopicAuthorizationFailed))
+                };
+                if let Ok(Some((_, acquired, _))) = &outcome {
+                    let n: i64 = acquired
+                        .iter()
+                        .map(|range: &AcquiredRecords| range.last_offset - range.first_offset + 1)
+                        .sum();
+                    remaining = remaining.saturating_sub(n as usize);
+                }
+                fetched.insert((*topic_id, *index), outcome);
+            }
+            let got_any = fetched.values().any(|outcome| matches!(outcome, Ok(Some(_))));
+            if got_any || tokio::time::Instant::now() >= deadline || session.is_empty() {
+                break;
+            }
+            fetched.clear();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let mut by_topic: BTreeMap<Uuid, Vec<PartitionData>> = BTreeMap::new();
+    let keys: std::collections::BTreeSet<(Uuid, i32)> =
+        fetched.keys().chain(acknowledged.keys()).copied().collect();
+    for (topic_id, index) in keys {
+        let mut data = PartitionData::default().with_partition_index(index);
+        if let Some(code) = acknowledged.get(&(topic_id, index)) {
+            data = data.with_acknowledge_error_code(code.code());
+        }
+        match fetched.remove(&(topic_id, index)) {
+            Some(Ok(Some((records, acquired, (leader_id, leader_epoch))))) => {
+                data = data
+                    .with_records(Some(records))
+                    .with_acquired_records(acquired)
+                    .with_current_leader(
+                        LeaderIdAndEpoch::default()
+                            .with_leader_id(leader_id)
+                            .with_leader_epoch(leader_epoch),
+                    );
+            }
+            Some(Ok(None)) | None => {}
+            Some(Err(code)) => data = data.with_error_code(code.code()),
+        }
+        by_topic.entry(topic_id).or_default().push(data);
+    }
+    ShareFetchResponse::default()
+        .with_acquisition_lock_timeout_ms(shares.config.lock_duration_ms as i32)
+        .with_responses(
+            by_topic
+                .into_iter()
+                .map(|(topic_id, partitions)| {
+                    ShareFetchableTopicResponse::default()
+                        .with_topic_id(topic_id)
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        )
+}

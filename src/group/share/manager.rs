@@ -1,0 +1,252 @@
+//! The share-partitions this broker leads, and the share sessions of the members that
+//! fetch from it (Kafka's `SharePartitionManager`).
+//!
+//! A share-partition is made on the first ShareFetch of a group for a partition, at
+//! the log end (`share.auto.offset.reset=latest`, Kafka's default). A share session
+//! is keyed by (group, member): epoch 0 opens it, each later request carries the next
+//! epoch, -1 closes it and releases what the member still holds.
+
+use super::partition::{AcknowledgeType, AcquiredRange, ShareConfig, SharePartition};
+use crate::common::ErrorCode;
+use kafka_protocol::ResponseError;
+use parking_lot::Mutex;
+use std::collections::{BTreeSet, HashMap};
+use uuid::Uuid;
+
+/// (group id, topic id, partition).
+pub type ShareKey = (String, Uuid, i32);
+
+struct ShareSession {
+    /// The epoch the member's next request must carry.
+    next_epoch: i32,
+    partitions: BTreeSet<(Uuid, i32)>,
+}
+
+pub struct SharePartitionManager {
+    pub config: ShareConfig,
+    partitions: Mutex<HashMap<ShareKey, SharePartition>>,
+    sessions: Mutex<HashMap<(String, String), ShareSession>>,
+}
+
+/// Counts of one share-partition's in-flight records, for metrics.
+pub struct ShareCounts {
+    pub key: ShareKey,
+    pub start_offset: i64,
+    pub available: usize,
+    pub acquired: usize,
+    pub archived: usize,
+}
+
+impl SharePartitionManager {
+    pub fn new(config: ShareConfig) -> Self {
+        SharePartitionManager {
+            config,
+            partitions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Applies a request's session epoch: Ok(the session's partitions after adding
+    /// `added` and dropping `forgotten`), or the Kafka error. `-1` closes the session
+    /// (its partitions are returned once more for the final acknowledgements).
+    pub fn session(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        epoch: i32,
+        added: &[(Uuid, i32)],
+        forgotten: &[(Uuid, i32)],
+    ) -> Result<BTreeSet<(Uuid, i32)>, ErrorCode> {
+        let key = (group_id.to_string(), member_id.to_string());
+        let mut sessions = self.sessions.lock();
+        match epoch {
+            0 => {
+                let session = ShareSession {
+                    next_epoch: 1,
+                    partitions: added.iter().copied().collect(),
+                };
+                let partitions = session.partitions.clone();
+                sessions.insert(key, session);
+                Ok(partitions)
+            }
+            -1 => match sessions.remove(&key) {
+                Some(session) => Ok(session.partitions),
+                None => Err(ErrorCode::of(ResponseError::ShareSessionNotFound)),
+            },
+            epoch => {
+                let Some(session) = sessions.get_mut(&key) else {
+                    return Err(ErrorCode::of(ResponseError::ShareSessionNotFound));
+                };
+                if epoch != session.next_epoch {
+                    return Err(ErrorCode::of(ResponseError::InvalidShareSessionEpoch));
+                }
+                session.next_epoch = if session.next_epoch == i32::MAX {
+                    1
+                } else {
+                    session.next_epoch + 1
+                };
+                session.partitions.extend(added.iter().copied());
+                for partition in forgotten {
+                    session.partitions.remove(partition);
+                }
+                Ok(session.partitions.clone())
+            }
+        }
+    }
+
+    /// Where a fetch for the share-partition should start reading; creates it at
+    /// `log_end` if it is new.
+    pub fn next_fetch_offset(&self, key: &ShareKey, log_start: i64, log_end: i64) -> i64 {
+        let mut partitions = self.partitions.lock();
+        let partition = partitions
+            .entry(key.clone())
+            .or_insert_with(|| SharePartition::new(log_end));
+        if partition.start_offset < log_start {
+            // Records deleted by retention are gone for the share group too.
+            *partition =
+                SharePartition::restore(log_start, partition.state_epoch, &partition.state_batches());
+        }
+        partition.next_fetch_offset()
+    }
+
+    /// Acquires for `member_id` records in `[first, end)` that a read returned.
+    pub fn acquire(
+        &self,
+        key: &ShareKey,
+        member_id: &str,
+        first: i64,
+        end: i64,
+        max_records: usize,
+        now_ms: i64,
+    ) -> Vec<AcquiredRange> {
+        let mut partitions = self.partitions.lock();
+        match partitions.get_mut(key) {
+            Some(partition) => partition.acquire(member_id, first, end, max_records, &self.config, now_ms),
+            None => Vec::new(),
+        }
+    }
+
+    /// One acknowledgement batch: `types` has one type for the whole range or one per
+    /// offset.
+    pub fn acknowledge(
+        &self,
+        key: &ShareKey,
+        member_id: &str,
+        first: i64,
+        last: i64,
+        types: &[i8],
+    ) -> ErrorCode {
+        let mut partitions = self.partitions.lock();
+        let Some(partition) = partitions.get_mut(key) else {
+            return ErrorCode::of(ResponseError::InvalidRecordState);
+        };
+        let kinds: Option<Vec<AcknowledgeType>> = types
+            .iter()
+            .map(|kind| AcknowledgeType::from_wire(*kind))
+            .collect();
+        let Some(kinds) = kinds else {
+            return ErrorCode::of(ResponseError::InvalidRequest);
+        };
+        match kinds.as_slice() {
+            [kind] => partition.acknowledge(member_id, first, last, *kind, &self.config),
+            many if many.len() as i64 == last - first + 1 => {
+                for (offset, kind) in (first..=last).zip(many) {
+                    let code = partition.acknowledge(member_id, offset, offset, *kind, &self.config);
+                    if !code.is_none() {
+                        return code;
+                    }
+                }
+                ErrorCode::NONE
+            }
+            _ => ErrorCode::of(ResponseError::InvalidRequest),
+        }
+    }
+
+    /// The member's session closed or its group let it go: its records return.
+    pub fn release_member(&self, group_id: &str, member_id: &str) -> usize {
+        let mut partitions = self.partitions.lock();
+        partitions
+            .iter_mut()
+            .filter(|((group, _, _), _)| group == group_id)
+            .map(|(_, partition)| partition.release_member(member_id, &self.config))
+            .sum()
+    }
+
+    /// Expired acquisition locks release their records.
+    pub fn expire_locks(&self, now_ms: i64) -> usize {
+        let mut partitions = self.partitions.lock();
+        partitions
+            .values_mut()
+            .map(|partition| partition.expire_locks(&self.config, now_ms))
+            .sum()
+    }
+
+    /// Forgets share-partitions this broker no longer leads.
+    pub fn retain(&self, leads: impl Fn(Uuid, i32) -> bool) {
+        self.partitions
+            .lock()
+            .retain(|(_, topic_id, partition), _| leads(*topic_id, *partition));
+    }
+
+    pub fn counts(&self) -> Vec<ShareCounts> {
+        self.partitions
+            .lock()
+            .iter()
+            .map(|(key, partition)| {
+                let (available, acquired, _, archived) = partition.counts();
+                ShareCounts {
+                    key: key.clone(),
+                    start_offset: partition.start_offset,
+                    available,
+                    acquired,
+                    archived,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_epochs_follow_kafkas_rules() {
+        let manager = SharePartitionManager::new(ShareConfig::default());
+        let tp = (Uuid::from_u128(1), 0);
+        assert_eq!(
+            manager.session("g", "m", 1, &[], &[]),
+            Err(ErrorCode::of(ResponseError::ShareSessionNotFound))
+        );
+        assert_eq!(manager.session("g", "m", 0, &[tp], &[]).unwrap().len(), 1);
+        assert_eq!(
+            manager.session("g", "m", 2, &[], &[]),
+            Err(ErrorCode::of(ResponseError::InvalidShareSessionEpoch))
+        );
+        assert!(manager.session("g", "m", 1, &[], &[tp]).unwrap().is_empty());
+        assert!(manager.session("g", "m", 2, &[], &[]).is_ok());
+        assert!(manager.session("g", "m", -1, &[], &[]).is_ok());
+        assert!(manager.session("g", "m", -1, &[], &[]).is_err());
+    }
+
+    #[test]
+    fn a_closed_member_releases_its_records_to_the_next() {
+        let manager = SharePartitionManager::new(ShareConfig::default());
+        let key = ("g".to_string(), Uuid::from_u128(1), 0);
+        assert_eq!(manager.next_fetch_offset(&key, 0, 5), 5, "starts at the log end");
+        let acquired = manager.acquire(&key, "a", 5, 10, 100, 0);
+        assert_eq!((acquired[0].first_offset, acquired[0].last_offset), (5, 9));
+        assert_eq!(manager.acknowledge(&key, "a", 5, 6, &[1, 2]), ErrorCode::NONE);
+        assert_eq!(manager.release_member("g", "a"), 3);
+        assert_eq!(manager.next_fetch_offset(&key, 0, 10), 6);
+        let again = manager.acquire(&key, "b", 6, 10, 100, 0);
+        assert_eq!(
+            (
+                again[0].first_offset,
+                again[0].last_offset,
+                again[0].delivery_count
+            ),
+            (6, 9, 2)
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! KIP-932 share groups: the membership state machine (`group.rs`), each
+//! share-partition's record states (`partition.rs`) and the table of the
+//! share-partitions this broker leads (`manager.rs`).
+
+pub mod group;
+pub mod manager;
+pub mod partition;
