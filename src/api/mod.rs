@@ -60,6 +60,7 @@ pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod share_acknowledge;
 pub mod share_fetch;
+pub mod share_fetch_frame;
 pub mod share_group_describe;
 pub mod share_group_heartbeat;
 pub mod sync_group;
@@ -614,7 +615,22 @@ async fn dispatch(
         ApiKey::ShareGroupDescribe => route!(ShareGroupDescribeRequest, |r| Some(
             share_group_describe::handle(ctx, r).await
         )),
-        ApiKey::ShareFetch => route!(ShareFetchRequest, |r| Some(share_fetch::handle(ctx, r).await)),
+        ApiKey::ShareFetch => {
+            let Ok(request) = ShareFetchRequest::decode(&mut body, version) else {
+                return Outcome::Close(None);
+            };
+            let reply = share_fetch::handle(ctx, request).await;
+            ctx.broker.metrics.response_errors("ShareFetch", |emit| {
+                error_counts::ErrorCodes::error_codes(&reply.response, emit)
+            });
+            match share_fetch_frame::encode(version, correlation_id, reply) {
+                Ok(chunks) => Outcome::Respond(chunks),
+                Err(error) => {
+                    tracing::error!(%error, "could not frame a share fetch response; closing connection");
+                    Outcome::Close(None)
+                }
+            }
+        }
         ApiKey::ShareAcknowledge => route!(ShareAcknowledgeRequest, |r| Some(
             share_acknowledge::handle(ctx, r).await
         )),

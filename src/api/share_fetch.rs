@@ -4,15 +4,15 @@
 //! broker leads from the share-partition's next available offset and acquires the
 //! records read for the member, waiting up to `max_wait_ms` for some. The records go
 //! out as stored; only the acquired ranges (with their delivery counts) say which of
-//! them are the member's.
+//! them are the member's. Record data leaves by sendfile (`share_fetch_frame.rs`).
 
 use super::RequestContext;
+use super::share_fetch_frame::ShareFetchReply;
 use crate::common::{ErrorCode, now_ms};
 use crate::group::share::manager::ShareKey;
 use crate::log::TopicPartition;
 use crate::log::segment::FileSlice;
 use crate::security::acl::{Operation, ResourceType};
-use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::share_fetch_response::{
     AcquiredRecords, LeaderIdAndEpoch, PartitionData, ShareFetchableTopicResponse,
@@ -47,11 +47,7 @@ fn slice_offsets(slice: &FileSlice) -> Option<(i64, i64)> {
 
 /// What a partition read gave the member: the records as stored, its acquired
 /// ranges, and the leader (id, epoch).
-type Acquired = (Bytes, Vec<AcquiredRecords>, (i32, i32));
-
-fn top_level(code: ResponseError) -> ShareFetchResponse {
-    ShareFetchResponse::default().with_error_code(code.code())
-}
+type Acquired = (FileSlice, Vec<AcquiredRecords>, (i32, i32));
 
 /// One partition read and acquired: its data, or None when it had nothing.
 fn read_partition(
@@ -105,7 +101,6 @@ fn read_partition(
     if acquired.is_empty() {
         return Ok(None);
     }
-    let records = slice.read_to_vec().map_err(|_| ErrorCode::KAFKA_STORAGE_ERROR)?;
     let acquired = acquired
         .into_iter()
         .map(|range| {
@@ -115,16 +110,23 @@ fn read_partition(
                 .with_delivery_count(range.delivery_count)
         })
         .collect();
-    Ok(Some((Bytes::from(records), acquired, leader)))
+    Ok(Some((slice, acquired, leader)))
 }
 
-pub async fn handle(ctx: &RequestContext<'_>, request: ShareFetchRequest) -> ShareFetchResponse {
+fn refused(code: i16) -> ShareFetchReply {
+    ShareFetchReply {
+        response: ShareFetchResponse::default().with_error_code(code),
+        slices: Vec::new(),
+    }
+}
+
+pub async fn handle(ctx: &RequestContext<'_>, request: ShareFetchRequest) -> ShareFetchReply {
     let (Some(group_id), Some(member_id)) = (request.group_id.clone(), request.member_id.clone()) else {
-        return top_level(ResponseError::InvalidRequest);
+        return refused(ResponseError::InvalidRequest.code());
     };
     let (group_id, member_id) = (group_id.to_string(), member_id.to_string());
     if !ctx.allowed(Operation::Read, ResourceType::Group, &group_id) {
-        return top_level(ResponseError::GroupAuthorizationFailed);
+        return refused(ResponseError::GroupAuthorizationFailed.code());
     }
     let shares = &ctx.broker.groups.shares;
     let added: Vec<(Uuid, i32)> = request
@@ -145,7 +147,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ShareFetchRequest) -> Sha
     let epoch = request.share_session_epoch;
     let session = match shares.session(&group_id, &member_id, epoch, &added, &forgotten) {
         Ok(session) => session,
-        Err(code) => return ShareFetchResponse::default().with_error_code(code.code()),
+        Err(code) => return refused(code.code()),
     };
     // Acknowledgements first: they may free records this fetch then acquires.
     let mut acknowledged: HashMap<(Uuid, i32), ErrorCode> = HashMap::new();
@@ -216,18 +218,20 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ShareFetchRequest) -> Sha
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    let mut by_topic: BTreeMap<Uuid, Vec<PartitionData>> = BTreeMap::new();
+    let mut by_topic: BTreeMap<Uuid, Vec<(PartitionData, Option<FileSlice>)>> = BTreeMap::new();
     let keys: std::collections::BTreeSet<(Uuid, i32)> =
         fetched.keys().chain(acknowledged.keys()).copied().collect();
     for (topic_id, index) in keys {
         let mut data = PartitionData::default().with_partition_index(index);
+        let mut file = None;
         if let Some(code) = acknowledged.get(&(topic_id, index)) {
             data = data.with_acknowledge_error_code(code.code());
         }
         match fetched.remove(&(topic_id, index)) {
-            Some(Ok(Some((records, acquired, (leader_id, leader_epoch))))) => {
+            Some(Ok(Some((slice, acquired, (leader_id, leader_epoch))))) => {
+                file = Some(slice);
                 data = data
-                    .with_records(Some(records))
+                    .with_records(None)
                     .with_acquired_records(acquired)
                     .with_current_leader(
                         LeaderIdAndEpoch::default()
@@ -238,18 +242,28 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ShareFetchRequest) -> Sha
             Some(Ok(None)) | None => {}
             Some(Err(code)) => data = data.with_error_code(code.code()),
         }
-        by_topic.entry(topic_id).or_default().push(data);
+        by_topic.entry(topic_id).or_default().push((data, file));
     }
-    ShareFetchResponse::default()
-        .with_acquisition_lock_timeout_ms(shares.config.lock_duration_ms as i32)
-        .with_responses(
-            by_topic
-                .into_iter()
-                .map(|(topic_id, partitions)| {
-                    ShareFetchableTopicResponse::default()
-                        .with_topic_id(topic_id)
-                        .with_partitions(partitions)
-                })
-                .collect(),
-        )
+    let mut slices = Vec::new();
+    let mut responses = Vec::with_capacity(by_topic.len());
+    for (topic_index, (topic_id, partitions)) in by_topic.into_iter().enumerate() {
+        let mut datas = Vec::with_capacity(partitions.len());
+        for (partition_index, (data, file)) in partitions.into_iter().enumerate() {
+            if let Some(slice) = file {
+                slices.push(((topic_index, partition_index), slice));
+            }
+            datas.push(data);
+        }
+        responses.push(
+            ShareFetchableTopicResponse::default()
+                .with_topic_id(topic_id)
+                .with_partitions(datas),
+        );
+    }
+    ShareFetchReply {
+        response: ShareFetchResponse::default()
+            .with_acquisition_lock_timeout_ms(shares.config.lock_duration_ms as i32)
+            .with_responses(responses),
+        slices,
+    }
 }
