@@ -79,8 +79,11 @@ fn read_partition(
         if from >= high_watermark {
             return Ok((None, from, high_watermark, leader));
         }
-        log.read(from, high_watermark, max_bytes, true)
-            .map(|slice| (slice, from, high_watermark, leader))
+        // Read about as far as this fetch may acquire: the member gets no records it
+        // could not take.
+        let upto = high_watermark.min(from.saturating_add(max_records as i64));
+        log.read(from, upto, max_bytes, true)
+            .map(|slice| (slice, from, upto, leader))
     });
     let (slice, from, high_watermark, leader) = read.map_err(|error| {
         tracing::warn!(%error, topic = %topic.name, partition = index, "share fetch read failed");
@@ -215,7 +218,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ShareFetchRequest) -> Sha
                 break;
             }
             fetched.clear();
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // New records are looked for every 20 ms; released ones at once.
+            let _ = tokio::time::timeout(Duration::from_millis(20), shares.released.notified()).await;
         }
     }
     let mut by_topic: BTreeMap<Uuid, Vec<(PartitionData, Option<FileSlice>)>> = BTreeMap::new();

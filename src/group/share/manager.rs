@@ -26,6 +26,9 @@ pub struct SharePartitionManager {
     pub config: ShareConfig,
     partitions: Mutex<HashMap<ShareKey, SharePartition>>,
     sessions: Mutex<HashMap<(String, String), ShareSession>>,
+    /// Woken whenever records become available again (acknowledged, released,
+    /// expired), so a waiting ShareFetch looks again at once.
+    pub released: tokio::sync::Notify,
 }
 
 /// Counts of one share-partition's in-flight records, for metrics.
@@ -43,6 +46,7 @@ impl SharePartitionManager {
             config,
             partitions: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
+            released: tokio::sync::Notify::new(),
         }
     }
 
@@ -147,6 +151,7 @@ impl SharePartitionManager {
         let Some(kinds) = kinds else {
             return ErrorCode::of(ResponseError::InvalidRequest);
         };
+        self.released.notify_waiters();
         match kinds.as_slice() {
             [kind] => partition.acknowledge(member_id, first, last, *kind, &self.config),
             many if many.len() as i64 == last - first + 1 => {
@@ -164,6 +169,7 @@ impl SharePartitionManager {
 
     /// The member's session closed or its group let it go: its records return.
     pub fn release_member(&self, group_id: &str, member_id: &str) -> usize {
+        self.released.notify_waiters();
         let mut partitions = self.partitions.lock();
         partitions
             .iter_mut()
@@ -175,10 +181,14 @@ impl SharePartitionManager {
     /// Expired acquisition locks release their records.
     pub fn expire_locks(&self, now_ms: i64) -> usize {
         let mut partitions = self.partitions.lock();
-        partitions
+        let expired = partitions
             .values_mut()
             .map(|partition| partition.expire_locks(&self.config, now_ms))
-            .sum()
+            .sum();
+        if expired > 0 {
+            self.released.notify_waiters();
+        }
+        expired
     }
 
     /// Forgets share-partitions this broker no longer leads.
