@@ -48,6 +48,17 @@ pub(super) async fn follow_image(broker: Weak<Broker>, mut image: watch::Receive
         }
         crate::group::host::follow_leadership(broker.as_ref());
         broker.transactions.follow_leadership().await;
+        // Share-partitions whose partition this broker no longer leads are forgotten:
+        // their record states stay with this leadership (not yet persisted).
+        broker.groups.shares.retain(|topic_id, index| {
+            current.topic_by_id(topic_id).is_some_and(|topic| {
+                let tp = crate::log::TopicPartition::new(&topic.name, index);
+                broker
+                    .replicas
+                    .partition(&tp)
+                    .is_some_and(|partition| partition.is_leader())
+            })
+        });
     }
 }
 
