@@ -25,6 +25,19 @@ async fn api_versions_lists_the_handler_table_at_every_version() {
         let produce = response.api_keys.iter().find(|key| key.api_key == 0).unwrap();
         assert_eq!((produce.min_version, produce.max_version), (3, 13));
         assert_eq!(response.api_keys.len(), ferrolog::api::SUPPORTED_APIS.len());
+        // v3+: the KIP-848 and KIP-932 feature levels, as Kafka 4.2 finalizes them.
+        let finalized: Vec<(String, i16)> = response
+            .finalized_features
+            .iter()
+            .map(|feature| (feature.name.to_string(), feature.max_version_level))
+            .collect();
+        let expected = if version >= 3 {
+            vec![("group.version".to_string(), 1), ("share.version".to_string(), 1)]
+        } else {
+            vec![]
+        };
+        assert_eq!(finalized, expected, "v{version}");
+        assert_eq!(response.supported_features.len(), expected.len(), "v{version}");
     }
 }
 
