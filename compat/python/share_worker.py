@@ -1,8 +1,7 @@
 """A share group member for the share group tests, run as its own process.
 
 Polls TOPIC in share group GROUP (explicit acknowledgement mode) and appends JSON
-lines to LOG: ["polling", time] after its first poll, then
-["msg", time, partition, offset, delivery_count] for every record. With
+lines to LOG: ["msg", time, partition, offset, delivery_count] for every record. With
 ACK=accept it accepts each record (commit_sync after each poll); with ACK=hold it
 never acknowledges, so its records stay acquired until it dies and their locks expire.
 Usage: share_worker.py BOOTSTRAP GROUP TOPIC LOG ACK
@@ -31,18 +30,13 @@ def stop(signum, frame):
 signal.signal(signal.SIGINT, stop)
 signal.signal(signal.SIGTERM, stop)
 held = []
-polled = False
 try:
     while running:
         if ack == "hold" and held:
             # Keep what it has acquired, unacknowledged, until it is killed.
             time.sleep(0.1)
             continue
-        batch = consumer.poll(0.2)
-        if not polled:
-            polled = True
-            out.write(json.dumps(["polling", time.time()]) + "\n")
-        for msg in batch:
+        for msg in consumer.poll(0.2):
             if msg.error():
                 continue
             out.write(json.dumps(["msg", time.time(), msg.partition(), msg.offset(), msg.delivery_count()]) + "\n")

@@ -26,15 +26,7 @@ VALUE = b"v" * 100
 def produce(bootstrap, topic, n):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.num.messages": 10000})
-    for i in range(n):
-        while True:
-            try:
-                producer.produce(topic, value=VALUE, partition=0)
-                break
-            except BufferError:
-                producer.poll(0.1)
-    assert producer.flush(60) == 0
+    produce_more(bootstrap, topic, n)
 
 
 def classic(bootstrap, topic, group, n):

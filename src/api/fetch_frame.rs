@@ -25,7 +25,7 @@ pub struct FetchReply {
     pub slices: Vec<((usize, usize), FileSlice)>,
 }
 
-fn put_unsigned_varint(buf: &mut BytesMut, mut value: u32) {
+pub(super) fn put_unsigned_varint(buf: &mut BytesMut, mut value: u32) {
     while value >= 0x80 {
         buf.put_u8((value as u8 & 0x7f) | 0x80);
         value >>= 7;
@@ -132,6 +132,13 @@ pub fn encode(version: i16, correlation_id: i32, reply: FetchReply) -> anyhow::R
         buf.put_slice(&top_level_tags);
     }
     chunks.push(Chunk::Bytes(buf.split().freeze()));
+    patch_size(&mut chunks)?;
+    Ok(chunks)
+}
+
+/// Writes the frame's size (everything after its first four bytes, which hold it)
+/// into the first chunk.
+pub(super) fn patch_size(chunks: &mut [Chunk]) -> anyhow::Result<()> {
     let total: u64 = chunks.iter().map(Chunk::len).sum();
     let size = i32::try_from(total - 4)?;
     if let Some(Chunk::Bytes(first)) = chunks.first_mut() {
@@ -139,7 +146,7 @@ pub fn encode(version: i16, correlation_id: i32, reply: FetchReply) -> anyhow::R
         patched[..4].copy_from_slice(&size.to_be_bytes());
         *first = patched.freeze();
     }
-    Ok(chunks)
+    Ok(())
 }
 
 /// Bytes a flexible partition writes after its records field (its tagged fields): the
@@ -257,6 +264,7 @@ mod tests {
                                 position,
                                 len,
                                 records: 0,
+                                last_offset: 0,
                             },
                         )
                     })

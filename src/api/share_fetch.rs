@@ -22,29 +22,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// The first base offset and the last offset of the batches in a slice, read from
-/// their headers (`base_offset i64, length i32, ..., last_offset_delta i32` at 23).
-fn slice_offsets(slice: &FileSlice) -> Option<(i64, i64)> {
-    let mut position = slice.position;
-    let end = slice.position + slice.len;
-    let mut first = None;
-    let mut last = None;
-    while position + 27 <= end {
-        let mut head = [0u8; 27];
-        std::os::unix::fs::FileExt::read_exact_at(slice.file.as_ref(), &mut head, position).ok()?;
-        let base = i64::from_be_bytes(head[0..8].try_into().ok()?);
-        let length = i32::from_be_bytes(head[8..12].try_into().ok()?);
-        let delta = i32::from_be_bytes(head[23..27].try_into().ok()?);
-        if length <= 0 {
-            break;
-        }
-        first.get_or_insert(base);
-        last = Some(base + i64::from(delta));
-        position += 12 + length as u64;
-    }
-    Some((first?, last?))
-}
-
 /// What a partition read gave the member: the records as stored, its acquired
 /// ranges, and the leader (id, epoch).
 type Acquired = (FileSlice, Vec<AcquiredRecords>, (i32, i32));
@@ -90,17 +67,8 @@ fn read_partition(
         ErrorCode::KAFKA_STORAGE_ERROR
     })?;
     let Some(slice) = slice else { return Ok(None) };
-    let Some((_, last)) = slice_offsets(&slice) else {
-        return Ok(None);
-    };
-    let acquired = shares.acquire(
-        key,
-        member_id,
-        from,
-        (last + 1).min(high_watermark),
-        max_records,
-        now_ms(),
-    );
+    let end = (slice.last_offset + 1).min(high_watermark);
+    let acquired = shares.acquire(key, member_id, from, end, max_records, now_ms());
     if acquired.is_empty() {
         return Ok(None);
     }

@@ -11,6 +11,7 @@
 //!  acquired_records, tagged) tagged 0) | node_endpoints | tagged 0`
 
 use super::Chunk;
+use super::fetch_frame::{patch_size, put_unsigned_varint};
 use crate::log::segment::FileSlice;
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::ShareFetchResponse;
@@ -21,14 +22,6 @@ use kafka_protocol::protocol::Encodable;
 pub struct ShareFetchReply {
     pub response: ShareFetchResponse,
     pub slices: Vec<((usize, usize), FileSlice)>,
-}
-
-fn put_unsigned_varint(buf: &mut BytesMut, mut value: u32) {
-    while value >= 0x80 {
-        buf.put_u8((value as u8 & 0x7f) | 0x80);
-        value >>= 7;
-    }
-    buf.put_u8(value as u8);
 }
 
 /// Frames `reply` as chunks: memory for everything but record data, file ranges for it.
@@ -87,13 +80,7 @@ pub fn encode(version: i16, correlation_id: i32, reply: ShareFetchReply) -> anyh
     put_unsigned_varint(&mut buf, 1); // no node endpoints
     buf.put_u8(0); // top-level tagged fields
     chunks.push(Chunk::Bytes(buf.split().freeze()));
-    let total: u64 = chunks.iter().map(Chunk::len).sum();
-    let size = i32::try_from(total - 4)?;
-    if let Some(Chunk::Bytes(first)) = chunks.first_mut() {
-        let mut patched = BytesMut::from(&first[..]);
-        patched[..4].copy_from_slice(&size.to_be_bytes());
-        *first = patched.freeze();
-    }
+    patch_size(&mut chunks)?;
     Ok(chunks)
 }
 
@@ -147,6 +134,7 @@ mod tests {
                     position,
                     len,
                     records: 10,
+                    last_offset: 19,
                 },
             )],
         };

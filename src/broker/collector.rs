@@ -21,6 +21,8 @@ impl std::fmt::Debug for BrokerCollector {
 }
 
 type Labels = Vec<(&'static str, String)>;
+/// Gauge rows: labels and value.
+type Rows = Vec<(Labels, i64)>;
 
 fn partition_labels(topic: &str, partition: i32) -> Labels {
     vec![("topic", topic.to_string()), ("partition", partition.to_string())]
@@ -91,6 +93,31 @@ fn partition_rows(broker: &Broker) -> PartitionRows {
         rows.leader.push((labels, i64::from(leads)));
     }
     rows
+}
+
+/// Each share-partition led here: its start offset and its in-flight records by state.
+fn share_rows(broker: &Broker) -> (Rows, Rows) {
+    let image = broker.image();
+    let (mut starts, mut records) = (Vec::new(), Vec::new());
+    for counts in broker.groups.shares.counts() {
+        let (group, topic_id, partition) = &counts.key;
+        let Some(topic) = image.topic_by_id(*topic_id) else {
+            continue;
+        };
+        let mut labels = vec![("group", group.clone())];
+        labels.extend(partition_labels(&topic.name, *partition));
+        starts.push((labels.clone(), counts.start_offset));
+        for (state, n) in [
+            ("available", counts.available),
+            ("acquired", counts.acquired),
+            ("archived", counts.archived),
+        ] {
+            let mut labels = labels.clone();
+            labels.push(("state", state.to_string()));
+            records.push((labels, n as i64));
+        }
+    }
+    (starts, records)
 }
 
 /// Lag of each group's committed offset behind the high watermark, for the
@@ -245,6 +272,19 @@ impl prometheus_client::collector::Collector for BrokerCollector {
             "consumer_group_epoch",
             "The generation (classic) or group epoch (consumer) of each group coordinated here",
             &epochs,
+        )?;
+        let (share_starts, share_records) = share_rows(&broker);
+        gauges(
+            encoder,
+            "share_partition_start_offset",
+            "Each share-partition's start offset (records below it are done), for partitions led here",
+            &share_starts,
+        )?;
+        gauges(
+            encoder,
+            "share_partition_records",
+            "A share-partition's in-flight records by state: available, acquired or archived",
+            &share_records,
         )?;
         gauges(
             encoder,

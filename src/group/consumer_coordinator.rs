@@ -132,18 +132,8 @@ impl GroupCoordinator {
                         value: None,
                     });
                 }
-                entry.consumer = Some(ConsumerGroup::new(group_id));
             }
-            let Some(consumer) = entry.consumer.as_mut() else {
-                return HeartbeatAnswer {
-                    error: ErrorCode::UNKNOWN_SERVER_ERROR,
-                    message: None,
-                    member_id: request.member_id,
-                    member_epoch: request.member_epoch,
-                    heartbeat_interval_ms: 0,
-                    assignment: None,
-                };
-            };
+            let consumer = entry.consumer.get_or_insert_with(|| ConsumerGroup::new(group_id));
             let answer = consumer.heartbeat(request, topics, &self.config.consumer, now_ms, || {
                 uuid::Uuid::new_v4().to_string()
             });
@@ -170,17 +160,9 @@ impl GroupCoordinator {
     pub fn describe_consumer(&self, group_id: &str) -> Option<ConsumerGroupDescription> {
         let groups = self.groups.lock();
         let consumer = groups.get(group_id)?.consumer.as_ref()?;
-        let named = consumer
-            .members
-            .values()
-            .find_map(|member| member.server_assignor.as_deref())
-            .and_then(super::consumer::assignor::AssignorKind::from_name);
-        let assignor = named
-            .or_else(|| self.config.consumer.assignors.first().copied())
-            .map_or("uniform", |kind| kind.name());
         Some(ConsumerGroupDescription {
             group: consumer.clone(),
-            assignor,
+            assignor: consumer.assignor(&self.config.consumer).name(),
         })
     }
 

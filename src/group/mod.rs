@@ -1,5 +1,6 @@
-//! Classic consumer groups: the pure state machine, the coordinator that runs it, and
-//! the durable offsets and group metadata in `__consumer_offsets`.
+//! Consumer groups: classic ones (the pure state machine), KIP-848 consumer groups
+//! (`consumer/`) and KIP-932 share groups (`share/`), the coordinator that runs them,
+//! and the durable offsets and group records in `__consumer_offsets`.
 
 pub mod consumer;
 pub mod consumer_coordinator;

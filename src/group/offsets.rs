@@ -79,7 +79,7 @@ impl DecodeError {
     }
 }
 
-fn put_string(buf: &mut BytesMut, value: &str) {
+pub(super) fn put_string(buf: &mut BytesMut, value: &str) {
     buf.put_i16(value.len() as i16);
     buf.put_slice(value.as_bytes());
 }
@@ -96,7 +96,7 @@ fn put_bytes(buf: &mut BytesMut, value: &[u8]) {
     buf.put_slice(value);
 }
 
-fn need(buf: &Bytes, n: usize) -> Result<(), DecodeError> {
+pub(super) fn need(buf: &Bytes, n: usize) -> Result<(), DecodeError> {
     if buf.remaining() < n {
         Err(DecodeError("truncated"))
     } else {
@@ -109,7 +109,7 @@ fn get_i16(buf: &mut Bytes) -> Result<i16, DecodeError> {
     Ok(buf.get_i16())
 }
 
-fn get_i32(buf: &mut Bytes) -> Result<i32, DecodeError> {
+pub(super) fn get_i32(buf: &mut Bytes) -> Result<i32, DecodeError> {
     need(buf, 4)?;
     Ok(buf.get_i32())
 }
@@ -131,7 +131,7 @@ fn get_nullable_string(buf: &mut Bytes) -> Result<Option<String>, DecodeError> {
         .map_err(|_| DecodeError("string is not UTF-8"))
 }
 
-fn get_string(buf: &mut Bytes) -> Result<String, DecodeError> {
+pub(super) fn get_string(buf: &mut Bytes) -> Result<String, DecodeError> {
     get_nullable_string(buf)?.ok_or(DecodeError("null string"))
 }
 

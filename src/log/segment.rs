@@ -29,6 +29,8 @@ pub struct FileSlice {
     pub len: u64,
     /// Records in the batches of the range (their headers' counts).
     pub records: u64,
+    /// The last offset of the range's last batch (a share fetch acquires up to it).
+    pub last_offset: i64,
 }
 
 impl FileSlice {
@@ -496,6 +498,7 @@ impl LogSegment {
         }
         let mut end = start + first.size() as u64;
         let mut records = first.records_count.max(0) as u64;
+        let mut last_offset = first.last_offset();
         while let Some(header) = self.header_in(&file, end)? {
             let next_end = end + header.size() as u64;
             if header.base_offset >= max_offset || next_end - start > max_bytes || next_end > self.size {
@@ -503,12 +506,14 @@ impl LogSegment {
             }
             end = next_end;
             records += header.records_count.max(0) as u64;
+            last_offset = header.last_offset();
         }
         Ok(Some(FileSlice {
             file,
             position: start,
             len: end - start,
             records,
+            last_offset,
         }))
     }
 

@@ -23,7 +23,7 @@
 
 use super::assignor::Assignment;
 use super::member::{ConsumerMember, MemberState};
-use crate::group::offsets::DecodeError;
+use crate::group::offsets::{DecodeError, get_i32, get_string, need, put_string};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
@@ -119,11 +119,6 @@ pub enum ConsumerRecord {
     },
 }
 
-fn put_string(buf: &mut BytesMut, value: &str) {
-    buf.put_i16(value.len() as i16);
-    buf.put_slice(value.as_bytes());
-}
-
 fn put_uvarint(buf: &mut BytesMut, mut value: u64) {
     while value >= 0x80 {
         buf.put_u8((value as u8) | 0x80);
@@ -152,25 +147,6 @@ fn put_assignment(buf: &mut BytesMut, assignment: &Assignment) {
         }
         put_uvarint(buf, 0);
     }
-}
-
-fn need(buf: &Bytes, n: usize) -> Result<(), DecodeError> {
-    if buf.remaining() < n {
-        Err(DecodeError::new("truncated"))
-    } else {
-        Ok(())
-    }
-}
-
-fn get_string(buf: &mut Bytes) -> Result<String, DecodeError> {
-    need(buf, 2)?;
-    let length = buf.get_i16();
-    if length < 0 {
-        return Err(DecodeError::new("null key string"));
-    }
-    need(buf, length as usize)?;
-    String::from_utf8(buf.split_to(length as usize).to_vec())
-        .map_err(|_| DecodeError::new("string is not UTF-8"))
 }
 
 fn get_uvarint(buf: &mut Bytes) -> Result<u64, DecodeError> {
@@ -205,11 +181,6 @@ fn get_compact(buf: &mut Bytes) -> Result<Option<String>, DecodeError> {
     String::from_utf8(buf.split_to(length).to_vec())
         .map(Some)
         .map_err(|_| DecodeError::new("string is not UTF-8"))
-}
-
-fn get_i32(buf: &mut Bytes) -> Result<i32, DecodeError> {
-    need(buf, 4)?;
-    Ok(buf.get_i32())
 }
 
 /// Skips a tagged-field section (fields this version does not know).

@@ -231,7 +231,7 @@ impl ConsumerGroup {
             }
         };
         answer.member_id = member_id.clone();
-        if let Err((code, message)) = self.update_subscription(&member_id, &request, topics, now_ms) {
+        if let Err((code, message)) = self.update_subscription(&member_id, &request, topics) {
             answer.error = code;
             answer.message = message;
             return answer;
@@ -393,7 +393,6 @@ impl ConsumerGroup {
         member_id: &str,
         request: &Heartbeat,
         topics: &TopicsView,
-        now_ms: i64,
     ) -> Result<(), (ErrorCode, Option<String>)> {
         if let Some(regex) = request.subscribed_topic_regex.as_deref()
             && !regex.is_empty()
@@ -443,7 +442,7 @@ impl ConsumerGroup {
         if subscription_changed {
             self.bump_epoch();
         }
-        self.refresh_subscribed(topics, now_ms);
+        self.refresh_subscribed(topics);
         Ok(())
     }
 
@@ -471,7 +470,7 @@ impl ConsumerGroup {
 
     /// Moves the group epoch when a subscribed topic appeared, went, or changed its
     /// partition count (a topic created later that a regex matches, say).
-    pub fn refresh_subscribed(&mut self, topics: &TopicsView, _now_ms: i64) {
+    pub fn refresh_subscribed(&mut self, topics: &TopicsView) {
         let by_id: HashMap<Uuid, (&String, i32)> = topics
             .iter()
             .map(|(name, (topic_id, n_partitions))| (*topic_id, (name, *n_partitions)))
@@ -491,7 +490,7 @@ impl ConsumerGroup {
     }
 
     /// The assignor: one a member names (the most named), else the broker's default.
-    fn assignor(&self, config: &ConsumerGroupConfig) -> AssignorKind {
+    pub fn assignor(&self, config: &ConsumerGroupConfig) -> AssignorKind {
         let mut named: BTreeMap<&str, usize> = BTreeMap::new();
         for member in self.members.values() {
             if let Some(name) = member.server_assignor.as_deref() {
@@ -728,7 +727,7 @@ impl ConsumerGroup {
             }
         }
         let epoch = self.group_epoch;
-        self.refresh_subscribed(topics, 0);
+        self.refresh_subscribed(topics);
         self.group_epoch = epoch;
         self.dirty.epoch = false;
         // A subscribed topic that changed while no coordinator watched: the target

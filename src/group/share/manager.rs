@@ -151,31 +151,31 @@ impl SharePartitionManager {
         let Some(kinds) = kinds else {
             return ErrorCode::of(ResponseError::InvalidRequest);
         };
-        self.released.notify_waiters();
-        match kinds.as_slice() {
+        let code = match kinds.as_slice() {
             [kind] => partition.acknowledge(member_id, first, last, *kind, &self.config),
-            many if many.len() as i64 == last - first + 1 => {
-                for (offset, kind) in (first..=last).zip(many) {
-                    let code = partition.acknowledge(member_id, offset, offset, *kind, &self.config);
-                    if !code.is_none() {
-                        return code;
-                    }
-                }
-                ErrorCode::NONE
-            }
+            many if many.len() as i64 == last - first + 1 => (first..=last)
+                .zip(many)
+                .map(|(offset, kind)| partition.acknowledge(member_id, offset, offset, *kind, &self.config))
+                .find(|code| !code.is_none())
+                .unwrap_or_default(),
             _ => ErrorCode::of(ResponseError::InvalidRequest),
-        }
+        };
+        drop(partitions);
+        self.released.notify_waiters();
+        code
     }
 
     /// The member's session closed or its group let it go: its records return.
     pub fn release_member(&self, group_id: &str, member_id: &str) -> usize {
-        self.released.notify_waiters();
-        let mut partitions = self.partitions.lock();
-        partitions
+        let released = self
+            .partitions
+            .lock()
             .iter_mut()
             .filter(|((group, _, _), _)| group == group_id)
             .map(|(_, partition)| partition.release_member(member_id, &self.config))
-            .sum()
+            .sum();
+        self.released.notify_waiters();
+        released
     }
 
     /// Expired acquisition locks release their records.
