@@ -86,6 +86,21 @@ error_codes! {
             topic.partitions.iter().for_each(|p| emit(p.error_code));
         }
     };
+    InitializeShareGroupStateResponse => |r, emit| for topic in &r.results {
+        topic.partitions.iter().for_each(|p| emit(p.error_code));
+    };
+    ReadShareGroupStateResponse => |r, emit| for topic in &r.results {
+        topic.partitions.iter().for_each(|p| emit(p.error_code));
+    };
+    WriteShareGroupStateResponse => |r, emit| for topic in &r.results {
+        topic.partitions.iter().for_each(|p| emit(p.error_code));
+    };
+    DeleteShareGroupStateResponse => |r, emit| for topic in &r.results {
+        topic.partitions.iter().for_each(|p| emit(p.error_code));
+    };
+    ReadShareGroupStateSummaryResponse => |r, emit| for topic in &r.results {
+        topic.partitions.iter().for_each(|p| emit(p.error_code));
+    };
     DeleteGroupsResponse => |r, emit| r.results.iter().for_each(|g| emit(g.error_code));
     OffsetDeleteResponse => |r, emit| {
         emit(r.error_code);

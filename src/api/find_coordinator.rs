@@ -2,7 +2,9 @@
 //! `__consumer_offsets` partition (created on first use); while that partition has no
 //! live leader the answer is COORDINATOR_NOT_AVAILABLE, which clients retry.
 //! A transactional id's coordinator (key type 1) is the leader of the id's
-//! `__transaction_state` partition, likewise. v4+ batches keys.
+//! `__transaction_state` partition, likewise. A share-partition's share coordinator
+//! (key type 2, key `group:topic_id:partition`, ClusterAction) is the leader of its
+//! `__share_group_state` partition. v4+ batches keys.
 
 use super::RequestContext;
 use crate::security::acl::{Operation, ResourceType};
@@ -13,6 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
+const KEY_TYPE_SHARE: i8 = 2;
 
 /// (error code, message, node id, host, port) for one key.
 async fn locate(
@@ -53,6 +56,42 @@ async fn locate(
                 String::new(),
                 -1,
             ),
+        };
+    }
+    if key_type == KEY_TYPE_SHARE {
+        if !ctx.allowed_on_cluster(Operation::ClusterAction) {
+            return (
+                ResponseError::ClusterAuthorizationFailed.code(),
+                Some(StrBytes::from_static_str("share coordinators are for brokers")),
+                -1,
+                String::new(),
+                -1,
+            );
+        }
+        let broker = ctx.broker.as_ref();
+        let n_partitions =
+            match crate::group::share_state::ShareStateLog::share_state_partitions(broker).await {
+                Ok(n_partitions) => n_partitions,
+                Err(code) => {
+                    return (
+                        code.code(),
+                        Some(StrBytes::from_static_str(
+                            "the share state topic cannot be created",
+                        )),
+                        -1,
+                        String::new(),
+                        -1,
+                    );
+                }
+            };
+        let index = crate::group::offsets::partition_for(key, n_partitions);
+        return match broker.image().live_leader(
+            crate::group::share_state::SHARE_STATE_TOPIC,
+            index,
+            ctx.listener,
+        ) {
+            Some((node_id, endpoint)) => (0, None, node_id, endpoint.host, endpoint.port as i32),
+            None => unavailable("the share-partition's state partition has no live leader"),
         };
     }
     if key_type != KEY_TYPE_GROUP {

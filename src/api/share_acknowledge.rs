@@ -27,39 +27,41 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ShareAcknowledgeRequest) 
     if let Err(code) = shares.session(&group_id, &member_id, epoch, &[], &[]) {
         return ShareAcknowledgeResponse::default().with_error_code(code.code());
     }
-    let responses = request
-        .topics
-        .iter()
-        .map(|topic| {
-            let partitions = topic
-                .partitions
+    let mut responses = Vec::with_capacity(request.topics.len());
+    for topic in &request.topics {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for partition in &topic.partitions {
+            let key = (group_id.clone(), topic.topic_id, partition.partition_index);
+            let mut code = partition
+                .acknowledgement_batches
                 .iter()
-                .map(|partition| {
-                    let key = (group_id.clone(), topic.topic_id, partition.partition_index);
-                    let code = partition
-                        .acknowledgement_batches
-                        .iter()
-                        .map(|batch| {
-                            shares.acknowledge(
-                                &key,
-                                &member_id,
-                                batch.first_offset,
-                                batch.last_offset,
-                                &batch.acknowledge_types,
-                            )
-                        })
-                        .find(|code| !code.is_none())
-                        .unwrap_or_default();
-                    PartitionData::default()
-                        .with_partition_index(partition.partition_index)
-                        .with_error_code(code.code())
+                .map(|batch| {
+                    shares.acknowledge(
+                        &key,
+                        &member_id,
+                        batch.first_offset,
+                        batch.last_offset,
+                        &batch.acknowledge_types,
+                    )
                 })
-                .collect();
+                .find(|code| !code.is_none())
+                .unwrap_or_default();
+            // Answered once the state is durable at the share coordinator.
+            if code.is_none() {
+                code = ctx.broker.persist_share_partition(&key).await;
+            }
+            partitions.push(
+                PartitionData::default()
+                    .with_partition_index(partition.partition_index)
+                    .with_error_code(code.code()),
+            );
+        }
+        responses.push(
             ShareAcknowledgeTopicResponse::default()
                 .with_topic_id(topic.topic_id)
-                .with_partitions(partitions)
-        })
-        .collect();
+                .with_partitions(partitions),
+        );
+    }
     if epoch == -1 {
         shares.release_member(&group_id, &member_id);
     }

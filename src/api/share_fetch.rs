@@ -52,7 +52,8 @@ fn read_partition(
     let read = partition.with_log(|log| {
         let (start, high_watermark) = (log.log_start_offset(), log.high_watermark());
         let leader = (broker.config.node_id, log.leader_epoch());
-        let from = shares.next_fetch_offset(key, start, high_watermark);
+        // Not loaded: its share coordinator could not be reached yet; nothing this time.
+        let from = shares.next_fetch_offset(key, start).unwrap_or(high_watermark);
         if from >= high_watermark {
             return Ok((None, from, high_watermark, leader));
         }
@@ -142,6 +143,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ShareFetchRequest) -> Sha
             }
         }
     }
+    // An acknowledgement is answered once its state is durable at the share
+    // coordinator.
+    for ((topic_id, index), code) in acknowledged.iter_mut() {
+        if code.is_none() {
+            let key = (group_id.clone(), *topic_id, *index);
+            *code = ctx.broker.persist_share_partition(&key).await;
+        }
+    }
     let mut fetched: BTreeMap<(Uuid, i32), Result<Option<_>, ErrorCode>> = BTreeMap::new();
     if epoch == -1 {
         shares.release_member(&group_id, &member_id);
@@ -168,7 +177,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ShareFetchRequest) -> Sha
                 }
                 let outcome = if topics_allowed(*topic_id) {
                     let key = (group_id.clone(), *topic_id, *index);
-                    read_partition(ctx, &key, &member_id, partition_max, remaining)
+                    match ctx.broker.load_share_partition(&key).await {
+                        Err(ErrorCode::NOT_LEADER_OR_FOLLOWER) => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+                        // Its state is not reachable yet: nothing this time.
+                        Err(_) => Ok(None),
+                        Ok(()) => read_partition(ctx, &key, &member_id, partition_max, remaining),
+                    }
                 } else {
                     Err(ErrorCode::of(ResponseError::TopicAuthorizationFailed))
                 };

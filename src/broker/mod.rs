@@ -14,6 +14,7 @@ mod groups;
 mod log_dirs;
 mod publisher;
 mod security;
+mod share_state;
 mod topics;
 mod transactions;
 
@@ -228,6 +229,7 @@ impl Broker {
         let current = broker.image();
         broker.publish(&current)?;
         crate::group::host::follow_leadership(broker.as_ref());
+        crate::group::share_state::follow_leadership(broker.as_ref());
         Ok(broker)
     }
 
@@ -327,6 +329,9 @@ impl Broker {
         )));
         every(self, Duration::from_millis(100), |broker| async move {
             broker.groups.tick(now_ms());
+        });
+        every(self, share_state::DIRTY_WRITE_INTERVAL, |broker| async move {
+            broker.persist_dirty_share_partitions().await;
         });
         every(
             self,

@@ -47,9 +47,10 @@ pub(super) async fn follow_image(broker: Weak<Broker>, mut image: watch::Receive
             tracing::error!(%error, offset = current.offset, "could not apply metadata to local partitions");
         }
         crate::group::host::follow_leadership(broker.as_ref());
+        crate::group::share_state::follow_leadership(broker.as_ref());
         broker.transactions.follow_leadership().await;
         // Share-partitions whose partition this broker no longer leads are forgotten:
-        // their record states stay with this leadership (not yet persisted).
+        // the next leader loads their persisted state.
         broker.groups.shares.retain(|topic_id, index| {
             current.topic_by_id(topic_id).is_some_and(|topic| {
                 let tp = crate::log::TopicPartition::new(&topic.name, index);

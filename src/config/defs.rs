@@ -395,6 +395,20 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         },
     ),
     def(
+        "share.coordinator.state.topic.num.partitions",
+        Some("50"),
+        ConfigKind::Int { min: 1, max: 10_000 },
+    ),
+    def(
+        "share.coordinator.state.topic.replication.factor",
+        Some("3"),
+        ConfigKind::Int {
+            min: 1,
+            max: i16::MAX as i64,
+        },
+    ),
+    def("share.coordinator.state.topic.min.isr", Some("2"), POSITIVE_INT),
+    def(
         "group.consumer.migration.policy",
         Some("bidirectional"),
         ConfigKind::Choice(&["bidirectional", "upgrade", "downgrade", "disabled"]),

@@ -175,6 +175,12 @@ pub struct BrokerConfig {
     pub group_share_session_timeout_ms: i32,
     /// `group.share.heartbeat.interval.ms` (default 5000).
     pub group_share_heartbeat_interval_ms: i32,
+    /// `share.coordinator.state.topic.num.partitions` (default 50).
+    pub share_state_topic_num_partitions: i32,
+    /// `share.coordinator.state.topic.replication.factor` (default 3).
+    pub share_state_topic_replication_factor: i16,
+    /// `share.coordinator.state.topic.min.isr` (default 2).
+    pub share_state_topic_min_isr: i32,
     /// `topic.memory.per.partition` and `topic.fds.per.partition`: what one partition
     /// replica is counted to need when the broker tells the controller how many it can
     /// host (0: that resource does not bound it).
@@ -360,6 +366,10 @@ impl BrokerConfig {
             group_share_partition_max_record_locks: int("group.share.partition.max.record.locks") as usize,
             group_share_session_timeout_ms: int("group.share.session.timeout.ms") as i32,
             group_share_heartbeat_interval_ms: int("group.share.heartbeat.interval.ms") as i32,
+            share_state_topic_num_partitions: int("share.coordinator.state.topic.num.partitions") as i32,
+            share_state_topic_replication_factor: int("share.coordinator.state.topic.replication.factor")
+                as i16,
+            share_state_topic_min_isr: int("share.coordinator.state.topic.min.isr") as i32,
             topic_memory_per_partition: int("topic.memory.per.partition").max(0) as u64,
             topic_fds_per_partition: get("topic.fds.per.partition")
                 .and_then(|value| value.trim().parse().ok())

@@ -183,6 +183,9 @@ pub struct GroupCoordinator {
     led: Mutex<HashMap<i32, bool>>,
     /// The share-partitions this broker leads and its members' share sessions.
     pub shares: super::share::manager::SharePartitionManager,
+    /// The share coordinator's table: the persisted states of share-partitions whose
+    /// `__share_group_state` partition this broker leads.
+    pub share_states: super::share::coordinator::ShareCoordinator,
 }
 
 /// The `__consumer_offsets` records committing `offsets` for `group_id`.
@@ -220,6 +223,7 @@ impl GroupCoordinator {
         let (writer, jobs) = mpsc::unbounded_channel();
         GroupCoordinator {
             shares: super::share::manager::SharePartitionManager::new(config.share),
+            share_states: Default::default(),
             config,
             groups: Mutex::new(HashMap::new()),
             writer,

@@ -51,15 +51,25 @@ async fn append(
         return ErrorCode::COORDINATOR_NOT_AVAILABLE;
     };
     let batch = offsets::encode_batch(records, now_ms(), transaction);
-    let batches = match split_and_validate(&batch, usize::MAX) {
+    append_batch(&partition, &batch, "__consumer_offsets").await
+}
+
+/// Appends one batch the coordinator encoded to its internal topic's partition.
+/// Like Kafka's coordinators: acks=all, answered once every in-sync replica has it
+/// (within offsets.commit.timeout.ms); NOT_COORDINATOR when the partition is no longer
+/// led here.
+pub(super) async fn append_batch(
+    partition: &std::sync::Arc<crate::replication::Partition>,
+    batch: &bytes::Bytes,
+    topic: &str,
+) -> ErrorCode {
+    let batches = match split_and_validate(batch, usize::MAX) {
         Ok(batches) if !batches.is_empty() => batches,
         _ => {
-            tracing::error!("could not encode a __consumer_offsets batch");
+            tracing::error!(topic, "could not encode an internal batch");
             return ErrorCode::UNKNOWN_SERVER_ERROR;
         }
     };
-    // Like Kafka's coordinator: acks=all, answered once every in-sync replica has it
-    // (within offsets.commit.timeout.ms).
     let deadline = tokio::time::Instant::now() + OFFSETS_COMMIT_TIMEOUT;
     let appended = match partition.append(&batches, -1).await {
         Ok(info) => partition.wait_replicated(info.last_offset + 1, deadline).await,
@@ -69,7 +79,7 @@ async fn append(
         Ok(()) => ErrorCode::NONE,
         Err(crate::replication::partition::AppendError::NotLeader) => ErrorCode::NOT_COORDINATOR,
         Err(error) => {
-            tracing::warn!(%error, "appending to __consumer_offsets failed");
+            tracing::warn!(%error, topic, "appending to an internal topic failed");
             ErrorCode::from_code(error.code())
         }
     }

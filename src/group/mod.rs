@@ -13,6 +13,7 @@ mod replay;
 mod retention;
 pub mod share;
 pub mod share_coordinator;
+pub mod share_state;
 pub mod state;
 
 pub use coordinator::GroupCoordinator;

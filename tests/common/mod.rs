@@ -92,6 +92,18 @@ impl TestBroker {
                 ),
                 ("transaction.state.log.min.isr".to_string(), n.min(2).to_string()),
                 (
+                    "share.coordinator.state.topic.replication.factor".to_string(),
+                    n.to_string(),
+                ),
+                (
+                    "share.coordinator.state.topic.min.isr".to_string(),
+                    n.min(2).to_string(),
+                ),
+                (
+                    "share.coordinator.state.topic.num.partitions".to_string(),
+                    "5".to_string(),
+                ),
+                (
                     "transaction.state.log.num.partitions".to_string(),
                     "5".to_string(),
                 ),

@@ -6,11 +6,13 @@
 //! is keyed by (group, member): epoch 0 opens it, each later request carries the next
 //! epoch, -1 closes it and releases what the member still holds.
 
-use super::partition::{AcknowledgeType, AcquiredRange, ShareConfig, SharePartition};
+use super::partition::{AcknowledgeType, AcquiredRange, RecordState, ShareConfig, SharePartition};
+use super::snapshot::{ShareSnapshot, StateBatch, StateWrite};
 use crate::common::ErrorCode;
 use kafka_protocol::ResponseError;
 use parking_lot::Mutex;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// (group id, topic id, partition).
@@ -26,6 +28,12 @@ pub struct SharePartitionManager {
     pub config: ShareConfig,
     partitions: Mutex<HashMap<ShareKey, SharePartition>>,
     sessions: Mutex<HashMap<(String, String), ShareSession>>,
+    /// One load or state write at a time per share-partition, so writes reach the
+    /// share coordinator in the order their states were taken.
+    persist_locks: Mutex<HashMap<ShareKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// Share-partitions changed by something no request waits for (lock expiry, a
+    /// member leaving): their state is written in the background.
+    dirty: Mutex<HashSet<ShareKey>>,
     /// Woken whenever records become available again (acknowledged, released,
     /// expired), so a waiting ShareFetch looks again at once.
     pub released: tokio::sync::Notify,
@@ -46,6 +54,8 @@ impl SharePartitionManager {
             config,
             partitions: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
+            persist_locks: Mutex::new(HashMap::new()),
+            dirty: Mutex::new(HashSet::new()),
             released: tokio::sync::Notify::new(),
         }
     }
@@ -98,19 +108,63 @@ impl SharePartitionManager {
         }
     }
 
-    /// Where a fetch for the share-partition should start reading; creates it at
-    /// `log_end` if it is new.
-    pub fn next_fetch_offset(&self, key: &ShareKey, log_start: i64, log_end: i64) -> i64 {
+    /// Where a fetch for the share-partition should start reading; None until it is
+    /// loaded ([`Self::install`]).
+    pub fn next_fetch_offset(&self, key: &ShareKey, log_start: i64) -> Option<i64> {
         let mut partitions = self.partitions.lock();
-        let partition = partitions
-            .entry(key.clone())
-            .or_insert_with(|| SharePartition::new(log_end));
+        let partition = partitions.get_mut(key)?;
         if partition.start_offset < log_start {
             // Records deleted by retention are gone for the share group too.
             *partition =
                 SharePartition::restore(log_start, partition.state_epoch, &partition.state_batches());
+            self.dirty.lock().insert(key.clone());
         }
-        partition.next_fetch_offset()
+        Some(partition.next_fetch_offset())
+    }
+
+    pub fn is_loaded(&self, key: &ShareKey) -> bool {
+        self.partitions.lock().contains_key(key)
+    }
+
+    /// Installs a share-partition loaded from its persisted state (or made fresh).
+    pub fn install(&self, key: &ShareKey, partition: SharePartition) {
+        self.partitions.lock().entry(key.clone()).or_insert(partition);
+    }
+
+    /// The lock a load or state write of `key` holds.
+    pub fn persist_lock(&self, key: &ShareKey) -> Arc<tokio::sync::Mutex<()>> {
+        self.persist_locks.lock().entry(key.clone()).or_default().clone()
+    }
+
+    /// The whole state of a share-partition as a write for the share coordinator.
+    pub fn state_write(&self, key: &ShareKey, leader_epoch: i32) -> Option<StateWrite> {
+        let partitions = self.partitions.lock();
+        let partition = partitions.get(key)?;
+        Some(StateWrite {
+            state_epoch: partition.state_epoch,
+            leader_epoch,
+            start_offset: partition.start_offset,
+            batches: partition
+                .state_batches()
+                .into_iter()
+                .map(|(first_offset, last_offset, state, delivery_count)| StateBatch {
+                    first_offset,
+                    last_offset,
+                    delivery_state: state.value(),
+                    delivery_count,
+                })
+                .collect(),
+        })
+    }
+
+    /// Marks a share-partition's state as needing a background write.
+    pub fn mark_dirty(&self, key: &ShareKey) {
+        self.dirty.lock().insert(key.clone());
+    }
+
+    /// The share-partitions whose state needs a background write.
+    pub fn take_dirty(&self) -> Vec<ShareKey> {
+        self.dirty.lock().drain().collect()
     }
 
     /// Acquires for `member_id` records in `[first, end)` that a read returned.
@@ -167,13 +221,16 @@ impl SharePartitionManager {
 
     /// The member's session closed or its group let it go: its records return.
     pub fn release_member(&self, group_id: &str, member_id: &str) -> usize {
-        let released = self
-            .partitions
-            .lock()
-            .iter_mut()
-            .filter(|((group, _, _), _)| group == group_id)
-            .map(|(_, partition)| partition.release_member(member_id, &self.config))
-            .sum();
+        let mut released = 0;
+        for (key, partition) in self.partitions.lock().iter_mut() {
+            if key.0 == group_id {
+                let n_released = partition.release_member(member_id, &self.config);
+                if n_released > 0 {
+                    self.dirty.lock().insert(key.clone());
+                }
+                released += n_released;
+            }
+        }
         self.released.notify_waiters();
         released
     }
@@ -181,10 +238,14 @@ impl SharePartitionManager {
     /// Expired acquisition locks release their records.
     pub fn expire_locks(&self, now_ms: i64) -> usize {
         let mut partitions = self.partitions.lock();
-        let expired = partitions
-            .values_mut()
-            .map(|partition| partition.expire_locks(&self.config, now_ms))
-            .sum();
+        let mut expired = 0;
+        for (key, partition) in partitions.iter_mut() {
+            let n_expired = partition.expire_locks(&self.config, now_ms);
+            if n_expired > 0 {
+                self.dirty.lock().insert(key.clone());
+            }
+            expired += n_expired;
+        }
         if expired > 0 {
             self.released.notify_waiters();
         }
@@ -216,6 +277,19 @@ impl SharePartitionManager {
     }
 }
 
+/// A share-partition as its persisted state says: in-flight records without locks.
+pub fn restore(snapshot: &ShareSnapshot) -> SharePartition {
+    let batches: Vec<(i64, i64, RecordState, i16)> = snapshot
+        .batches
+        .iter()
+        .filter_map(|batch| {
+            RecordState::from_value(batch.delivery_state)
+                .map(|state| (batch.first_offset, batch.last_offset, state, batch.delivery_count))
+        })
+        .collect();
+    SharePartition::restore(snapshot.start_offset, snapshot.state_epoch, &batches)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,12 +317,29 @@ mod tests {
     fn a_closed_member_releases_its_records_to_the_next() {
         let manager = SharePartitionManager::new(ShareConfig::default());
         let key = ("g".to_string(), Uuid::from_u128(1), 0);
-        assert_eq!(manager.next_fetch_offset(&key, 0, 5), 5, "starts at the log end");
+        assert_eq!(manager.next_fetch_offset(&key, 0), None, "not loaded yet");
+        manager.install(&key, SharePartition::new(5));
+        assert_eq!(manager.next_fetch_offset(&key, 0), Some(5));
         let acquired = manager.acquire(&key, "a", 5, 10, 100, 0);
         assert_eq!((acquired[0].first_offset, acquired[0].last_offset), (5, 9));
         assert_eq!(manager.acknowledge(&key, "a", 5, 6, &[1, 2]), ErrorCode::NONE);
         assert_eq!(manager.release_member("g", "a"), 3);
-        assert_eq!(manager.next_fetch_offset(&key, 0, 10), 6);
+        assert_eq!(manager.next_fetch_offset(&key, 0), Some(6));
+        assert_eq!(
+            manager.take_dirty(),
+            vec![key.clone()],
+            "the release is to be written"
+        );
+        let write = manager.state_write(&key, 4).unwrap();
+        assert_eq!((write.start_offset, write.leader_epoch), (6, 4));
+        let restored = restore(&ShareSnapshot {
+            start_offset: write.start_offset,
+            batches: write.batches,
+            ..ShareSnapshot::default()
+        });
+        assert_eq!(restored.start_offset, 6, "acknowledged 5 stays done");
+        assert_eq!(restored.counts(), (4, 0, 0, 0), "6-9 available again");
+        assert_eq!(restored.records[&6].delivery_count, 1);
         let again = manager.acquire(&key, "b", 6, 10, 100, 0);
         assert_eq!(
             (
