@@ -192,3 +192,98 @@ def test_share_groups_and_their_records_are_in_the_metrics(broker_factory):
     finally:
         for consumer in consumers:
             consumer.close()
+
+
+def test_a_killed_share_partition_leader_loses_no_acknowledgement(cluster_factory):
+    """3 nodes, RF=3: SIGKILL of the share-partition's leader mid-consumption. Every
+    record is acknowledged in the end; no record whose acknowledgement was answered
+    comes back; only records not yet acknowledged are delivered again."""
+    from test_replication import leaders
+
+    cluster = cluster_factory(3, settings=["share.coordinator.state.topic.num.partitions=5",
+                                           "offsets.topic.num.partitions=5",
+                                           "broker.session.timeout.ms=4000",
+                                           "group.share.record.lock.duration.ms=5000"])
+    bootstrap = ",".join(cluster.bootstrap(node) for node in cluster.node_ids)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic("jobs", num_partitions=1, replication_factor=3,
+                                  config={"min.insync.replicas": "2"})])["jobs"].result(20)
+    consumers = [share_consumer(bootstrap, "failover", "jobs", **{"max.poll.records": 25}) for _ in range(2)]
+    n = 4000
+    delivered = defaultdict(list)  # offset -> [delivery counts]
+    acked_at = {}                  # offset -> when its acknowledgement was answered
+    late = []                      # (offset, delivery count) delivered after it was acknowledged
+
+    def consume_once():
+        for consumer in consumers:
+            batch = [msg for msg in consumer.poll(0.1) if not msg.error()]
+            for msg in batch:
+                if msg.offset() in acked_at:
+                    late.append((msg.offset(), msg.delivery_count()))
+                delivered[msg.offset()].append(msg.delivery_count())
+                consumer.acknowledge(msg, AcknowledgeType.ACCEPT)
+            if not batch:
+                continue
+            try:
+                results = consumer.commit_sync(10)
+            except Exception:
+                continue
+            if all(error is None for error in results.values()):
+                now = time.time()
+                for msg in batch:
+                    acked_at.setdefault(msg.offset(), now)
+
+    try:
+        # The share-partition starts at the log end when the group first fetches it:
+        # probes are produced until one arrives, so the jobs after them are all read.
+        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+        deadline = time.time() + 60
+        while not delivered and time.time() < deadline:
+            producer.produce("jobs", value=b"probe", partition=0)
+            producer.flush(10)
+            for _ in range(5):
+                consume_once()
+        assert delivered, "the share group never received a record"
+        job_offsets = []
+        for i in range(n):
+            producer.produce("jobs", value=f"j{i}".encode(), partition=0,
+                             on_delivery=lambda err, msg: err is None and job_offsets.append(msg.offset()))
+        assert producer.flush(30) == 0 and len(job_offsets) == n
+        deadline = time.time() + 60
+        while len(set(job_offsets) & set(acked_at)) < n // 3 and time.time() < deadline:
+            consume_once()
+        leader = leaders(cluster, cluster.node_ids[0], "jobs")[0]
+        # One consumer holds a batch, unacknowledged, across the kill.
+        held = []
+        while not held and time.time() < deadline:
+            held = [msg for msg in consumers[0].poll(0.2) if not msg.error()]
+        for msg in held:
+            delivered[msg.offset()].append(msg.delivery_count())
+        in_flight = set(delivered) - set(acked_at)
+        acked_before = len(acked_at)
+        cluster.kill(leader)
+        killed_at = time.time()
+        for msg in held:
+            consumers[0].acknowledge(msg, AcknowledgeType.ACCEPT)
+        try:
+            consumers[0].commit_sync(10)
+        except Exception:
+            pass
+        deadline = time.time() + 120
+        while not set(job_offsets) <= set(acked_at) and time.time() < deadline:
+            consume_once()
+        new_leader = leaders(cluster, next(node for node in cluster.node_ids if node != leader), "jobs")[0]
+    finally:
+        for consumer in consumers:
+            consumer.close()
+    missing = set(job_offsets) - set(acked_at)
+    assert not missing, f"{len(missing)} records never acknowledged"
+    assert late == [], f"records delivered again after their acknowledgement was answered: {late[:10]}"
+    again = {offset for offset, counts in delivered.items() if len(counts) > 1}
+    assert {msg.offset() for msg in held} <= again, "the batch held across the kill is delivered again"
+    after_kill = max(acked_at.values()) - killed_at
+    print(f"\nshare-partition leader {leader} SIGKILLed after {acked_before} of {n} acknowledgements "
+          f"({len(in_flight)} delivered, unacknowledged, {len(held)} held by a consumer): leader {new_leader} took over, {len(again)} records "
+          f"delivered again, none acknowledged before; all acknowledged {after_kill:.1f} s after the kill")
+    assert new_leader != leader
+
