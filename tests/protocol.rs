@@ -669,6 +669,13 @@ async fn every_api_answers_every_advertised_version() {
                 | ApiKey::ShareAcknowledge => {
                     protocol_groups::check(&mut client, *api_key, version, topic_id).await
                 }
+                ApiKey::InitializeShareGroupState
+                | ApiKey::ReadShareGroupState
+                | ApiKey::WriteShareGroupState
+                | ApiKey::DeleteShareGroupState
+                | ApiKey::ReadShareGroupStateSummary => {
+                    protocol_groups::share_state::check(&mut client, *api_key, version, topic_id).await
+                }
                 other => panic!("no test for {other:?}"),
             };
             outcome.unwrap_or_else(|error| panic!("{api_key:?} v{version}: {error}"));

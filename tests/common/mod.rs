@@ -46,6 +46,15 @@ impl TestBroker {
                 "transaction.state.log.num.partitions".to_string(),
                 "5".to_string(),
             ),
+            (
+                "share.coordinator.state.topic.replication.factor".to_string(),
+                "1".to_string(),
+            ),
+            ("share.coordinator.state.topic.min.isr".to_string(), "1".to_string()),
+            (
+                "share.coordinator.state.topic.num.partitions".to_string(),
+                "5".to_string(),
+            ),
             ("group.initial.rebalance.delay.ms".to_string(), "0".to_string()),
         ]);
         for (key, value) in settings {
