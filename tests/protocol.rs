@@ -676,6 +676,11 @@ async fn every_api_answers_every_advertised_version() {
                 | ApiKey::ReadShareGroupStateSummary => {
                     protocol_groups::share_state::check(&mut client, *api_key, version, topic_id).await
                 }
+                ApiKey::DescribeShareGroupOffsets
+                | ApiKey::AlterShareGroupOffsets
+                | ApiKey::DeleteShareGroupOffsets => {
+                    protocol_groups::share_offsets::check(&mut client, *api_key, version, topic_id).await
+                }
                 other => panic!("no test for {other:?}"),
             };
             outcome.unwrap_or_else(|error| panic!("{api_key:?} v{version}: {error}"));

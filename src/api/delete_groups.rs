@@ -1,5 +1,6 @@
 //! DeleteGroups (key 42): removes empty groups and their offsets (NON_EMPTY_GROUP while
-//! members remain, GROUP_ID_NOT_FOUND for unknown groups).
+//! members remain, GROUP_ID_NOT_FOUND for unknown groups). A share group's
+//! share-partition states go from their share coordinators too.
 
 use super::RequestContext;
 use crate::common::now_ms;
@@ -11,7 +12,20 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteGroupsRequest) -> D
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group_id in request.groups_names {
         let code = if ctx.allowed(Operation::Delete, ResourceType::Group, &group_id) {
-            ctx.broker.groups.delete_group(&group_id, now_ms()).await.code()
+            let share_topics = ctx.broker.groups.share_group_topics(&group_id).ok();
+            let mut code = ctx.broker.groups.delete_group(&group_id, now_ms()).await;
+            if let Some((topics, _)) = share_topics.filter(|_| code.is_none()) {
+                for (topic_id, n_partitions) in topics {
+                    for index in 0..n_partitions {
+                        let key = (group_id.to_string(), topic_id, index);
+                        let deleted = ctx.broker.delete_share_partition(&key).await;
+                        if code.is_none() {
+                            code = deleted;
+                        }
+                    }
+                }
+            }
+            code.code()
         } else {
             kafka_protocol::ResponseError::GroupAuthorizationFailed.code()
         };

@@ -101,6 +101,22 @@ error_codes! {
     ReadShareGroupStateSummaryResponse => |r, emit| for topic in &r.results {
         topic.partitions.iter().for_each(|p| emit(p.error_code));
     };
+    DescribeShareGroupOffsetsResponse => |r, emit| for group in &r.groups {
+        emit(group.error_code);
+        for topic in &group.topics {
+            topic.partitions.iter().for_each(|p| emit(p.error_code));
+        }
+    };
+    AlterShareGroupOffsetsResponse => |r, emit| {
+        emit(r.error_code);
+        for topic in &r.responses {
+            topic.partitions.iter().for_each(|p| emit(p.error_code));
+        }
+    };
+    DeleteShareGroupOffsetsResponse => |r, emit| {
+        emit(r.error_code);
+        r.responses.iter().for_each(|t| emit(t.error_code));
+    };
     DeleteGroupsResponse => |r, emit| r.results.iter().for_each(|g| emit(g.error_code));
     OffsetDeleteResponse => |r, emit| {
         emit(r.error_code);

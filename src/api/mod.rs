@@ -34,7 +34,10 @@ pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
 pub use crate::common::error_code;
+pub mod alter_share_group_offsets;
+pub mod delete_share_group_offsets;
 pub mod delete_share_group_state;
+pub mod describe_share_group_offsets;
 pub mod error_counts;
 pub mod fetch;
 pub mod fetch_frame;
@@ -85,11 +88,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterPartitionReassignmentsRequest, AlterReplicaLogDirsRequest,
-    AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
-    ConsumerGroupHeartbeatRequest, CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteAclsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteShareGroupStateRequest,
-    DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    DescribeGroupsRequest, DescribeLogDirsRequest, DescribeProducersRequest, DescribeQuorumRequest,
+    AlterShareGroupOffsetsRequest, AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest,
+    ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, CreateAclsRequest, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
+    DeleteShareGroupOffsetsRequest, DeleteShareGroupStateRequest, DeleteTopicsRequest, DescribeAclsRequest,
+    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
+    DescribeProducersRequest, DescribeQuorumRequest, DescribeShareGroupOffsetsRequest,
     DescribeTopicPartitionsRequest, DescribeUserScramCredentialsRequest, ElectLeadersRequest, FetchRequest,
     FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
     InitializeShareGroupStateRequest, JoinGroupRequest, LeaveGroupRequest, ListConfigResourcesRequest,
@@ -139,6 +143,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::WriteShareGroupState, 0, 0),
     (ApiKey::DeleteShareGroupState, 0, 0),
     (ApiKey::ReadShareGroupStateSummary, 0, 0),
+    (ApiKey::DescribeShareGroupOffsets, 0, 0),
+    (ApiKey::AlterShareGroupOffsets, 0, 0),
+    (ApiKey::DeleteShareGroupOffsets, 0, 0),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
@@ -660,6 +667,15 @@ async fn dispatch(
         )),
         ApiKey::ReadShareGroupStateSummary => route!(ReadShareGroupStateSummaryRequest, |r| Some(
             read_share_group_state_summary::handle(ctx, r).await
+        )),
+        ApiKey::DescribeShareGroupOffsets => route!(DescribeShareGroupOffsetsRequest, |r| Some(
+            describe_share_group_offsets::handle(ctx, r).await
+        )),
+        ApiKey::AlterShareGroupOffsets => route!(AlterShareGroupOffsetsRequest, |r| Some(
+            alter_share_group_offsets::handle(ctx, r).await
+        )),
+        ApiKey::DeleteShareGroupOffsets => route!(DeleteShareGroupOffsetsRequest, |r| Some(
+            delete_share_group_offsets::handle(ctx, r).await
         )),
         ApiKey::DeleteGroups => route!(DeleteGroupsRequest, |r| Some(delete_groups::handle(ctx, r).await)),
         ApiKey::OffsetForLeaderEpoch => route!(OffsetForLeaderEpochRequest, |r| Some(

@@ -16,8 +16,9 @@ use crate::group::share_state::{self, SHARE_STATE_TOPIC, ShareStateLog, state_pa
 use crate::log::TopicPartition;
 use crate::replication::Partition;
 use kafka_protocol::messages::{
-    ReadShareGroupStateRequest, WriteShareGroupStateRequest, read_share_group_state_request,
-    write_share_group_state_request,
+    DeleteShareGroupStateRequest, InitializeShareGroupStateRequest, ReadShareGroupStateRequest,
+    WriteShareGroupStateRequest, delete_share_group_state_request, initialize_share_group_state_request,
+    read_share_group_state_request, write_share_group_state_request,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
@@ -81,6 +82,21 @@ fn retriable(code: ErrorCode) -> bool {
     .contains(&code)
 }
 
+/// A call to another broker's share coordinator that failed on the way.
+fn unreachable(error: crate::client::ConnectionError) -> ErrorCode {
+    tracing::debug!(%error, "a share coordinator call failed");
+    ErrorCode::COORDINATOR_NOT_AVAILABLE
+}
+
+/// The first partition's error code of a share coordinator's answer.
+fn first_code<P>(mut partitions: impl Iterator<Item = P>, code: impl Fn(&P) -> i16) -> ErrorCode {
+    partitions
+        .next()
+        .map_or(ErrorCode::UNKNOWN_SERVER_ERROR, |partition| {
+            ErrorCode::from_code(code(&partition))
+        })
+}
+
 fn group_id(key: &ShareKey) -> StrBytes {
     StrBytes::from_string(key.0.clone())
 }
@@ -125,15 +141,23 @@ impl Broker {
         })
     }
 
-    /// One ReadShareGroupState of `key`, wherever its coordinator is.
-    async fn read_share_state_once(&self, key: &ShareKey) -> Result<Option<ShareSnapshot>, ErrorCode> {
+    /// Where `key`'s share coordinator is: here (None), or a connection to it.
+    async fn route(&self, key: &ShareKey) -> Result<Option<KafkaConnection>, ErrorCode> {
         let coordinator = self
             .share_coordinator_of(key)
             .await?
             .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
         if coordinator == self.config.node_id {
-            return share_state::read(self, key).await;
+            return Ok(None);
         }
+        self.share_state_connection(coordinator).await.map(Some)
+    }
+
+    /// One ReadShareGroupState of `key`, wherever its coordinator is.
+    async fn read_share_state_once(&self, key: &ShareKey) -> Result<Option<ShareSnapshot>, ErrorCode> {
+        let Some(mut connection) = self.route(key).await? else {
+            return share_state::read(self, key).await;
+        };
         let request = ReadShareGroupStateRequest::default()
             .with_group_id(group_id(key))
             .with_topics(vec![
@@ -145,11 +169,7 @@ impl Broker {
                             .with_leader_epoch(-1),
                     ]),
             ]);
-        let mut connection = self.share_state_connection(coordinator).await?;
-        let response = connection.call(&request, 0).await.map_err(|error| {
-            tracing::debug!(%error, "ReadShareGroupState failed");
-            ErrorCode::COORDINATOR_NOT_AVAILABLE
-        })?;
+        let response = connection.call(&request, 0).await.map_err(unreachable)?;
         let result = response
             .results
             .into_iter()
@@ -157,7 +177,7 @@ impl Broker {
             .next()
             .ok_or(ErrorCode::UNKNOWN_SERVER_ERROR)?;
         let code = ErrorCode::from_code(result.error_code);
-        if code == ErrorCode::of(kafka_protocol::ResponseError::UnknownTopicOrPartition) {
+        if code == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION {
             return Ok(None);
         }
         if !code.is_none() {
@@ -183,14 +203,11 @@ impl Broker {
 
     /// One WriteShareGroupState of `key`, wherever its coordinator is.
     async fn write_share_state_once(&self, key: &ShareKey, write: &StateWrite) -> ErrorCode {
-        let coordinator = match self.share_coordinator_of(key).await {
-            Ok(Some(coordinator)) => coordinator,
-            Ok(None) => return ErrorCode::COORDINATOR_NOT_AVAILABLE,
+        let mut connection = match self.route(key).await {
+            Ok(Some(connection)) => connection,
+            Ok(None) => return share_state::write(self, key, write).await,
             Err(code) => return code,
         };
-        if coordinator == self.config.node_id {
-            return share_state::write(self, key, write).await;
-        }
         let batches = write
             .batches
             .iter()
@@ -216,24 +233,124 @@ impl Broker {
                             .with_state_batches(batches),
                     ]),
             ]);
-        let mut connection = match self.share_state_connection(coordinator).await {
-            Ok(connection) => connection,
+        match connection.call(&request, 0).await {
+            Ok(response) => first_code(
+                response.results.into_iter().flat_map(|topic| topic.partitions),
+                |p| p.error_code,
+            ),
+            Err(error) => unreachable(error),
+        }
+    }
+
+    /// One InitializeShareGroupState of `key`, wherever its coordinator is.
+    async fn initialize_share_state_once(
+        &self,
+        key: &ShareKey,
+        state_epoch: i32,
+        start_offset: i64,
+    ) -> ErrorCode {
+        let mut connection = match self.route(key).await {
+            Ok(Some(connection)) => connection,
+            Ok(None) => return share_state::initialize(self, key, state_epoch, start_offset).await,
             Err(code) => return code,
         };
+        let request = InitializeShareGroupStateRequest::default()
+            .with_group_id(group_id(key))
+            .with_topics(vec![
+                initialize_share_group_state_request::InitializeStateData::default()
+                    .with_topic_id(key.1)
+                    .with_partitions(vec![
+                        initialize_share_group_state_request::PartitionData::default()
+                            .with_partition(key.2)
+                            .with_state_epoch(state_epoch)
+                            .with_start_offset(start_offset),
+                    ]),
+            ]);
         match connection.call(&request, 0).await {
-            Ok(response) => response
-                .results
-                .into_iter()
-                .flat_map(|topic| topic.partitions)
-                .next()
-                .map_or(ErrorCode::UNKNOWN_SERVER_ERROR, |result| {
-                    ErrorCode::from_code(result.error_code)
-                }),
-            Err(error) => {
-                tracing::debug!(%error, "WriteShareGroupState failed");
-                ErrorCode::COORDINATOR_NOT_AVAILABLE
+            Ok(response) => first_code(
+                response.results.into_iter().flat_map(|topic| topic.partitions),
+                |p| p.error_code,
+            ),
+            Err(error) => unreachable(error),
+        }
+    }
+
+    /// One DeleteShareGroupState of `key`, wherever its coordinator is.
+    async fn delete_share_state_once(&self, key: &ShareKey) -> ErrorCode {
+        let mut connection = match self.route(key).await {
+            Ok(Some(connection)) => connection,
+            Ok(None) => return share_state::delete(self, key).await,
+            Err(code) => return code,
+        };
+        let request = DeleteShareGroupStateRequest::default()
+            .with_group_id(group_id(key))
+            .with_topics(vec![
+                delete_share_group_state_request::DeleteStateData::default()
+                    .with_topic_id(key.1)
+                    .with_partitions(vec![
+                        delete_share_group_state_request::PartitionData::default().with_partition(key.2),
+                    ]),
+            ]);
+        match connection.call(&request, 0).await {
+            Ok(response) => first_code(
+                response.results.into_iter().flat_map(|topic| topic.partitions),
+                |p| p.error_code,
+            ),
+            Err(error) => unreachable(error),
+        }
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the write timeout passes.
+    async fn retrying<T, F, Fut>(attempt: F) -> Result<T, ErrorCode>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ErrorCode>>,
+    {
+        let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
+        loop {
+            match attempt().await {
+                Err(code) if retriable(code) && tokio::time::Instant::now() + RETRY_BACKOFF < deadline => {
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                }
+                outcome => return outcome,
             }
         }
+    }
+
+    /// The share-partition's persisted start offset and the leader epoch of its last
+    /// writer (DescribeShareGroupOffsets); None when it has no state.
+    pub async fn share_start_offset(&self, key: &ShareKey) -> Result<Option<(i64, i32)>, ErrorCode> {
+        let snapshot = Self::retrying(|| self.read_share_state_once(key)).await?;
+        Ok(snapshot.map(|snapshot| (snapshot.start_offset, snapshot.leader_epoch)))
+    }
+
+    /// AlterShareGroupOffsets for one share-partition: its state starts over at
+    /// `start_offset` under the next state epoch; the leader loads it again.
+    pub async fn reset_share_partition(&self, key: &ShareKey, start_offset: i64) -> ErrorCode {
+        let outcome = Self::retrying(|| async {
+            let state_epoch = self
+                .read_share_state_once(key)
+                .await?
+                .map_or(0, |snapshot| snapshot.state_epoch);
+            let code = self
+                .initialize_share_state_once(key, state_epoch + 1, start_offset)
+                .await;
+            if code.is_none() { Ok(()) } else { Err(code) }
+        })
+        .await;
+        self.groups.shares.forget(key);
+        outcome.err().unwrap_or_default()
+    }
+
+    /// DeleteShareGroupOffsets and DeleteGroups for one share-partition.
+    pub async fn delete_share_partition(&self, key: &ShareKey) -> ErrorCode {
+        let outcome = Self::retrying(|| async {
+            let code = self.delete_share_state_once(key).await;
+            if code.is_none() { Ok(()) } else { Err(code) }
+        })
+        .await;
+        self.groups.shares.forget(key);
+        outcome.err().unwrap_or_default()
     }
 
     /// Writes `write` for `key`, trying again while its coordinator moves.
@@ -317,6 +434,9 @@ impl Broker {
             );
             if retriable(code) {
                 shares.mark_dirty(key);
+            } else if code == ErrorCode::of(kafka_protocol::ResponseError::FencedStateEpoch) {
+                // Its offsets were altered: the next fetch loads the new state.
+                shares.forget(key);
             }
         }
         code

@@ -9,6 +9,8 @@ use super::share::group::{ShareAnswer, ShareGroup, ShareHeartbeat};
 use super::state::GroupState;
 use crate::common::ErrorCode;
 use kafka_protocol::ResponseError;
+use std::collections::BTreeMap;
+use uuid::Uuid;
 
 impl GroupCoordinator {
     /// ShareGroupHeartbeat for `group_id`; a classic or consumer group of that id
@@ -43,6 +45,17 @@ impl GroupCoordinator {
             self.shares.release_member(group_id, &member_id);
         }
         answer
+    }
+
+    /// The topics whose share-partitions a share group may have state for, and whether
+    /// it has members; GROUP_ID_NOT_FOUND when `group_id` is not a share group.
+    pub fn share_group_topics(&self, group_id: &str) -> Result<(BTreeMap<Uuid, i32>, bool), ErrorCode> {
+        let groups = self.groups.lock();
+        let share = groups
+            .get(group_id)
+            .and_then(|entry| entry.share.as_ref())
+            .ok_or(ErrorCode::of(ResponseError::GroupIdNotFound))?;
+        Ok((share.known_topics.clone(), !share.members.is_empty()))
     }
 
     /// ShareGroupDescribe's view of a share group; None when it is not one.

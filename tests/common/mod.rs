@@ -50,7 +50,10 @@ impl TestBroker {
                 "share.coordinator.state.topic.replication.factor".to_string(),
                 "1".to_string(),
             ),
-            ("share.coordinator.state.topic.min.isr".to_string(), "1".to_string()),
+            (
+                "share.coordinator.state.topic.min.isr".to_string(),
+                "1".to_string(),
+            ),
             (
                 "share.coordinator.state.topic.num.partitions".to_string(),
                 "5".to_string(),

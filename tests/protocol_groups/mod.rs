@@ -3,6 +3,7 @@
 //! the whole one-partition topic, ConsumerGroupDescribe shows it, and it leaves with
 //! epoch -1; a share member joins, share sessions check their epochs.
 
+pub mod share_offsets;
 pub mod share_state;
 
 use crate::common::Client;

@@ -59,6 +59,10 @@ pub struct ShareGroup {
     /// Each member's assignment at `assignment_epoch`; a member takes it (and the
     /// epoch) at its next heartbeat.
     pub target: BTreeMap<String, Assignment>,
+    /// Every topic the group has subscribed to since this coordinator loaded it: id →
+    /// partition count. Their share-partitions may have state (DescribeShareGroupOffsets
+    /// of all topics, DeleteGroups).
+    pub known_topics: BTreeMap<Uuid, i32>,
 }
 
 impl ShareGroup {
@@ -70,6 +74,7 @@ impl ShareGroup {
             members: BTreeMap::new(),
             subscribed: BTreeMap::new(),
             target: BTreeMap::new(),
+            known_topics: BTreeMap::new(),
         }
     }
 
@@ -213,6 +218,8 @@ impl ShareGroup {
             .filter_map(|name| topics.get(name).copied())
             .collect();
         if now != self.subscribed {
+            self.known_topics
+                .extend(now.iter().map(|(topic_id, n)| (*topic_id, *n)));
             self.subscribed = now;
             self.group_epoch += 1;
         }

@@ -252,6 +252,11 @@ impl SharePartitionManager {
         expired
     }
 
+    /// Forgets one share-partition: its state was reset elsewhere, the next fetch loads it.
+    pub fn forget(&self, key: &ShareKey) {
+        self.partitions.lock().remove(key);
+    }
+
     /// Forgets share-partitions this broker no longer leads.
     pub fn retain(&self, leads: impl Fn(Uuid, i32) -> bool) {
         self.partitions
