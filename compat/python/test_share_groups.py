@@ -287,3 +287,52 @@ def test_a_killed_share_partition_leader_loses_no_acknowledgement(cluster_factor
           f"delivered again, none acknowledged before; all acknowledged {after_kill:.1f} s after the kill")
     assert new_leader != leader
 
+
+
+def test_group_configs_override_where_a_share_group_starts_and_its_lock_duration(broker_factory):
+    """A GROUP config resource (KIP-848/KIP-932 group configs, set with the AdminClient):
+    share.auto.offset.reset=earliest makes a new share group read what was produced
+    before it existed; DescribeConfigs reports the override as GROUP_CONFIG and the rest
+    from the broker."""
+    from confluent_kafka.admin import ConfigEntry, ConfigResource, ConfigSource, ResourceType
+    from confluent_kafka.admin import AlterConfigOpType
+
+    broker = broker_factory(settings=SETTINGS)
+    create(broker.bootstrap, "backlog")
+    produce(broker.bootstrap, "backlog", 30)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    resource = ConfigResource(ResourceType.GROUP, "from-start", incremental_configs=[
+        ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("share.record.lock.duration.ms", "15000", incremental_operation=AlterConfigOpType.SET),
+    ])
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(10)
+    bad = ConfigResource(ResourceType.GROUP, "from-start", incremental_configs=[
+        ConfigEntry("share.auto.offset.reset", "sometime", incremental_operation=AlterConfigOpType.SET)])
+    try:
+        for future in admin.incremental_alter_configs([bad]).values():
+            future.result(10)
+        raise AssertionError("an invalid value was accepted")
+    except Exception as error:
+        assert "sometime" in str(error) or "INVALID_CONFIG" in str(error), error
+    described = admin.describe_configs([ConfigResource(ResourceType.GROUP, "from-start")])
+    entries = next(iter(described.values())).result(10)
+    assert entries["share.auto.offset.reset"].value == "earliest"
+    assert entries["share.auto.offset.reset"].source == ConfigSource.GROUP_CONFIG.value
+    assert entries["share.record.lock.duration.ms"].value == "15000"
+    assert entries["consumer.session.timeout.ms"].source in (ConfigSource.DEFAULT_CONFIG.value,
+                                                             ConfigSource.STATIC_BROKER_CONFIG.value)
+
+    consumer = share_consumer(broker.bootstrap, "from-start", "backlog")
+    seen = set()
+    try:
+        deadline = time.time() + 30
+        while len(seen) < 30 and time.time() < deadline:
+            for msg in consumer.poll(0.2):
+                if not msg.error():
+                    seen.add(msg.offset())
+                    consumer.acknowledge(msg, AcknowledgeType.ACCEPT)
+            consumer.commit_sync()
+    finally:
+        consumer.close()
+    assert seen == set(range(30)), f"read from the log start: {sorted(seen)[:5]}... ({len(seen)})"

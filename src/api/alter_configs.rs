@@ -1,9 +1,9 @@
-//! AlterConfigs (key 33, the legacy form): the configs given become the topic's whole
+//! AlterConfigs (key 33, the legacy form): the configs given become the topic's (or group's) whole
 //! set of overrides; any override not given goes back to its default, as in Kafka.
 //! Validation, authorization and the metadata write are IncrementalAlterConfigs'.
 
 use super::RequestContext;
-use super::incremental_alter_configs::{alter_topic, apply};
+use super::incremental_alter_configs::{alter_resource, apply, defs_for};
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -23,7 +23,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: AlterConfigsRequest) -> A
                 None => null = Some(config.name.to_string()),
             }
         }
-        let outcome = alter_topic(
+        let defs = defs_for(resource.resource_type);
+        let outcome = alter_resource(
             ctx,
             resource.resource_type,
             &resource.resource_name,
@@ -31,7 +32,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: AlterConfigsRequest) -> A
             |_| match &null {
                 Some(name) => Err(format!("`{name}` has a null value")),
                 // Replaces, rather than edits, the overrides.
-                None => apply(&BTreeMap::new(), &operations),
+                None => apply(&BTreeMap::new(), &operations, defs),
             },
         )
         .await;

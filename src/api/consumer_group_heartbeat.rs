@@ -7,6 +7,7 @@ use crate::common::now_ms;
 use crate::group::consumer::Heartbeat;
 use crate::group::consumer::assignor::Assignment;
 use crate::group::consumer_coordinator::topics_view;
+use crate::group::overrides::GroupOverrides;
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{
@@ -79,10 +80,11 @@ pub async fn handle(
         }
     }
     let topics = topics_view(&ctx.broker.image());
+    let overrides = GroupOverrides::parse(ctx.broker.image().group_configs.get(group_id.as_str()));
     let answer = ctx
         .broker
         .groups
-        .consumer_heartbeat(&group_id, heartbeat, &topics, now_ms())
+        .consumer_heartbeat(&group_id, heartbeat, &topics, &overrides, now_ms())
         .await;
     let assignment = answer.assignment.map(|assignment| {
         WireAssignment::default().with_topic_partitions(

@@ -1,9 +1,10 @@
 //! DescribeConfigs (key 32): topic configs (override, broker-set or default, with
-//! synonyms on request) and the broker's static configs.
+//! synonyms on request), group configs (GROUP_CONFIG overrides over the broker's group
+//! settings) and the broker's static configs.
 
 use super::create_topics::resolved_topic_configs;
 use super::{RequestContext, error_code};
-use crate::config::{ConfigKind, TOPIC_CONFIGS};
+use crate::config::{ConfigKind, GROUP_CONFIGS, TOPIC_CONFIGS};
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -13,8 +14,10 @@ use kafka_protocol::protocol::StrBytes;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_GROUP: i8 = 32;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
+const SOURCE_GROUP: i8 = 8;
 
 /// Kafka's ConfigType codes.
 fn config_type(kind: ConfigKind) -> i8 {
@@ -63,11 +66,18 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeConfigsRequest) -> Desc
                     ResourceType::Topic,
                     &resource.resource_name,
                 ),
+                RESOURCE_GROUP => !ctx.allowed(
+                    Operation::DescribeConfigs,
+                    ResourceType::Group,
+                    &resource.resource_name,
+                ),
                 _ => !ctx.allowed_on_cluster(Operation::DescribeConfigs),
             };
             if denied {
                 let code = if resource.resource_type == RESOURCE_TOPIC {
                     kafka_protocol::ResponseError::TopicAuthorizationFailed.code()
+                } else if resource.resource_type == RESOURCE_GROUP {
+                    kafka_protocol::ResponseError::GroupAuthorizationFailed.code()
                 } else {
                     kafka_protocol::ResponseError::ClusterAuthorizationFailed.code()
                 };
@@ -117,6 +127,31 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeConfigsRequest) -> Desc
                                 );
                             }
                             item
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                }
+                RESOURCE_GROUP => {
+                    let overrides = broker
+                        .image()
+                        .group_configs
+                        .get(resource.resource_name.as_str())
+                        .cloned()
+                        .unwrap_or_default();
+                    let configs = GROUP_CONFIGS
+                        .iter()
+                        .filter(|config| wanted(&resource.configuration_keys, config.name))
+                        .map(|config| {
+                            let (value, source) = match (overrides.get(config.name), config.broker_name) {
+                                (Some(value), _) => (Some(value.clone()), SOURCE_GROUP),
+                                (None, Some(broker_name)) => match broker.config.value(broker_name) {
+                                    Some((value, true)) => (Some(value), SOURCE_STATIC_BROKER),
+                                    Some((value, false)) => (Some(value), SOURCE_DEFAULT),
+                                    None => (None, SOURCE_DEFAULT),
+                                },
+                                (None, None) => (config.default.map(str::to_string), SOURCE_DEFAULT),
+                            };
+                            entry(config.name, value, source, config.kind, false)
                         })
                         .collect();
                     result.with_configs(configs)

@@ -1,10 +1,11 @@
-//! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on topic configs.
-//! Broker configs are static (set at start-up) and cannot be altered. [`alter_topic`]
+//! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on topic configs
+//! and group configs (KIP-848/KIP-932 per-group overrides, kept in the metadata log).
+//! Broker configs are static (set at start-up) and cannot be altered. [`alter_resource`]
 //! is shared with the legacy AlterConfigs.
 
-use super::describe_configs::RESOURCE_TOPIC;
+use super::describe_configs::{RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::{RequestContext, error_code};
-use crate::config::{ConfigKind, topic_config_def};
+use crate::config::{ConfigDef, ConfigKind, GROUP_CONFIGS, TOPIC_CONFIGS};
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
@@ -17,15 +18,25 @@ const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
+/// The configs a resource type has.
+pub(super) fn defs_for(resource_type: i8) -> &'static [ConfigDef] {
+    if resource_type == RESOURCE_GROUP {
+        GROUP_CONFIGS
+    } else {
+        TOPIC_CONFIGS
+    }
+}
+
 /// Applies the operations to a copy of the overrides; the error is a message for the client.
 pub(super) fn apply(
     current: &BTreeMap<String, String>,
     operations: &[(String, i8, Option<String>)],
+    defs: &[ConfigDef],
 ) -> Result<BTreeMap<String, String>, String> {
     let mut configs = current.clone();
     for (name, operation, value) in operations {
-        let Some(config) = topic_config_def(name) else {
-            return Err(format!("unknown topic config `{name}`"));
+        let Some(config) = defs.iter().find(|config| config.name == name) else {
+            return Err(format!("unknown config `{name}`"));
         };
         let is_list = matches!(config.kind, ConfigKind::ChoiceList(_));
         let list_of = |configs: &BTreeMap<String, String>| -> Vec<String> {
@@ -71,20 +82,47 @@ pub(super) fn apply(
     Ok(configs)
 }
 
-/// Alters one resource's topic configs: `change` turns the current overrides into the
-/// new ones (or an INVALID_CONFIG message). Broker configs are static. The error is the
-/// code and message for the client.
-pub(super) async fn alter_topic(
+/// Alters one resource's topic or group configs: `change` turns the current overrides
+/// into the new ones (or an INVALID_CONFIG message). Broker configs are static. The
+/// error is the code and message for the client.
+pub(super) async fn alter_resource(
     ctx: &RequestContext<'_>,
     resource_type: i8,
     name: &str,
     validate_only: bool,
     change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String>,
 ) -> Result<(), (i16, String)> {
+    if resource_type == RESOURCE_GROUP {
+        if !ctx.allowed(Operation::AlterConfigs, ResourceType::Group, name) {
+            return Err((
+                ResponseError::GroupAuthorizationFailed.code(),
+                format!("not authorized to alter the configs of group `{name}`"),
+            ));
+        }
+        if name.is_empty() {
+            return Err((
+                error_code::INVALID_REQUEST,
+                "a group config needs a group id".into(),
+            ));
+        }
+        let current = ctx
+            .broker
+            .image()
+            .group_configs
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
+        let configs = change(&current).map_err(|message| (ResponseError::InvalidConfig.code(), message))?;
+        return ctx
+            .broker
+            .set_group_configs(name, configs, validate_only, super::DEFAULT_ADMIN_TIMEOUT)
+            .await
+            .map_err(|error| (error.code(), error.to_string()));
+    }
     if resource_type != RESOURCE_TOPIC {
         return Err((
             error_code::INVALID_REQUEST,
-            "only topic configs can be altered; broker configs are static".into(),
+            "only topic and group configs can be altered; broker configs are static".into(),
         ));
     }
     if !ctx.allowed(Operation::AlterConfigs, ResourceType::Topic, name) {
@@ -123,12 +161,13 @@ pub async fn handle(
                 )
             })
             .collect();
-        let outcome = alter_topic(
+        let defs = defs_for(resource.resource_type);
+        let outcome = alter_resource(
             ctx,
             resource.resource_type,
             &resource.resource_name,
             request.validate_only,
-            |current| apply(current, &operations),
+            |current| apply(current, &operations, defs),
         )
         .await;
         let response = AlterConfigsResourceResponse::default()
@@ -157,17 +196,43 @@ mod tests {
                 ("segment.bytes".into(), SET, Some("1000".into())),
                 ("retention.ms".into(), DELETE, None),
             ],
+            TOPIC_CONFIGS,
         )
         .unwrap();
         assert_eq!(
             result,
             BTreeMap::from([("segment.bytes".to_string(), "1000".to_string())])
         );
-        assert!(apply(&current, &[("retention.ms".into(), APPEND, Some("1".into()))]).is_err());
-        assert!(apply(&current, &[("no.such".into(), SET, Some("1".into()))]).is_err());
+        assert!(
+            apply(
+                &current,
+                &[("retention.ms".into(), APPEND, Some("1".into()))],
+                TOPIC_CONFIGS
+            )
+            .is_err()
+        );
+        assert!(
+            apply(
+                &current,
+                &[("no.such".into(), SET, Some("1".into()))],
+                TOPIC_CONFIGS
+            )
+            .is_err()
+        );
+        let group = [(
+            "share.auto.offset.reset".to_string(),
+            SET,
+            Some("earliest".to_string()),
+        )];
+        assert!(
+            apply(&current, &group, TOPIC_CONFIGS).is_err(),
+            "not a topic config"
+        );
+        assert!(apply(&BTreeMap::new(), &group, GROUP_CONFIGS).is_ok());
         let appended = apply(
             &BTreeMap::new(),
             &[("cleanup.policy".into(), APPEND, Some("delete".into()))],
+            TOPIC_CONFIGS,
         )
         .unwrap();
         assert_eq!(appended.get("cleanup.policy").map(String::as_str), Some("delete"));

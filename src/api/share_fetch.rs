@@ -9,6 +9,7 @@
 use super::RequestContext;
 use super::share_fetch_frame::ShareFetchReply;
 use crate::common::{ErrorCode, now_ms};
+use crate::group::overrides::GroupOverrides;
 use crate::group::share::manager::ShareKey;
 use crate::log::TopicPartition;
 use crate::log::segment::FileSlice;
@@ -33,6 +34,7 @@ fn read_partition(
     member_id: &str,
     max_bytes: u64,
     max_records: usize,
+    lock_duration_ms: i64,
 ) -> Result<Option<Acquired>, ErrorCode> {
     let broker = ctx.broker;
     let image = broker.image();
@@ -69,7 +71,7 @@ fn read_partition(
     })?;
     let Some(slice) = slice else { return Ok(None) };
     let end = (slice.last_offset + 1).min(high_watermark);
-    let acquired = shares.acquire(key, member_id, from, end, max_records, now_ms());
+    let acquired = shares.acquire(key, member_id, from, end, max_records, lock_duration_ms, now_ms());
     if acquired.is_empty() {
         return Ok(None);
     }
@@ -101,6 +103,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ShareFetchRequest) -> Sha
         return refused(ResponseError::GroupAuthorizationFailed.code());
     }
     let shares = &ctx.broker.groups.shares;
+    let lock_duration_ms = GroupOverrides::parse(ctx.broker.image().group_configs.get(&group_id))
+        .share_record_lock_duration_ms
+        .unwrap_or(shares.config.lock_duration_ms);
     let added: Vec<(Uuid, i32)> = request
         .topics
         .iter()
@@ -181,7 +186,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ShareFetchRequest) -> Sha
                         Err(ErrorCode::NOT_LEADER_OR_FOLLOWER) => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
                         // Its state is not reachable yet: nothing this time.
                         Err(_) => Ok(None),
-                        Ok(()) => read_partition(ctx, &key, &member_id, partition_max, remaining),
+                        Ok(()) => {
+                            read_partition(ctx, &key, &member_id, partition_max, remaining, lock_duration_ms)
+                        }
                     }
                 } else {
                     Err(ErrorCode::of(ResponseError::TopicAuthorizationFailed))
@@ -248,7 +255,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ShareFetchRequest) -> Sha
     }
     ShareFetchReply {
         response: ShareFetchResponse::default()
-            .with_acquisition_lock_timeout_ms(shares.config.lock_duration_ms as i32)
+            .with_acquisition_lock_timeout_ms(lock_duration_ms as i32)
             .with_responses(responses),
         slices,
     }

@@ -4,6 +4,7 @@
 use super::RequestContext;
 use crate::common::now_ms;
 use crate::group::consumer_coordinator::topics_view;
+use crate::group::overrides::GroupOverrides;
 use crate::group::share::group::ShareHeartbeat;
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::ResponseError;
@@ -53,7 +54,11 @@ pub async fn handle(
     };
     let topics = topics_view(&ctx.broker.image());
     let groups = &ctx.broker.groups;
-    let answer = groups.share_heartbeat(&group_id, heartbeat, &topics, now_ms());
+    let overrides = GroupOverrides::parse(ctx.broker.image().group_configs.get(group_id.as_str()));
+    let session_timeout_ms = overrides
+        .share_session_timeout_ms
+        .unwrap_or(groups.config.share_session_timeout_ms);
+    let answer = groups.share_heartbeat(&group_id, heartbeat, &topics, session_timeout_ms, now_ms());
     let assignment = answer.assignment.map(|assignment| {
         Assignment::default().with_topic_partitions(
             assignment
@@ -71,6 +76,10 @@ pub async fn handle(
         .with_error_message(answer.message.map(StrBytes::from_string))
         .with_member_id(Some(StrBytes::from_string(answer.member_id)))
         .with_member_epoch(answer.member_epoch)
-        .with_heartbeat_interval_ms(groups.config.share_heartbeat_interval_ms)
+        .with_heartbeat_interval_ms(
+            overrides
+                .share_heartbeat_interval_ms
+                .unwrap_or(groups.config.share_heartbeat_interval_ms),
+        )
         .with_assignment(assignment)
 }

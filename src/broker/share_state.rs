@@ -8,6 +8,7 @@
 use super::Broker;
 use crate::client::KafkaConnection;
 use crate::common::ErrorCode;
+use crate::group::overrides::{GroupOverrides, ShareOffsetReset};
 use crate::group::share::coordinator::ShareCoordinator;
 use crate::group::share::manager::{ShareKey, restore};
 use crate::group::share::partition::SharePartition;
@@ -377,8 +378,8 @@ impl Broker {
     }
 
     /// Makes sure the share-partition `key` (led here) is loaded: from its persisted
-    /// state, or new at the log end (`share.auto.offset.reset=latest`) with that state
-    /// written first. Err while its share coordinator cannot be reached.
+    /// state, or new where the group's `share.auto.offset.reset` says (the log end by
+    /// default, else the log start) with that state written first. Err while its share coordinator cannot be reached.
     pub async fn load_share_partition(&self, key: &ShareKey) -> Result<(), ErrorCode> {
         let shares = &self.groups.shares;
         if shares.is_loaded(key) {
@@ -393,7 +394,11 @@ impl Broker {
         match self.read_share_state_once(key).await? {
             Some(snapshot) => shares.install(key, restore(&snapshot)),
             None => {
-                let start = partition.with_log(|log| log.high_watermark());
+                let overrides = GroupOverrides::parse(self.image().group_configs.get(&key.0));
+                let start = partition.with_log(|log| match overrides.share_auto_offset_reset {
+                    ShareOffsetReset::Latest => log.high_watermark(),
+                    ShareOffsetReset::Earliest => log.log_start_offset(),
+                });
                 let fresh = SharePartition::new(start);
                 let write = StateWrite {
                     state_epoch: 0,

@@ -274,4 +274,27 @@ impl Broker {
         let reply = self.controller_request(request, timeout).await?;
         self.committed(reply, timeout).await
     }
+
+    /// Replaces a group's config overrides (IncrementalAlterConfigs and AlterConfigs on
+    /// a GROUP resource), or only checks them.
+    pub async fn set_group_configs(
+        &self,
+        group_id: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+        timeout: Duration,
+    ) -> Result<(), TopicError> {
+        for (key, value) in &configs {
+            let config = crate::config::group_config_def(key)
+                .ok_or_else(|| ConfigError::UnknownKey { key: key.clone() })?;
+            validate_value(config, value)?;
+        }
+        let request = ControllerRequest::SetGroupConfigs {
+            group_id: group_id.to_string(),
+            configs,
+            validate_only,
+        };
+        let reply = self.controller_request(request, timeout).await?;
+        self.committed(reply, timeout).await
+    }
 }

@@ -291,6 +291,11 @@ pub fn set_topic_configs(
     }])
 }
 
+/// A group's config overrides (a group need not exist to have them, as in Kafka).
+pub fn set_group_configs(group_id: String, configs: BTreeMap<String, String>) -> Vec<MetadataRecord> {
+    vec![MetadataRecord::GroupConfigs { group_id, configs }]
+}
+
 /// New ACLs under fresh ids; one the image already holds is not added again.
 pub fn create_acls(
     image: &MetadataImage,

@@ -200,6 +200,11 @@ pub enum MetadataRecord {
         topic_id: uuid::Uuid,
         configs: BTreeMap<String, String>,
     },
+    /// Replaces a group's config overrides (a GROUP config resource); empty removes them.
+    GroupConfigs {
+        group_id: String,
+        configs: BTreeMap<String, String>,
+    },
     /// Producer ids below `next_producer_id` are handed out (to `broker_id`).
     ProducerIds {
         broker_id: i32,
@@ -263,6 +268,9 @@ pub struct MetadataImage {
     /// ACLs by id.
     #[serde(default)]
     pub acls: BTreeMap<uuid::Uuid, AclBinding>,
+    /// Group config overrides by group id.
+    #[serde(default)]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataImage {
@@ -465,6 +473,13 @@ impl MetadataImage {
                 Some(topic) => topic.configs = configs.clone(),
                 None => skipped("unknown topic"),
             },
+            MetadataRecord::GroupConfigs { group_id, configs } => {
+                if configs.is_empty() {
+                    self.group_configs.remove(group_id);
+                } else {
+                    self.group_configs.insert(group_id.clone(), configs.clone());
+                }
+            }
             MetadataRecord::ProducerIds { next_producer_id, .. } => {
                 if *next_producer_id > self.next_producer_id {
                     self.next_producer_id = *next_producer_id;

@@ -533,6 +533,55 @@ pub fn all_broker_configs() -> impl Iterator<Item = &'static ConfigDef> {
     BROKER_CONFIGS.iter().chain(transactions::TRANSACTION_CONFIGS)
 }
 
+/// Every group config (KIP-848 and KIP-932 per-group overrides, set through a GROUP
+/// config resource); the default is the broker config's value.
+pub const GROUP_CONFIGS: &[ConfigDef] = &[
+    topic(
+        "consumer.session.timeout.ms",
+        "group.consumer.session.timeout.ms",
+        POSITIVE_INT,
+    ),
+    topic(
+        "consumer.heartbeat.interval.ms",
+        "group.consumer.heartbeat.interval.ms",
+        POSITIVE_INT,
+    ),
+    topic(
+        "share.session.timeout.ms",
+        "group.share.session.timeout.ms",
+        POSITIVE_INT,
+    ),
+    topic(
+        "share.heartbeat.interval.ms",
+        "group.share.heartbeat.interval.ms",
+        POSITIVE_INT,
+    ),
+    topic(
+        "share.record.lock.duration.ms",
+        "group.share.record.lock.duration.ms",
+        ConfigKind::Int {
+            min: 1000,
+            max: 3_600_000,
+        },
+    ),
+    // Where a share group starts reading a partition it has no state for.
+    def(
+        "share.auto.offset.reset",
+        Some("latest"),
+        ConfigKind::Choice(&["latest", "earliest"]),
+    ),
+    // Share fetches read uncommitted data only (read_committed is not built).
+    def(
+        "share.isolation.level",
+        Some("read_uncommitted"),
+        ConfigKind::Choice(&["read_uncommitted"]),
+    ),
+];
+
+pub fn group_config_def(name: &str) -> Option<&'static ConfigDef> {
+    GROUP_CONFIGS.iter().find(|config| config.name == name)
+}
+
 pub fn topic_config_def(name: &str) -> Option<&'static ConfigDef> {
     TOPIC_CONFIGS.iter().find(|config| config.name == name)
 }

@@ -12,8 +12,8 @@ pub mod security;
 pub mod transactions;
 
 pub use defs::{
-    BROKER_CONFIGS, ConfigDef, ConfigKind, RACK_AWARE_SELECTOR, TOPIC_CONFIGS, all_broker_configs,
-    broker_config_def, topic_config_def, validate_value,
+    BROKER_CONFIGS, ConfigDef, ConfigKind, GROUP_CONFIGS, RACK_AWARE_SELECTOR, TOPIC_CONFIGS,
+    all_broker_configs, broker_config_def, group_config_def, topic_config_def, validate_value,
 };
 pub use listeners::{ListenerConfig, SecurityProtocol};
 pub use security::{AuthorizerSettings, ClientAuth, ListenerSecurity, PemSource, SaslMechanism, TlsSettings};

@@ -321,6 +321,15 @@ impl Controller {
                 let offset = self.commit_unless(validate_only, &image, records).await?;
                 Ok(ControllerReply::Committed { offset })
             }
+            ControllerRequest::SetGroupConfigs {
+                group_id,
+                configs,
+                validate_only,
+            } => {
+                let records = commands::set_group_configs(group_id, configs);
+                let offset = self.commit_unless(validate_only, &image, records).await?;
+                Ok(ControllerReply::Committed { offset })
+            }
             ControllerRequest::CreateAcls { acls } => {
                 let records = commands::create_acls(&image, acls);
                 let offset = self.commit_any(&image, records).await?;

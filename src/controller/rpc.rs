@@ -72,6 +72,11 @@ pub enum ControllerRequest {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     },
+    SetGroupConfigs {
+        group_id: String,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
     AllocateProducerIds {
         broker_id: i32,
         broker_epoch: i64,

@@ -91,8 +91,17 @@ impl GroupCoordinator {
         group_id: &str,
         request: Heartbeat,
         topics: &TopicsView,
+        overrides: &super::overrides::GroupOverrides,
         now_ms: i64,
     ) -> HeartbeatAnswer {
+        // The group's own session timeout and heartbeat interval, where it has them.
+        let mut config = self.config.consumer.clone();
+        config.session_timeout_ms = overrides
+            .consumer_session_timeout_ms
+            .unwrap_or(config.session_timeout_ms);
+        config.heartbeat_interval_ms = overrides
+            .consumer_heartbeat_interval_ms
+            .unwrap_or(config.heartbeat_interval_ms);
         let (answer, records) = {
             let mut groups = self.groups.lock();
             let entry = groups
@@ -107,7 +116,7 @@ impl GroupCoordinator {
                     )),
                     member_id: request.member_id,
                     member_epoch: request.member_epoch,
-                    heartbeat_interval_ms: self.config.consumer.heartbeat_interval_ms,
+                    heartbeat_interval_ms: config.heartbeat_interval_ms,
                     assignment: None,
                 };
             }
@@ -121,7 +130,7 @@ impl GroupCoordinator {
                         message: Some(format!("Group {group_id} is not a consumer group.")),
                         member_id: request.member_id,
                         member_epoch: request.member_epoch,
-                        heartbeat_interval_ms: self.config.consumer.heartbeat_interval_ms,
+                        heartbeat_interval_ms: config.heartbeat_interval_ms,
                         assignment: None,
                     };
                 }
@@ -134,7 +143,7 @@ impl GroupCoordinator {
                 }
             }
             let consumer = entry.consumer.get_or_insert_with(|| ConsumerGroup::new(group_id));
-            let answer = consumer.heartbeat(request, topics, &self.config.consumer, now_ms, || {
+            let answer = consumer.heartbeat(request, topics, &config, now_ms, || {
                 uuid::Uuid::new_v4().to_string()
             });
             records.extend(to_offsets(consumer.take_records()));

@@ -9,6 +9,7 @@ pub mod host;
 pub mod log_writer;
 pub mod member;
 pub mod offsets;
+pub mod overrides;
 mod replay;
 mod retention;
 pub mod share;

@@ -20,6 +20,7 @@ impl GroupCoordinator {
         group_id: &str,
         request: ShareHeartbeat,
         topics: &TopicsView,
+        session_timeout_ms: i32,
         now_ms: i64,
     ) -> ShareAnswer {
         let mut groups = self.groups.lock();
@@ -40,7 +41,7 @@ impl GroupCoordinator {
         }
         let leaving = (request.member_epoch == -1).then(|| request.member_id.clone());
         let share = entry.share.get_or_insert_with(|| ShareGroup::new(group_id));
-        let answer = share.heartbeat(request, topics, self.config.share_session_timeout_ms, now_ms);
+        let answer = share.heartbeat(request, topics, session_timeout_ms, now_ms);
         if let Some(member_id) = leaving {
             self.shares.release_member(group_id, &member_id);
         }
