@@ -71,7 +71,7 @@ fn read_partition(
     })?;
     let Some(slice) = slice else { return Ok(None) };
     let end = (slice.last_offset + 1).min(high_watermark);
-    let acquired = shares.acquire(key, member_id, from, end, max_records, lock_duration_ms, now_ms());
+    let acquired = shares.acquire(key, member_id, from..end, max_records, lock_duration_ms, now_ms());
     if acquired.is_empty() {
         return Ok(None);
     }

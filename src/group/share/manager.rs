@@ -167,14 +167,13 @@ impl SharePartitionManager {
         self.dirty.lock().drain().collect()
     }
 
-    /// Acquires for `member_id` records in `[first, end)` that a read returned, locked
+    /// Acquires for `member_id` records in `offsets` that a read returned, locked
     /// for `lock_duration_ms` (the group's `share.record.lock.duration.ms`).
     pub fn acquire(
         &self,
         key: &ShareKey,
         member_id: &str,
-        first: i64,
-        end: i64,
+        offsets: std::ops::Range<i64>,
         max_records: usize,
         lock_duration_ms: i64,
         now_ms: i64,
@@ -185,7 +184,14 @@ impl SharePartitionManager {
             ..self.config
         };
         match partitions.get_mut(key) {
-            Some(partition) => partition.acquire(member_id, first, end, max_records, &config, now_ms),
+            Some(partition) => partition.acquire(
+                member_id,
+                offsets.start,
+                offsets.end,
+                max_records,
+                &config,
+                now_ms,
+            ),
             None => Vec::new(),
         }
     }
@@ -331,7 +337,7 @@ mod tests {
         assert_eq!(manager.next_fetch_offset(&key, 0), None, "not loaded yet");
         manager.install(&key, SharePartition::new(5));
         assert_eq!(manager.next_fetch_offset(&key, 0), Some(5));
-        let acquired = manager.acquire(&key, "a", 5, 10, 100, 30_000, 0);
+        let acquired = manager.acquire(&key, "a", 5..10, 100, 30_000, 0);
         assert_eq!((acquired[0].first_offset, acquired[0].last_offset), (5, 9));
         assert_eq!(manager.acknowledge(&key, "a", 5, 6, &[1, 2]), ErrorCode::NONE);
         assert_eq!(manager.release_member("g", "a"), 3);
@@ -351,7 +357,7 @@ mod tests {
         assert_eq!(restored.start_offset, 6, "acknowledged 5 stays done");
         assert_eq!(restored.counts(), (4, 0, 0, 0), "6-9 available again");
         assert_eq!(restored.records[&6].delivery_count, 1);
-        let again = manager.acquire(&key, "b", 6, 10, 100, 30_000, 0);
+        let again = manager.acquire(&key, "b", 6..10, 100, 30_000, 0);
         assert_eq!(
             (
                 again[0].first_offset,
