@@ -1,9 +1,10 @@
 //! ListConfigResources (API 74; v0 as ListClientMetricsResources, KIP-714; v1 KIP-1142):
 //! the names of the resources configs can be described for, by type. v0 asks for client
 //! metrics resources only; v1 names types, none meaning every type the broker knows.
-//! Topics are every topic, brokers and broker loggers every registered broker. This
-//! broker keeps no group or client-metrics configs, so those types list nothing. The
-//! caller needs DESCRIBE_CONFIGS on the cluster, as in Kafka.
+//! Topics are every topic, brokers and broker loggers every registered broker, groups
+//! every group with config overrides. This broker keeps no client-metrics configs, so
+//! that type lists nothing. The caller needs DESCRIBE_CONFIGS on the cluster, as in
+//! Kafka.
 
 use super::RequestContext;
 use crate::security::acl::Operation;
@@ -50,6 +51,12 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListConfigResourcesRequest) -> 
         if types.contains(&kind) {
             image.brokers.keys().for_each(|id| add(id.to_string(), kind));
         }
+    }
+    if types.contains(&GROUP) {
+        image
+            .group_configs
+            .keys()
+            .for_each(|name| add(name.clone(), GROUP));
     }
     response.with_config_resources(resources)
 }
