@@ -336,3 +336,56 @@ def test_group_configs_override_where_a_share_group_starts_and_its_lock_duration
     finally:
         consumer.close()
     assert seen == set(range(30)), f"read from the log start: {sorted(seen)[:5]}... ({len(seen)})"
+
+
+def test_a_read_committed_share_group_never_sees_aborted_records(broker_factory):
+    """share.isolation.level=read_committed (a group config): the share group reads
+    committed transactions' records and never an aborted one (their offsets are archived
+    on the broker); a read_uncommitted group on the same topic gets both."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    broker = broker_factory(settings=SETTINGS + ["transaction.state.log.replication.factor=1",
+                                                 "transaction.state.log.min.isr=1"])
+    create(broker.bootstrap, "ledger")
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "ledger-writer"})
+    producer.init_transactions(30)
+    for outcome in ["commit", "abort", "commit", "abort", "commit"]:
+        producer.begin_transaction()
+        for i in range(5):
+            producer.produce("ledger", value=f"{outcome}-{i}".encode(), partition=0)
+        if outcome == "commit":
+            producer.commit_transaction(30)
+        else:
+            producer.abort_transaction(30)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for group, level in [("committed-only", "read_committed"), ("everything", "read_uncommitted")]:
+        resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+            ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET),
+            ConfigEntry("share.isolation.level", level, incremental_operation=AlterConfigOpType.SET)])
+        for future in admin.incremental_alter_configs([resource]).values():
+            future.result(10)
+
+    def read(group, expected):
+        consumer = share_consumer(broker.bootstrap, group, "ledger")
+        values = []
+        try:
+            deadline = time.time() + 20
+            while len(values) < expected and time.time() < deadline:
+                for msg in consumer.poll(0.2):
+                    if not msg.error():
+                        values.append(msg.value().decode())
+                        consumer.acknowledge(msg, AcknowledgeType.ACCEPT)
+                consumer.commit_sync()
+            # Anything more would show up now.
+            for msg in consumer.poll(1.0):
+                if not msg.error():
+                    values.append(msg.value().decode())
+                    consumer.acknowledge(msg, AcknowledgeType.ACCEPT)
+        finally:
+            consumer.close()
+        return values
+
+    committed = read("committed-only", 15)
+    assert sorted(committed) == sorted(f"commit-{i}" for i in range(5) for _ in range(3)), committed
+    everything = read("everything", 25)
+    assert sum(value.startswith("abort") for value in everything) == 10, everything

@@ -10,7 +10,8 @@ use super::RequestContext;
 use super::share_fetch_frame::ShareFetchReply;
 use crate::common::{ErrorCode, now_ms};
 use crate::group::overrides::GroupOverrides;
-use crate::group::share::manager::ShareKey;
+use crate::group::share::isolation::{ReadBatch, aborted_ranges};
+use crate::group::share::manager::{AcquireLimits, ShareKey};
 use crate::log::TopicPartition;
 use crate::log::segment::FileSlice;
 use crate::security::acl::{Operation, ResourceType};
@@ -33,9 +34,10 @@ fn read_partition(
     key: &ShareKey,
     member_id: &str,
     max_bytes: u64,
-    max_records: usize,
-    lock_duration_ms: i64,
+    limits: AcquireLimits,
+    read_committed: bool,
 ) -> Result<Option<Acquired>, ErrorCode> {
+    let max_records = limits.max_records;
     let broker = ctx.broker;
     let image = broker.image();
     let (_, topic_id, index) = key;
@@ -52,7 +54,13 @@ fn read_partition(
     };
     let shares = &broker.groups.shares;
     let read = partition.with_log(|log| {
-        let (start, high_watermark) = (log.log_start_offset(), log.high_watermark());
+        // read_committed: nothing past the last stable offset.
+        let high_watermark = if read_committed {
+            log.last_stable_offset()
+        } else {
+            log.high_watermark()
+        };
+        let start = log.log_start_offset();
         let leader = (broker.config.node_id, log.leader_epoch());
         // Not loaded: its share coordinator could not be reached yet; nothing this time.
         let from = shares.next_fetch_offset(key, start).unwrap_or(high_watermark);
@@ -62,16 +70,31 @@ fn read_partition(
         // Read about as far as this fetch may acquire: the member gets no records it
         // could not take.
         let upto = high_watermark.min(from.saturating_add(max_records as i64));
+        let aborted = if read_committed {
+            log.aborted_overlapping(from, upto)
+        } else {
+            Vec::new()
+        };
         log.read(from, upto, max_bytes, true)
-            .map(|slice| (slice, from, upto, leader))
+            .map(|slice| (slice.map(|slice| (slice, aborted)), from, upto, leader))
     });
     let (slice, from, high_watermark, leader) = read.map_err(|error| {
         tracing::warn!(%error, topic = %topic.name, partition = index, "share fetch read failed");
         ErrorCode::KAFKA_STORAGE_ERROR
     })?;
-    let Some(slice) = slice else { return Ok(None) };
+    let Some((slice, aborted)) = slice else {
+        return Ok(None);
+    };
     let end = (slice.last_offset + 1).min(high_watermark);
-    let acquired = shares.acquire(key, member_id, from..end, max_records, lock_duration_ms, now_ms());
+    let archived = if aborted.is_empty() {
+        Vec::new()
+    } else {
+        aborted_in(&slice, &aborted).map_err(|error| {
+            tracing::warn!(%error, topic = %topic.name, partition = index, "share fetch read failed");
+            ErrorCode::KAFKA_STORAGE_ERROR
+        })?
+    };
+    let acquired = shares.acquire(key, member_id, from..end, &archived, limits, now_ms());
     if acquired.is_empty() {
         return Ok(None);
     }
@@ -85,6 +108,26 @@ fn read_partition(
         })
         .collect();
     Ok(Some((slice, acquired, leader)))
+}
+
+/// The offsets of aborted transactions' batches in `slice` (read_committed): the batch
+/// headers are read from the file, the rule is `group::share::isolation`'s.
+fn aborted_in(slice: &FileSlice, aborted: &[(i64, i64)]) -> std::io::Result<Vec<(i64, i64)>> {
+    let bytes = bytes::Bytes::from(slice.read_to_vec()?);
+    let batches = crate::log::batch::split_stored(&bytes, usize::MAX)
+        .map_err(|error| std::io::Error::other(error.to_string()))?;
+    let read: Vec<ReadBatch> = batches
+        .iter()
+        .map(|batch| ReadBatch {
+            base_offset: batch.header.base_offset,
+            last_offset: batch.header.last_offset(),
+            producer_id: batch.header.producer_id,
+            transactional: batch.header.is_transactional(),
+            marker_abort: crate::log::control::marker(&batch.header, &batch.bytes)
+                .map(|marker| !marker.commit),
+        })
+        .collect();
+    Ok(aborted_ranges(&read, aborted))
 }
 
 fn refused(code: i16) -> ShareFetchReply {
@@ -103,7 +146,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ShareFetchRequest) -> Sha
         return refused(ResponseError::GroupAuthorizationFailed.code());
     }
     let shares = &ctx.broker.groups.shares;
-    let lock_duration_ms = GroupOverrides::parse(ctx.broker.image().group_configs.get(&group_id))
+    let overrides = GroupOverrides::parse(ctx.broker.image().group_configs.get(&group_id));
+    let lock_duration_ms = overrides
         .share_record_lock_duration_ms
         .unwrap_or(shares.config.lock_duration_ms);
     let added: Vec<(Uuid, i32)> = request
@@ -187,7 +231,18 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ShareFetchRequest) -> Sha
                         // Its state is not reachable yet: nothing this time.
                         Err(_) => Ok(None),
                         Ok(()) => {
-                            read_partition(ctx, &key, &member_id, partition_max, remaining, lock_duration_ms)
+                            let limits = AcquireLimits {
+                                max_records: remaining,
+                                lock_duration_ms,
+                            };
+                            read_partition(
+                                ctx,
+                                &key,
+                                &member_id,
+                                partition_max,
+                                limits,
+                                overrides.share_read_committed,
+                            )
                         }
                     }
                 } else {

@@ -570,11 +570,11 @@ pub const GROUP_CONFIGS: &[ConfigDef] = &[
         Some("latest"),
         ConfigKind::Choice(&["latest", "earliest"]),
     ),
-    // Share fetches read uncommitted data only (read_committed is not built).
+    // read_committed: up to the last stable offset, aborted transactions archived.
     def(
         "share.isolation.level",
         Some("read_uncommitted"),
-        ConfigKind::Choice(&["read_uncommitted"]),
+        ConfigKind::Choice(&["read_uncommitted", "read_committed"]),
     ),
 ];
 

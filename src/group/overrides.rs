@@ -26,6 +26,8 @@ pub struct GroupOverrides {
     pub share_record_lock_duration_ms: Option<i64>,
     /// `share.auto.offset.reset`
     pub share_auto_offset_reset: ShareOffsetReset,
+    /// `share.isolation.level=read_committed`
+    pub share_read_committed: bool,
 }
 
 impl GroupOverrides {
@@ -48,6 +50,8 @@ impl GroupOverrides {
                 Some("earliest") => ShareOffsetReset::Earliest,
                 _ => ShareOffsetReset::Latest,
             },
+            share_read_committed: configs.get("share.isolation.level").map(String::as_str)
+                == Some("read_committed"),
         }
     }
 }
@@ -65,12 +69,14 @@ mod tests {
                 "share.record.lock.duration.ms".to_string(),
                 "nonsense".to_string(),
             ),
+            ("share.isolation.level".to_string(), "read_committed".to_string()),
         ]);
         let overrides = GroupOverrides::parse(Some(&configs));
         assert_eq!(overrides.consumer_session_timeout_ms, Some(12000));
         assert_eq!(overrides.consumer_heartbeat_interval_ms, None);
         assert_eq!(overrides.share_record_lock_duration_ms, None);
         assert_eq!(overrides.share_auto_offset_reset, ShareOffsetReset::Earliest);
+        assert!(overrides.share_read_committed);
         assert_eq!(GroupOverrides::parse(None), GroupOverrides::default());
     }
 }

@@ -39,6 +39,13 @@ pub struct SharePartitionManager {
     pub released: tokio::sync::Notify,
 }
 
+/// How much one fetch may acquire, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct AcquireLimits {
+    pub max_records: usize,
+    pub lock_duration_ms: i64,
+}
+
 /// Counts of one share-partition's in-flight records, for metrics.
 pub struct ShareCounts {
     pub key: ShareKey,
@@ -167,31 +174,27 @@ impl SharePartitionManager {
         self.dirty.lock().drain().collect()
     }
 
-    /// Acquires for `member_id` records in `offsets` that a read returned, locked
-    /// for `lock_duration_ms` (the group's `share.record.lock.duration.ms`).
+    /// Acquires for `member_id` records in `offsets` that a read returned, locked for
+    /// the group's `share.record.lock.duration.ms`; new records in `archived` (aborted
+    /// transactions, read_committed) are archived instead.
     pub fn acquire(
         &self,
         key: &ShareKey,
         member_id: &str,
         offsets: std::ops::Range<i64>,
-        max_records: usize,
-        lock_duration_ms: i64,
+        archived: &[(i64, i64)],
+        limits: AcquireLimits,
         now_ms: i64,
     ) -> Vec<AcquiredRange> {
         let mut partitions = self.partitions.lock();
         let config = ShareConfig {
-            lock_duration_ms,
+            lock_duration_ms: limits.lock_duration_ms,
             ..self.config
         };
         match partitions.get_mut(key) {
-            Some(partition) => partition.acquire(
-                member_id,
-                offsets.start,
-                offsets.end,
-                max_records,
-                &config,
-                now_ms,
-            ),
+            Some(partition) => {
+                partition.acquire_skipping(member_id, offsets, archived, limits.max_records, &config, now_ms)
+            }
             None => Vec::new(),
         }
     }
@@ -311,6 +314,11 @@ pub fn restore(snapshot: &ShareSnapshot) -> SharePartition {
 mod tests {
     use super::*;
 
+    const LIMITS: AcquireLimits = AcquireLimits {
+        max_records: 100,
+        lock_duration_ms: 30_000,
+    };
+
     #[test]
     fn session_epochs_follow_kafkas_rules() {
         let manager = SharePartitionManager::new(ShareConfig::default());
@@ -337,7 +345,7 @@ mod tests {
         assert_eq!(manager.next_fetch_offset(&key, 0), None, "not loaded yet");
         manager.install(&key, SharePartition::new(5));
         assert_eq!(manager.next_fetch_offset(&key, 0), Some(5));
-        let acquired = manager.acquire(&key, "a", 5..10, 100, 30_000, 0);
+        let acquired = manager.acquire(&key, "a", 5..10, &[], LIMITS, 0);
         assert_eq!((acquired[0].first_offset, acquired[0].last_offset), (5, 9));
         assert_eq!(manager.acknowledge(&key, "a", 5, 6, &[1, 2]), ErrorCode::NONE);
         assert_eq!(manager.release_member("g", "a"), 3);
@@ -357,7 +365,7 @@ mod tests {
         assert_eq!(restored.start_offset, 6, "acknowledged 5 stays done");
         assert_eq!(restored.counts(), (4, 0, 0, 0), "6-9 available again");
         assert_eq!(restored.records[&6].delivery_count, 1);
-        let again = manager.acquire(&key, "b", 6..10, 100, 30_000, 0);
+        let again = manager.acquire(&key, "b", 6..10, &[], LIMITS, 0);
         assert_eq!(
             (
                 again[0].first_offset,

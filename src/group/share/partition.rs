@@ -144,6 +144,21 @@ impl SharePartition {
         config: &ShareConfig,
         now_ms: i64,
     ) -> Vec<AcquiredRange> {
+        self.acquire_skipping(member_id, first..log_end, &[], max_records, config, now_ms)
+    }
+
+    /// [`Self::acquire`], with new records in the `archived` ranges (first, last) made
+    /// archived instead (aborted transactions, for `share.isolation.level=read_committed`).
+    pub fn acquire_skipping(
+        &mut self,
+        member_id: &str,
+        offsets: std::ops::Range<i64>,
+        archived: &[(i64, i64)],
+        max_records: usize,
+        config: &ShareConfig,
+        now_ms: i64,
+    ) -> Vec<AcquiredRange> {
+        let (first, log_end) = (offsets.start, offsets.end);
         let budget = config
             .max_record_locks
             .saturating_sub(self.n_locked())
@@ -164,6 +179,22 @@ impl SharePartition {
         }
         let mut offset = self.end_offset.max(from);
         while acquired.len() < budget && offset < log_end {
+            if archived
+                .iter()
+                .any(|(first, last)| (*first..=*last).contains(&offset))
+            {
+                self.records.insert(
+                    offset,
+                    InFlight {
+                        state: RecordState::Archived,
+                        delivery_count: 0,
+                        member_id: None,
+                        lock_deadline_ms: 0,
+                    },
+                );
+                offset += 1;
+                continue;
+            }
             self.records.insert(
                 offset,
                 InFlight {
@@ -177,6 +208,7 @@ impl SharePartition {
             offset += 1;
         }
         self.end_offset = self.end_offset.max(offset);
+        self.advance_start();
         acquired.sort();
         ranges(&acquired)
     }
@@ -393,6 +425,16 @@ mod tests {
         );
         assert_eq!(partition.start_offset, 8);
         assert!(partition.records.is_empty());
+    }
+
+    #[test]
+    fn aborted_offsets_are_archived_not_acquired_and_do_not_take_the_budget() {
+        let mut partition = SharePartition::new(0);
+        let acquired = partition.acquire_skipping("a", 0..10, &[(0, 1), (4, 5)], 4, &CONFIG, 0);
+        assert_eq!(acquired, vec![range(2, 3, 1), range(6, 7, 1)]);
+        assert_eq!(partition.start_offset, 2, "the leading aborted records are done");
+        assert_eq!(partition.counts(), (0, 4, 0, 2));
+        assert_eq!(partition.next_fetch_offset(), 8);
     }
 
     #[test]
