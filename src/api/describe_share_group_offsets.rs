@@ -65,8 +65,7 @@ pub async fn handle(
                     .with_leader_epoch(-1);
                 let outcome = match topic {
                     None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
-                    Some(topic) if !ctx.allowed(Operation::Describe, ResourceType::Topic, &name) => {
-                        let _ = topic;
+                    Some(_) if !ctx.allowed(Operation::Describe, ResourceType::Topic, &name) => {
                         Err(ErrorCode::of(ResponseError::TopicAuthorizationFailed))
                     }
                     Some(topic) => {

@@ -10,7 +10,7 @@ use crate::client::KafkaConnection;
 use crate::common::ErrorCode;
 use crate::group::overrides::{GroupOverrides, ShareOffsetReset};
 use crate::group::share::coordinator::ShareCoordinator;
-use crate::group::share::manager::{ShareKey, restore};
+use crate::group::share::manager::ShareKey;
 use crate::group::share::partition::SharePartition;
 use crate::group::share::snapshot::{ShareSnapshot, StateBatch, StateWrite};
 use crate::group::share_state::{self, SHARE_STATE_TOPIC, ShareStateLog, state_partition_for};
@@ -23,7 +23,6 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
-use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,6 +88,10 @@ fn unreachable(error: crate::client::ConnectionError) -> ErrorCode {
     ErrorCode::COORDINATOR_NOT_AVAILABLE
 }
 
+fn as_result(code: ErrorCode) -> Result<(), ErrorCode> {
+    if code.is_none() { Ok(()) } else { Err(code) }
+}
+
 /// The first partition's error code of a share coordinator's answer.
 fn first_code<P>(mut partitions: impl Iterator<Item = P>, code: impl Fn(&P) -> i16) -> ErrorCode {
     partitions
@@ -121,25 +124,11 @@ impl Broker {
             .get(&node_id)
             .filter(|broker| !broker.fenced)
             .and_then(|broker| broker.endpoint(&self.config.inter_broker_listener))
-            .cloned()
             .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
-        let address = (endpoint.host.as_str(), endpoint.port)
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut addresses| addresses.next())
-            .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
-        KafkaConnection::connect(
-            address,
-            &endpoint.host,
-            self.config.listener.map(|listener| listener.ip()),
-            format!("ferrolog-share-state-{}", self.config.node_id),
-            self.replicas.inter_broker_security(),
-        )
-        .await
-        .map_err(|error| {
-            tracing::debug!(%error, node_id, "cannot reach the share coordinator");
-            ErrorCode::COORDINATOR_NOT_AVAILABLE
-        })
+        self.replicas
+            .connect_to_broker(endpoint, "share-state")
+            .await
+            .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)
     }
 
     /// Where `key`'s share coordinator is: here (None), or a connection to it.
@@ -333,10 +322,10 @@ impl Broker {
                 .read_share_state_once(key)
                 .await?
                 .map_or(0, |snapshot| snapshot.state_epoch);
-            let code = self
-                .initialize_share_state_once(key, state_epoch + 1, start_offset)
-                .await;
-            if code.is_none() { Ok(()) } else { Err(code) }
+            as_result(
+                self.initialize_share_state_once(key, state_epoch + 1, start_offset)
+                    .await,
+            )
         })
         .await;
         self.groups.shares.forget(key);
@@ -345,25 +334,9 @@ impl Broker {
 
     /// DeleteShareGroupOffsets and DeleteGroups for one share-partition.
     pub async fn delete_share_partition(&self, key: &ShareKey) -> ErrorCode {
-        let outcome = Self::retrying(|| async {
-            let code = self.delete_share_state_once(key).await;
-            if code.is_none() { Ok(()) } else { Err(code) }
-        })
-        .await;
+        let outcome = Self::retrying(|| async { as_result(self.delete_share_state_once(key).await) }).await;
         self.groups.shares.forget(key);
         outcome.err().unwrap_or_default()
-    }
-
-    /// Writes `write` for `key`, trying again while its coordinator moves.
-    async fn write_share_state(&self, key: &ShareKey, write: &StateWrite) -> ErrorCode {
-        let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
-        loop {
-            let code = self.write_share_state_once(key, write).await;
-            if !retriable(code) || tokio::time::Instant::now() + RETRY_BACKOFF >= deadline {
-                return code;
-            }
-            tokio::time::sleep(RETRY_BACKOFF).await;
-        }
     }
 
     /// The leader epoch of the share-partition's data partition, when led here.
@@ -392,7 +365,7 @@ impl Broker {
         }
         let (partition, leader_epoch) = self.led_epoch(key).ok_or(ErrorCode::NOT_LEADER_OR_FOLLOWER)?;
         match self.read_share_state_once(key).await? {
-            Some(snapshot) => shares.install(key, restore(&snapshot)),
+            Some(snapshot) => shares.install(key, SharePartition::restore(&snapshot)),
             None => {
                 let overrides = GroupOverrides::parse(self.image().group_configs.get(&key.0));
                 let start = partition.with_log(|log| match overrides.share_auto_offset_reset {
@@ -429,7 +402,11 @@ impl Broker {
         let Some(write) = shares.state_write(key, leader_epoch) else {
             return ErrorCode::NONE;
         };
-        let code = self.write_share_state(key, &write).await;
+        // Tried again while the coordinator moves.
+        let code = Self::retrying(|| async { as_result(self.write_share_state_once(key, &write).await) })
+            .await
+            .err()
+            .unwrap_or_default();
         if !code.is_none() {
             tracing::warn!(
                 group = key.0,

@@ -179,8 +179,8 @@ pub struct GroupCoordinator {
     pub(super) writer: mpsc::UnboundedSender<WriteJob>,
     /// The write queue's other end, until the writer task takes it.
     jobs: Mutex<Option<mpsc::UnboundedReceiver<WriteJob>>>,
-    /// `__consumer_offsets` partitions this broker leads: loaded (true) or loading.
-    led: Mutex<HashMap<i32, bool>>,
+    /// `__consumer_offsets` partitions this broker leads, loaded or loading.
+    pub led: super::led::LedPartitions,
     /// The share-partitions this broker leads and its members' share sessions.
     pub shares: super::share::manager::SharePartitionManager,
     /// The share coordinator's table: the persisted states of share-partitions whose
@@ -228,48 +228,13 @@ impl GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             writer,
             jobs: Mutex::new(Some(jobs)),
-            led: Mutex::new(HashMap::new()),
+            led: Default::default(),
         }
     }
 
     /// The write queue, for the one writer task (`log_writer::run`); None once taken.
     pub fn take_write_jobs(&self) -> Option<mpsc::UnboundedReceiver<WriteJob>> {
         self.jobs.lock().take()
-    }
-
-    /// Whether the groups of led `__consumer_offsets` partition `index` are loaded.
-    pub fn is_loaded(&self, index: i32) -> bool {
-        self.led.lock().get(&index) == Some(&true)
-    }
-
-    /// Records which `__consumer_offsets` partitions this broker leads now; returns
-    /// those it stopped leading and those it came to lead (marked loading).
-    pub fn set_led_partitions(&self, led: &[i32]) -> (Vec<i32>, Vec<i32>) {
-        let mut current = self.led.lock();
-        let lost: Vec<i32> = current
-            .keys()
-            .copied()
-            .filter(|index| !led.contains(index))
-            .collect();
-        for index in &lost {
-            current.remove(index);
-        }
-        let gained: Vec<i32> = led
-            .iter()
-            .copied()
-            .filter(|index| !current.contains_key(index))
-            .collect();
-        for index in &gained {
-            current.insert(*index, false);
-        }
-        (lost, gained)
-    }
-
-    /// Marks a led partition's groups loaded (if it is still led).
-    pub fn mark_loaded(&self, index: i32) {
-        if let Some(loaded) = self.led.lock().get_mut(&index) {
-            *loaded = true;
-        }
     }
 
     fn persist_if_dirty(&self, entry: &mut GroupEntry) {

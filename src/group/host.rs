@@ -54,7 +54,7 @@ pub async fn check_coordinator(host: &impl OffsetsLog, group_id: &str) -> Result
     let index = super::offsets::partition_for(group_id, n_partitions);
     match host.offsets_partition(index) {
         Some(partition) if partition.is_leader() => {
-            if host.groups().is_loaded(index) {
+            if host.groups().led.is_loaded(index) {
                 Ok(())
             } else {
                 Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)
@@ -84,7 +84,7 @@ pub fn follow_leadership(host: &impl OffsetsLog) {
         })
         .collect();
     let groups = host.groups();
-    let (lost, gained) = groups.set_led_partitions(&led);
+    let (lost, gained) = groups.led.set_led(&led);
     for index in lost {
         let n_groups = groups.unload_partition(index, n_partitions);
         tracing::info!(
@@ -100,7 +100,7 @@ pub fn follow_leadership(host: &impl OffsetsLog) {
             Err(error) => tracing::error!(partition = index, %error, "cannot load groups"),
         }
         groups.after_load_consumers(&super::consumer_coordinator::topics_view(&host.image()));
-        groups.mark_loaded(index);
+        groups.led.mark_loaded(index);
     }
 }
 

@@ -6,6 +6,7 @@ pub mod consumer;
 pub mod consumer_coordinator;
 pub mod coordinator;
 pub mod host;
+pub mod led;
 pub mod log_writer;
 pub mod member;
 pub mod offsets;

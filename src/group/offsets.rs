@@ -144,6 +144,40 @@ fn get_bytes(buf: &mut Bytes) -> Result<Bytes, DecodeError> {
     Ok(buf.split_to(length as usize))
 }
 
+/// Kafka's unsigned varint (compact lengths, tag counts in flexible record values).
+pub(super) fn put_uvarint(buf: &mut BytesMut, mut value: u64) {
+    while value >= 0x80 {
+        buf.put_u8((value as u8) | 0x80);
+        value >>= 7;
+    }
+    buf.put_u8(value as u8);
+}
+
+pub(super) fn get_uvarint(buf: &mut Bytes) -> Result<u64, DecodeError> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        need(buf, 1)?;
+        let byte = buf.get_u8();
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(DecodeError::new("varint too long"))
+}
+
+/// Skips a tagged-field section (fields this version does not know).
+pub(super) fn skip_tags(buf: &mut Bytes) -> Result<(), DecodeError> {
+    let n_tags = get_uvarint(buf)?;
+    for _ in 0..n_tags {
+        get_uvarint(buf)?;
+        let size = get_uvarint(buf)? as usize;
+        need(buf, size)?;
+        buf.advance(size);
+    }
+    Ok(())
+}
+
 impl OffsetsRecord {
     /// The group this record belongs to (it decides the partition).
     pub fn group_id(&self) -> &str {

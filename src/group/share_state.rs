@@ -39,7 +39,7 @@ pub async fn check_coordinator(host: &impl ShareStateLog, key: &ShareKey) -> Res
     let index = state_partition_for(key, n_partitions);
     match host.share_state_partition(index) {
         Some(partition) if partition.is_leader() => {
-            if host.share_coordinator().is_loaded(index) {
+            if host.share_coordinator().led.is_loaded(index) {
                 Ok(index)
             } else {
                 Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)
@@ -187,7 +187,7 @@ pub fn follow_leadership(host: &impl ShareStateLog) {
         })
         .collect();
     let coordinator = host.share_coordinator();
-    let (lost, gained) = coordinator.set_led_partitions(&led);
+    let (lost, gained) = coordinator.led.set_led(&led);
     for index in lost.iter().chain(&gained) {
         coordinator.unload(|key| state_partition_for(key, n_partitions) == *index);
     }
@@ -196,6 +196,6 @@ pub fn follow_leadership(host: &impl ShareStateLog) {
             Ok(n_records) => tracing::debug!(partition = index, n_records, "loaded share-partition states"),
             Err(error) => tracing::error!(partition = index, %error, "cannot load share-partition states"),
         }
-        coordinator.mark_loaded(index);
+        coordinator.led.mark_loaded(index);
     }
 }

@@ -478,7 +478,6 @@ impl TxnCoordinator {
                 };
                 super::markers::verify_remote(
                     &self.replicas,
-                    &self.config,
                     &endpoint,
                     transactional_id,
                     producer_id,

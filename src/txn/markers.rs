@@ -6,7 +6,6 @@
 use super::coordinator::marker_retriable;
 use super::log_format;
 use super::state::TxnMetadata;
-use crate::client::KafkaConnection;
 use crate::cluster::image::Endpoint;
 use crate::common::ErrorCode;
 use crate::common::topics::TRANSACTION_STATE_TOPIC;
@@ -17,32 +16,6 @@ use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, Wri
 use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, HashMap};
-use std::net::ToSocketAddrs;
-
-/// A connection to another broker's inter-broker listener at `endpoint`, secured as
-/// replica fetchers' are; None when its address does not resolve or it cannot be reached.
-async fn connect(
-    replicas: &ReplicaManager,
-    config: &BrokerConfig,
-    endpoint: &Endpoint,
-    purpose: &str,
-) -> Option<KafkaConnection> {
-    let address = (endpoint.host.as_str(), endpoint.port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addresses| addresses.next())?;
-    let client_id = format!("ferrolog-{purpose}-{}", config.node_id);
-    KafkaConnection::connect(
-        address,
-        &endpoint.host,
-        config.listener.map(|listener| listener.ip()),
-        client_id,
-        replicas.inter_broker_security(),
-    )
-    .await
-    .map_err(|error| tracing::debug!(%error, purpose, "cannot reach a broker; retrying"))
-    .ok()
-}
 
 /// Sends the markers for `partitions` (all led by `leader`) in one WriteTxnMarkers;
 /// returns those to try again.
@@ -86,7 +59,7 @@ pub(super) async fn send_remote(
                     .collect(),
             ),
     ]);
-    let Some(mut connection) = connect(replicas, config, &endpoint, "txn-markers").await else {
+    let Some(mut connection) = replicas.connect_to_broker(&endpoint, "txn-markers").await else {
         return partitions;
     };
     let response = match connection.call(&request, 1).await {
@@ -127,7 +100,6 @@ pub(super) async fn send_remote(
 /// the producer's ongoing transaction (AddPartitionsToTxn v4, verify_only).
 pub(super) async fn verify_remote(
     replicas: &ReplicaManager,
-    config: &BrokerConfig,
     coordinator: &Endpoint,
     transactional_id: &str,
     producer_id: i64,
@@ -154,7 +126,7 @@ pub(super) async fn verify_remote(
                     .with_partitions(vec![partition.1]),
             ]),
     ]);
-    let Some(mut connection) = connect(replicas, config, coordinator, "txn-verify").await else {
+    let Some(mut connection) = replicas.connect_to_broker(coordinator, "txn-verify").await else {
         return Err(retry);
     };
     let response = connection.call(&request, 4).await.map_err(|error| {

@@ -23,7 +23,9 @@
 
 use super::assignor::Assignment;
 use super::member::{ConsumerMember, MemberState};
-use crate::group::offsets::{DecodeError, get_i32, get_string, need, put_string};
+use crate::group::offsets::{
+    DecodeError, get_i32, get_string, get_uvarint, need, put_string, put_uvarint, skip_tags,
+};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
@@ -119,14 +121,6 @@ pub enum ConsumerRecord {
     },
 }
 
-fn put_uvarint(buf: &mut BytesMut, mut value: u64) {
-    while value >= 0x80 {
-        buf.put_u8((value as u8) | 0x80);
-        value >>= 7;
-    }
-    buf.put_u8(value as u8);
-}
-
 fn put_compact(buf: &mut BytesMut, value: Option<&str>) {
     match value {
         None => put_uvarint(buf, 0),
@@ -149,19 +143,6 @@ fn put_assignment(buf: &mut BytesMut, assignment: &Assignment) {
     }
 }
 
-fn get_uvarint(buf: &mut Bytes) -> Result<u64, DecodeError> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        need(buf, 1)?;
-        let byte = buf.get_u8();
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    Err(DecodeError::new("varint too long"))
-}
-
 /// A compact array's length (None for a null array).
 fn get_length(buf: &mut Bytes) -> Result<Option<usize>, DecodeError> {
     let raw = get_uvarint(buf)?;
@@ -181,18 +162,6 @@ fn get_compact(buf: &mut Bytes) -> Result<Option<String>, DecodeError> {
     String::from_utf8(buf.split_to(length).to_vec())
         .map(Some)
         .map_err(|_| DecodeError::new("string is not UTF-8"))
-}
-
-/// Skips a tagged-field section (fields this version does not know).
-fn skip_tags(buf: &mut Bytes) -> Result<(), DecodeError> {
-    let n_tags = get_uvarint(buf)?;
-    for _ in 0..n_tags {
-        get_uvarint(buf)?;
-        let size = get_uvarint(buf)? as usize;
-        need(buf, size)?;
-        buf.advance(size);
-    }
-    Ok(())
 }
 
 fn get_assignment(buf: &mut Bytes) -> Result<Assignment, DecodeError> {

@@ -6,8 +6,8 @@
 //! is keyed by (group, member): epoch 0 opens it, each later request carries the next
 //! epoch, -1 closes it and releases what the member still holds.
 
-use super::partition::{AcknowledgeType, AcquiredRange, RecordState, ShareConfig, SharePartition};
-use super::snapshot::{ShareSnapshot, StateBatch, StateWrite};
+use super::partition::{AcknowledgeType, AcquiredRange, ShareConfig, SharePartition};
+use super::snapshot::StateWrite;
 use crate::common::ErrorCode;
 use kafka_protocol::ResponseError;
 use parking_lot::Mutex;
@@ -121,9 +121,7 @@ impl SharePartitionManager {
         let mut partitions = self.partitions.lock();
         let partition = partitions.get_mut(key)?;
         if partition.start_offset < log_start {
-            // Records deleted by retention are gone for the share group too.
-            *partition =
-                SharePartition::restore(log_start, partition.state_epoch, &partition.state_batches());
+            partition.trim_to(log_start);
             self.dirty.lock().insert(key.clone());
         }
         Some(partition.next_fetch_offset())
@@ -151,16 +149,7 @@ impl SharePartitionManager {
             state_epoch: partition.state_epoch,
             leader_epoch,
             start_offset: partition.start_offset,
-            batches: partition
-                .state_batches()
-                .into_iter()
-                .map(|(first_offset, last_offset, state, delivery_count)| StateBatch {
-                    first_offset,
-                    last_offset,
-                    delivery_state: state.value(),
-                    delivery_count,
-                })
-                .collect(),
+            batches: partition.state_batches(),
         })
     }
 
@@ -297,22 +286,10 @@ impl SharePartitionManager {
     }
 }
 
-/// A share-partition as its persisted state says: in-flight records without locks.
-pub fn restore(snapshot: &ShareSnapshot) -> SharePartition {
-    let batches: Vec<(i64, i64, RecordState, i16)> = snapshot
-        .batches
-        .iter()
-        .filter_map(|batch| {
-            RecordState::from_value(batch.delivery_state)
-                .map(|state| (batch.first_offset, batch.last_offset, state, batch.delivery_count))
-        })
-        .collect();
-    SharePartition::restore(snapshot.start_offset, snapshot.state_epoch, &batches)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::group::share::snapshot::ShareSnapshot;
 
     const LIMITS: AcquireLimits = AcquireLimits {
         max_records: 100,
@@ -357,7 +334,7 @@ mod tests {
         );
         let write = manager.state_write(&key, 4).unwrap();
         assert_eq!((write.start_offset, write.leader_epoch), (6, 4));
-        let restored = restore(&ShareSnapshot {
+        let restored = SharePartition::restore(&ShareSnapshot {
             start_offset: write.start_offset,
             batches: write.batches,
             ..ShareSnapshot::default()

@@ -12,6 +12,7 @@
 //! times is archived instead of being made available again. The start offset moves
 //! past every leading record that is acknowledged or archived.
 
+use super::snapshot::{ShareSnapshot, StateBatch};
 use crate::common::ErrorCode;
 use std::collections::BTreeMap;
 
@@ -315,42 +316,53 @@ impl SharePartition {
         counts
     }
 
-    /// The state to persist: runs of records with the same state and delivery count
-    /// (first offset, last offset, state, delivery count). Acquired records are
-    /// persisted as available: after a failover their locks are gone.
-    pub fn state_batches(&self) -> Vec<(i64, i64, RecordState, i16)> {
-        let mut batches: Vec<(i64, i64, RecordState, i16)> = Vec::new();
+    /// The state to persist: runs of records with the same state and delivery count.
+    /// Acquired records are persisted as available: after a failover their locks are
+    /// gone.
+    pub fn state_batches(&self) -> Vec<StateBatch> {
+        let mut batches: Vec<StateBatch> = Vec::new();
         for (offset, record) in &self.records {
             let state = match record.state {
                 RecordState::Acquired => RecordState::Available,
                 other => other,
-            };
+            }
+            .value();
             match batches.last_mut() {
-                Some(last) if last.1 + 1 == *offset && last.2 == state && last.3 == record.delivery_count => {
-                    last.1 = *offset;
+                Some(last)
+                    if last.last_offset + 1 == *offset
+                        && last.delivery_state == state
+                        && last.delivery_count == record.delivery_count =>
+                {
+                    last.last_offset = *offset;
                 }
-                _ => batches.push((*offset, *offset, state, record.delivery_count)),
+                _ => batches.push(StateBatch {
+                    first_offset: *offset,
+                    last_offset: *offset,
+                    delivery_state: state,
+                    delivery_count: record.delivery_count,
+                }),
             }
         }
         batches
     }
 
-    /// Rebuilds a share-partition from persisted state (a new leader takes over).
-    pub fn restore(start_offset: i64, state_epoch: i32, batches: &[(i64, i64, RecordState, i16)]) -> Self {
-        let mut partition = SharePartition::new(start_offset);
-        partition.state_epoch = state_epoch;
-        for (first, last, state, delivery_count) in batches {
-            for offset in (*first).max(start_offset)..=*last {
-                let state = if *state == RecordState::Acquired {
-                    RecordState::Available
-                } else {
-                    *state
-                };
+    /// Rebuilds a share-partition from persisted state (a new leader takes over);
+    /// batches of an unknown delivery state are skipped.
+    pub fn restore(snapshot: &ShareSnapshot) -> Self {
+        let mut partition = SharePartition::new(snapshot.start_offset);
+        partition.state_epoch = snapshot.state_epoch;
+        for batch in &snapshot.batches {
+            let state = match RecordState::from_value(batch.delivery_state) {
+                Some(RecordState::Acquired) => RecordState::Available,
+                Some(state) => state,
+                None => continue,
+            };
+            for offset in batch.first_offset.max(snapshot.start_offset)..=batch.last_offset {
                 partition.records.insert(
                     offset,
                     InFlight {
                         state,
-                        delivery_count: *delivery_count,
+                        delivery_count: batch.delivery_count,
                         member_id: None,
                         lock_deadline_ms: 0,
                     },
@@ -360,6 +372,18 @@ impl SharePartition {
         }
         partition.advance_start();
         partition
+    }
+
+    /// Drops what retention deleted: records below `log_start` are gone for the share
+    /// group too. Locks on the rest stay.
+    pub fn trim_to(&mut self, log_start: i64) {
+        if log_start <= self.start_offset {
+            return;
+        }
+        self.records = self.records.split_off(&log_start);
+        self.start_offset = log_start;
+        self.end_offset = self.end_offset.max(log_start);
+        self.advance_start();
     }
 }
 
@@ -486,12 +510,33 @@ mod tests {
     }
 
     #[test]
+    fn retention_drops_records_below_the_log_start_and_keeps_the_other_locks() {
+        let mut partition = SharePartition::new(0);
+        partition.acquire("a", 0, 10, 10, &CONFIG, 0);
+        partition.trim_to(4);
+        assert_eq!((partition.start_offset, partition.end_offset), (4, 10));
+        assert_eq!(partition.counts(), (0, 6, 0, 0), "4-9 still acquired by a");
+        assert_eq!(
+            partition.acknowledge("a", 4, 9, AcknowledgeType::Accept, &CONFIG),
+            ErrorCode::NONE
+        );
+        partition.trim_to(20);
+        assert_eq!((partition.start_offset, partition.end_offset), (20, 20));
+        assert!(partition.records.is_empty());
+    }
+
+    #[test]
     fn persisted_state_restores_without_locks() {
         let mut partition = SharePartition::new(10);
         partition.acquire("a", 10, 20, 10, &CONFIG, 0);
         partition.acknowledge("a", 12, 13, AcknowledgeType::Accept, &CONFIG);
         partition.acknowledge("a", 14, 14, AcknowledgeType::Reject, &CONFIG);
-        let restored = SharePartition::restore(partition.start_offset, 1, &partition.state_batches());
+        let restored = SharePartition::restore(&ShareSnapshot {
+            state_epoch: 1,
+            start_offset: partition.start_offset,
+            batches: partition.state_batches(),
+            ..ShareSnapshot::default()
+        });
         assert_eq!(restored.start_offset, 10);
         assert_eq!(restored.end_offset, 20);
         let (available, acquired, acknowledged, archived) = restored.counts();

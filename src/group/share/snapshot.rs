@@ -14,7 +14,9 @@
 //! - a null value (tombstone) deletes the share-partition's state.
 
 use super::manager::ShareKey;
-use crate::group::offsets::{DecodeError, get_i32, get_string, need, put_string};
+use crate::group::offsets::{
+    DecodeError, get_i32, get_string, get_uvarint, need, put_string, put_uvarint, skip_tags,
+};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
@@ -136,38 +138,6 @@ pub struct ShareStateRecord {
 
 const SNAPSHOT_KEY_TYPE: i16 = 0;
 
-fn put_unsigned_varint(buf: &mut BytesMut, mut value: u32) {
-    while value >= 0x80 {
-        buf.put_u8((value as u8) | 0x80);
-        value >>= 7;
-    }
-    buf.put_u8(value as u8);
-}
-
-fn get_unsigned_varint(buf: &mut Bytes) -> Result<u32, DecodeError> {
-    let mut value = 0u32;
-    for shift in (0..35).step_by(7) {
-        need(buf, 1)?;
-        let byte = buf.get_u8();
-        value |= u32::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    Err(DecodeError::new("varint too long"))
-}
-
-/// Skips a tagged-field section.
-fn skip_tagged_fields(buf: &mut Bytes) -> Result<(), DecodeError> {
-    for _ in 0..get_unsigned_varint(buf)? {
-        let _tag = get_unsigned_varint(buf)?;
-        let size = get_unsigned_varint(buf)? as usize;
-        need(buf, size)?;
-        buf.advance(size);
-    }
-    Ok(())
-}
-
 impl ShareStateRecord {
     /// The group id, topic id (in Kafka's URL-safe base64) and partition joined as
     /// Kafka joins them to place a share-partition on a `__share_group_state` partition
@@ -194,7 +164,7 @@ impl ShareStateRecord {
             value.put_i64(snapshot.start_offset);
             value.put_i64(now_ms);
             value.put_i64(now_ms);
-            put_unsigned_varint(&mut value, snapshot.batches.len() as u32 + 1);
+            put_uvarint(&mut value, snapshot.batches.len() as u64 + 1);
             for batch in &snapshot.batches {
                 value.put_i64(batch.first_offset);
                 value.put_i64(batch.last_offset);
@@ -229,7 +199,7 @@ impl ShareStateRecord {
                 let start_offset = value.get_i64();
                 let _created = value.get_i64();
                 let _written = value.get_i64();
-                let n_batches = get_unsigned_varint(&mut value)?.saturating_sub(1);
+                let n_batches = get_uvarint(&mut value)?.saturating_sub(1);
                 let mut batches = Vec::new();
                 for _ in 0..n_batches {
                     need(&value, 19)?;
@@ -239,7 +209,7 @@ impl ShareStateRecord {
                         delivery_state: value.get_i8(),
                         delivery_count: value.get_i16(),
                     });
-                    skip_tagged_fields(&mut value)?;
+                    skip_tags(&mut value)?;
                 }
                 Some(ShareSnapshot {
                     snapshot_epoch,

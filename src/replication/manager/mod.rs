@@ -127,6 +127,32 @@ impl ReplicaManager {
         }
     }
 
+    /// A connection to another broker's inter-broker listener at `endpoint`, bound and
+    /// secured as replica fetchers' are (transaction markers and verification, share
+    /// state calls); None when its address does not resolve or it cannot be reached.
+    pub async fn connect_to_broker(
+        &self,
+        endpoint: &crate::cluster::image::Endpoint,
+        purpose: &str,
+    ) -> Option<crate::client::KafkaConnection> {
+        use std::net::ToSocketAddrs;
+        let address = (endpoint.host.as_str(), endpoint.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addresses| addresses.next())?;
+        let client_id = format!("ferrolog-{purpose}-{}", self.config.node_id);
+        crate::client::KafkaConnection::connect(
+            address,
+            &endpoint.host,
+            self.config.listener.map(|listener| listener.ip()),
+            client_id,
+            self.inter_broker_security(),
+        )
+        .await
+        .map_err(|error| tracing::debug!(%error, purpose, "cannot reach a broker; retrying"))
+        .ok()
+    }
+
     /// How this broker's inter-broker connections are secured; None on PLAINTEXT.
     pub fn inter_broker_security(&self) -> Option<&crate::security::ClientSecurity> {
         self.inter_broker_security.as_deref()
