@@ -16,13 +16,15 @@ BINARY = Path(os.environ.get("FERROLOG_BIN", REPO / "target" / "release" / "ferr
 
 
 class Cluster:
-    def __init__(self, directory, settings=(), distinct_hosts=False, config=None, power_cuts=False):
+    def __init__(self, directory, settings=(), distinct_hosts=False, config=None, power_cuts=False, binary=None):
         """`power_cuts`: every node's data directory on its own powercut-fs (only under
-        scripts/netns), so that `power_cut` can drop what a node did not fsync."""
+        scripts/netns), so that `power_cut` can drop what a node did not fsync.
+        `binary`: another broker build than target/release/ferrolog (a benchmark's
+        baseline)."""
         self.dir = Path(directory)
         self.power_cuts = power_cuts
         self.env = dict(os.environ, FERROLOG_CLUSTER_DIR=str(self.dir), FERROLOG_CLUSTER_PORTS="ephemeral",
-                        FERROLOG_CLUSTER_SETTINGS=" ".join(settings), FERROLOG_BIN=str(BINARY),
+                        FERROLOG_CLUSTER_SETTINGS=" ".join(settings), FERROLOG_BIN=str(binary or BINARY),
                         FERROLOG_CLUSTER_HOSTS="distinct" if distinct_hosts else "shared",
                         FERROLOG_CLUSTER_POWERCUT="1" if power_cuts else "0")
         if config:

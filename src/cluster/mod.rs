@@ -5,6 +5,7 @@
 pub mod capacity;
 pub mod commands;
 pub mod election;
+pub mod fencing;
 pub mod image;
 pub mod lifecycle;
 pub mod meta_properties;

@@ -9,6 +9,7 @@
 //! brokers whose heartbeats stop.
 
 pub mod client;
+mod liveness;
 pub mod log_store;
 pub mod network;
 pub mod rpc;
@@ -19,6 +20,7 @@ mod writes;
 
 use crate::cluster::commands::{self, PlacementSeed};
 use crate::cluster::image::MetadataImage;
+use crate::cluster::fencing::DeathEvidence;
 use crate::cluster::lifecycle::{self, BrokerSessions};
 use crate::cluster::partition_change::ClusterPolicy;
 use crate::cluster::{meta_properties, placement};
@@ -109,6 +111,12 @@ pub struct Controller {
     sessions: Mutex<BrokerSessions>,
     /// The term in which this node last became active, to notice a new term.
     active_term: Mutex<Option<u64>>,
+    /// Which nodes' CONTROLLER connections ended since they were last heard from
+    /// (`cluster::fencing`): a dead process is fenced without waiting for its session.
+    evidence: Mutex<DeathEvidence>,
+    /// On a follower: the active controller found dead, and when an election was last
+    /// asked for.
+    dead_leader: Mutex<Option<(i32, i64)>>,
 }
 
 impl Controller {
@@ -173,6 +181,8 @@ impl Controller {
             write_lock: tokio::sync::Mutex::new(()),
             sessions: Mutex::new(BrokerSessions::default()),
             active_term: Mutex::new(None),
+            evidence: Mutex::new(DeathEvidence::default()),
+            dead_leader: Mutex::new(None),
         });
         if let Some(address) = controller.config.listener {
             let listener = tokio::net::TcpListener::bind(address)
@@ -250,6 +260,7 @@ impl Controller {
         | ControllerRequest::RegisterBroker { broker_id, .. } = &request
         {
             self.sessions.lock().touch(*broker_id, now_ms());
+            self.evidence.lock().heard(*broker_id, now_ms());
         }
         let _write = self.write_lock.lock().await;
         let image = self.current_image().await?;
@@ -493,8 +504,12 @@ impl Controller {
         let metrics = self.raft.metrics().borrow().clone();
         if metrics.current_leader != Some(self.config.node_id as NodeId) {
             *self.active_term.lock() = None;
+            self.replace_dead_leader().await;
             return;
         }
+        // Probed before the write lock is taken: a probe may wait for its timeout.
+        let latest = self.image.borrow().clone();
+        let dead = self.dead_brokers(&latest).await;
         let newly_active = {
             let mut active_term = self.active_term.lock();
             let fresh = *active_term != Some(metrics.current_term);
@@ -515,6 +530,10 @@ impl Controller {
             tracing::error!(%error, "cannot write the cluster id");
             return;
         }
+        for (broker_id, broker_epoch) in dead {
+            self.fence_dead(broker_id, broker_epoch).await;
+        }
+        let image = self.image.borrow().clone();
         let expired = self
             .sessions
             .lock()

@@ -46,8 +46,13 @@ pub async fn run(listener: TcpListener, controller: Weak<Controller>, admission:
             let Some(stream) = admit(socket, peer, &controller, &admission).await else {
                 return;
             };
-            if let Err(error) = serve_connection(stream, controller).await {
+            let mut peer_node = None;
+            if let Err(error) = serve_connection(stream, controller.clone(), &mut peer_node).await {
                 tracing::debug!(%peer, %error, "CONTROLLER connection closed");
+            }
+            // A connection of a known node ended: evidence that its process may be gone.
+            if let (Some(node), Some(controller)) = (peer_node, controller.upgrade()) {
+                controller.connection_ended(node);
             }
         });
     }
@@ -112,16 +117,41 @@ async fn admit(
     Some(stream)
 }
 
-async fn serve_connection(mut socket: Box<dyn Stream>, controller: Weak<Controller>) -> std::io::Result<()> {
+/// Serves requests until the peer closes; `peer_node` learns which node the peer is
+/// (the sender of a Raft message, or the broker of a heartbeat or registration).
+async fn serve_connection(
+    mut socket: Box<dyn Stream>,
+    controller: Weak<Controller>,
+    peer_node: &mut Option<i32>,
+) -> std::io::Result<()> {
     while let Some(request) = read_frame::<_, RpcRequest>(&mut socket).await? {
         let Some(controller) = controller.upgrade() else {
             return Ok(());
         };
+        if let Some(node) = sender(&request) {
+            *peer_node = Some(node);
+            controller.heard_from(node);
+        }
         let response = handle(&controller, request).await;
         drop(controller);
         write_frame(&mut socket, &response).await?;
     }
     Ok(())
+}
+
+/// The node that sent `request`, when the request names it.
+fn sender(request: &RpcRequest) -> Option<i32> {
+    use super::rpc::ControllerRequest;
+    let node = match request {
+        RpcRequest::AppendEntries(request) => request.vote.leader_id().voted_for()?,
+        RpcRequest::Vote(request) => request.vote.leader_id().voted_for()?,
+        RpcRequest::InstallSnapshot(request) => request.vote.leader_id().voted_for()?,
+        RpcRequest::Controller(
+            ControllerRequest::BrokerHeartbeat { broker_id, .. } | ControllerRequest::RegisterBroker { broker_id, .. },
+        ) => return Some(*broker_id),
+        RpcRequest::Controller(_) => return None,
+    };
+    i32::try_from(node).ok()
 }
 
 async fn handle(controller: &Arc<Controller>, request: RpcRequest) -> RpcResponse {
