@@ -10,7 +10,8 @@ from kafka.admin import KafkaAdminClient
 from cluster import wait_until
 from test_cluster import create_topic, produce
 
-FAST = ["broker.session.timeout.ms=3000", "broker.heartbeat.interval.ms=500", "replica.lag.time.max.ms=3000"]
+FAST = ["broker.session.timeout.ms=3000", "broker.heartbeat.interval.ms=500", "replica.lag.time.max.ms=3000",
+        "auto.leader.rebalance.enable=false"]
 
 
 def partition_state(cluster, via, topic, index):

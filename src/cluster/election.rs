@@ -91,6 +91,44 @@ pub fn elect(
     }
 }
 
+/// Kafka's automatic preferred-leader rebalance (`auto.leader.rebalance.enable`), one
+/// check: for each broker, the share of the partitions whose preferred (first) replica
+/// it is that another broker leads; where that share exceeds
+/// `imbalance_percentage` / 100, each of those partitions whose preferred replica is
+/// live and in the ISR is elected back to it. Partitions under reassignment are left
+/// alone. The records are the ones a preferred ElectLeaders writes.
+pub fn rebalance(image: &MetadataImage, imbalance_percentage: i64, policy: &ClusterPolicy) -> Vec<MetadataRecord> {
+    use std::collections::BTreeMap;
+    // preferred broker -> (partitions it prefers, those another broker leads)
+    let mut preferred: BTreeMap<i32, (usize, Vec<(&str, i32)>)> = BTreeMap::new();
+    for topic in image.topics.values() {
+        for (index, partition) in topic.partitions.iter().enumerate() {
+            let Some(&first) = partition.replicas.first() else { continue };
+            let entry = preferred.entry(first).or_default();
+            entry.0 += 1;
+            let moving = !partition.adding_replicas.is_empty() || !partition.removing_replicas.is_empty();
+            if partition.leader != first && !moving {
+                entry.1.push((topic.name.as_str(), index as i32));
+            }
+        }
+    }
+    let mut records = Vec::new();
+    for (total, led_elsewhere) in preferred.values() {
+        // ratio > percentage / 100, in integers
+        if *total == 0 || led_elsewhere.len() as i64 * 100 <= imbalance_percentage * *total as i64 {
+            continue;
+        }
+        for (topic, index) in led_elsewhere {
+            if let (ElectionOutcome::Elected, Some(record)) =
+                elect(image, topic, *index, ElectionType::Preferred, policy)
+            {
+                records.push(record);
+            }
+        }
+    }
+    records
+}
+
 /// Every partition of the cluster, for an election that names none.
 pub fn all_partitions(image: &MetadataImage) -> Vec<(String, i32)> {
     image

@@ -127,3 +127,59 @@ fn unclean_election_only_for_a_leaderless_partition_and_prefers_the_isr() {
         (ElectionOutcome::EligibleNotAvailable, None)
     );
 }
+
+/// Topic "r" with partitions led by `leaders`, partition i's replicas rotated from
+/// [1, 2, 3] (preferred 1, 2, 3, 1, ...), the ISR all three unless `isr` says.
+fn spread(leaders: &[i32], isr: Option<Vec<i32>>) -> MetadataImage {
+    let mut image = crate::cluster::test_images::brokers(1..=3, &[1, 2, 3]);
+    let topic_id = uuid::Uuid::from_u128(9);
+    let mut records = vec![MetadataRecord::Topic {
+        name: "r".into(),
+        topic_id,
+    }];
+    for (index, leader) in leaders.iter().enumerate() {
+        let mut replicas = vec![1, 2, 3];
+        replicas.rotate_left(index % 3);
+        records.push(MetadataRecord::Partition {
+            topic_id,
+            partition: index as i32,
+            replicas,
+            isr: isr.clone().unwrap_or(vec![1, 2, 3]),
+            leader: *leader,
+            leader_epoch: 1,
+        });
+    }
+    image.apply_batch(20, &records);
+    image
+}
+
+fn leaders_after(mut image: MetadataImage, records: Vec<MetadataRecord>) -> Vec<i32> {
+    image.apply_batch(30, &records);
+    image.topic("r").unwrap().partitions.iter().map(|p| p.leader).collect()
+}
+
+#[test]
+fn rebalance_gives_a_returned_broker_its_preferred_partitions_back() {
+    // Broker 1 came back: the partitions it prefers (0 and 3) are led by 2 and 3.
+    let before = spread(&[2, 2, 3, 3, 2, 3], None);
+    let records = rebalance(&before, 10, &ClusterPolicy::default());
+    assert_eq!(records.len(), 2);
+    assert_eq!(leaders_after(before, records), vec![1, 2, 3, 1, 2, 3]);
+    // Balanced: nothing to do.
+    let balanced = spread(&[1, 2, 3, 1, 2, 3], None);
+    assert!(rebalance(&balanced, 10, &ClusterPolicy::default()).is_empty());
+}
+
+#[test]
+fn rebalance_waits_for_the_threshold_and_the_isr() {
+    // Broker 1 prefers 10 partitions (0, 3, ..., 27) and leads all but one: 10 % is
+    // not above a 10 % threshold, but is above 5 %.
+    let mut leaders: Vec<i32> = (0..30).map(|i| (i % 3) + 1).collect();
+    leaders[3] = 2;
+    let before = spread(&leaders, None);
+    assert!(rebalance(&before, 10, &ClusterPolicy::default()).is_empty());
+    assert_eq!(rebalance(&before, 5, &ClusterPolicy::default()).len(), 1);
+    // Out of the ISR: not elected, however imbalanced.
+    let out_of_sync = spread(&[2, 2, 3], Some(vec![2, 3]));
+    assert!(rebalance(&out_of_sync, 10, &ClusterPolicy::default()).is_empty());
+}

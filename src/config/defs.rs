@@ -105,6 +105,17 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("replica.fetch.response.max.bytes", Some("10485760"), POSITIVE_INT),
     def("broker.rack", None, ConfigKind::Text),
     def("unclean.leader.election.enable", Some("false"), ConfigKind::Bool),
+    def("auto.leader.rebalance.enable", Some("true"), ConfigKind::Bool),
+    def(
+        "leader.imbalance.per.broker.percentage",
+        Some("10"),
+        ConfigKind::Int { min: 0, max: 100 },
+    ),
+    def(
+        "leader.imbalance.check.interval.seconds",
+        Some("300"),
+        ConfigKind::Long { min: 1 },
+    ),
     // KIP-966 eligible leader replicas: 1 (Kafka 4.1's default) tracks the ELR and holds
     // the high watermark while the ISR is below min.insync.replicas; 0 turns that off.
     def(

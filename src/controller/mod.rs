@@ -65,11 +65,28 @@ pub struct ControllerConfig {
     /// connections.
     pub tls: Option<crate::config::TlsSettings>,
     pub authorizer: crate::config::AuthorizerSettings,
+    /// `auto.leader.rebalance.enable`: every `leader.imbalance.check.interval.seconds`,
+    /// leadership goes back to preferred replicas past
+    /// `leader.imbalance.per.broker.percentage` (None: off).
+    pub leader_rebalance: Option<LeaderRebalance>,
+}
+
+/// When the active controller moves leadership back to preferred replicas.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaderRebalance {
+    pub check_interval_ms: i64,
+    pub imbalance_percentage: i64,
 }
 
 impl ControllerConfig {
     /// The controller settings of a node's config.
     pub fn from_broker_config(config: &crate::config::BrokerConfig) -> Self {
+        let long = |name: &str| -> i64 {
+            config
+                .value(name)
+                .and_then(|(value, _)| value.trim().parse().ok())
+                .unwrap_or(0)
+        };
         ControllerConfig {
             node_id: config.node_id,
             voters: quorum_voters(config),
@@ -86,6 +103,13 @@ impl ControllerConfig {
             },
             tls: config.controller_tls.clone(),
             authorizer: config.authorizer.clone(),
+            leader_rebalance: config
+                .value("auto.leader.rebalance.enable")
+                .is_some_and(|(value, _)| value.trim().eq_ignore_ascii_case("true"))
+                .then(|| LeaderRebalance {
+                    check_interval_ms: long("leader.imbalance.check.interval.seconds").saturating_mul(1000),
+                    imbalance_percentage: long("leader.imbalance.per.broker.percentage"),
+                }),
         }
     }
 }
@@ -117,6 +141,8 @@ pub struct Controller {
     /// On a follower: the active controller found dead, and when an election was last
     /// asked for.
     dead_leader: Mutex<Option<(i32, i64)>>,
+    /// When this active controller last checked the leader balance.
+    last_rebalance_ms: Mutex<i64>,
 }
 
 impl Controller {
@@ -183,6 +209,7 @@ impl Controller {
             active_term: Mutex::new(None),
             evidence: Mutex::new(DeathEvidence::default()),
             dead_leader: Mutex::new(None),
+            last_rebalance_ms: Mutex::new(0),
         });
         if let Some(address) = controller.config.listener {
             let listener = tokio::net::TcpListener::bind(address)
@@ -523,6 +550,7 @@ impl Controller {
         if newly_active {
             tracing::info!(term = metrics.current_term, "this node is the active controller");
             self.sessions.lock().reset(&image, now_ms());
+            *self.last_rebalance_ms.lock() = now_ms();
         }
         if image.cluster_id.is_none()
             && let Err(error) = self.bootstrap().await
@@ -533,6 +561,7 @@ impl Controller {
         for (broker_id, broker_epoch) in dead {
             self.fence_dead(broker_id, broker_epoch).await;
         }
+        self.rebalance_leaders().await;
         let image = self.image.borrow().clone();
         let expired = self
             .sessions

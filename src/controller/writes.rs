@@ -194,6 +194,32 @@ impl Controller {
         Ok(ControllerReply::Elections { outcomes, offset })
     }
 
+    /// The automatic preferred-leader rebalance, when its check interval has passed
+    /// (under the write lock).
+    pub(super) async fn rebalance_leaders(&self) {
+        let Some(rebalance) = self.config.leader_rebalance else {
+            return;
+        };
+        let now = crate::common::now_ms();
+        {
+            let mut last = self.last_rebalance_ms.lock();
+            if now - *last < rebalance.check_interval_ms {
+                return;
+            }
+            *last = now;
+        }
+        let image = self.image.borrow().clone();
+        let records = election::rebalance(&image, rebalance.imbalance_percentage, &self.config.policy);
+        if records.is_empty() {
+            return;
+        }
+        let moved = records.len();
+        match self.commit(records).await {
+            Ok(_) => tracing::info!(partitions = moved, "leadership moved back to preferred replicas"),
+            Err(error) => tracing::warn!(%error, "could not move leadership back to preferred replicas"),
+        }
+    }
+
     /// AlterPartitionReassignments: each partition's target replicas (None cancels).
     pub(super) async fn reassign(
         &self,
