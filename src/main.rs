@@ -33,15 +33,31 @@ enum Command {
 const DEFAULT_LOG_FILTER: &str = "info,openraft=off";
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let base = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|filter| tracing_subscriber::EnvFilter::try_new(filter).is_ok())
+        .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_string());
+    // The filter sits behind a reload handle: BROKER_LOGGER configs change it at run time.
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(tracing_subscriber::EnvFilter::new(&base));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // Colors only on a terminal: a log file or journal gets plain text.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
-        .with_writer(std::io::stderr)
-        // Colors only on a terminal: a log file or journal gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    ferrolog::common::log_levels::install(
+        &base,
+        Box::new(move |directives| {
+            let filter =
+                tracing_subscriber::EnvFilter::try_new(directives).map_err(|error| error.to_string())?;
+            handle.reload(filter).map_err(|error| error.to_string())
+        }),
+    );
     let args = Args::parse();
     let config = match BrokerConfig::load(args.config.as_deref(), &args.set) {
         Ok(config) => config,

@@ -211,3 +211,25 @@ def produce(address, topic, partition, value, acks, timeout_ms, timestamp=None):
     r.take(">i")  # one partition
     _index, error, base_offset = r.take(">ihq")
     return error, base_offset
+
+
+def _string(value):
+    if value is None:
+        return struct.pack(">h", -1)
+    data = value.encode()
+    return struct.pack(">h", len(data)) + data
+
+
+def incremental_alter_configs(address, resource_type, name, changes):
+    """IncrementalAlterConfigs v0 of one resource (type 4 BROKER, 8 BROKER_LOGGER, ...):
+    `changes` maps a config to its value (SET) or None (DELETE). Returns (error, message)."""
+    configs = b"".join(_string(key) + struct.pack(">b", 0 if value is not None else 1) + _string(value)
+                       for key, value in changes.items())
+    body = (struct.pack(">i", 1) + struct.pack(">b", resource_type) + _string(name)
+            + struct.pack(">i", len(changes)) + configs + b"\x00")
+    r = _call(address, 44, 0, body, flexible_header=False)
+    r.take(">i")  # correlation id
+    r.take(">i")  # throttle time
+    r.take(">i")  # one response
+    error = r.take(">h")
+    return error, r.string()

@@ -2,6 +2,7 @@
 waiting out its session, leadership moved back to preferred replicas, broker configs
 changed without a restart, and client quotas and replication throttles."""
 
+import struct
 import time
 
 from cluster import wait_until
@@ -59,3 +60,130 @@ def test_a_restarted_broker_leads_its_preferred_partitions_again(cluster_factory
           "(leader.imbalance.check.interval.seconds=2)")
     log = (cluster.dir / f"node-{cluster.active_controller(via=witness)}.log").read_text(errors="replace")
     assert "leadership moved back to preferred replicas" in log
+
+
+def _alter_broker(bootstrap, name, **configs):
+    """IncrementalAlterConfigs on a BROKER resource. Over the wire: librdkafka and
+    kafka-python refuse the empty name of the cluster-wide default."""
+    import kafka_wire
+    error, message = kafka_wire.incremental_alter_configs(bootstrap.split(",")[0], 4, name, configs)
+    assert error == 0, (error, message)
+
+
+def _describe_broker(admin, name, key):
+    from confluent_kafka.admin import ConfigResource
+    resource = ConfigResource(ConfigResource.Type.BROKER, name)
+    return admin.describe_configs([resource])[resource].result(30).get(key)
+
+
+def _low_watermark(bootstrap, topic):
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
+    try:
+        return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[0]
+    finally:
+        consumer.close()
+
+
+def test_dynamic_broker_configs_apply_without_a_restart_and_survive_one(cluster_factory):
+    """KIP-226: a cluster-wide log.segment.bytes and log.retention.ms set through
+    IncrementalAlterConfigs on BROKER "" reach every partition at once, show as
+    DYNAMIC_DEFAULT_BROKER_CONFIG, outrank the static value, are outranked by a
+    per-broker value, and hold after a restart; static configs are refused."""
+    from confluent_kafka.admin import AdminClient, ConfigSource
+    cluster = cluster_factory(3, settings=FAST + ["log.retention.check.interval.ms=500"])
+    bootstrap = ",".join(cluster.bootstrap(node) for node in cluster.node_ids)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    create_topic(bootstrap, "retained", 1, 3)
+    _alter_broker(bootstrap, "", **{"log.segment.bytes": "16384"})
+    value = "x" * 1000
+    from confluent_kafka import Producer
+    # Small batches, so that 16 KiB segments roll.
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0, "batch.size": 1500})
+    for i in range(200):
+        producer.produce("retained", value=value, partition=0)
+    assert producer.flush(30) == 0
+    time.sleep(2)
+    assert _low_watermark(bootstrap, "retained") == 0, "7 days of retention by default"
+
+    changed_at = time.time()
+    _alter_broker(bootstrap, "", **{"log.retention.ms": "1000"})
+    wait_until(lambda: _low_watermark(bootstrap, "retained") > 150, 30, "retention to delete old segments")
+    print(f"\ndynamic log.retention.ms=1000 to old segments deleted: {time.time() - changed_at:.2f} s")
+    for node in cluster.node_ids:
+        entry = _describe_broker(admin, str(node), "log.retention.ms")
+        assert entry.value == "1000" and entry.source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value, entry
+        assert not entry.is_read_only
+    # Synonyms in Kafka's precedence (confluent-kafka keys them by name, so this asks
+    # through kafka-python, which keeps the list).
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+    python_admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    described = python_admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1", {"log.retention.ms": None})],
+                                              include_synonyms=True, config_filter="all")
+    python_admin.close()
+    synonyms = described["broker"]["1"]["log.retention.ms"]["synonyms"]
+    print(synonyms)
+    sources = [synonym["source"] if isinstance(synonym, dict) else synonym[2] for synonym in synonyms]
+    assert sources[0] in ("DYNAMIC_DEFAULT_BROKER_CONFIG", 3) and sources[-1] in ("DEFAULT_CONFIG", 5), synonyms
+
+    # A per-broker value outranks the cluster default, on that broker only.
+    _alter_broker(bootstrap, "2", **{"log.retention.ms": "3600000"})
+    on_two = _describe_broker(admin, "2", "log.retention.ms")
+    assert on_two.value == "3600000" and on_two.source == ConfigSource.DYNAMIC_BROKER_CONFIG.value, on_two
+    assert _describe_broker(admin, "1", "log.retention.ms").value == "1000"
+    _alter_broker(bootstrap, "2", **{"log.retention.ms": None})
+
+    # Static configs stay static.
+    import kafka_wire
+    refused = kafka_wire.incremental_alter_configs(cluster.bootstrap(1), 4, "", {"log.dirs": "/tmp/elsewhere"})
+    assert refused[0] == 40, refused  # INVALID_CONFIG
+    # Per broker, through a client's own call (librdkafka sends it to that broker).
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    resource = ConfigResource(ConfigResource.Type.BROKER, "3", incremental_configs=[
+        ConfigEntry("log.roll.ms", "600000", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([resource])[resource].result(30)
+    assert _describe_broker(admin, "3", "log.roll.ms").source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    listeners = _describe_broker(admin, "1", "listeners")
+    assert listeners.is_read_only and listeners.source == ConfigSource.STATIC_BROKER_CONFIG.value
+
+    # Kept in the metadata log: after every node restarted in turn (each replays its
+    # own copy of the log), the value holds, and retention applies it to new data.
+    for node in cluster.node_ids:
+        cluster.stop(node)
+        cluster.start(node)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    wait_until(lambda: (_describe_broker(admin, "1", "log.retention.ms").value == "1000"), 60,
+               "the dynamic value after a restart")
+    before = _low_watermark(bootstrap, "retained")
+    # Small batches, so that 16 KiB segments roll.
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0, "batch.size": 1500})
+    for i in range(100):
+        producer.produce("retained", value=value, partition=0)
+    assert producer.flush(30) == 0
+    wait_until(lambda: _low_watermark(bootstrap, "retained") > before + 50, 30, "retention after the restart")
+
+
+def test_broker_logger_levels_change_at_run_time(cluster_factory):
+    """BROKER_LOGGER: a module's level set on one broker shows in its log and in
+    DescribeConfigs; an unknown level is refused."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+    import kafka_wire
+    cluster = cluster_factory(1)
+    bootstrap = cluster.bootstrap(1)
+    logger = "ferrolog::api"
+    assert kafka_wire.incremental_alter_configs(bootstrap, 8, "1", {logger: "DEBUG"})[0] == 0
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    described = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER_LOGGER, "1")])
+    admin.close()
+    try:  # a malformed Metadata request: logged at DEBUG as its connection closes
+        kafka_wire._call(bootstrap, 3, 1, b"\x00", flexible_header=False, timeout=5)
+    except (OSError, struct.error):
+        pass
+    assert f"'{logger}'" in str(described) and "DEBUG" in str(described), described
+    log = cluster.dir / "node-1.log"
+    wait_until(lambda: "DEBUG ferrolog::api: malformed request" in log.read_text(errors="replace"), 20,
+               "debug lines")
+    refused = kafka_wire.incremental_alter_configs(bootstrap, 8, "1", {logger: "LOUD"})
+    assert refused[0] == 40, refused
+    assert kafka_wire.incremental_alter_configs(bootstrap, 8, "1", {logger: None})[0] == 0
+    assert kafka_wire.incremental_alter_configs(bootstrap, 8, "2", {logger: "INFO"})[0] != 0, "another broker's"

@@ -1,9 +1,10 @@
-//! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on topic configs
-//! and group configs (KIP-848/KIP-932 per-group overrides, kept in the metadata log).
-//! Broker configs are static (set at start-up) and cannot be altered. [`alter_resource`]
-//! is shared with the legacy AlterConfigs.
+//! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on topic configs,
+//! group configs (KIP-848/KIP-932 per-group overrides) and dynamic broker configs
+//! (KIP-226: a broker id, or "" for the cluster-wide default), all kept in the metadata
+//! log; and BROKER_LOGGER, this broker's log levels (not kept). [`alter_resource`] is
+//! shared with the legacy AlterConfigs.
 
-use super::describe_configs::{RESOURCE_GROUP, RESOURCE_TOPIC};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::{RequestContext, error_code};
 use crate::config::{ConfigDef, ConfigKind, GROUP_CONFIGS, TOPIC_CONFIGS};
 use crate::security::acl::{Operation, ResourceType};
@@ -18,12 +19,14 @@ const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
-/// The configs a resource type has.
-pub(super) fn defs_for(resource_type: i8) -> &'static [ConfigDef] {
-    if resource_type == RESOURCE_GROUP {
-        GROUP_CONFIGS
-    } else {
-        TOPIC_CONFIGS
+/// The configs a resource type has, by name.
+pub(super) type Lookup = fn(&str) -> Option<&'static ConfigDef>;
+
+pub(super) fn defs_for(resource_type: i8) -> Lookup {
+    match resource_type {
+        RESOURCE_GROUP => |name| GROUP_CONFIGS.iter().find(|config| config.name == name),
+        RESOURCE_BROKER => crate::config::broker_config_def,
+        _ => |name| TOPIC_CONFIGS.iter().find(|config| config.name == name),
     }
 }
 
@@ -31,11 +34,11 @@ pub(super) fn defs_for(resource_type: i8) -> &'static [ConfigDef] {
 pub(super) fn apply(
     current: &BTreeMap<String, String>,
     operations: &[(String, i8, Option<String>)],
-    defs: &[ConfigDef],
+    defs: Lookup,
 ) -> Result<BTreeMap<String, String>, String> {
     let mut configs = current.clone();
     for (name, operation, value) in operations {
-        let Some(config) = defs.iter().find(|config| config.name == name) else {
+        let Some(config) = defs(name) else {
             return Err(format!("unknown config `{name}`"));
         };
         let is_list = matches!(config.kind, ConfigKind::ChoiceList(_));
@@ -119,10 +122,38 @@ pub(super) async fn alter_resource(
             .await
             .map_err(|error| (error.code(), error.to_string()));
     }
+    if resource_type == RESOURCE_BROKER {
+        if !ctx.allowed_on_cluster(Operation::AlterConfigs) {
+            return Err((
+                ResponseError::ClusterAuthorizationFailed.code(),
+                "not authorized to alter broker configs".into(),
+            ));
+        }
+        // A broker id, or the empty name for the cluster-wide default.
+        if !name.is_empty() && name.parse::<u32>().is_err() {
+            return Err((
+                ResponseError::InvalidRequest.code(),
+                format!("`{name}` is not a broker id (or empty, for the cluster-wide default)"),
+            ));
+        }
+        let current = ctx
+            .broker
+            .image()
+            .broker_configs
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
+        let configs = change(&current).map_err(|message| (ResponseError::InvalidConfig.code(), message))?;
+        return ctx
+            .broker
+            .set_broker_configs(name, configs, validate_only, super::DEFAULT_ADMIN_TIMEOUT)
+            .await
+            .map_err(|error| (error.code(), error.to_string()));
+    }
     if resource_type != RESOURCE_TOPIC {
         return Err((
             error_code::INVALID_REQUEST,
-            "only topic and group configs can be altered; broker configs are static".into(),
+            format!("config resource type {resource_type} cannot be altered"),
         ));
     }
     if !ctx.allowed(Operation::AlterConfigs, ResourceType::Topic, name) {
@@ -144,6 +175,72 @@ pub(super) async fn alter_resource(
         .map_err(|error| (error.code(), error.to_string()))
 }
 
+/// BROKER_LOGGER: this broker's log levels, SET or DELETE (back to the root level);
+/// applied at once and not persisted, as in Kafka. The resource names a broker: a
+/// request for another one is refused (clients send it to that broker).
+fn alter_loggers(
+    ctx: &RequestContext<'_>,
+    name: &str,
+    operations: &[(String, i8, Option<String>)],
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    use crate::common::log_levels;
+    if !ctx.allowed_on_cluster(Operation::AlterConfigs) {
+        return Err((
+            ResponseError::ClusterAuthorizationFailed.code(),
+            "not authorized to alter log levels".into(),
+        ));
+    }
+    if name != ctx.broker.config.node_id.to_string() {
+        return Err((
+            ResponseError::InvalidRequest.code(),
+            format!(
+                "this is broker {}: send BROKER_LOGGER `{name}` to that broker",
+                ctx.broker.config.node_id
+            ),
+        ));
+    }
+    let mut changes = Vec::with_capacity(operations.len());
+    for (logger, operation, value) in operations {
+        if !log_levels::valid_logger(logger) {
+            return Err((
+                ResponseError::InvalidConfig.code(),
+                format!("`{logger}` is not a logger name"),
+            ));
+        }
+        match (*operation, value) {
+            (SET, Some(level)) if log_levels::valid_level(level) => {
+                changes.push((logger.clone(), Some(level.clone())))
+            }
+            (SET, _) => {
+                return Err((
+                    ResponseError::InvalidConfig.code(),
+                    format!("`{}` is not a log level", value.as_deref().unwrap_or("null")),
+                ));
+            }
+            (DELETE, _) if logger == log_levels::ROOT => {
+                return Err((
+                    ResponseError::InvalidConfig.code(),
+                    "the root logger cannot be removed".into(),
+                ));
+            }
+            (DELETE, _) => changes.push((logger.clone(), None)),
+            _ => {
+                return Err((
+                    ResponseError::InvalidRequest.code(),
+                    "BROKER_LOGGER takes only SET and DELETE".into(),
+                ));
+            }
+        }
+    }
+    if validate_only {
+        return Ok(());
+    }
+    log_levels::apply(&changes).map_err(|message| (ResponseError::InvalidConfig.code(), message))?;
+    tracing::info!(?changes, "log levels changed");
+    Ok(())
+}
+
 pub async fn handle(
     ctx: &RequestContext<'_>,
     request: IncrementalAlterConfigsRequest,
@@ -162,14 +259,18 @@ pub async fn handle(
             })
             .collect();
         let defs = defs_for(resource.resource_type);
-        let outcome = alter_resource(
-            ctx,
-            resource.resource_type,
-            &resource.resource_name,
-            request.validate_only,
-            |current| apply(current, &operations, defs),
-        )
-        .await;
+        let outcome = if resource.resource_type == RESOURCE_BROKER_LOGGER {
+            alter_loggers(ctx, &resource.resource_name, &operations, request.validate_only)
+        } else {
+            alter_resource(
+                ctx,
+                resource.resource_type,
+                &resource.resource_name,
+                request.validate_only,
+                |current| apply(current, &operations, defs),
+            )
+            .await
+        };
         let response = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name);
@@ -196,7 +297,7 @@ mod tests {
                 ("segment.bytes".into(), SET, Some("1000".into())),
                 ("retention.ms".into(), DELETE, None),
             ],
-            TOPIC_CONFIGS,
+            defs_for(RESOURCE_TOPIC),
         )
         .unwrap();
         assert_eq!(
@@ -207,7 +308,7 @@ mod tests {
             apply(
                 &current,
                 &[("retention.ms".into(), APPEND, Some("1".into()))],
-                TOPIC_CONFIGS
+                defs_for(RESOURCE_TOPIC)
             )
             .is_err()
         );
@@ -215,7 +316,7 @@ mod tests {
             apply(
                 &current,
                 &[("no.such".into(), SET, Some("1".into()))],
-                TOPIC_CONFIGS
+                defs_for(RESOURCE_TOPIC)
             )
             .is_err()
         );
@@ -225,14 +326,14 @@ mod tests {
             Some("earliest".to_string()),
         )];
         assert!(
-            apply(&current, &group, TOPIC_CONFIGS).is_err(),
+            apply(&current, &group, defs_for(RESOURCE_TOPIC)).is_err(),
             "not a topic config"
         );
-        assert!(apply(&BTreeMap::new(), &group, GROUP_CONFIGS).is_ok());
+        assert!(apply(&BTreeMap::new(), &group, defs_for(RESOURCE_GROUP)).is_ok());
         let appended = apply(
             &BTreeMap::new(),
             &[("cleanup.policy".into(), APPEND, Some("delete".into()))],
-            TOPIC_CONFIGS,
+            defs_for(RESOURCE_TOPIC),
         )
         .unwrap();
         assert_eq!(appended.get("cleanup.policy").map(String::as_str), Some("delete"));

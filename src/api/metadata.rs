@@ -203,10 +203,18 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
         .values()
         .filter(|broker| broker.fenced && broker.broker_id != config.node_id)
         .map(|broker| broker.broker_id);
-    let recently_fenced = ctx.api.recently_fenced.lock().listed(fenced, crate::common::now_ms());
+    let recently_fenced = ctx
+        .api
+        .recently_fenced
+        .lock()
+        .listed(fenced, crate::common::now_ms());
     let brokers = image
         .listed_brokers(config.node_id)
-        .chain(recently_fenced.iter().filter_map(|broker| image.brokers.get(broker)))
+        .chain(
+            recently_fenced
+                .iter()
+                .filter_map(|broker| image.brokers.get(broker)),
+        )
         .filter_map(|registered| {
             let endpoint = registered.endpoint(ctx.listener)?;
             Some(

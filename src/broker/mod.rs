@@ -145,6 +145,10 @@ impl Broker {
             None => meta_properties::write(&metadata_log_dir, config.node_id, &cluster_id)?,
         }
         let node_id = config.node_id;
+        let effective = {
+            let own = caught_up.broker_configs.get(&node_id.to_string());
+            config.with_dynamic(caught_up.broker_configs.get(""), own)
+        };
         let crate::log::manager::LoadedLogs { loaded, failed } = logs.load_all(
             |topic_partition| {
                 let topic = caught_up.topic(&topic_partition.topic)?;
@@ -152,7 +156,7 @@ impl Broker {
                 registration
                     .replicas
                     .contains(&node_id)
-                    .then(|| (topic_log_config(&config, topic), registration.leader_epoch))
+                    .then(|| (topic_log_config(&effective, topic), registration.leader_epoch))
             },
             now_ms(),
         )?;

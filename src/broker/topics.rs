@@ -297,4 +297,23 @@ impl Broker {
         let reply = self.controller_request(request, timeout).await?;
         self.committed(reply, timeout).await
     }
+
+    /// Sets a BROKER resource's dynamic configs (KIP-226): `broker` is a broker id or ""
+    /// for the cluster-wide default; every key must be a dynamic broker config.
+    pub async fn set_broker_configs(
+        &self,
+        broker: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+        timeout: Duration,
+    ) -> Result<(), TopicError> {
+        crate::config::dynamic::validate(&configs)?;
+        let request = ControllerRequest::SetBrokerConfigs {
+            broker: broker.to_string(),
+            configs,
+            validate_only,
+        };
+        let reply = self.controller_request(request, timeout).await?;
+        self.committed(reply, timeout).await
+    }
 }

@@ -296,6 +296,37 @@ pub fn set_group_configs(group_id: String, configs: BTreeMap<String, String>) ->
     vec![MetadataRecord::GroupConfigs { group_id, configs }]
 }
 
+/// A BROKER config resource's dynamic configs (a broker id, or "" for the default).
+pub fn set_broker_configs(broker: String, configs: BTreeMap<String, String>) -> Vec<MetadataRecord> {
+    vec![MetadataRecord::BrokerConfigs { broker, configs }]
+}
+
+/// Client quota changes: each entity's quotas with `changes` applied (a value of None
+/// removes that key).
+pub fn alter_client_quotas(
+    image: &MetadataImage,
+    changes: Vec<(crate::cluster::quotas::QuotaEntity, BTreeMap<String, Option<f64>>)>,
+) -> Vec<MetadataRecord> {
+    let mut quotas = image.client_quotas.clone();
+    let mut records = Vec::new();
+    for (entity, change) in changes {
+        let entity = crate::cluster::quotas::normalized(entity);
+        let mut values = quotas.get(&entity).cloned().unwrap_or_default();
+        for (key, value) in change {
+            match value {
+                Some(value) => values.insert(key, crate::cluster::quotas::QuotaValue(value)),
+                None => values.remove(&key),
+            };
+        }
+        quotas.set(&entity, &values);
+        records.push(MetadataRecord::ClientQuotas {
+            entity,
+            quotas: values,
+        });
+    }
+    records
+}
+
 /// New ACLs under fresh ids; one the image already holds is not added again.
 pub fn create_acls(
     image: &MetadataImage,

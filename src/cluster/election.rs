@@ -97,13 +97,19 @@ pub fn elect(
 /// `imbalance_percentage` / 100, each of those partitions whose preferred replica is
 /// live and in the ISR is elected back to it. Partitions under reassignment are left
 /// alone. The records are the ones a preferred ElectLeaders writes.
-pub fn rebalance(image: &MetadataImage, imbalance_percentage: i64, policy: &ClusterPolicy) -> Vec<MetadataRecord> {
+pub fn rebalance(
+    image: &MetadataImage,
+    imbalance_percentage: i64,
+    policy: &ClusterPolicy,
+) -> Vec<MetadataRecord> {
     use std::collections::BTreeMap;
     // preferred broker -> (partitions it prefers, those another broker leads)
     let mut preferred: BTreeMap<i32, (usize, Vec<(&str, i32)>)> = BTreeMap::new();
     for topic in image.topics.values() {
         for (index, partition) in topic.partitions.iter().enumerate() {
-            let Some(&first) = partition.replicas.first() else { continue };
+            let Some(&first) = partition.replicas.first() else {
+                continue;
+            };
             let entry = preferred.entry(first).or_default();
             entry.0 += 1;
             let moving = !partition.adding_replicas.is_empty() || !partition.removing_replicas.is_empty();

@@ -155,7 +155,13 @@ fn spread(leaders: &[i32], isr: Option<Vec<i32>>) -> MetadataImage {
 
 fn leaders_after(mut image: MetadataImage, records: Vec<MetadataRecord>) -> Vec<i32> {
     image.apply_batch(30, &records);
-    image.topic("r").unwrap().partitions.iter().map(|p| p.leader).collect()
+    image
+        .topic("r")
+        .unwrap()
+        .partitions
+        .iter()
+        .map(|p| p.leader)
+        .collect()
 }
 
 #[test]

@@ -56,7 +56,8 @@ impl DeathEvidence {
             .into_iter()
             .filter(|node| {
                 self.closed_ms.get(node).is_some_and(|closed| {
-                    now_ms - closed >= SETTLE_MS && self.heard_ms.get(node).is_none_or(|heard| heard <= closed)
+                    now_ms - closed >= SETTLE_MS
+                        && self.heard_ms.get(node).is_none_or(|heard| heard <= closed)
                 })
             })
             .collect()
@@ -95,7 +96,9 @@ impl RecentlyFenced {
         self.first_seen_ms.retain(|broker, _| fenced.contains(broker));
         fenced
             .into_iter()
-            .filter(|broker| now_ms - *self.first_seen_ms.entry(*broker).or_insert(now_ms) < LISTED_AFTER_FENCE_MS)
+            .filter(|broker| {
+                now_ms - *self.first_seen_ms.entry(*broker).or_insert(now_ms) < LISTED_AFTER_FENCE_MS
+            })
             .collect()
     }
 }
@@ -110,7 +113,10 @@ mod tests {
         evidence.heard(2, 1_000);
         assert!(evidence.to_probe([1, 2, 3], 5_000).is_empty(), "nothing ended");
         evidence.connection_ended(2, 1_500);
-        assert!(evidence.to_probe([2], 1_520).is_empty(), "the listener may close a moment later");
+        assert!(
+            evidence.to_probe([2], 1_520).is_empty(),
+            "the listener may close a moment later"
+        );
         assert_eq!(evidence.to_probe([1, 2, 3], 1_550), vec![2]);
         assert!(evidence.verdict(2, Probe::Refused));
         assert_eq!(evidence.to_probe([2], 2_000), vec![2], "dead until heard from");

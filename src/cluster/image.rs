@@ -205,6 +205,17 @@ pub enum MetadataRecord {
         group_id: String,
         configs: BTreeMap<String, String>,
     },
+    /// Replaces a BROKER config resource's dynamic configs (KIP-226): `broker` is a
+    /// broker id, or empty for the cluster-wide default; empty configs remove them.
+    BrokerConfigs {
+        broker: String,
+        configs: BTreeMap<String, String>,
+    },
+    /// Replaces one client quota entity's quotas (KIP-546); empty removes them.
+    ClientQuotas {
+        entity: crate::cluster::quotas::QuotaEntity,
+        quotas: BTreeMap<String, crate::cluster::quotas::QuotaValue>,
+    },
     /// Producer ids below `next_producer_id` are handed out (to `broker_id`).
     ProducerIds {
         broker_id: i32,
@@ -271,6 +282,12 @@ pub struct MetadataImage {
     /// Group config overrides by group id.
     #[serde(default)]
     pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Dynamic broker configs by broker id, "" for the cluster-wide default.
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Client quotas (user, client-id and their defaults).
+    #[serde(default)]
+    pub client_quotas: crate::cluster::quotas::ClientQuotas,
 }
 
 impl MetadataImage {
@@ -480,6 +497,14 @@ impl MetadataImage {
                     self.group_configs.insert(group_id.clone(), configs.clone());
                 }
             }
+            MetadataRecord::BrokerConfigs { broker, configs } => {
+                if configs.is_empty() {
+                    self.broker_configs.remove(broker);
+                } else {
+                    self.broker_configs.insert(broker.clone(), configs.clone());
+                }
+            }
+            MetadataRecord::ClientQuotas { entity, quotas } => self.client_quotas.set(entity, quotas),
             MetadataRecord::ProducerIds { next_producer_id, .. } => {
                 if *next_producer_id > self.next_producer_id {
                     self.next_producer_id = *next_producer_id;
@@ -553,6 +578,16 @@ impl MetadataImage {
                     "  partition {index} replicas={:?}\n",
                     partition.replicas
                 ));
+            }
+        }
+        for (broker, configs) in &self.broker_configs {
+            for (key, value) in configs {
+                out.push_str(&format!("broker.config {broker:?} {key}={value}\n"));
+            }
+        }
+        for (entity, quotas) in self.client_quotas.entries() {
+            for (key, value) in quotas {
+                out.push_str(&format!("quota {entity:?} {key}={}\n", value.0));
             }
         }
         out.push_str(&format!("next.producer.id {}\n", self.next_producer_id));

@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod meta_properties;
 pub mod partition_change;
 pub mod placement;
+pub mod quotas;
 pub mod reassignment;
 #[cfg(test)]
 pub mod test_images;

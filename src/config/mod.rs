@@ -7,6 +7,7 @@
 //! a broker config, as Kafka's do (`retention.ms` from `log.retention.ms`, ...).
 
 mod defs;
+pub mod dynamic;
 pub mod listeners;
 pub mod security;
 pub mod transactions;

@@ -52,7 +52,11 @@ impl Controller {
             if self.evidence.lock().verdict(broker_id, probe) {
                 dead.push((broker_id, broker.broker_epoch));
             } else {
-                tracing::info!(broker_id, ?probe, "a broker's CONTROLLER connection ended, but it is not known dead");
+                tracing::info!(
+                    broker_id,
+                    ?probe,
+                    "a broker's CONTROLLER connection ended, but it is not known dead"
+                );
             }
         }
         dead
@@ -72,7 +76,11 @@ impl Controller {
             broker_id,
             broker_epoch,
         }];
-        records.extend(placement::on_broker_fenced(&image, broker_id, &self.config.policy));
+        records.extend(placement::on_broker_fenced(
+            &image,
+            broker_id,
+            &self.config.policy,
+        ));
         match self.commit(records).await {
             Ok(_) => tracing::warn!(
                 broker_id,
@@ -123,7 +131,10 @@ impl Controller {
             if !self.evidence.lock().verdict(leader, probe) {
                 return;
             }
-            tracing::warn!(leader, "the active controller's process is gone: starting an election");
+            tracing::warn!(
+                leader,
+                "the active controller's process is gone: starting an election"
+            );
         }
         *self.dead_leader.lock() = Some((leader, now));
         if let Err(error) = self.raft.trigger().elect().await {

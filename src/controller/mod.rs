@@ -19,8 +19,8 @@ pub mod types;
 mod writes;
 
 use crate::cluster::commands::{self, PlacementSeed};
-use crate::cluster::image::MetadataImage;
 use crate::cluster::fencing::DeathEvidence;
+use crate::cluster::image::MetadataImage;
 use crate::cluster::lifecycle::{self, BrokerSessions};
 use crate::cluster::partition_change::ClusterPolicy;
 use crate::cluster::{meta_properties, placement};
@@ -365,6 +365,23 @@ impl Controller {
                 validate_only,
             } => {
                 let records = commands::set_group_configs(group_id, configs);
+                let offset = self.commit_unless(validate_only, &image, records).await?;
+                Ok(ControllerReply::Committed { offset })
+            }
+            ControllerRequest::SetBrokerConfigs {
+                broker,
+                configs,
+                validate_only,
+            } => {
+                let records = commands::set_broker_configs(broker, configs);
+                let offset = self.commit_unless(validate_only, &image, records).await?;
+                Ok(ControllerReply::Committed { offset })
+            }
+            ControllerRequest::AlterClientQuotas {
+                changes,
+                validate_only,
+            } => {
+                let records = commands::alter_client_quotas(&image, changes);
                 let offset = self.commit_unless(validate_only, &image, records).await?;
                 Ok(ControllerReply::Committed { offset })
             }

@@ -77,6 +77,17 @@ pub enum ControllerRequest {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     },
+    /// A BROKER resource's dynamic configs: a broker id, or "" for the cluster default.
+    SetBrokerConfigs {
+        broker: String,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+    /// Client quota changes per entity (None removes a key).
+    AlterClientQuotas {
+        changes: Vec<(crate::cluster::quotas::QuotaEntity, BTreeMap<String, Option<f64>>)>,
+        validate_only: bool,
+    },
     AllocateProducerIds {
         broker_id: i32,
         broker_epoch: i64,

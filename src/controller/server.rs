@@ -147,7 +147,8 @@ fn sender(request: &RpcRequest) -> Option<i32> {
         RpcRequest::Vote(request) => request.vote.leader_id().voted_for()?,
         RpcRequest::InstallSnapshot(request) => request.vote.leader_id().voted_for()?,
         RpcRequest::Controller(
-            ControllerRequest::BrokerHeartbeat { broker_id, .. } | ControllerRequest::RegisterBroker { broker_id, .. },
+            ControllerRequest::BrokerHeartbeat { broker_id, .. }
+            | ControllerRequest::RegisterBroker { broker_id, .. },
         ) => return Some(*broker_id),
         RpcRequest::Controller(_) => return None,
     };

@@ -64,6 +64,17 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
 }
 
+/// The broker config with the image's dynamic broker configs (KIP-226) over it: the
+/// cluster default, then this broker's own.
+pub fn effective_config(config: &Arc<BrokerConfig>, image: &MetadataImage) -> Arc<BrokerConfig> {
+    let cluster_default = image.broker_configs.get("");
+    let own = image.broker_configs.get(&config.node_id.to_string());
+    if cluster_default.is_none() && own.is_none() {
+        return config.clone();
+    }
+    Arc::new(config.with_dynamic(cluster_default, own))
+}
+
 /// A topic's log config. `__consumer_offsets` and `__transaction_state` are always
 /// compacted, also when created without `cleanup.policy=compact`.
 pub fn topic_log_config(config: &BrokerConfig, topic: &TopicImage) -> crate::log::LogConfig {

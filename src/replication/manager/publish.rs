@@ -88,7 +88,8 @@ impl ReplicaManager {
         } else {
             1
         };
-        let created = crate::log::parallel::map(&work, threads, |work| self.apply(work, now));
+        let config = super::effective_config(&self.config, image);
+        let created = crate::log::parallel::map(&work, threads, |work| self.apply(work, &config, now));
         if threads > 1 {
             release_freed_memory();
         }
@@ -112,7 +113,12 @@ impl ReplicaManager {
 
     /// Brings one local partition in line with its registration; returns the partition
     /// when it is new here (its log created).
-    fn apply(&self, work: &Work, now: i64) -> Result<Option<Partition>, LogError> {
+    fn apply(
+        &self,
+        work: &Work,
+        config: &crate::config::BrokerConfig,
+        now: i64,
+    ) -> Result<Option<Partition>, LogError> {
         let Work {
             topic_partition,
             topic,
@@ -120,7 +126,7 @@ impl ReplicaManager {
             existing,
             changed,
         } = work;
-        let log_config = super::topic_log_config(&self.config, topic);
+        let log_config = super::topic_log_config(config, topic);
         if let Some(partition) = existing {
             if *changed {
                 // ISR changes of a partition this broker leads (Kafka's
