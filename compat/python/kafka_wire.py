@@ -233,3 +233,44 @@ def incremental_alter_configs(address, resource_type, name, changes):
     r.take(">i")  # one response
     error = r.take(">h")
     return error, r.string()
+
+
+def alter_client_quotas(address, entity, quotas):
+    """AlterClientQuotas v0 of one entity ({"client-id": "app"}, a None name for the
+    default): `quotas` maps a key to its value, or None to remove it. Returns (error, message)."""
+    parts = b"".join(_string(kind) + _string(name) for kind, name in entity.items())
+    ops = b"".join(_string(key) + struct.pack(">d", value or 0.0) + struct.pack(">?", value is None)
+                   for key, value in quotas.items())
+    body = (struct.pack(">i", 1) + struct.pack(">i", len(entity)) + parts + struct.pack(">i", len(quotas)) + ops
+            + b"\x00")
+    r = _call(address, 49, 0, body, flexible_header=False)
+    r.take(">i")  # correlation id
+    r.take(">i")  # throttle time
+    r.take(">i")  # one entry
+    error = r.take(">h")
+    return error, r.string()
+
+
+def describe_client_quotas(address, components, strict=False):
+    """DescribeClientQuotas v0: `components` are (entity type, match type, name).
+    Returns (error, [({type: name}, {key: value})])."""
+    body = struct.pack(">i", len(components)) + b"".join(
+        _string(kind) + struct.pack(">b", match_type) + _string(name) for kind, match_type, name in components)
+    body += struct.pack(">?", strict)
+    r = _call(address, 48, 0, body, flexible_header=False)
+    r.take(">i")  # correlation id
+    r.take(">i")  # throttle time
+    error = r.take(">h")
+    r.string()
+    entries = []
+    for _ in range(max(r.take(">i"), 0)):
+        entity = {}
+        for _ in range(r.take(">i")):
+            kind = r.string()
+            entity[kind] = r.string()
+        values = {}
+        for _ in range(r.take(">i")):
+            key = r.string()
+            values[key] = r.take(">d")
+        entries.append((entity, values))
+    return error, entries

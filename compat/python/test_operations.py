@@ -187,3 +187,60 @@ def test_broker_logger_levels_change_at_run_time(cluster_factory):
     assert refused[0] == 40, refused
     assert kafka_wire.incremental_alter_configs(bootstrap, 8, "1", {logger: None})[0] == 0
     assert kafka_wire.incremental_alter_configs(bootstrap, 8, "2", {logger: "INFO"})[0] != 0, "another broker's"
+
+
+def test_a_producer_byte_rate_quota_holds_a_client_near_its_rate(cluster_factory):
+    """producer_byte_rate of 1 MB/s for one client id (AlterClientQuotas, kept in the
+    metadata log): that producer is held near 1 MB/s and sees throttle times; another
+    client on the same brokers is not throttled. quota.window.num=2 so the first
+    second's burst is short (Kafka's default of 11 windows lets 10 s of quota through
+    before throttling)."""
+    import kafka_wire
+    from confluent_kafka import Producer
+    cluster = cluster_factory(3, settings=FAST + ["quota.window.num=2"])
+    bootstrap = ",".join(cluster.bootstrap(node) for node in cluster.node_ids)
+    create_topic(bootstrap, "quoted", 1, 3)
+    rate = 1024 * 1024
+    assert kafka_wire.alter_client_quotas(cluster.bootstrap(1), {"client-id": "limited"},
+                                          {"producer_byte_rate": float(rate)}) == (0, None)
+    # Bad keys and values are refused.
+    assert kafka_wire.alter_client_quotas(cluster.bootstrap(1), {"client-id": "x"}, {"bytes_a_lot": 1.0})[0] == 42
+    assert kafka_wire.alter_client_quotas(cluster.bootstrap(1), {"ip": "1.2.3.4"}, {"producer_byte_rate": 1.0})[0] == 42
+    error, entries = kafka_wire.describe_client_quotas(cluster.bootstrap(2), [("client-id", 0, "limited")])
+    assert error == 0 and entries == [({"client-id": "limited"}, {"producer_byte_rate": float(rate)})], entries
+    for node in cluster.node_ids:  # every broker has it in its image
+        wait_until(lambda: kafka_wire.describe_client_quotas(cluster.bootstrap(node), [("client-id", 2, None)])[1],
+                   10, f"the quota on node {node}")
+
+    def run(client_id, megabytes):
+        throttles = []
+        producer = Producer({"bootstrap.servers": bootstrap, "client.id": client_id, "acks": "all",
+                             "linger.ms": 5, "throttle_cb": lambda event: throttles.append(event.throttle_time)})
+        value = b"x" * 10_000
+        start = time.time()
+        for _ in range(megabytes * 100):
+            while True:
+                try:
+                    producer.produce("quoted", value=value, partition=0)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            producer.poll(0)
+        assert producer.flush(120) == 0
+        elapsed = time.time() - start
+        producer.poll(0.5)
+        return megabytes * 1_000_000 / elapsed, throttles
+
+    limited, limited_throttles = run("limited", 6)
+    free, free_throttles = run("free", 6)
+    print(f"\nproducer_byte_rate=1 MiB/s: throttled client {limited / 1e6:.2f} MB/s "
+          f"({len(limited_throttles)} throttle events, max {max(limited_throttles, default=0):.0f} ms); "
+          f"unthrottled client {free / 1e6:.2f} MB/s ({len(free_throttles)} throttle events)")
+    assert limited_throttles and max(limited_throttles) > 0, "the limited client saw no throttle time"
+    assert 0.4 * rate < limited < 1.6 * rate, limited
+    assert not any(free_throttles), free_throttles
+    assert free > 2 * limited, (free, limited)
+    # Removing the quota lifts it.
+    assert kafka_wire.alter_client_quotas(cluster.bootstrap(1), {"client-id": "limited"},
+                                          {"producer_byte_rate": None}) == (0, None)
+    assert kafka_wire.describe_client_quotas(cluster.bootstrap(1), [("client-id", 2, None)]) == (0, [])

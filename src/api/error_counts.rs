@@ -138,6 +138,8 @@ error_codes! {
         r.results.iter().for_each(|u| emit(u.error_code));
     };
     AlterUserScramCredentialsResponse => |r, emit| r.results.iter().for_each(|u| emit(u.error_code));
+    DescribeClientQuotasResponse => |r, emit| emit(r.error_code);
+    AlterClientQuotasResponse => |r, emit| r.entries.iter().for_each(|e| emit(e.error_code));
     DescribeAclsResponse => |r, emit| emit(r.error_code);
     CreateAclsResponse => |r, emit| r.results.iter().for_each(|a| emit(a.error_code));
     DeleteAclsResponse => |r, emit| for filter in &r.filter_results {

@@ -303,8 +303,21 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRep
                 .with_port(endpoint.port as i32)
         })
         .collect();
+    // consumer_byte_rate: the record bytes a consumer's fetch returns.
+    let throttle_ms = if replica {
+        0
+    } else {
+        let inline: u64 = responses
+            .iter()
+            .flat_map(|topic| &topic.partitions)
+            .map(|data| data.records.as_ref().map_or(0, |records| records.len() as u64))
+            .sum();
+        let sent = inline + slices.iter().map(|(_, slice)| slice.len).sum::<u64>();
+        ctx.record_quota(crate::broker::quotas::QuotaKind::Fetch, sent as f64)
+    };
     FetchReply {
         response: FetchResponse::default()
+            .with_throttle_time_ms(throttle_ms)
             .with_session_id(session_id)
             .with_responses(responses)
             .with_node_endpoints(node_endpoints),

@@ -7,6 +7,7 @@
 pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod alter_replica_log_dirs;
@@ -22,6 +23,7 @@ pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_acls;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -87,22 +89,22 @@ use kafka_protocol::messages::{
     ListTransactionsRequest, TxnOffsetCommitRequest, WriteTxnMarkersRequest,
 };
 use kafka_protocol::messages::{
-    AlterConfigsRequest, AlterPartitionReassignmentsRequest, AlterReplicaLogDirsRequest,
-    AlterShareGroupOffsetsRequest, AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest,
-    ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, CreateAclsRequest, CreatePartitionsRequest,
-    CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
-    DeleteShareGroupOffsetsRequest, DeleteShareGroupStateRequest, DeleteTopicsRequest, DescribeAclsRequest,
-    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
-    DescribeProducersRequest, DescribeQuorumRequest, DescribeShareGroupOffsetsRequest,
-    DescribeTopicPartitionsRequest, DescribeUserScramCredentialsRequest, ElectLeadersRequest, FetchRequest,
-    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
-    InitializeShareGroupStateRequest, JoinGroupRequest, LeaveGroupRequest, ListConfigResourcesRequest,
-    ListGroupsRequest, ListOffsetsRequest, ListPartitionReassignmentsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
-    ProduceRequest, ReadShareGroupStateRequest, ReadShareGroupStateSummaryRequest, RequestHeader,
-    ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest, ShareAcknowledgeRequest,
-    ShareFetchRequest, ShareGroupDescribeRequest, ShareGroupHeartbeatRequest, SyncGroupRequest,
-    WriteShareGroupStateRequest,
+    AlterClientQuotasRequest, AlterConfigsRequest, AlterPartitionReassignmentsRequest,
+    AlterReplicaLogDirsRequest, AlterShareGroupOffsetsRequest, AlterUserScramCredentialsRequest, ApiKey,
+    ApiVersionsRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, CreateAclsRequest,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest,
+    DeleteRecordsRequest, DeleteShareGroupOffsetsRequest, DeleteShareGroupStateRequest, DeleteTopicsRequest,
+    DescribeAclsRequest, DescribeClientQuotasRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    DescribeGroupsRequest, DescribeLogDirsRequest, DescribeProducersRequest, DescribeQuorumRequest,
+    DescribeShareGroupOffsetsRequest, DescribeTopicPartitionsRequest, DescribeUserScramCredentialsRequest,
+    ElectLeadersRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, InitializeShareGroupStateRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListConfigResourcesRequest, ListGroupsRequest, ListOffsetsRequest,
+    ListPartitionReassignmentsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, ReadShareGroupStateRequest,
+    ReadShareGroupStateSummaryRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslHandshakeRequest, ShareAcknowledgeRequest, ShareFetchRequest, ShareGroupDescribeRequest,
+    ShareGroupHeartbeatRequest, SyncGroupRequest, WriteShareGroupStateRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::sync::Arc;
@@ -154,6 +156,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
@@ -267,9 +271,28 @@ pub struct RequestContext<'a> {
     pub listener: &'a str,
     /// Who sent it (`User:name`).
     pub principal: String,
+    /// Set by a handler whose client went over a quota: the connection is muted this
+    /// long after the answer (KIP-219).
+    pub throttle_ms: std::sync::atomic::AtomicI64,
 }
 
 impl RequestContext<'_> {
+    /// The client id the request names (empty if none).
+    pub fn client_id(&self) -> &str {
+        self.header.client_id.as_deref().unwrap_or("")
+    }
+
+    /// Records `value` against the client's quota of `kind`; the throttle time (ms) to
+    /// put in the answer, after which the connection stays muted.
+    pub fn record_quota(&self, kind: crate::broker::quotas::QuotaKind, value: f64) -> i32 {
+        let throttle = self
+            .broker
+            .record_quota(kind, &self.principal, self.client_id(), value);
+        self.throttle_ms
+            .fetch_max(throttle, std::sync::atomic::Ordering::Relaxed);
+        throttle.min(i32::MAX as i64) as i32
+    }
+
     /// The client's IP, as ACL host filters name it.
     pub fn host(&self) -> &str {
         self.client_host.trim_start_matches('/')
@@ -522,8 +545,15 @@ pub async fn handle_frame(
         client_host: format!("/{}", session.peer.ip()),
         listener: &session.listener.name,
         principal: session.principal(),
+        throttle_ms: std::sync::atomic::AtomicI64::new(0),
     };
-    dispatch(&ctx, api_key, version, correlation_id, body).await
+    let outcome = dispatch(&ctx, api_key, version, correlation_id, body).await;
+    let throttle_ms = ctx.throttle_ms.load(std::sync::atomic::Ordering::Relaxed);
+    if throttle_ms > 0 {
+        session.muted_until =
+            Some(std::time::Instant::now() + std::time::Duration::from_millis(throttle_ms as u64));
+    }
+    outcome
 }
 
 /// An unsupported version: Kafka answers an unknown ApiVersions version with a v0
@@ -741,6 +771,12 @@ async fn dispatch(
         )),
         ApiKey::CreateAcls => route!(CreateAclsRequest, |r| Some(create_acls::handle(ctx, r).await)),
         ApiKey::DeleteAcls => route!(DeleteAclsRequest, |r| Some(delete_acls::handle(ctx, r).await)),
+        ApiKey::DescribeClientQuotas => route!(DescribeClientQuotasRequest, |r| Some(
+            describe_client_quotas::handle(ctx, r)
+        )),
+        ApiKey::AlterClientQuotas => route!(AlterClientQuotasRequest, |r| Some(
+            alter_client_quotas::handle(ctx, r).await
+        )),
         ApiKey::AlterUserScramCredentials => route!(AlterUserScramCredentialsRequest, |r| Some(
             alter_user_scram_credentials::handle(ctx, r).await
         )),

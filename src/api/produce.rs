@@ -157,6 +157,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, correlati
     let deadline =
         tokio::time::Instant::now() + std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let by_id = ctx.version >= 13;
+    // producer_byte_rate: the request's record bytes, appended whatever the quota says.
+    let produced: usize = request
+        .topic_data
+        .iter()
+        .flat_map(|topic| &topic.partition_data)
+        .map(|data| data.records.as_ref().map_or(0, |records| records.len()))
+        .sum();
+    let throttle_ms = ctx.record_quota(crate::broker::quotas::QuotaKind::Produce, produced as f64);
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let topic = lookup_topic_name(ctx.broker, &topic_data.name, topic_data.topic_id, by_id);
@@ -257,6 +265,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest, correlati
             })
             .collect();
         let response = ProduceResponse::default()
+            .with_throttle_time_ms(throttle_ms)
             .with_responses(responses)
             .with_node_endpoints(node_endpoints);
         broker.metrics.response_errors("Produce", |emit| {

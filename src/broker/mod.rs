@@ -13,6 +13,7 @@ mod collector;
 mod groups;
 mod log_dirs;
 mod publisher;
+pub mod quotas;
 mod security;
 mod share_state;
 mod topics;
@@ -84,6 +85,8 @@ pub struct Broker {
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
     /// Request, traffic and connection metrics; the broker's state is read at scrape.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Each client's rates against its quotas.
+    quotas: quotas::ClientQuotas,
 }
 
 impl Broker {
@@ -201,6 +204,16 @@ impl Broker {
             offset_metadata_max_bytes: config.offset_metadata_max_bytes,
         });
         let (published, _) = watch::channel(-1);
+        let setting = |name: &str, default: i64| -> i64 {
+            config
+                .value(name)
+                .and_then(|(value, _)| value.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        let quotas = quotas::ClientQuotas::new(
+            setting("quota.window.num", 11) as usize,
+            setting("quota.window.size.seconds", 1) * 1000,
+        );
         let broker = Arc::new(Broker {
             groups,
             transactions: Arc::new(crate::txn::TxnCoordinator::new(replicas.clone(), config.clone())),
@@ -219,6 +232,7 @@ impl Broker {
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             metrics,
+            quotas,
         });
         let host: std::sync::Weak<dyn crate::txn::TxnHost> = Arc::downgrade(&broker) as _;
         broker.transactions.attach(host);

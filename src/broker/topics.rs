@@ -316,4 +316,20 @@ impl Broker {
         let reply = self.controller_request(request, timeout).await?;
         self.committed(reply, timeout).await
     }
+
+    /// Alters client quotas (KIP-546) through the active controller: each entity's keys
+    /// set (Some) or removed (None). Checked by the caller.
+    pub async fn alter_client_quotas(
+        &self,
+        changes: Vec<(crate::cluster::quotas::QuotaEntity, BTreeMap<String, Option<f64>>)>,
+        validate_only: bool,
+        timeout: Duration,
+    ) -> Result<(), TopicError> {
+        let request = ControllerRequest::AlterClientQuotas {
+            changes,
+            validate_only,
+        };
+        let reply = self.controller_request(request, timeout).await?;
+        self.committed(reply, timeout).await
+    }
 }

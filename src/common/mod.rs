@@ -5,6 +5,7 @@ pub mod clock;
 pub mod error_code;
 pub mod files;
 pub mod log_levels;
+pub mod rate;
 pub mod topics;
 
 pub use clock::now_ms;

@@ -107,6 +107,26 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("unclean.leader.election.enable", Some("false"), ConfigKind::Bool),
     def("auto.leader.rebalance.enable", Some("true"), ConfigKind::Bool),
     def(
+        "quota.window.num",
+        Some("11"),
+        ConfigKind::Int { min: 1, max: 1000 },
+    ),
+    def(
+        "quota.window.size.seconds",
+        Some("1"),
+        ConfigKind::Int { min: 1, max: 3600 },
+    ),
+    def(
+        "leader.replication.throttled.rate",
+        Some("9223372036854775807"),
+        ConfigKind::Long { min: 1 },
+    ),
+    def(
+        "follower.replication.throttled.rate",
+        Some("9223372036854775807"),
+        ConfigKind::Long { min: 1 },
+    ),
+    def(
         "leader.imbalance.per.broker.percentage",
         Some("10"),
         ConfigKind::Int { min: 0, max: 100 },

@@ -40,6 +40,11 @@ pub struct TopicLabels {
 }
 
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuotaLabels {
+    quota: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WaitLabels {
     kind: WaitKind,
 }
@@ -96,6 +101,8 @@ pub struct Metrics {
     connections_accepted: Counter,
     isr_shrinks: Counter,
     isr_expands: Counter,
+    throttle_ms: Family<QuotaLabels, Counter>,
+    throttled: Family<QuotaLabels, Counter>,
     waiting: Family<WaitLabels, Gauge>,
     cleaner_read_bytes: Counter,
     cleaner_written_bytes: Counter,
@@ -134,6 +141,8 @@ impl Metrics {
             connections_accepted: Counter::default(),
             isr_shrinks: Counter::default(),
             isr_expands: Counter::default(),
+            throttle_ms: Family::default(),
+            throttled: Family::default(),
             waiting: Family::default(),
             cleaner_read_bytes: Counter::default(),
             cleaner_written_bytes: Counter::default(),
@@ -192,6 +201,16 @@ impl Metrics {
                 "waiting_requests",
                 "Requests waiting: fetches for data (long poll), acks=all produces for replication",
                 metrics.waiting.clone(),
+            );
+            registry.register(
+                "quota_throttle_time_ms",
+                "Throttle time given to clients over a quota, by quota (produce, fetch, request, controller_mutation) and replication throttle (leader, follower)",
+                metrics.throttle_ms.clone(),
+            );
+            registry.register(
+                "quota_throttled",
+                "Responses throttled by a client quota, or replica fetches held back by a replication throttle",
+                metrics.throttled.clone(),
             );
             registry.register(
                 "isr_shrinks",
@@ -322,6 +341,16 @@ impl Metrics {
     }
 
     /// A committed ISR change of a partition this broker leads.
+    /// A client (or replica fetch) throttled under `quota` for `ms`.
+    pub fn throttled(&self, quota: &'static str, ms: u64) {
+        if !self.enabled {
+            return;
+        }
+        let labels = QuotaLabels { quota };
+        self.throttled.get_or_create(&labels).inc();
+        self.throttle_ms.get_or_create(&labels).inc_by(ms);
+    }
+
     pub fn isr_changed(&self, expanded: bool) {
         if !self.enabled {
             return;

@@ -141,6 +141,8 @@ pub struct Session {
     /// login replaces it.
     pub transport_principal: String,
     pub sasl: sasl::SaslState,
+    /// A client over a quota: no request is read from it before then (KIP-219).
+    pub muted_until: Option<std::time::Instant>,
 }
 
 impl Session {
@@ -154,6 +156,7 @@ impl Session {
             peer,
             transport_principal: transport_principal.unwrap_or_else(|| ANONYMOUS.to_string()),
             sasl: sasl::SaslState::default(),
+            muted_until: None,
         }
     }
 

@@ -359,7 +359,19 @@ async fn serve_connection<R: AsyncRead + Unpin + Send + 'static>(
     let _stop_reading = AbortOnDrop(read_task);
     let mut waiting: VecDeque<(Waiting, Served)> = VecDeque::new();
     loop {
+        // A throttled client's next request is not read before its throttle ends.
+        let muted = session
+            .muted_until
+            .filter(|until| *until > std::time::Instant::now());
+        if muted.is_none() {
+            session.muted_until = None;
+        }
         tokio::select! {
+            _ = async {
+                if let Some(until) = muted {
+                    tokio::time::sleep_until(until.into()).await;
+                }
+            }, if muted.is_some() => {}
             // The oldest waiting answer goes first: answers leave in request order.
             outcome = async {
                 match waiting.front_mut() {
@@ -371,7 +383,7 @@ async fn serve_connection<R: AsyncRead + Unpin + Send + 'static>(
                     answer(&mut writer, outcome, options, served, broker).await?;
                 }
             }
-            frame = frames.recv(), if waiting.len() < MAX_WAITING_ANSWERS => {
+            frame = frames.recv(), if waiting.len() < MAX_WAITING_ANSWERS && muted.is_none() => {
                 let frame = match frame {
                     Some(Ok(Some(frame))) => frame,
                     Some(Err(error)) => return Err(error),
