@@ -395,6 +395,74 @@ async fn every_api_answers_every_advertised_version() {
                     .send(AlterUserScramCredentialsRequest::default(), version)
                     .await
                     .map(|response| assert!(response.results.is_empty())),
+                ApiKey::AlterClientQuotas => {
+                    use alter_client_quotas_request::{EntityData, EntryData, OpData};
+                    let entry = |entity_type: &'static str, name: &'static str| {
+                        EntryData::default()
+                            .with_entity(vec![
+                                EntityData::default()
+                                    .with_entity_type(StrBytes::from_static_str(entity_type))
+                                    .with_entity_name(Some(StrBytes::from_static_str(name))),
+                            ])
+                            .with_ops(vec![
+                                OpData::default()
+                                    .with_key(StrBytes::from_static_str("producer_byte_rate"))
+                                    .with_value(1e9),
+                            ])
+                    };
+                    client
+                        .send(
+                            AlterClientQuotasRequest::default()
+                                .with_entries(vec![entry("client-id", "proto"), entry("ip", "10.0.0.1")]),
+                            version,
+                        )
+                        .await
+                        .map(|response| {
+                            let codes: Vec<i16> = response.entries.iter().map(|e| e.error_code).collect();
+                            assert_eq!(codes, vec![0, 42], "set, and an unsupported entity type refused");
+                        })
+                }
+                ApiKey::DescribeClientQuotas => {
+                    use alter_client_quotas_request::{EntityData, EntryData, OpData};
+                    let set = AlterClientQuotasRequest::default().with_entries(vec![
+                        EntryData::default()
+                            .with_entity(vec![
+                                EntityData::default()
+                                    .with_entity_type(StrBytes::from_static_str("user"))
+                                    .with_entity_name(None),
+                            ])
+                            .with_ops(vec![
+                                OpData::default()
+                                    .with_key(StrBytes::from_static_str("consumer_byte_rate"))
+                                    .with_value(2048.0),
+                            ]),
+                    ]);
+                    client.send(set.clone(), 0).await.expect("AlterClientQuotas v0");
+                    let component = describe_client_quotas_request::ComponentData::default()
+                        .with_entity_type(StrBytes::from_static_str("user"))
+                        .with_match_type(1);
+                    client
+                        .send(
+                            DescribeClientQuotasRequest::default()
+                                .with_components(vec![component])
+                                .with_strict(true),
+                            version,
+                        )
+                        .await
+                        .map(|response| {
+                            assert_eq!(response.error_code, 0);
+                            let entries = response.entries.expect("entries");
+                            assert_eq!(entries.len(), 1, "the default user only");
+                            assert_eq!(entries[0].entity[0].entity_name, None);
+                            assert_eq!(entries[0].values[0].value, 2048.0);
+                        })
+                        .and({
+                            // Removed again: the quota would throttle the later fetches.
+                            let mut remove = set;
+                            remove.entries[0].ops[0].remove = true;
+                            client.send(remove, 0).await.map(|_| ())
+                        })
+                }
                 // Without an authorizer, ACL requests get SECURITY_DISABLED.
                 ApiKey::DescribeAcls => client
                     .send(

@@ -244,3 +244,57 @@ def test_a_producer_byte_rate_quota_holds_a_client_near_its_rate(cluster_factory
     assert kafka_wire.alter_client_quotas(cluster.bootstrap(1), {"client-id": "limited"},
                                           {"producer_byte_rate": None}) == (0, None)
     assert kafka_wire.describe_client_quotas(cluster.bootstrap(1), [("client-id", 2, None)]) == (0, [])
+
+
+def test_a_reassignment_under_a_replication_throttle_moves_data_at_about_that_rate(cluster_factory):
+    """KIP-73: with follower.replication.throttled.rate=1 MiB/s on the new replica's
+    broker and the topic's follower.replication.throttled.replicas naming it, a
+    reassignment copies 6 MB at about 1 MiB/s; then the same through the leader's side
+    (leader.replication.throttled.rate and leader.replication.throttled.replicas)."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+    from kafka import TopicPartition
+    from kafka.admin import KafkaAdminClient
+    cluster = cluster_factory(3, settings=FAST + ["replication.quota.window.num=2"])
+    nodes = cluster.node_ids
+    bootstrap = ",".join(cluster.bootstrap(node) for node in nodes)
+    original, follower_side, leader_side = nodes
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    from confluent_kafka.admin import NewTopic
+    admin.create_topics([NewTopic("moving", num_partitions=1, replica_assignment=[[original]])])["moving"].result(30)
+    wait_until(lambda: leaders(cluster, original, "moving").get(0, (-1,))[0] == original, 20, "a leader")
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for _ in range(600):
+        producer.produce("moving", value=b"x" * 10_000, partition=0)
+    assert producer.flush(60) == 0
+    rate = 1024 * 1024
+
+    def alter(resource_type, name, configs):
+        entries = [ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET) for key, value in configs.items()]
+        resource = ConfigResource(resource_type, name, incremental_configs=entries)
+        admin.incremental_alter_configs([resource])[resource].result(30)
+
+    def reassign(replicas):
+        python_admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            started = time.time()
+            assert python_admin.alter_partition_reassignments({TopicPartition("moving", 0): replicas}) == \
+                {TopicPartition("moving", 0): None}
+            wait_until(lambda: python_admin.list_partition_reassignments() == {}, 120, "the reassignment")
+            return 6_000_000 / (time.time() - started)
+        finally:
+            python_admin.close()
+
+    alter(ConfigResource.Type.BROKER, str(follower_side), {"follower.replication.throttled.rate": str(rate)})
+    alter(ConfigResource.Type.TOPIC, "moving", {"follower.replication.throttled.replicas": f"0:{follower_side}"})
+    follower_rate = reassign([original, follower_side])
+
+    alter(ConfigResource.Type.BROKER, str(original), {"leader.replication.throttled.rate": str(rate)})
+    alter(ConfigResource.Type.TOPIC, "moving", {"leader.replication.throttled.replicas": f"0:{original}",
+                                               "follower.replication.throttled.replicas": ""})
+    leader_rate = reassign([original, follower_side, leader_side])
+    print(f"\nreassignment of 6 MB under a 1 MiB/s replication throttle: follower side {follower_rate / 1e6:.2f} MB/s, "
+          f"leader side {leader_rate / 1e6:.2f} MB/s")
+    assert 0.4 * rate < follower_rate < 1.6 * rate, follower_rate
+    assert 0.4 * rate < leader_rate < 1.6 * rate, leader_rate
+    assert sorted(leaders(cluster, original, "moving")[0][2]) == sorted(nodes)

@@ -37,6 +37,19 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreatePartitionsRequest) 
                 .push(result.with_error_code(kafka_protocol::ResponseError::TopicAuthorizationFailed.code()));
             continue;
         }
+        let added = ctx.broker.topic(&topic.name).map_or(0, |existing| {
+            (topic.count as i64 - existing.partitions.len() as i64).max(0)
+        });
+        if !request.validate_only && ctx.admit_mutations(added, ctx.version >= 3).is_err() {
+            results.push(
+                result
+                    .with_error_code(kafka_protocol::ResponseError::ThrottlingQuotaExceeded.code())
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "the client is over its controller_mutation_rate quota",
+                    ))),
+            );
+            continue;
+        }
         let assignments = topic.assignments.map(|assignments| {
             assignments
                 .into_iter()
@@ -61,5 +74,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreatePartitionsRequest) 
         };
         results.push(result);
     }
-    CreatePartitionsResponse::default().with_results(results)
+    CreatePartitionsResponse::default()
+        .with_throttle_time_ms(ctx.throttle_time_ms())
+        .with_results(results)
 }

@@ -32,11 +32,27 @@ pub fn resolved_topic_configs(
     broker: &crate::broker::Broker,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<(&'static str, Option<String>, i8)> {
+    let image = broker.image();
+    let own = image.broker_configs.get(&broker.config.node_id.to_string());
+    let cluster_default = image.broker_configs.get("");
     crate::config::TOPIC_CONFIGS
         .iter()
         .map(|config| match overrides.get(config.name) {
             Some(value) => (config.name, Some(value.clone()), SOURCE_DYNAMIC_TOPIC),
             None => {
+                // A dynamic broker value (KIP-226) comes before the static one.
+                let dynamic = config.broker_name.and_then(|name| {
+                    own.and_then(|configs| configs.get(name))
+                        .map(|value| (value.clone(), crate::config::dynamic::Source::DynamicBroker))
+                        .or_else(|| {
+                            cluster_default
+                                .and_then(|configs| configs.get(name))
+                                .map(|value| (value.clone(), crate::config::dynamic::Source::DynamicDefault))
+                        })
+                });
+                if let Some((value, source)) = dynamic {
+                    return (config.name, Some(value), source.code());
+                }
                 let broker_value = config.broker_name.and_then(|name| broker.config.value(name));
                 match broker_value {
                     Some((value, true)) => (config.name, Some(value), SOURCE_STATIC_BROKER),
@@ -97,6 +113,19 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
                 result,
                 error_code::INVALID_REQUEST,
                 format!("topic `{name}` is listed twice"),
+            ));
+            continue;
+        }
+        let mutations = match (topic.assignments.len(), topic.num_partitions) {
+            (0, -1) => broker.config.num_partitions as i64,
+            (0, count) => count.max(0) as i64,
+            (assigned, _) => assigned as i64,
+        };
+        if !request.validate_only && ctx.admit_mutations(mutations, ctx.version >= 6).is_err() {
+            results.push(failure(
+                result,
+                ResponseError::ThrottlingQuotaExceeded.code(),
+                "the client is over its controller_mutation_rate quota".into(),
             ));
             continue;
         }
@@ -189,5 +218,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> C
             }
         }
     }
-    CreateTopicsResponse::default().with_topics(results)
+    CreateTopicsResponse::default()
+        .with_throttle_time_ms(ctx.throttle_time_ms())
+        .with_topics(results)
 }

@@ -42,6 +42,17 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteTopicsRequest) -> D
                 result.with_error_code(kafka_protocol::ResponseError::TopicAuthorizationFailed.code())
             }
             Err(code) => result.with_error_code(code),
+            Ok(topic)
+                if ctx
+                    .admit_mutations(topic.partitions.len() as i64, ctx.version >= 5)
+                    .is_err() =>
+            {
+                result
+                    .with_error_code(kafka_protocol::ResponseError::ThrottlingQuotaExceeded.code())
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "the client is over its controller_mutation_rate quota",
+                    )))
+            }
             Ok(topic) => match broker.delete_topic(&topic.name, timeout).await {
                 Ok(()) => result
                     .with_name(Some(TopicName(StrBytes::from_string(topic.name))))
@@ -53,5 +64,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: DeleteTopicsRequest) -> D
         };
         responses.push(result);
     }
-    DeleteTopicsResponse::default().with_responses(responses)
+    DeleteTopicsResponse::default()
+        .with_throttle_time_ms(ctx.throttle_time_ms())
+        .with_responses(responses)
 }

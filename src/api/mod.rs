@@ -282,6 +282,34 @@ impl RequestContext<'_> {
         self.header.client_id.as_deref().unwrap_or("")
     }
 
+    /// KIP-599 `controller_mutation_rate`, before a topic's partitions are created or
+    /// deleted: `Err(throttle ms)` when the client is already over its quota and the
+    /// request is `strict` (CreateTopics v6+, CreatePartitions v3+, DeleteTopics v5+:
+    /// that topic gets THROTTLING_QUOTA_EXCEEDED); otherwise the mutations are recorded
+    /// (an older request is throttled, never refused).
+    pub fn admit_mutations(&self, partitions: i64, strict: bool) -> Result<(), i64> {
+        use crate::broker::quotas::QuotaKind;
+        if strict {
+            let throttle =
+                self.broker
+                    .quota_exceeded(QuotaKind::ControllerMutation, &self.principal, self.client_id());
+            if throttle > 0 {
+                self.throttle_ms
+                    .fetch_max(throttle, std::sync::atomic::Ordering::Relaxed);
+                return Err(throttle);
+            }
+        }
+        self.record_quota(QuotaKind::ControllerMutation, partitions.max(0) as f64);
+        Ok(())
+    }
+
+    /// The throttle time a handler put on this request so far, for its answer.
+    pub fn throttle_time_ms(&self) -> i32 {
+        self.throttle_ms
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .min(i32::MAX as i64) as i32
+    }
+
     /// Records `value` against the client's quota of `kind`; the throttle time (ms) to
     /// put in the answer, after which the connection stays muted.
     pub fn record_quota(&self, kind: crate::broker::quotas::QuotaKind, value: f64) -> i32 {
@@ -547,7 +575,15 @@ pub async fn handle_frame(
         principal: session.principal(),
         throttle_ms: std::sync::atomic::AtomicI64::new(0),
     };
+    let started = std::time::Instant::now();
     let outcome = dispatch(&ctx, api_key, version, correlation_id, body).await;
+    // request_percentage: the time spent handling the request, as a percentage of one
+    // thread over the quota windows (a long poll's wait is not work: fetches, whose
+    // handling is mostly their wait, are left out).
+    if !matches!(api_key, ApiKey::Fetch | ApiKey::ShareFetch) {
+        let percent_seconds = started.elapsed().as_secs_f64() * 100.0;
+        ctx.record_quota(crate::broker::quotas::QuotaKind::Request, percent_seconds);
+    }
     let throttle_ms = ctx.throttle_ms.load(std::sync::atomic::Ordering::Relaxed);
     if throttle_ms > 0 {
         session.muted_until =

@@ -189,7 +189,7 @@ mod tests {
             quotas.record(&all, QuotaKind::Produce, "User:ANONYMOUS", "app", 500.0, 0),
             0
         );
-        let throttle = quotas.record(&all, QuotaKind::Produce, "User:ANONYMOUS", "app", 2500.0, 10);
+        let throttle = quotas.record(&all, QuotaKind::Produce, "User:ANONYMOUS", "app", 2500.0, 0);
         assert_eq!(throttle, 2000, "3000 bytes in the first second against 1000/s");
         assert_eq!(
             quotas.record(&all, QuotaKind::Produce, "User:ANONYMOUS", "other", 1e9, 10),

@@ -103,8 +103,9 @@ pub fn rebalance(
     policy: &ClusterPolicy,
 ) -> Vec<MetadataRecord> {
     use std::collections::BTreeMap;
-    // preferred broker -> (partitions it prefers, those another broker leads)
-    let mut preferred: BTreeMap<i32, (usize, Vec<(&str, i32)>)> = BTreeMap::new();
+    /// The partitions a broker prefers to lead, and those of them another broker leads.
+    type Preferred<'a> = (usize, Vec<(&'a str, i32)>);
+    let mut preferred: BTreeMap<i32, Preferred> = BTreeMap::new();
     for topic in image.topics.values() {
         for (index, partition) in topic.partitions.iter().enumerate() {
             let Some(&first) = partition.replicas.first() else {

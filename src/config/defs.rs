@@ -117,6 +117,16 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         ConfigKind::Int { min: 1, max: 3600 },
     ),
     def(
+        "replication.quota.window.num",
+        Some("11"),
+        ConfigKind::Int { min: 1, max: 1000 },
+    ),
+    def(
+        "replication.quota.window.size.seconds",
+        Some("1"),
+        ConfigKind::Int { min: 1, max: 3600 },
+    ),
+    def(
         "leader.replication.throttled.rate",
         Some("9223372036854775807"),
         ConfigKind::Long { min: 1 },
@@ -472,6 +482,16 @@ const fn topic(name: &'static str, broker_name: &'static str, kind: ConfigKind) 
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 
 /// Every topic config the broker understands; the default is the broker config's value.
+/// A topic config with no broker synonym: its own default.
+const fn topic_only(name: &'static str, default: &'static str, kind: ConfigKind) -> ConfigDef {
+    ConfigDef {
+        name,
+        default: Some(default),
+        kind,
+        broker_name: None,
+    }
+}
+
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     topic(
         "cleanup.policy",
@@ -534,6 +554,9 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         ConfigKind::Long { min: 0 },
     ),
     topic("min.insync.replicas", "min.insync.replicas", POSITIVE_INT),
+    // Replication throttles (KIP-73): `partition:broker` replicas, or `*` for all.
+    topic_only("leader.replication.throttled.replicas", "", ConfigKind::Text),
+    topic_only("follower.replication.throttled.replicas", "", ConfigKind::Text),
     topic("retention.bytes", "log.retention.bytes", LONG_ANY),
     topic("retention.ms", "log.retention.ms", ConfigKind::Long { min: -1 }),
     topic(

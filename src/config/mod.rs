@@ -185,6 +185,11 @@ pub struct BrokerConfig {
     /// `topic.memory.per.partition` and `topic.fds.per.partition`: what one partition
     /// replica is counted to need when the broker tells the controller how many it can
     /// host (0: that resource does not bound it).
+    /// Replication throttles (KIP-73), bytes a second (i64::MAX: none): what this broker
+    /// sends to followers of throttled replicas it leads, and fetches for throttled
+    /// replicas it follows. Dynamic per broker.
+    pub leader_replication_throttled_rate: i64,
+    pub follower_replication_throttled_rate: i64,
     pub topic_memory_per_partition: u64,
     pub topic_fds_per_partition: f64,
 }
@@ -371,6 +376,8 @@ impl BrokerConfig {
             share_state_topic_replication_factor: int("share.coordinator.state.topic.replication.factor")
                 as i16,
             share_state_topic_min_isr: int("share.coordinator.state.topic.min.isr") as i32,
+            leader_replication_throttled_rate: int("leader.replication.throttled.rate"),
+            follower_replication_throttled_rate: int("follower.replication.throttled.rate"),
             topic_memory_per_partition: int("topic.memory.per.partition").max(0) as u64,
             topic_fds_per_partition: get("topic.fds.per.partition")
                 .and_then(|value| value.trim().parse().ok())

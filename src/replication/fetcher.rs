@@ -32,6 +32,9 @@ use tokio::time::Instant;
 /// changes first.
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
+/// How often a follower held back by its replication throttle looks again.
+const THROTTLE_RECHECK: Duration = Duration::from_millis(100);
+
 /// The Fetch version followers use (ReplicaState, topic ids, diverging epochs).
 const FETCH_VERSION: i16 = 15;
 
@@ -58,9 +61,11 @@ pub struct FollowedPartition {
     pub topic_id: uuid::Uuid,
     /// The leader epoch this follower knows, sent so that a stale view is refused.
     pub leader_epoch: i32,
+    /// Named by its topic's `follower.replication.throttled.replicas` for this broker.
+    pub throttled: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FetcherConfig {
     pub node_id: i32,
     pub local_ip: Option<IpAddr>,
@@ -69,6 +74,9 @@ pub struct FetcherConfig {
     pub max_wait_ms: i32,
     pub partition_max_bytes: i32,
     pub response_max_bytes: i32,
+    /// `follower.replication.throttled.rate`, shared by the broker's fetchers.
+    pub throttle: Arc<crate::replication::throttle::ReplicationThrottle>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The fetcher of one source broker, as the broker's publisher drives it.
@@ -115,12 +123,29 @@ async fn run(
         }
         let now = Instant::now();
         paused.retain(|_, until| *until > now);
+        // Over the follower throttle: throttled replicas sit out until the rate falls.
+        let held_back = config.throttle.exceeded(now_ms());
+        let mut throttled_out = false;
         let current: Vec<(TopicPartition, FollowedPartition)> = targets
             .borrow_and_update()
             .iter()
             .filter(|(topic_partition, _)| !paused.contains_key(*topic_partition))
+            .filter(|(_, followed)| {
+                let out = held_back && followed.throttled;
+                throttled_out |= out;
+                !out
+            })
             .map(|(topic_partition, followed)| (topic_partition.clone(), followed.clone()))
             .collect();
+        if throttled_out {
+            config
+                .metrics
+                .throttled("follower", THROTTLE_RECHECK.as_millis() as u64);
+        }
+        if current.is_empty() && throttled_out {
+            tokio::time::sleep(THROTTLE_RECHECK).await;
+            continue;
+        }
         if current.is_empty() {
             let wake = paused.values().min().copied();
             tokio::select! {
@@ -201,6 +226,7 @@ async fn run(
             .map(|entry| ((entry.1.topic_id, entry.0.partition), entry))
             .collect();
         let applied = apply_response(response, &by_id, &mut paused);
+        config.throttle.record(applied.throttled_bytes, now_ms());
         for (topic_partition, partition) in applied.to_flush {
             flushes.spawn(async move {
                 if let Err(error) = partition.flush_if_due().await {
@@ -309,6 +335,8 @@ struct Applied {
     to_flush: Vec<(TopicPartition, Arc<Partition>)>,
     /// Whether any partition received records.
     took_data: bool,
+    /// Record bytes received for throttled replicas.
+    throttled_bytes: u64,
 }
 
 fn apply_response(
@@ -319,6 +347,7 @@ fn apply_response(
     let now = now_ms();
     let mut to_flush: Vec<(TopicPartition, Arc<Partition>)> = Vec::new();
     let mut took_data = false;
+    let mut throttled_bytes = 0;
     for topic in response.responses {
         for data in topic.partitions {
             let Some((topic_partition, followed)) =
@@ -342,6 +371,9 @@ fn apply_response(
                 None => {
                     let records = data.records.unwrap_or_default();
                     took_data |= !records.is_empty();
+                    if followed.throttled {
+                        throttled_bytes += records.len() as u64;
+                    }
                     match split_stored(&records, usize::MAX) {
                         Ok(batches) => partition.append_replicated(
                             &batches,
@@ -384,5 +416,9 @@ fn apply_response(
             }
         }
     }
-    Applied { to_flush, took_data }
+    Applied {
+        to_flush,
+        took_data,
+        throttled_bytes,
+    }
 }

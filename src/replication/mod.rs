@@ -11,6 +11,7 @@ pub mod markers;
 pub mod partition;
 pub mod read_replica;
 pub mod replica;
+pub mod throttle;
 
 pub use manager::ReplicaManager;
 pub use partition::Partition;

@@ -5,7 +5,7 @@
 //! is a file range the server sends with sendfile.
 
 use super::ReplicaManager;
-use crate::common::ErrorCode;
+use crate::common::{ErrorCode, now_ms};
 use crate::log::segment::FileSlice;
 use crate::replication::Partition;
 use crate::replication::read_replica::{ReplicaView, preferred_read_replica};
@@ -158,10 +158,25 @@ impl ReplicaManager {
             let mut any_error = false;
             let mut n_slices = 0;
             let mut n_copied = 0;
-            for (target, preferred) in targets.iter().zip(&preferred) {
+            // KIP-73: a follower's fetch of a throttled replica led here gets no records
+            // while the leader throttle is over its rate.
+            let throttled: Vec<bool> = targets
+                .iter()
+                .map(|target| self.leader_throttled(spec, target))
+                .collect();
+            let held_back = throttled.contains(&true) && self.leader_throttle.exceeded(now_ms());
+            for ((target, preferred), throttled) in targets.iter().zip(&preferred).zip(&throttled) {
                 let remaining = spec.max_bytes - total.min(spec.max_bytes);
-                let mut read = read_partition(spec, target, *preferred, remaining, total == 0);
-                total += read.slice.as_ref().map_or(0, |slice| slice.len);
+                let mut read = if *throttled && held_back {
+                    read_partition(spec, target, *preferred, 0, false)
+                } else {
+                    read_partition(spec, target, *preferred, remaining, total == 0)
+                };
+                let read_bytes = read.slice.as_ref().map_or(0, |slice| slice.len);
+                if *throttled {
+                    self.leader_throttle.record(read_bytes, now_ms());
+                }
+                total += read_bytes;
                 if read.slice.is_some() {
                     n_slices += 1;
                 }
@@ -201,6 +216,26 @@ impl ReplicaManager {
                 return reads;
             }
         }
+    }
+
+    /// Whether `target` is a replica this broker leads that its topic's
+    /// `leader.replication.throttled.replicas` names, fetched by a follower.
+    fn leader_throttled(&self, spec: &FetchSpec, target: &FetchTarget) -> bool {
+        if spec.replica_id.is_none() || !self.leader_throttle.limited() {
+            return false;
+        }
+        let Ok(partition) = &target.partition else {
+            return false;
+        };
+        let image = self.image();
+        let replicas = image
+            .topic(&partition.topic_partition.topic)
+            .and_then(|topic| topic.configs.get("leader.replication.throttled.replicas"));
+        crate::replication::throttle::names(
+            replicas.map(String::as_str),
+            partition.topic_partition.partition,
+            self.config.node_id,
+        )
     }
 
     /// KIP-392: the in-sync replica in the consumer's rack that the leader sends it to,

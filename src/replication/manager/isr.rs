@@ -24,6 +24,8 @@ impl ReplicaManager {
             max_wait_ms: self.config.replica_fetch_wait_max_ms,
             partition_max_bytes: self.config.replica_fetch_max_bytes,
             response_max_bytes: self.config.replica_fetch_response_max_bytes,
+            throttle: self.follower_throttle.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -39,12 +41,21 @@ impl ReplicaManager {
             {
                 continue;
             }
+            let throttled = crate::replication::throttle::names(
+                image
+                    .topic(&partition.topic_partition.topic)
+                    .and_then(|topic| topic.configs.get("follower.replication.throttled.replicas"))
+                    .map(String::as_str),
+                partition.topic_partition.partition,
+                self.config.node_id,
+            );
             wanted.entry(state.leader).or_default().insert(
                 partition.topic_partition.clone(),
                 FollowedPartition {
                     partition: partition.clone(),
                     topic_id: partition.topic_id,
                     leader_epoch: state.leader_epoch,
+                    throttled,
                 },
             );
         }
@@ -68,7 +79,10 @@ impl ReplicaManager {
                 let current = fetcher.targets.borrow();
                 current.len() != targets.len()
                     || current.iter().zip(&targets).any(|((a, x), (b, y))| {
-                        a != b || x.leader_epoch != y.leader_epoch || !Arc::ptr_eq(&x.partition, &y.partition)
+                        a != b
+                            || x.leader_epoch != y.leader_epoch
+                            || x.throttled != y.throttled
+                            || !Arc::ptr_eq(&x.partition, &y.partition)
                     })
             };
             if changed {

@@ -50,6 +50,10 @@ pub struct ReplicaManager {
     /// How replica fetchers secure their connections; None on PLAINTEXT.
     inter_broker_security: Option<Arc<crate::security::ClientSecurity>>,
     metrics: Arc<Metrics>,
+    /// Replication throttles (KIP-73): what this broker fetches for throttled replicas
+    /// it follows, and sends for throttled replicas it leads.
+    pub follower_throttle: Arc<crate::replication::throttle::ReplicationThrottle>,
+    pub leader_throttle: Arc<crate::replication::throttle::ReplicationThrottle>,
 }
 
 /// What a replica manager starts with.
@@ -62,6 +66,20 @@ pub struct Parts {
     pub controller: Arc<ControllerClient>,
     pub inter_broker_security: Option<Arc<crate::security::ClientSecurity>>,
     pub metrics: Arc<Metrics>,
+}
+
+/// A replication throttle measured as `replication.quota.window.*` say.
+fn throttle(config: &BrokerConfig) -> crate::replication::throttle::ReplicationThrottle {
+    let setting = |name: &str, default: i64| -> i64 {
+        config
+            .value(name)
+            .and_then(|(value, _)| value.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    crate::replication::throttle::ReplicationThrottle::new(
+        setting("replication.quota.window.num", 11) as usize,
+        setting("replication.quota.window.size.seconds", 1) * 1000,
+    )
 }
 
 /// The broker config with the image's dynamic broker configs (KIP-226) over it: the
@@ -99,6 +117,8 @@ impl ReplicaManager {
             inter_broker_security,
             metrics,
         } = parts;
+        let follower_throttle = Arc::new(throttle(&config));
+        let leader_throttle = Arc::new(throttle(&config));
         let current = image.borrow().clone();
         let mut partitions = indexmap::IndexMap::new();
         for loaded_log in loaded {
@@ -135,6 +155,8 @@ impl ReplicaManager {
             fetchers: parking_lot::Mutex::new(HashMap::new()),
             inter_broker_security,
             metrics,
+            follower_throttle,
+            leader_throttle,
         }
     }
 

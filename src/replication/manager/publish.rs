@@ -89,6 +89,10 @@ impl ReplicaManager {
             1
         };
         let config = super::effective_config(&self.config, image);
+        self.follower_throttle
+            .set_limit(config.follower_replication_throttled_rate);
+        self.leader_throttle
+            .set_limit(config.leader_replication_throttled_rate);
         let created = crate::log::parallel::map(&work, threads, |work| self.apply(work, &config, now));
         if threads > 1 {
             release_freed_memory();
