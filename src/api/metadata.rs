@@ -198,16 +198,14 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
             out
         }
     };
-    let fenced = image
-        .brokers
-        .values()
-        .filter(|broker| broker.fenced && broker.broker_id != config.node_id)
-        .map(|broker| broker.broker_id);
-    let recently_fenced = ctx
-        .api
+    let recently_fenced: Vec<i32> = ctx
+        .broker
         .recently_fenced
         .lock()
-        .listed(fenced, crate::common::now_ms());
+        .listed(crate::common::now_ms())
+        .into_iter()
+        .filter(|broker| *broker != config.node_id && image.brokers.get(broker).is_some_and(|b| b.fenced))
+        .collect();
     let brokers = image
         .listed_brokers(config.node_id)
         .chain(

@@ -238,8 +238,6 @@ impl std::fmt::Debug for Outcome {
 pub struct ApiState {
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: Arc<fetch_session::FetchSessionCache>,
-    /// Brokers Metadata still names a moment after their fence.
-    pub recently_fenced: parking_lot::Mutex<crate::cluster::fencing::RecentlyFenced>,
 }
 
 impl ApiState {
@@ -252,10 +250,7 @@ impl ApiState {
             .register_collector(Box::new(fetch_session::SessionCollector(Arc::downgrade(
                 &fetch_sessions,
             ))));
-        Arc::new(ApiState {
-            fetch_sessions,
-            recently_fenced: Default::default(),
-        })
+        Arc::new(ApiState { fetch_sessions })
     }
 }
 
