@@ -198,21 +198,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
             out
         }
     };
-    let recently_fenced: Vec<i32> = ctx
-        .broker
-        .recently_fenced
-        .lock()
-        .listed(crate::common::now_ms())
-        .into_iter()
-        .filter(|broker| *broker != config.node_id && image.brokers.get(broker).is_some_and(|b| b.fenced))
-        .collect();
     let brokers = image
         .listed_brokers(config.node_id)
-        .chain(
-            recently_fenced
-                .iter()
-                .filter_map(|broker| image.brokers.get(broker)),
-        )
         .filter_map(|registered| {
             let endpoint = registered.endpoint(ctx.listener)?;
             Some(
