@@ -87,8 +87,6 @@ pub struct Broker {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Each client's rates against its quotas.
     quotas: quotas::ClientQuotas,
-    /// Brokers fenced while leading, which Metadata names a moment longer.
-    pub recently_fenced: parking_lot::Mutex<crate::cluster::fencing::RecentlyFenced>,
 }
 
 impl Broker {
@@ -235,7 +233,6 @@ impl Broker {
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             metrics,
             quotas,
-            recently_fenced: Default::default(),
         });
         let host: std::sync::Weak<dyn crate::txn::TxnHost> = Arc::downgrade(&broker) as _;
         broker.transactions.attach(host);

@@ -37,18 +37,12 @@ impl Broker {
 
 /// Publishes every new image until the broker is dropped.
 pub(super) async fn follow_image(broker: Weak<Broker>, mut image: watch::Receiver<Arc<MetadataImage>>) {
-    let mut previous = image.borrow().clone();
     loop {
         if image.changed().await.is_err() {
             break;
         }
         let current = image.borrow_and_update().clone();
         let Some(broker) = broker.upgrade() else { break };
-        broker
-            .recently_fenced
-            .lock()
-            .observe(&previous, &current, crate::common::now_ms());
-        previous = current.clone();
         if let Err(error) = broker.publish(&current) {
             tracing::error!(%error, offset = current.offset, "could not apply metadata to local partitions");
         }

@@ -13,7 +13,6 @@
 //! passes the result to [`DeathEvidence::verdict`]. A node that is heard from again
 //! (a heartbeat, a registration, a Raft append) has its evidence cleared.
 
-use super::image::MetadataImage;
 use std::collections::HashMap;
 
 /// How long after a connection ends the listeners are probed: the kernel closes a dead
@@ -77,59 +76,6 @@ impl DeathEvidence {
     }
 }
 
-/// How long Metadata still names a broker after it was fenced.
-pub const LISTED_AFTER_FENCE_MS: i64 = 2_000;
-
-/// Brokers Metadata keeps naming for a while after they were fenced while leading
-/// partitions (a crash, not a controlled shutdown, which moves leadership away first).
-/// A client that sees such a broker vanish from Metadata drops its handle, and
-/// librdkafka then parks that broker's partitions, new leaders and all, until its next
-/// once-a-second leader scan; a broker that disappears a little later costs it nothing.
-/// A broker that led nothing is never kept: clients have nothing to move from it, and
-/// some (kafka-python's admin client) pick any listed broker to connect to.
-#[derive(Debug, Default)]
-pub struct RecentlyFenced {
-    fenced_at_ms: HashMap<i32, i64>,
-}
-
-impl RecentlyFenced {
-    /// A new image replaces `before`: brokers it fences that led a partition in
-    /// `before` are listed from `now_ms` on; brokers no longer fenced are forgotten.
-    pub fn observe(&mut self, before: &MetadataImage, after: &MetadataImage, now_ms: i64) {
-        let newly_fenced: Vec<i32> = after
-            .brokers
-            .values()
-            .filter(|broker| broker.fenced && before.is_live(broker.broker_id))
-            .map(|broker| broker.broker_id)
-            .collect();
-        if !newly_fenced.is_empty() {
-            let leaders: std::collections::HashSet<i32> = before
-                .topics
-                .values()
-                .flat_map(|topic| topic.partitions.iter().map(|partition| partition.leader))
-                .collect();
-            for broker in newly_fenced.into_iter().filter(|broker| leaders.contains(broker)) {
-                self.fenced_at_ms.insert(broker, now_ms);
-            }
-        }
-        self.fenced_at_ms.retain(|broker, _| {
-            after
-                .brokers
-                .get(broker)
-                .is_some_and(|registered| registered.fenced)
-        });
-    }
-
-    /// The fenced brokers to name in Metadata at `now_ms`.
-    pub fn listed(&self, now_ms: i64) -> Vec<i32> {
-        self.fenced_at_ms
-            .iter()
-            .filter(|(_, at)| now_ms - **at < LISTED_AFTER_FENCE_MS)
-            .map(|(broker, _)| *broker)
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,53 +127,5 @@ mod tests {
         assert_eq!(fresh.to_probe([3], 1_100), vec![3]);
         // Only candidates (live, unfenced brokers) are probed.
         assert!(fresh.to_probe([1, 2], 1_100).is_empty());
-    }
-
-    #[test]
-    fn a_broker_fenced_while_leading_is_listed_for_a_while_and_one_that_led_nothing_is_not() {
-        use crate::cluster::image::MetadataRecord;
-        let topic_id = uuid::Uuid::from_u128(5);
-        let mut before = crate::cluster::test_images::brokers(1..=3, &[1, 2, 3]);
-        before.apply_batch(
-            10,
-            &[
-                MetadataRecord::Topic {
-                    name: "t".into(),
-                    topic_id,
-                },
-                MetadataRecord::Partition {
-                    topic_id,
-                    partition: 0,
-                    replicas: vec![1, 2, 3],
-                    isr: vec![1, 2, 3],
-                    leader: 1,
-                    leader_epoch: 0,
-                },
-            ],
-        );
-        let fence = |image: &MetadataImage, broker_id: i32| {
-            let mut after = image.clone();
-            after.apply_batch(
-                20,
-                &[MetadataRecord::FenceBroker {
-                    broker_id,
-                    broker_epoch: broker_id as i64,
-                }],
-            );
-            after
-        };
-        let mut recent = RecentlyFenced::default();
-        // Broker 1 led t-0 when it was fenced (a crash): listed for a while.
-        let after = fence(&before, 1);
-        recent.observe(&before, &after, 10_000);
-        assert_eq!(recent.listed(11_999), vec![1]);
-        assert!(recent.listed(12_000).is_empty());
-        // Broker 3 led nothing (a controlled shutdown moved its leadership): not listed.
-        let later = fence(&after, 3);
-        recent.observe(&after, &later, 13_000);
-        assert!(recent.listed(13_001).is_empty());
-        // Unfenced: forgotten.
-        recent.observe(&later, &before, 13_500);
-        assert!(recent.listed(13_501).is_empty());
     }
 }
